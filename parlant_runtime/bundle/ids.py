@@ -1,0 +1,104 @@
+"""Deterministic ids for bundle entities that were given none.
+
+An id is a UUIDv5 of the entity's kind and name inside its parent's id, so the same
+bundle yields the same ids on every machine, a republish updates rather than
+duplicates, and renaming a journey or a state is what changes its id. Entities
+without a name of their own (transitions, unnamed guidelines and canned responses)
+are told apart by their content and, among equal ones, by their order.
+
+Tools are scoped by workspace in the database, not by agent, so a tool's id hangs
+off the fixed namespace and its name only: two agents naming the same tool share it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterator
+from typing import TYPE_CHECKING, Protocol
+from uuid import UUID, uuid5
+
+from parlant_runtime.model import NIL_ID
+
+if TYPE_CHECKING:
+    from parlant_runtime.bundle.schema import AgentBundle
+
+__all__ = ["NAMESPACE", "derive_ids", "derived_id_pairs"]
+
+NAMESPACE = UUID("d58f2bae-9412-4dd6-8f1f-7576476aac26")
+"""Root namespace of every derived id. Never change it: ids in databases depend on it."""
+
+_SEP = "\x1f"  # unit separator: cannot appear in a YAML plain scalar by accident
+
+
+class _HasId(Protocol):
+    id: UUID
+
+
+def _key(*parts: object) -> str:
+    return _SEP.join(str(part) for part in parts)
+
+
+class _Occurrences:
+    """Numbers equal keys in order: the n-th entity with the same content gets n."""
+
+    def __init__(self) -> None:
+        self._seen: Counter[Hashable] = Counter()
+
+    def next(self, key: Hashable) -> int:
+        count = self._seen[key]
+        self._seen[key] += 1
+        return count
+
+
+def derived_id_pairs(bundle: AgentBundle) -> Iterator[tuple[_HasId, UUID]]:
+    """Each entity of the bundle with the id it would get if it had none.
+
+    Parents come before their children and children are derived from the parent's
+    id as it is when they are reached, so filling ids while iterating is consistent.
+    """
+    agent = bundle.agent
+    yield agent, uuid5(NAMESPACE, _key("agent", agent.name))
+
+    seen = _Occurrences()
+    for guideline in bundle.guidelines:
+        if guideline.name is not None:
+            key = _key("guideline", guideline.name)
+        else:
+            content = (guideline.condition or "", guideline.action)
+            key = _key("guideline", "", *content, seen.next(("guideline", content)))
+        yield guideline, uuid5(agent.id, key)
+    for canned in bundle.canned_responses:
+        if canned.name is not None:
+            key = _key("canned", canned.name)
+        else:
+            key = _key("canned", "", canned.template, seen.next(("canned", canned.template)))
+        yield canned, uuid5(agent.id, key)
+    for term in bundle.terms:
+        yield term, uuid5(agent.id, _key("term", term.name))
+    for variable in bundle.variables:
+        yield variable, uuid5(agent.id, _key("variable", variable.scope.value, variable.key))
+    for kb_link in bundle.knowledge_bases:
+        yield kb_link, uuid5(agent.id, _key("knowledge-base", kb_link.knowledge_base_id))
+    for tool in bundle.tools:
+        yield tool, uuid5(NAMESPACE, _key("tool", tool.name))
+        for integration in tool.integrations:
+            target = (integration.integration_type.value, integration.target_id)
+            key = _key("integration", *target, seen.next(("integration", tool.name, target)))
+            yield integration, uuid5(tool.id, key)
+    for journey in bundle.journeys:
+        yield journey, uuid5(agent.id, _key("journey", journey.title))
+        for state in journey.states:
+            yield state, uuid5(journey.id, _key("state", state.name))
+        for transition in journey.transitions:
+            ends = (transition.from_state, transition.to_state)
+            key = _key("transition", *ends, seen.next(("transition", journey.title, ends)))
+            yield transition, uuid5(journey.id, key)
+        for link in journey.guidelines:
+            yield link, uuid5(journey.id, _key("guideline-link", link.guideline))
+
+
+def derive_ids(bundle: AgentBundle) -> None:
+    """Give every entity still holding the nil id its derived id, in place."""
+    for entity, derived in derived_id_pairs(bundle):
+        if entity.id == NIL_ID:
+            entity.id = derived

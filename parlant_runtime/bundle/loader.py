@@ -1,0 +1,283 @@
+"""Loading bundles from files, text or data, with every problem reported at once.
+
+The contract (``shared/spec/bundle-format.md``): a file that does not follow it is
+refused as a whole, and each problem names the file, the line and the field path,
+in the file's camelCase spelling, with a message that says what to write instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from parlant_runtime.bundle.schema import AgentBundle
+from parlant_runtime.bundle.source import (
+    FieldPath,
+    Format,
+    SourceMap,
+    format_path,
+    parse_text,
+)
+from parlant_runtime.errors import BundleError, BundleProblem
+
+__all__ = ["LoadedBundle", "bundle_from_data", "load_bundle", "loads_bundle", "read_bundle"]
+
+_SUFFIX_FORMATS: dict[str, Format] = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedBundle:
+    """A bundle together with where it came from, for messages that point at lines."""
+
+    bundle: AgentBundle
+    source: SourceMap
+    path: str | None
+
+
+def load_bundle(path: str | Path) -> AgentBundle:
+    """Load an agent bundle from a YAML or JSON file.
+
+    Raises:
+        BundleError: the file cannot be read or does not follow the bundle contract;
+            ``problems`` lists every problem with its file, line and field path.
+    """
+    return read_bundle(path).bundle
+
+
+def read_bundle(path: str | Path) -> LoadedBundle:
+    """Like :func:`load_bundle`, keeping the line numbers for later messages."""
+    name = str(path)
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except IsADirectoryError:
+        raise _single(name, "is a folder, not a bundle file") from None
+    except FileNotFoundError:
+        raise _single(name, "no such file; check the path") from None
+    except OSError as exc:
+        raise _single(name, f"cannot be read: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _single(name, f"is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    fmt = _SUFFIX_FORMATS.get(file.suffix.lower(), "yaml")
+    return loads_bundle(text, fmt=fmt, filename=name)
+
+
+def loads_bundle(text: str, *, fmt: Format = "yaml", filename: str | None = None) -> LoadedBundle:
+    """Load a bundle from YAML or JSON text (see :func:`load_bundle`)."""
+    parsed = parse_text(text, fmt=fmt, filename=filename)
+    if parsed.data is None and not parsed.problems:
+        raise _single(filename, "is empty; a bundle needs at least an `agent` with a `name`")
+    if parsed.problems and parsed.data is None:
+        raise BundleError(parsed.problems)
+    return _validate(parsed.data, parsed.source, filename, parsed.problems)
+
+
+def bundle_from_data(data: Any, *, filename: str | None = None) -> AgentBundle:
+    """Build a bundle from already-parsed data (dicts and lists), same checks as files."""
+    return _validate(data, SourceMap(), filename, []).bundle
+
+
+def _single(filename: str | None, message: str) -> BundleError:
+    return BundleError([BundleProblem(filename, None, "", message)])
+
+
+def _validate(
+    data: Any, source: SourceMap, filename: str | None, problems: list[BundleProblem]
+) -> LoadedBundle:
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "nothing"
+        problems.append(
+            BundleProblem(
+                filename,
+                source.line_of(()),
+                "",
+                f"a bundle is a mapping with an `agent` key, not {kind}",
+            )
+        )
+        raise BundleError(problems)
+    duplicates = list(_duplicate_names(data, source, filename))
+    problems.extend(duplicates)
+    try:
+        bundle = AgentBundle.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            if duplicates and error["type"] == "value_error" and "duplicate" in error["msg"]:
+                continue  # reported above, at the repeated entry's own line
+            problems.append(_problem_from_error(error, source, filename))
+        raise BundleError(_sorted(problems)) from None
+    if problems:
+        raise BundleError(_sorted(problems))
+    return LoadedBundle(bundle, source, filename)
+
+
+def _sorted(problems: list[BundleProblem]) -> list[BundleProblem]:
+    return sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.field))
+
+
+# ---------------------------------------------------------------------------
+# duplicate names, found on the raw data so that they are reported together with
+# every other problem and at the line of the repeated entry
+
+
+_UNIQUE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("journeys", ("title",)),
+    ("guidelines", ("name",)),
+    ("cannedResponses", ("name",)),
+    ("terms", ("name",)),
+    ("tools", ("name",)),
+    ("variables", ("key", "scope")),
+    ("knowledgeBases", ("knowledgeBaseId",)),
+)
+_JOURNEY_UNIQUE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("states", ("name",)),
+    ("guidelines", ("guideline",)),
+)
+_DEFAULTS = {"scope": "session"}
+
+
+def _get(mapping: dict[str, Any], camel: str) -> Any:
+    if camel in mapping:
+        return mapping[camel]
+    return mapping.get(re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower())
+
+
+def _duplicates_in(
+    container: dict[str, Any],
+    rules: tuple[tuple[str, tuple[str, ...]], ...],
+    prefix: FieldPath,
+    source: SourceMap,
+    filename: str | None,
+) -> Iterator[BundleProblem]:
+    for collection, keys in rules:
+        items = _get(container, collection)
+        if not isinstance(items, list):
+            continue
+        first_index: dict[tuple[Any, ...], int] = {}
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            values = tuple(_get(item, key) or _DEFAULTS.get(key) for key in keys)
+            if values[0] is None or not all(isinstance(v, str) for v in values):
+                continue
+            if values in first_index:
+                path = (*prefix, collection, index, keys[0])
+                shown = " ".join(str(v) for v in values)
+                yield BundleProblem(
+                    filename,
+                    source.line_of(path),
+                    format_path(path),
+                    f"duplicate {keys[0]} {shown!r}, already used by {collection}"
+                    f"[{first_index[values]}]; each must be unique",
+                )
+            else:
+                first_index[values] = index
+
+
+def _duplicate_names(
+    data: dict[str, Any], source: SourceMap, filename: str | None
+) -> Iterator[BundleProblem]:
+    yield from _duplicates_in(data, _UNIQUE_KEYS, (), source, filename)
+    journeys = _get(data, "journeys")
+    if isinstance(journeys, list):
+        for index, journey in enumerate(journeys):
+            if isinstance(journey, dict):
+                yield from _duplicates_in(
+                    journey, _JOURNEY_UNIQUE_KEYS, ("journeys", index), source, filename
+                )
+
+
+# ---------------------------------------------------------------------------
+# pydantic errors in the contract's words
+
+
+def _problem_from_error(
+    error: ErrorDetails, source: SourceMap, filename: str | None
+) -> BundleProblem:
+    loc: FieldPath = tuple(error["loc"])
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}" + _suggestion(loc)
+    elif kind == "missing":
+        message = f"required field {loc[-1]!r} is missing; add it"
+    elif kind == "enum":
+        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        message = f"{given!r} is not one of {', '.join(expected)}"
+    elif kind in _BOUNDS:
+        limit = next(iter(error.get("ctx", {}).values()), "?")
+        message = f"must be {_BOUNDS[kind]} {limit}, got {_short(given)}"
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        message = f"{error['msg'].removeprefix('Input should be ')}"
+        message = f"expected {message}, got {_short(given)}"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        if kind not in {"value_error", "assertion_error"}:
+            message = f"{message} (got {_short(given)})"
+    return BundleProblem(filename, source.line_of(loc), format_path(loc), message)
+
+
+_BOUNDS = {
+    "less_than_equal": "at most",
+    "less_than": "less than",
+    "greater_than_equal": "at least",
+    "greater_than": "more than",
+    "string_too_short": "at least this many characters:",
+    "string_too_long": "at most this many characters:",
+}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _suggestion(loc: FieldPath) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "; remove it"
+    known = sorted(info.alias or name for name, info in model.model_fields.items())
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; known keys here: {', '.join(known)}"
+
+
+def _model_at(loc: FieldPath) -> type[BaseModel] | None:
+    """The model class that validates the mapping found at ``loc``."""
+    current: Any = AgentBundle
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = next(
+            (info for name, info in current.model_fields.items() if part in (name, info.alias)),
+            None,
+        )
+        if field is None:
+            return None
+        current = _item_type(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    return None
+
+
+def _item_type(annotation: Any) -> Any:
+    """``list[X]`` -> ``X``; ``X | None`` -> ``X``; anything else unchanged."""
+    origin = get_origin(annotation)
+    if origin is list:
+        return _item_type(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        options = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return _item_type(options[0]) if len(options) == 1 else annotation
+    return annotation

@@ -1,0 +1,68 @@
+"""The one exception tree of parlant-runtime.
+
+Every error the library raises on purpose derives from :class:`ParlantRuntimeError`,
+so a chat backend can catch the library's errors with one ``except`` clause and
+let programming errors through. The tree stays shallow::
+
+    ParlantRuntimeError
+    ├── BundleError          a bundle file cannot be read or does not follow the contract
+    └── TemplateSandboxError a template or expression does what the sandbox forbids
+
+Messages say what happened and what to do about it; where a file is involved they
+name the file, the line and the field path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BundleError", "BundleProblem", "ParlantRuntimeError", "TemplateSandboxError"]
+
+
+class ParlantRuntimeError(Exception):
+    """Root of every error raised by parlant-runtime."""
+
+
+@dataclass(frozen=True, slots=True)
+class BundleProblem:
+    """One problem with a bundle file: where it is and what is wrong.
+
+    Attributes:
+        file: the file's path as given, or ``None`` for data that came from memory.
+        line: 1-based line number, when it is known.
+        field: the field path in the file's own spelling (``journeys[0].states[2].stateType``),
+            empty for a problem with the file as a whole.
+        message: what is wrong and, where it helps, what to write instead.
+    """
+
+    file: str | None
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file or "<bundle>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        if self.field:
+            where = f"{where} {self.field}"
+        return f"{where}: {self.message}"
+
+
+class BundleError(ParlantRuntimeError):
+    """A bundle could not be read: every problem found is listed, not only the first."""
+
+    def __init__(self, problems: list[BundleProblem]) -> None:
+        if not problems:
+            raise ValueError("BundleError needs at least one problem")
+        self.problems: tuple[BundleProblem, ...] = tuple(problems)
+        count = len(self.problems)
+        heading = "1 problem" if count == 1 else f"{count} problems"
+        super().__init__(
+            f"the bundle cannot be loaded ({heading}):\n"
+            + "\n".join(f"  {problem}" for problem in self.problems)
+        )
+
+
+class TemplateSandboxError(ParlantRuntimeError):
+    """A template or expression does what the sandbox forbids or cannot be parsed."""
