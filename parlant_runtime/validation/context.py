@@ -1,0 +1,343 @@
+"""What the rules read: the bundle indexed once, each journey as a networkx graph.
+
+Rules never rebuild what another rule needs: names, reachability, the breadth-first
+tree that gives example paths, the outgoing transitions of each state in the order
+they are tried, and the static analysis of every template and condition are
+computed here once per validation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+
+from parlant_runtime.bundle.schema import AgentBundle, JourneySpec, TransitionSpec
+from parlant_runtime.bundle.source import FieldPath, SourceMap, format_path
+from parlant_runtime.model import StateType
+from parlant_runtime.sandbox import (
+    Analysis,
+    ConditionKind,
+    analyse,
+    condition_kind,
+    expression_source,
+    has_template_syntax,
+)
+from parlant_runtime.validation.findings import Code, Finding
+
+__all__ = ["BundleContext", "JourneyContext", "Site", "SiteKind", "is_always_true"]
+
+
+class SiteKind(StrEnum):
+    """What a piece of text in the bundle is."""
+
+    TEMPLATE = "template"
+    """Text sent to the customer: a prompt, a canned response, the no-match reply."""
+    ARGUMENT = "argument"
+    """A templated tool argument: rendered like a template, never shown to the customer."""
+    CONDITION = "condition"
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """One template or condition in the bundle, where it is, and what analysis found."""
+
+    kind: SiteKind
+    text: str
+    path: FieldPath
+    journey: int | None
+    states: tuple[str, ...]
+    analysis: Analysis | None
+    """``None`` for text that needs no parsing (plain prompts, natural-language conditions)."""
+
+    @property
+    def what(self) -> str:
+        """A short name of the site for messages."""
+        return format_path(self.path)
+
+
+def is_always_true(condition: str | None) -> bool:
+    """Whether a condition holds whatever the turn: empty, or a constant-true expression."""
+    kind = condition_kind(condition)
+    if kind is ConditionKind.ALWAYS:
+        return True
+    if kind is ConditionKind.EXPRESSION:
+        assert condition is not None
+        return analyse(expression_source(condition), expression=True).constant is True
+    return False
+
+
+def _condition_site(
+    text: str | None, path: FieldPath, journey: int | None, states: tuple[str, ...] = ()
+) -> Site | None:
+    if text is None:
+        return None
+    kind = condition_kind(text)
+    if kind is ConditionKind.ALWAYS:
+        return None
+    analysis = None
+    if kind is ConditionKind.EXPRESSION:
+        analysis = analyse(expression_source(text), expression=True)
+    elif has_template_syntax(text):
+        analysis = Analysis(
+            error="mixes text with `{{ }}`; an expression condition is one `{{ ... }}` "
+            "and nothing else, a natural-language condition has no braces"
+        )
+    return Site(SiteKind.CONDITION, text, path, journey, states, analysis)
+
+
+def _template_site(
+    text: str | None,
+    path: FieldPath,
+    journey: int | None,
+    states: tuple[str, ...] = (),
+    kind: SiteKind = SiteKind.TEMPLATE,
+) -> Site | None:
+    if text is None:
+        return None
+    analysis = analyse(text, expression=False) if has_template_syntax(text) else None
+    return Site(kind, text, path, journey, states, analysis)
+
+
+@dataclass
+class BundleContext:
+    """The bundle, indexed for the rules."""
+
+    bundle: AgentBundle
+    source: SourceMap | None = None
+
+    @cached_property
+    def tool_names(self) -> frozenset[str]:
+        """Names of the declared tools."""
+        return frozenset(tool.name for tool in self.bundle.tools)
+
+    @cached_property
+    def guideline_names(self) -> frozenset[str]:
+        """Names of the named guidelines."""
+        return frozenset(g.name for g in self.bundle.guidelines if g.name is not None)
+
+    @cached_property
+    def term_words(self) -> frozenset[str]:
+        """Glossary term names and synonyms, case-folded."""
+        words = set()
+        for term in self.bundle.terms:
+            words.add(term.name.casefold())
+            words.update(synonym.casefold() for synonym in term.synonyms)
+        return frozenset(words)
+
+    @cached_property
+    def private_variables(self) -> frozenset[str]:
+        """Keys of variables declared private."""
+        return frozenset(v.key for v in self.bundle.variables if v.is_private)
+
+    @cached_property
+    def sites(self) -> tuple[Site, ...]:
+        """Every template and condition of the bundle, in file order."""
+        return tuple(site for site in self._iter_sites() if site is not None)
+
+    @cached_property
+    def defined_variables(self) -> frozenset[str]:
+        """Variables something defines: declared, set by a tool state, or tested for presence.
+
+        A variable tested with ``is defined`` somewhere is taken as set from outside
+        the bundle (by an extractor or the host), so the author knows it may be missing.
+        """
+        names = {variable.key for variable in self.bundle.variables}
+        for journey in self.bundle.journeys:
+            for state in journey.states:
+                result = state.tool_config.get("resultVariable")
+                if isinstance(result, str):
+                    names.add(result)
+        for site in self.sites:
+            if site.analysis is not None:
+                names.update(read.name for read in site.analysis.variables if read.guarded)
+        return frozenset(names)
+
+    @cached_property
+    def journeys_of_state(self) -> dict[str, tuple[str, ...]]:
+        """For each state name, the titles of the journeys that have such a state."""
+        owners: dict[str, list[str]] = {}
+        for journey in self.bundle.journeys:
+            for state in journey.states:
+                owners.setdefault(state.name, []).append(journey.title)
+        return {name: tuple(titles) for name, titles in owners.items()}
+
+    def _iter_sites(self) -> Iterator[Site | None]:
+        bundle = self.bundle
+        if bundle.agent.no_match_response and has_template_syntax(bundle.agent.no_match_response):
+            yield _template_site(bundle.agent.no_match_response, ("agent", "noMatchResponse"), None)
+        for i, guideline in enumerate(bundle.guidelines):
+            yield _condition_site(guideline.condition, ("guidelines", i, "condition"), None)
+        for i, canned in enumerate(bundle.canned_responses):
+            yield _template_site(canned.template, ("cannedResponses", i, "template"), None)
+            for k, condition in enumerate(canned.conditions):
+                yield _condition_site(condition, ("cannedResponses", i, "conditions", k), None)
+        for j, journey in enumerate(bundle.journeys):
+            here: FieldPath = ("journeys", j)
+            for k, condition in enumerate(journey.conditions):
+                yield _condition_site(condition, (*here, "conditions", k), j)
+            for i, state in enumerate(journey.states):
+                at = (*here, "states", i)
+                names = (state.name,)
+                yield _template_site(state.chat_prompt, (*at, "chatPrompt"), j, names)
+                yield _condition_site(state.condition, (*at, "condition"), j, names)
+                arguments = state.tool_config.get("arguments")
+                if isinstance(arguments, dict):
+                    for key, value in arguments.items():
+                        if isinstance(value, str) and has_template_syntax(value):
+                            path = (*at, "toolConfig", "arguments", key)
+                            yield _template_site(value, path, j, names, SiteKind.ARGUMENT)
+            for i, transition in enumerate(journey.transitions):
+                ends = (transition.from_state, transition.to_state)
+                path = (*here, "transitions", i, "condition")
+                yield _condition_site(transition.condition, path, j, ends)
+            for i, link in enumerate(journey.guidelines):
+                path = (*here, "guidelines", i, "journeySpecificCondition")
+                yield _condition_site(link.journey_specific_condition, path, j)
+
+    def finding(
+        self,
+        code: Code,
+        message: str,
+        path: FieldPath,
+        *,
+        journey: str | None = None,
+        states: Iterable[str] = (),
+        example: Iterable[str] | None = None,
+    ) -> Finding:
+        """A finding at ``path``, with its line when the bundle came from a file."""
+        return Finding(
+            code=code,
+            journey=journey,
+            states=tuple(states),
+            message=message,
+            field=format_path(path),
+            line=self.source.line_of(path) if self.source is not None else None,
+            example=tuple(example) if example is not None else None,
+        )
+
+
+@dataclass
+class JourneyContext:
+    """One journey as a graph: states are nodes, resolvable transitions are edges."""
+
+    bundle: BundleContext
+    journey: JourneySpec
+    index: int
+    graph: Any = field(init=False)  # nx.DiGraph; networkx ships no type information
+
+    def __post_init__(self) -> None:
+        graph = nx.DiGraph()
+        graph.add_nodes_from(state.name for state in self.journey.states)
+        for transition in self.journey.transitions:
+            if transition.from_state in graph and transition.to_state in graph:
+                graph.add_edge(transition.from_state, transition.to_state)
+        self.graph = graph
+
+    @property
+    def title(self) -> str:
+        """The journey's title."""
+        return self.journey.title
+
+    @cached_property
+    def initial_states(self) -> tuple[str, ...]:
+        """Names of the states marked initial."""
+        return tuple(state.name for state in self.journey.states if state.is_initial)
+
+    @cached_property
+    def final_states(self) -> frozenset[str]:
+        """Names of the states that end the journey."""
+        return frozenset(state.name for state in self.journey.states if state.ends_journey)
+
+    @cached_property
+    def waiting_states(self) -> frozenset[str]:
+        """Names of the states where the conversation waits for the customer."""
+        return frozenset(
+            state.name
+            for state in self.journey.states
+            if state.state_type is StateType.CHAT or state.ends_journey
+        )
+
+    @cached_property
+    def parents(self) -> dict[str, str | None]:
+        """Breadth-first tree from the initial states: each reachable state's parent."""
+        return _bfs(self.initial_states, self.graph.successors)
+
+    def is_reachable(self, state: str) -> bool:
+        """Whether some path from an initial state reaches ``state``."""
+        return state in self.parents
+
+    @cached_property
+    def can_reach_final(self) -> frozenset[str]:
+        """States from which some final state can be reached."""
+        return frozenset(_bfs(sorted(self.final_states), self.graph.predecessors))
+
+    @cached_property
+    def outgoing(self) -> dict[str, list[tuple[int, TransitionSpec]]]:
+        """Each state's transitions (with their index) in the order they are tried.
+
+        Higher priority first; among equal priorities, the order of the file.
+        """
+        by_source: dict[str, list[tuple[int, TransitionSpec]]] = {}
+        for index, transition in enumerate(self.journey.transitions):
+            by_source.setdefault(transition.from_state, []).append((index, transition))
+        for transitions in by_source.values():
+            transitions.sort(key=lambda item: (-item[1].priority, item[0]))
+        return by_source
+
+    def path_to(self, state: str) -> tuple[str, ...]:
+        """The shortest path from an initial state to ``state`` (which must be reachable)."""
+        path = [state]
+        parent = self.parents[state]
+        while parent is not None:
+            path.append(parent)
+            parent = self.parents[parent]
+        return tuple(reversed(path))
+
+    def state_path(self, name: str) -> FieldPath:
+        """The field path of the state called ``name``."""
+        for index, state in enumerate(self.journey.states):
+            if state.name == name:
+                return ("journeys", self.index, "states", index)
+        return ("journeys", self.index, "states")
+
+    def transition_path(self, index: int) -> FieldPath:
+        """The field path of transition ``index``."""
+        return ("journeys", self.index, "transitions", index)
+
+    def finding(
+        self,
+        code: Code,
+        message: str,
+        path: FieldPath,
+        *,
+        states: Iterable[str] = (),
+        example: Iterable[str] | None = None,
+    ) -> Finding:
+        """A finding in this journey."""
+        return self.bundle.finding(
+            code, message, path, journey=self.title, states=states, example=example
+        )
+
+
+def _bfs(
+    starts: Iterable[str], neighbours: Callable[[str], Iterable[str]]
+) -> dict[str, str | None]:
+    parents: dict[str, str | None] = {}
+    queue: deque[str] = deque()
+    for start in starts:
+        if start not in parents:
+            parents[start] = None
+            queue.append(start)
+    while queue:
+        node = queue.popleft()
+        for nxt in neighbours(node):
+            if nxt not in parents:
+                parents[nxt] = node
+                queue.append(nxt)
+    return parents

@@ -1,0 +1,126 @@
+"""Rules about paths through a journey graph: reachability, traps and loops.
+
+Each finding about paths carries a concrete example path, so the author can follow
+it in the file (or in the diagram) instead of trusting the validator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import networkx as nx
+
+from parlant_runtime.validation.context import JourneyContext
+from parlant_runtime.validation.findings import Code, Finding
+from parlant_runtime.validation.registry import journey_rule
+
+__all__: list[str] = []  # rules register themselves; nothing to import from here
+
+
+@journey_rule(Code.UNREACHABLE_STATE)
+def check_unreachable_state(ctx: JourneyContext) -> Iterator[Finding]:
+    """Every state must be reachable from the initial state."""
+    if not ctx.initial_states:
+        return  # no_initial_state says it; every state would be unreachable
+    for state in ctx.journey.states:
+        if not ctx.is_reachable(state.name):
+            yield ctx.finding(
+                Code.UNREACHABLE_STATE,
+                f"No path from the initial state reaches {state.name!r}; add a transition "
+                "into it or remove it.",
+                ctx.state_path(state.name),
+                states=(state.name,),
+            )
+
+
+@journey_rule(Code.DEAD_END)
+def check_dead_end(ctx: JourneyContext) -> Iterator[Finding]:
+    """A state that is not final needs a way out."""
+    for state in ctx.journey.states:
+        if state.ends_journey or state.name in ctx.outgoing:
+            continue
+        example = ctx.path_to(state.name) if ctx.is_reachable(state.name) else None
+        yield ctx.finding(
+            Code.DEAD_END,
+            f"State {state.name!r} is not final and has no outgoing transition, so a "
+            "conversation that gets there is stuck; add a transition or make it final.",
+            ctx.state_path(state.name),
+            states=(state.name,),
+            example=example,
+        )
+
+
+@journey_rule(Code.CANNOT_REACH_FINAL)
+def check_cannot_reach_final(ctx: JourneyContext) -> Iterator[Finding]:
+    """From every reachable state some final state must stay reachable."""
+    if not ctx.final_states:
+        return  # no_final_state says it once instead of once per state
+    for state in ctx.journey.states:
+        name = state.name
+        if (
+            ctx.is_reachable(name)
+            and name not in ctx.can_reach_final
+            and name in ctx.outgoing  # a state with no exit at all is a dead_end
+        ):
+            yield ctx.finding(
+                Code.CANNOT_REACH_FINAL,
+                f"From {name!r} no final state can be reached: every path out of it "
+                "loops back among states that never finish; add a transition towards a "
+                "final state.",
+                ctx.state_path(name),
+                states=(name,),
+                example=ctx.path_to(name),
+            )
+
+
+@journey_rule(Code.AUTO_ADVANCE_CYCLE)
+def check_auto_advance_cycle(ctx: JourneyContext) -> Iterator[Finding]:
+    """States that do not wait (tool, decision) must not form a loop."""
+    moving = ctx.graph.subgraph(n for n in ctx.graph.nodes if n not in ctx.waiting_states)
+    for cycle in _cycles(moving):
+        yield ctx.finding(
+            Code.AUTO_ADVANCE_CYCLE,
+            f"States {_listed(cycle)} form a loop that never waits for the customer and "
+            "can run forever within one turn; route one of them through a chat state.",
+            ctx.state_path(cycle[0]),
+            states=tuple(dict.fromkeys(cycle)),
+            example=cycle,
+        )
+
+
+@journey_rule(Code.REVISIT_CYCLE)
+def check_revisit_cycle(ctx: JourneyContext) -> Iterator[Finding]:
+    """A journey that forbids revisiting cannot use its cycles."""
+    if ctx.journey.allow_revisiting:
+        return
+    for cycle in _cycles(ctx.graph):
+        yield ctx.finding(
+            Code.REVISIT_CYCLE,
+            f"Journey {ctx.title!r} forbids revisiting, but {_listed(cycle)} form a cycle, "
+            f"so the transition back into {cycle[0]!r} can never fire; allow revisiting "
+            "or break the cycle.",
+            ctx.state_path(cycle[0]),
+            states=tuple(dict.fromkeys(cycle)),
+            example=cycle,
+        )
+
+
+def _cycles(graph: nx.DiGraph) -> Iterator[tuple[str, ...]]:
+    """One example cycle per strongly connected component that has a cycle.
+
+    Linear in the size of the graph: components come from Tarjan's algorithm, and
+    one cycle is looked up inside each, never all simple cycles.
+    """
+    for component in nx.strongly_connected_components(graph):
+        if len(component) == 1:
+            (node,) = component
+            if graph.has_edge(node, node):
+                yield (node, node)
+            continue
+        start = min(component)
+        edges = nx.find_cycle(graph.subgraph(component), source=start)
+        yield (*(edge[0] for edge in edges), edges[-1][1])
+
+
+def _listed(cycle: tuple[str, ...]) -> str:
+    return " -> ".join(cycle)

@@ -1,0 +1,43 @@
+"""Running every rule over a bundle and collecting every finding."""
+
+from __future__ import annotations
+
+from parlant_runtime.bundle.loader import LoadedBundle
+from parlant_runtime.bundle.schema import AgentBundle
+from parlant_runtime.bundle.source import SourceMap
+
+# the rule modules register themselves on import
+from parlant_runtime.validation import content, paths, structure, transitions
+from parlant_runtime.validation.context import BundleContext, JourneyContext
+from parlant_runtime.validation.findings import Finding, ValidationReport
+from parlant_runtime.validation.registry import BUNDLE_RULES, JOURNEY_RULES
+
+__all__ = ["validate_bundle"]
+
+_RULE_MODULES = (content, paths, structure, transitions)
+
+
+def validate_bundle(
+    bundle: AgentBundle | LoadedBundle, *, source: SourceMap | None = None
+) -> ValidationReport:
+    """Validate every journey of a bundle and the agent around them.
+
+    Args:
+        bundle: the bundle, or a :class:`LoadedBundle` whose line numbers findings use.
+        source: line numbers for a bare bundle, if it came from a file.
+
+    Returns:
+        Every finding of every rule (never only the first), in file order.
+    """
+    if isinstance(bundle, LoadedBundle):
+        source = source or bundle.source
+        bundle = bundle.bundle
+    context = BundleContext(bundle, source)
+    findings: list[Finding] = []
+    for _, bundle_check in BUNDLE_RULES:
+        findings.extend(bundle_check(context))
+    for index, journey in enumerate(bundle.journeys):
+        journey_context = JourneyContext(context, journey, index)
+        for _, journey_check in JOURNEY_RULES:
+            findings.extend(journey_check(journey_context))
+    return ValidationReport.of(findings)
