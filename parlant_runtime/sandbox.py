@@ -42,6 +42,7 @@ from jinja2.sandbox import (
 )
 from jinja2.utils import Namespace
 
+from parlant_runtime._quick_analysis import QuickResult, analyse_shape, shape_of
 from parlant_runtime.errors import TemplateSandboxError
 
 __all__ = [
@@ -317,10 +318,42 @@ class Analysis:
     constant: bool | None = None
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16_384)
 def analyse(text: str, *, expression: bool) -> Analysis:
-    """Parse a template (or, with ``expression``, a bare expression) and check it statically."""
-    source = f"{{{{ ({text}) }}}}" if expression else text
+    """Parse a template (or, with ``expression``, a bare expression) and check it statically.
+
+    Simple texts take a fast path (:mod:`parlant_runtime._quick_analysis`); the rest
+    are parsed by Jinja. Both give the same answer for the texts the fast path takes.
+    """
+    shape = shape_of(text, expression=expression)
+    if shape is not None:
+        analysis = _analyse_shape(shape)
+        if analysis is not None:
+            return analysis
+    return _analyse_with_jinja(text, expression=expression)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _analyse_shape(shape: tuple[str, ...]) -> Analysis | None:
+    quick = analyse_shape(shape, _FORBIDDEN_ATTRIBUTES)
+    return _from_quick(quick) if quick is not None else None
+
+
+def _from_quick(quick: QuickResult) -> Analysis:
+    if quick.forbidden is not None:
+        return Analysis(error=f"reads {quick.forbidden!r}, which the sandbox forbids")
+    unknown = {
+        name for name in quick.names if name not in CONTEXT_ROOTS and name not in sandbox.globals
+    }
+    return Analysis(
+        variables=tuple(VariableRead(name, guarded) for name, guarded in quick.reads),
+        unknown_names=tuple(sorted(unknown)),
+        tools=tuple(quick.tools),
+    )
+
+
+def _analyse_with_jinja(text: str, *, expression: bool) -> Analysis:
+    source = f"{{{{ {text} }}}}" if expression else text
     try:
         tree = sandbox.parse(source)
     except TemplateSyntaxError as exc:

@@ -68,8 +68,15 @@ class _BlockStyleDumper(yaml.SafeDumper):
     """Multi-line strings as literal blocks, the way people write prompts."""
 
 
+_YAML_LINE_BREAKS = frozenset("\x85\u2028\u2029")
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    style: str | None = None
+    if any(ch in _YAML_LINE_BREAKS or not (ch.isprintable() or ch in "\n\t") for ch in value):
+        style = '"'  # escaped, so that readers cannot mistake them for line breaks
+    elif "\n" in value:
+        style = "|"
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

@@ -147,28 +147,30 @@ def parse_text(text: str, *, fmt: Format, filename: str | None = None) -> Parsed
     if len(text) > MAX_BUNDLE_BYTES:
         return _too_large(filename, f"{len(text):,} characters, limit {MAX_BUNDLE_BYTES:,}")
     walker = _Walker(filename)
+    try:
+        data = _compose_and_construct(text, fmt, walker)
+    except yaml.YAMLError as exc:
+        if fmt == "yaml":
+            return ParsedText(None, SourceMap(), [_yaml_error(filename, exc, "YAML")])
+        data = None  # valid JSON that YAML's reader refuses: no line numbers, still checked
+    except _TooLarge:
+        return _too_large(filename, f"more than {MAX_BUNDLE_NODES:,} nodes")
+    if fmt == "json":
+        data = _parse_json(text, filename, walker)
+    return ParsedText(data, walker.source, walker.problems)
+
+
+def _compose_and_construct(text: str, fmt: Format, walker: _Walker) -> Any:
+    """Compose the node tree (recording lines), then construct data from it (YAML only)."""
     loader = yaml.SafeLoader(text)
     try:
-        try:
-            node = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            if fmt == "yaml":
-                return ParsedText(None, SourceMap(), [_yaml_error(filename, exc, "YAML")])
-            node = None  # valid JSON the YAML composer cannot read: no line numbers
-        if node is not None:
-            try:
-                walker.walk(node, (), node.start_mark.line + 1)
-            except _TooLarge:
-                return _too_large(filename, f"more than {MAX_BUNDLE_NODES:,} nodes")
-        if fmt == "json":
-            data = _parse_json(text, filename, walker)
-        else:
-            data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        return ParsedText(None, SourceMap(), [_yaml_error(filename, exc, "YAML")])
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        walker.walk(node, (), node.start_mark.line + 1)
+        return loader.construct_document(node) if fmt == "yaml" else None
     finally:
         loader.dispose()
-    return ParsedText(data, walker.source, walker.problems)
 
 
 def _parse_json(text: str, filename: str | None, walker: _Walker) -> Any:

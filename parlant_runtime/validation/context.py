@@ -110,6 +110,14 @@ class BundleContext:
 
     bundle: AgentBundle
     source: SourceMap | None = None
+    _always_true: dict[str | None, bool] = field(default_factory=dict, init=False, repr=False)
+
+    def always_true(self, condition: str | None) -> bool:
+        """:func:`is_always_true`, remembered for the rest of this validation."""
+        known = self._always_true.get(condition)
+        if known is None:
+            known = self._always_true[condition] = is_always_true(condition)
+        return known
 
     @cached_property
     def tool_names(self) -> frozenset[str]:

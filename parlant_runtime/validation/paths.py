@@ -76,7 +76,8 @@ def check_cannot_reach_final(ctx: JourneyContext) -> Iterator[Finding]:
 @journey_rule(Code.AUTO_ADVANCE_CYCLE)
 def check_auto_advance_cycle(ctx: JourneyContext) -> Iterator[Finding]:
     """States that do not wait (tool, decision) must not form a loop."""
-    moving = ctx.graph.subgraph(n for n in ctx.graph.nodes if n not in ctx.waiting_states)
+    # a copy, not a view: networkx's filtered views are slow to walk on large graphs
+    moving = ctx.graph.subgraph(n for n in ctx.graph.nodes if n not in ctx.waiting_states).copy()
     for cycle in _cycles(moving):
         yield ctx.finding(
             Code.AUTO_ADVANCE_CYCLE,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from parlant_runtime.bundle.schema import TransitionSpec
 from parlant_runtime.model import StateType
-from parlant_runtime.validation.context import JourneyContext, is_always_true
+from parlant_runtime.validation.context import JourneyContext
 from parlant_runtime.validation.findings import Code, Finding
 from parlant_runtime.validation.registry import journey_rule
 
@@ -76,7 +76,7 @@ def check_shadowed_transition(ctx: JourneyContext) -> Iterator[Finding]:
                     ctx.transition_path(index),
                     states=(source, transition.to_state),
                 )
-            elif is_always_true(transition.condition):
+            elif ctx.bundle.always_true(transition.condition):
                 blocker = (index, transition)
 
 
@@ -86,7 +86,7 @@ def check_ambiguous_priority(ctx: JourneyContext) -> Iterator[Finding]:
     for source, ordered in ctx.outgoing.items():
         groups: dict[int, list[tuple[int, TransitionSpec]]] = {}
         for index, transition in ordered:
-            if not is_always_true(transition.condition):
+            if not ctx.bundle.always_true(transition.condition):
                 groups.setdefault(transition.priority, []).append((index, transition))
         for priority, group in groups.items():
             targets = list(dict.fromkeys(t.to_state for _, t in group))
@@ -109,7 +109,7 @@ def check_no_fallback(ctx: JourneyContext) -> Iterator[Finding]:
         if state.state_type not in (StateType.TOOL, StateType.DECISION):
             continue
         ordered = ctx.outgoing.get(state.name)
-        if not ordered or any(is_always_true(t.condition) for _, t in ordered):
+        if not ordered or any(ctx.bundle.always_true(t.condition) for _, t in ordered):
             continue
         yield ctx.finding(
             Code.NO_FALLBACK,

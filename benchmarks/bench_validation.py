@@ -1,0 +1,186 @@
+"""Validation time of large journeys, beside a plain breadth-first reachability check.
+
+Run: ``./run bench`` (or ``.venv/bin/python benchmarks/bench_validation.py``).
+
+For journeys of 100, 1,000 and 10,000 states it measures, in the same process:
+
+- ``validate``: :func:`parlant_runtime.validate_bundle` on an already loaded bundle
+  (every rule, template and condition analysis caches cleared before each run);
+- ``load``: building the bundle from plain data (pydantic validation, derived ids);
+- ``bfs``: the reference, a hand-written breadth-first reachability check over an
+  adjacency dict of the same graph: the least any reachability check must do.
+
+The journeys look like real ones scaled up: mostly chat states, some tool and
+decision states, forward edges with natural-language and expression conditions,
+a fallback exit from every non-waiting state, and back edges from chat states.
+Medians of several runs; the ratio column is validate / bfs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from parlant_runtime import AgentBundle, bundle_from_data, validate_bundle
+from parlant_runtime.sandbox import _analyse_shape, analyse
+
+SIZES = (100, 1_000, 10_000)
+
+
+def journey_data(size: int, seed: int = 7) -> dict[str, Any]:
+    """A valid journey of ``size`` states (see the module docstring)."""
+    rng = random.Random(seed)
+    kinds = ["chat"] + [rng.choice("cccccctd") for _ in range(size - 2)] + ["final"]
+    names = [f"s{i}" for i in range(size)]
+    states: list[dict[str, Any]] = []
+    for i, kind in enumerate(kinds):
+        state: dict[str, Any] = {"name": names[i]}
+        if kind == "c":
+            state.update(stateType="chat", chatPrompt=f"Step {i}: {{{{ vars.name }}}}, go on?")
+        elif kind == "t":
+            state.update(
+                stateType="tool",
+                tool="lookup",
+                toolConfig={"arguments": {"query": f"{{{{ vars.name }}}} {i}"}},
+            )
+        elif kind == "d":
+            state.update(stateType="decision", condition=f"Which way after step {i}?")
+        elif kind == "chat":
+            state.update(stateType="chat", chatPrompt="Hello!", isInitial=True)
+        else:
+            state.update(stateType="final", isFinal=True)
+        states.append(state)
+    transitions: list[dict[str, Any]] = []
+    last = size - 1
+    for i in range(last):
+        near = min(i + 1, last)
+        far = min(i + rng.randint(2, 6), last)
+        transitions.append(
+            {
+                "from": names[i],
+                "to": names[far],
+                "condition": f"{{{{ vars.score is defined and vars.score > {i} }}}}",
+                "priority": 200,
+            }
+        )
+        transitions.append({"from": names[i], "to": names[near], "priority": 50})
+        if kinds[i] == "c" and i > 10 and rng.random() < 0.2:
+            transitions.append(
+                {
+                    "from": names[i],
+                    "to": names[i - rng.randint(1, 10)],
+                    "condition": f"the customer wants to redo step {i}",
+                    "priority": 300,
+                }
+            )
+    return {
+        "agent": {"name": f"Benchmark {size}"},
+        "tools": [
+            {"name": "lookup", "parameters": {"type": "object", "properties": {"query": {}}}}
+        ],
+        "variables": [
+            {"key": "name", "value": "Ada"},
+            {"key": "score", "valueType": "number", "value": 0},
+        ],
+        "journeys": [
+            {
+                "title": f"Journey of {size}",
+                "conditions": ["customer starts"],
+                "states": states,
+                "transitions": transitions,
+            }
+        ],
+    }
+
+
+def bfs_reachability(bundle: AgentBundle) -> int:
+    """The reference: reachable states from the initial one, over a plain dict."""
+    journey = bundle.journeys[0]
+    edges: dict[str, list[str]] = {state.name: [] for state in journey.states}
+    for transition in journey.transitions:
+        edges[transition.from_state].append(transition.to_state)
+    start = next(state.name for state in journey.states if state.is_initial)
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        for nxt in edges[queue.popleft()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return len(seen)
+
+
+def median_seconds(action: Callable[[], object], repeats: int, before: Callable[[], None]) -> float:
+    samples = []
+    for _ in range(repeats):
+        before()
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def clear_caches() -> None:
+    """Forget every analysis, so each run parses and checks every text again."""
+    analyse.cache_clear()
+    _analyse_shape.cache_clear()
+
+
+def measure(size: int, repeats: int) -> dict[str, float]:
+    """The figures of one journey size."""
+    data = journey_data(size)
+    bundle = bundle_from_data(data)
+    report = validate_bundle(bundle)
+    assert report.ok, report.findings[:3]
+    assert bfs_reachability(bundle) == size
+
+    def nothing() -> None:
+        pass
+
+    load = median_seconds(lambda: bundle_from_data(data), repeats, nothing)
+    check = median_seconds(lambda: validate_bundle(bundle), repeats, clear_caches)
+    bfs = median_seconds(lambda: bfs_reachability(bundle), repeats * 4, nothing)
+    return {
+        "states": size,
+        "transitions": len(bundle.journeys[0].transitions),
+        "load_ms": load * 1e3,
+        "validate_ms": check * 1e3,
+        "bfs_ms": bfs * 1e3,
+        "ratio": check / bfs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs per measurement")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+
+    rows = [measure(size, args.repeats) for size in SIZES]
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}"
+    )
+    if args.json:
+        print(json.dumps({"machine": machine, "rows": rows}, indent=2))
+        return
+    print(f"journey validation ({machine}; median of {args.repeats} runs)")
+    header = ("states", "transitions", "load ms", "validate ms", "bfs ms", "ratio")
+    print("{:>8} {:>12} {:>9} {:>12} {:>8} {:>7}".format(*header))
+    for row in rows:
+        print(
+            f"{row['states']:>8,.0f} {row['transitions']:>12,.0f} {row['load_ms']:>9.1f} "
+            f"{row['validate_ms']:>12.1f} {row['bfs_ms']:>8.2f} {row['ratio']:>6.0f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

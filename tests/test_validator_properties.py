@@ -1,0 +1,94 @@
+"""Property tests of the validator against an independent brute-force search.
+
+The brute force below reads the bundle data directly (no networkx, no code of
+the package), so agreement means the rules find what they promise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parlant_runtime import Severity, bundle_from_data, validate_bundle
+from tests.strategies import arbitrary_journeys, mutated_journeys, valid_journeys
+
+
+def _adjacency(journey: dict[str, Any]) -> dict[str, set[str]]:
+    names = {state["name"] for state in journey["states"]}
+    edges: dict[str, set[str]] = {name: set() for name in names}
+    for transition in journey["transitions"]:
+        if transition["from"] in names and transition["to"] in names:
+            edges[transition["from"]].add(transition["to"])
+    return edges
+
+
+def _reach(edges: dict[str, set[str]], start: str) -> set[str]:
+    seen, stack = {start}, [start]
+    while stack:
+        for nxt in edges[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _is_final(state: dict[str, Any]) -> bool:
+    return bool(state["stateType"] == "final" or state.get("isFinal"))
+
+
+@given(st.one_of(arbitrary_journeys(), mutated_journeys()))
+def test_no_error_means_every_state_reachable_and_every_state_can_finish(data: Any) -> None:
+    report = validate_bundle(bundle_from_data(data))
+    if report.errors:
+        return
+    journey = data["journeys"][0]
+    edges = _adjacency(journey)
+    initial = [s["name"] for s in journey["states"] if s.get("isInitial")]
+    assert len(initial) == 1
+    assert _reach(edges, initial[0]) == set(edges)
+    finals = {s["name"] for s in journey["states"] if _is_final(s)}
+    for name in edges:
+        assert _reach(edges, name) & finals, f"{name} cannot reach a final state"
+
+
+@given(arbitrary_journeys())
+def test_validator_never_crashes_and_reports_only_known_severities(data: Any) -> None:
+    report = validate_bundle(bundle_from_data(data))
+    for finding in report.findings:
+        assert finding.severity in set(Severity)
+        assert finding.message.strip()
+        assert finding.journey in (None, "J")
+
+
+@given(st.one_of(arbitrary_journeys(), mutated_journeys()))
+def test_path_examples_are_real_paths_of_the_graph(data: Any) -> None:
+    report = validate_bundle(bundle_from_data(data))
+    edges = _adjacency(data["journeys"][0])
+    for finding in report.findings:
+        if finding.example is None:
+            continue
+        steps = list(zip(finding.example, finding.example[1:], strict=False))
+        assert all(b in edges[a] for a, b in steps), (finding.code, finding.example)
+
+
+@given(st.one_of(arbitrary_journeys(), mutated_journeys()))
+def test_unreachable_findings_match_brute_force(data: Any) -> None:
+    journey = data["journeys"][0]
+    initial = [s["name"] for s in journey["states"] if s.get("isInitial")]
+    report = validate_bundle(bundle_from_data(data))
+    reported = {f.states[0] for f in report.findings if f.code == "unreachable_state"}
+    if not initial:
+        assert not reported
+        return
+    edges = _adjacency(journey)
+    reachable = set().union(*(_reach(edges, name) for name in initial))
+    assert reported == set(edges) - reachable
+
+
+@given(valid_journeys())
+def test_a_journey_built_to_be_valid_is_reported_valid(data: Any) -> None:
+    report = validate_bundle(bundle_from_data(data))
+    serious = [f for f in report.findings if f.severity is not Severity.INFO]
+    assert serious == []
