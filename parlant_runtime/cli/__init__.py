@@ -1,0 +1,29 @@
+"""The ``parlant-runtime`` command line: the edge where files are read and exit codes set.
+
+Every command turns user errors (unreadable files, bad bundles, bad options) into a
+clear message and an exit status; none of them ends with a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from parlant_runtime.cli.diagram import diagram
+from parlant_runtime.cli.validate import validate
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="parlant-runtime", prog_name="parlant-runtime")
+def cli() -> None:
+    """Validate, draw and run Parlant-style agents from bundle files."""
+
+
+cli.add_command(validate)
+cli.add_command(diagram)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli(prog_name="parlant-runtime")

@@ -1,0 +1,106 @@
+"""``parlant-runtime validate``: check bundles before they are published.
+
+Exit status (the contract in ``shared/spec/validation.md``): 0 no errors (warnings
+allowed; with ``--strict`` warnings count as errors), 1 at least one error, 2 some
+input could not be read. Every file is checked even when an earlier one fails.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Literal
+
+import click
+
+from parlant_runtime.bundle import read_bundle
+from parlant_runtime.cli._files import expand_paths
+from parlant_runtime.cli._text import render_text
+from parlant_runtime.errors import BundleError
+from parlant_runtime.validation import Severity, validate_bundle
+from parlant_runtime.validation.export import FileResult, to_json_data, to_sarif
+
+__all__ = ["check_files", "exit_status", "validate"]
+
+PROGRESS_THRESHOLD = 5
+"""From this many files on, a progress bar is shown on an interactive terminal."""
+
+
+def check_files(files: list[str], *, progress: bool) -> list[FileResult]:
+    """Read and validate each file, keeping unreadable ones as results too."""
+    results: list[FileResult] = []
+    with click.progressbar(
+        files,
+        label="Validating",
+        file=sys.stderr,
+        hidden=not progress,
+        item_show_func=lambda item: item or "",
+    ) as bar:
+        for path in bar:
+            try:
+                loaded = read_bundle(path)
+            except BundleError as exc:
+                results.append(FileResult(path, problems=exc.problems))
+                continue
+            results.append(FileResult(path, report=validate_bundle(loaded)))
+    return results
+
+
+def exit_status(results: list[FileResult], *, strict: bool) -> int:
+    """0, 1 or 2 as the contract says."""
+    if any(not result.readable for result in results):
+        return 2
+    failing = {Severity.ERROR, Severity.WARNING} if strict else {Severity.ERROR}
+    for result in results:
+        assert result.report is not None
+        if any(finding.severity in failing for finding in result.report.findings):
+            return 1
+    return 0
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts, sarif for code-scanning systems.",
+)
+@click.option("--strict", is_flag=True, help="Count warnings as errors (exit 1).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr (default: for many files on a terminal).",
+)
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the text output (default: when stdout is a terminal).",
+)
+def validate(
+    paths: tuple[str, ...],
+    fmt: Literal["text", "json", "sarif"],
+    strict: bool,
+    progress: bool | None,
+    color: bool | None,
+) -> None:
+    """Validate agent bundles (files, or folders of .yaml/.yml/.json files).
+
+    Every journey graph is checked: reachability, final states, dead ends, traps,
+    shadowed transitions, loops that never wait for the customer, templates and
+    conditions. Exit status: 0 no errors, 1 errors (or warnings with --strict),
+    2 a file could not be read.
+    """
+    files = expand_paths(paths)
+    if progress is None:
+        progress = len(files) >= PROGRESS_THRESHOLD and sys.stderr.isatty()
+    results = check_files(files, progress=progress)
+    if fmt == "json":
+        click.echo(json.dumps(to_json_data(results), indent=2, ensure_ascii=False))
+    elif fmt == "sarif":
+        click.echo(json.dumps(to_sarif(results), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(results, strict=strict), color=color, nl=False)
+    sys.exit(exit_status(results, strict=strict))
