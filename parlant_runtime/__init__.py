@@ -5,13 +5,14 @@ change. The surface, by concern:
 
 - bundles: :func:`load_bundle`, :func:`dump_bundle`, :class:`AgentBundle` and its parts;
 - validation: :func:`validate_bundle`, :class:`ValidationReport`, :class:`Finding`, :class:`Code`;
+- diagrams: :func:`build_diagram`, :func:`to_mermaid`, :func:`to_dot`;
 - the domain model: one class per table (:class:`Agent`, :class:`Session`, ...) and the enums;
 - errors: :class:`ParlantRuntimeError` and its subclasses.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 from parlant_runtime.bundle import (
     AgentBundle,
@@ -36,6 +37,7 @@ from parlant_runtime.bundle import (
     loads_bundle,
     read_bundle,
 )
+from parlant_runtime.diagram import JourneyDiagram, build_diagram, to_dot, to_mermaid
 from parlant_runtime.errors import (
     BundleError,
     BundleProblem,
@@ -98,8 +100,8 @@ from parlant_runtime.validation import (
 )
 
 try:
-    __version__ = version("parlant-runtime")
-except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = _metadata.version("parlant-runtime")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
@@ -130,6 +132,7 @@ __all__ = [
     "GuidelineSpec",
     "IntegrationType",
     "Journey",
+    "JourneyDiagram",
     "JourneyFields",
     "JourneyGuideline",
     "JourneyGuidelineFields",
@@ -171,12 +174,15 @@ __all__ = [
     "VariableSpec",
     "Workspace",
     "__version__",
+    "build_diagram",
     "bundle_from_data",
     "dump_bundle",
     "dumps_bundle",
     "load_bundle",
     "loads_bundle",
     "read_bundle",
+    "to_dot",
+    "to_mermaid",
     "validate_bundle",
     "value_fits_type",
 ]

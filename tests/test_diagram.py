@@ -210,6 +210,15 @@ def test_dead_end_marks_only_the_dead_end_state(bundles_dir: Path) -> None:
     assert all(attrs.get("color") is None for _, _, attrs in dot_edges(to_dot(diagram)))
 
 
+def test_a_loop_marks_every_state_of_the_loop(bundles_dir: Path) -> None:
+    diagram = diagram_of(bundles_dir / "broken" / "auto_advance_cycle.yaml")
+    assert marked_nodes(diagram) == {
+        "book": (Code.AUTO_ADVANCE_CYCLE,),
+        "booking_ok": (Code.AUTO_ADVANCE_CYCLE,),
+    }
+    assert not marked_edges(diagram)
+
+
 def test_shadowed_transition_marks_only_that_transition(bundles_dir: Path) -> None:
     diagram = diagram_of(bundles_dir / "broken" / "shadowed_transition.yaml")
     confirm, ask_day = diagram.node("confirm"), diagram.node("ask_day")

@@ -148,8 +148,9 @@ def build_diagram(journey: JourneySpec, index: int, findings: Iterable[Finding])
     A finding belongs to this journey when its ``journey`` is the journey's title.
     It marks a transition when its field is ``journeys[<index>].transitions[<i>]``
     (or a part of it), a state when its field is ``journeys[<index>].states[<i>]``
-    (or a part of it); any other finding marks the states it names, and one that
-    names none is kept on the diagram itself.
+    (or a part of it). A finding that is not a transition's also marks every state
+    it names (all states of a cycle, all rival initial states); one that marks
+    nothing is kept on the diagram itself.
 
     Args:
         journey: the journey to draw.
@@ -164,15 +165,18 @@ def build_diagram(journey: JourneySpec, index: int, findings: Iterable[Finding])
         if finding.journey != journey.title:
             continue
         match = _FIELD.match(finding.field)
+        marked: set[int] = set()
         if match is not None and int(match[1]) == index:
-            where = on_state if match[2] == "states" else on_transition
-            if int(match[3]) in where:
-                where[int(match[3])].append(finding)
-                continue
-        named = [position[name] for name in dict.fromkeys(finding.states) if name in position]
-        for i in named:
+            if match[2] == "transitions" and int(match[3]) in on_transition:
+                on_transition[int(match[3])].append(finding)
+                continue  # a transition's finding marks the edge, not its ends
+            if match[2] == "states" and int(match[3]) in on_state:
+                marked.add(int(match[3]))
+        # a state's finding also marks the other states it names (a cycle, rival initials)
+        marked.update(position[name] for name in finding.states if name in position)
+        for i in sorted(marked):
             on_state[i].append(finding)
-        if not named:
+        if not marked:
             loose.append(finding)
 
     ids = _Ids()
