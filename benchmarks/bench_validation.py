@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from parlant_runtime import AgentBundle, bundle_from_data, validate_bundle
-from parlant_runtime.sandbox import _analyse_shape, analyse
+from parlant_runtime.sandbox import clear_caches
 
 SIZES = (100, 1_000, 10_000)
 
@@ -126,12 +126,6 @@ def median_seconds(action: Callable[[], object], repeats: int, before: Callable[
         action()
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
-
-
-def clear_caches() -> None:
-    """Forget every analysis, so each run parses and checks every text again."""
-    analyse.cache_clear()
-    _analyse_shape.cache_clear()
 
 
 def measure(size: int, repeats: int) -> dict[str, float]:

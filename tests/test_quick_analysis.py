@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from parlant_runtime._quick_analysis import quick_analyse
-from parlant_runtime.sandbox import _FORBIDDEN_ATTRIBUTES, _analyse_with_jinja, _from_quick, analyse
+from parlant_runtime.sandbox._quick import quick_analyse
+from parlant_runtime.sandbox.analysis import _analyse_with_jinja, _from_quick, analyse
+from parlant_runtime.sandbox.environment import FORBIDDEN_ATTRIBUTES as _FORBIDDEN_ATTRIBUTES
 
 atoms = st.sampled_from(
     [

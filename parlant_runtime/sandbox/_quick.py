@@ -151,6 +151,8 @@ class _Parser:
             raise _Unsupported
         if value in _LITERAL_NAMES:
             return None
+        if value.startswith("_"):
+            raise _Unsupported  # reserved names: Jinja's path words the refusal
         path = [value]
         while self.accept("."):
             kind, name = self.take()
@@ -214,7 +216,7 @@ def analyse_shape(shape: tuple[str, ...], forbidden: frozenset[str]) -> QuickRes
     try:
         for source in shape[1:]:
             _expression(source, result, forbidden)
-    except _Unsupported:
+    except (_Unsupported, RecursionError):
         return None
     if shape[0] == "e" and not result.names:
         return None  # constant expressions: Jinja folds them and tells their truth

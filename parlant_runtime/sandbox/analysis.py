@@ -1,0 +1,275 @@
+"""Static analysis of templates and expression conditions, shared by validator and runtime.
+
+:func:`analyse` tells whether a text can run in the sandbox at all and what it
+reads (variables, tools, glossary terms, names outside the turn context), without
+running any of it. Simple texts take a fast exact path (:mod:`._quick`); the rest
+are parsed by Jinja and walked once.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from jinja2 import TemplateSyntaxError, nodes
+
+from parlant_runtime.sandbox._quick import QuickResult, analyse_shape, shape_of
+from parlant_runtime.sandbox.environment import (
+    CONTEXT_ROOTS,
+    FORBIDDEN_ATTRIBUTES,
+    MAX_SOURCE_CHARS,
+    sandbox,
+)
+
+__all__ = [
+    "Analysis",
+    "ConditionKind",
+    "VariableRead",
+    "analyse",
+    "condition_kind",
+    "expression_source",
+    "has_template_syntax",
+]
+
+_FORBIDDEN_BLOCKS = (
+    (nodes.Extends, "loads another template"),
+    (nodes.Include, "loads another template"),
+    (nodes.Import, "loads another template"),
+    (nodes.FromImport, "loads another template"),
+    (nodes.Macro, "defines a macro (templates that can recurse can run forever)"),
+    (nodes.CallBlock, "uses a call block"),
+    (nodes.AssignBlock, "captures output in a set block"),
+    (nodes.FilterBlock, "uses a filter block"),
+)
+_GUARD_TESTS = frozenset({"defined", "undefined", "none"})
+_GUARD_FILTERS = frozenset({"default", "d"})
+
+
+class ConditionKind(StrEnum):
+    """How a condition is decided."""
+
+    ALWAYS = "always"
+    """Empty or missing: always true."""
+    EXPRESSION = "expression"
+    """The whole text is one ``{{ ... }}`` Jinja expression, evaluated in the sandbox."""
+    NATURAL = "natural"
+    """Any other text: decided by the condition evaluator plugin."""
+
+
+def condition_kind(condition: str | None) -> ConditionKind:
+    """Classify a condition by its text."""
+    text = (condition or "").strip()
+    if not text:
+        return ConditionKind.ALWAYS
+    if text.startswith("{{") and text.endswith("}}"):
+        return ConditionKind.EXPRESSION
+    return ConditionKind.NATURAL
+
+
+def expression_source(condition: str) -> str:
+    """The expression inside an expression condition's braces."""
+    return condition.strip()[2:-2].strip()
+
+
+def has_template_syntax(text: str) -> bool:
+    """Whether text holds any Jinja syntax at all (plain text needs no parsing)."""
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+@dataclass(frozen=True, slots=True)
+class VariableRead:
+    """One read of ``vars.<name>``; guarded reads test for presence first."""
+
+    name: str
+    guarded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What static analysis found in one template or expression.
+
+    Attributes:
+        error: why it cannot run (does not parse, or uses what the sandbox forbids),
+            or ``None``.
+        variables: every read of ``vars.<name>``.
+        unknown_names: top-level names that are not part of the turn context.
+        tools: tool names read through ``tool.<name>``.
+        terms: glossary terms named in ``mentions('...')``.
+        constant: for an expression that folds to a constant, its truth; else ``None``.
+    """
+
+    error: str | None = None
+    variables: tuple[VariableRead, ...] = ()
+    unknown_names: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
+    constant: bool | None = None
+
+
+@functools.lru_cache(maxsize=16_384)
+def analyse(text: str, *, expression: bool) -> Analysis:
+    """Parse a template (or, with ``expression``, a bare expression) and check it statically.
+
+    Never raises for bad input and never runs any of it: problems come back as
+    :attr:`Analysis.error`.
+    """
+    if len(text) > MAX_SOURCE_CHARS:
+        return Analysis(error=f"is longer than {MAX_SOURCE_CHARS:,} characters")
+    shape = shape_of(text, expression=expression)
+    if shape is not None:
+        analysis = _analyse_shape(shape)
+        if analysis is not None:
+            return analysis
+    try:
+        return _analyse_with_jinja(text, expression=expression)
+    except RecursionError:
+        return Analysis(error="is nested too deeply to be analysed")
+
+
+@functools.lru_cache(maxsize=16_384)
+def _analyse_shape(shape: tuple[str, ...]) -> Analysis | None:
+    quick = analyse_shape(shape, FORBIDDEN_ATTRIBUTES)
+    return _from_quick(quick) if quick is not None else None
+
+
+def clear_caches() -> None:
+    """Forget every analysis (benchmarks use it to measure cold runs)."""
+    analyse.cache_clear()
+    _analyse_shape.cache_clear()
+
+
+def _from_quick(quick: QuickResult) -> Analysis:
+    if quick.forbidden is not None:
+        return Analysis(error=_forbidden_message(quick.forbidden))
+    unknown = {
+        name for name in quick.names if name not in CONTEXT_ROOTS and name not in sandbox.globals
+    }
+    return Analysis(
+        variables=tuple(VariableRead(name, guarded) for name, guarded in quick.reads),
+        unknown_names=tuple(sorted(unknown)),
+        tools=tuple(quick.tools),
+    )
+
+
+def _forbidden_message(name: str) -> str:
+    return f"reads {name!r}, which the sandbox forbids"
+
+
+def _analyse_with_jinja(text: str, *, expression: bool) -> Analysis:
+    source = f"{{{{ {text} }}}}" if expression else text
+    try:
+        tree = sandbox.parse(source)
+    except TemplateSyntaxError as exc:
+        return Analysis(error=f"does not parse: {exc.message}")
+    if expression and _is_multiple_outputs(tree):
+        return Analysis(error="is not one expression; write a single `{{ ... }}`")
+    collector = _Collector()
+    collector.visit(tree, parent=None)
+    if collector.forbidden:
+        return Analysis(error=collector.forbidden[0])
+    unknown = collector.unknown - collector.assigned
+    if collector.loops:
+        unknown.discard("loop")  # the loop variable of a for body
+    return Analysis(
+        variables=tuple(collector.variables),
+        unknown_names=tuple(sorted(unknown)),
+        tools=tuple(collector.tools),
+        terms=tuple(collector.terms),
+        constant=_constant_truth(tree) if expression else None,
+    )
+
+
+def _is_multiple_outputs(tree: nodes.Template) -> bool:
+    outputs = [node for node in tree.body if isinstance(node, nodes.Output)]
+    return len(tree.body) != 1 or len(outputs) != 1 or len(outputs[0].nodes) != 1
+
+
+def _constant_truth(tree: nodes.Template) -> bool | None:
+    """Fold the expression if it is made of literals only.
+
+    Folding goes through the sandbox's intercepted operators and checked filters, so
+    it is bounded like a render.
+    """
+    output = tree.body[0]
+    assert isinstance(output, nodes.Output)
+    try:
+        return bool(output.nodes[0].as_const())
+    except nodes.Impossible:
+        return None
+    except Exception:  # folding hit a sandbox bound or a type error: not a constant
+        return None
+
+
+@dataclass
+class _Collector:
+    """Walks a template tree once, noting reads and anything the sandbox forbids."""
+
+    forbidden: list[str] = field(default_factory=list)
+    variables: list[VariableRead] = field(default_factory=list)
+    unknown: set[str] = field(default_factory=set)
+    assigned: set[str] = field(default_factory=set)
+    tools: list[str] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)
+    loops: int = 0
+
+    def visit(self, node: nodes.Node, parent: nodes.Node | None) -> None:
+        self._check(node, parent)
+        for child in node.iter_child_nodes():
+            self.visit(child, node)
+
+    def _check(self, node: nodes.Node, parent: nodes.Node | None) -> None:
+        for kind, what in _FORBIDDEN_BLOCKS:
+            if isinstance(node, kind):
+                self.forbidden.append(f"{what}, which the sandbox forbids")
+        if isinstance(node, nodes.For):
+            self.loops += 1
+            if node.recursive:
+                self.forbidden.append("uses a recursive loop, which the sandbox forbids")
+        if isinstance(node, nodes.Getattr):
+            self._attribute(node.attr, node.node, parent, node)
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            if isinstance(node.arg.value, str):
+                self._attribute(node.arg.value, node.node, parent, node)
+        elif isinstance(node, nodes.Name):
+            self._name(node)
+        elif isinstance(node, nodes.Filter) and node.name not in sandbox.filters:
+            self.forbidden.append(
+                f"uses the filter {node.name!r}, which the sandbox does not offer"
+            )
+        elif isinstance(node, nodes.Call) and _is_name(node.node, "mentions"):
+            for arg in node.args:
+                if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                    self.terms.append(arg.value)
+
+    def _name(self, node: nodes.Name) -> None:
+        if node.name.startswith("_"):
+            self.forbidden.append(
+                f"uses the name {node.name!r}; names starting with _ are reserved"
+            )
+        elif node.ctx in ("store", "param"):
+            self.assigned.add(node.name)
+        elif node.name not in CONTEXT_ROOTS and node.name not in sandbox.globals:
+            self.unknown.add(node.name)
+
+    def _attribute(
+        self, attr: str, owner: nodes.Node, parent: nodes.Node | None, node: nodes.Node
+    ) -> None:
+        if attr.startswith("_") or attr in FORBIDDEN_ATTRIBUTES:
+            self.forbidden.append(_forbidden_message(attr))
+        elif _is_name(owner, "vars"):
+            self.variables.append(VariableRead(attr, _is_guarded(node, parent)))
+        elif _is_name(owner, "tool"):
+            self.tools.append(attr)
+
+
+def _is_name(node: nodes.Node, name: str) -> bool:
+    return isinstance(node, nodes.Name) and node.name == name
+
+
+def _is_guarded(node: nodes.Node, parent: nodes.Node | None) -> bool:
+    if isinstance(parent, nodes.Test) and parent.node is node:
+        return parent.name in _GUARD_TESTS
+    if isinstance(parent, nodes.Filter) and parent.node is node:
+        return parent.name in _GUARD_FILTERS
+    return False
