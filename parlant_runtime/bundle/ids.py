@@ -22,7 +22,7 @@ from parlant_runtime.model import NIL_ID
 if TYPE_CHECKING:
     from parlant_runtime.bundle.schema import AgentBundle
 
-__all__ = ["NAMESPACE", "derive_ids", "derived_id_pairs"]
+__all__ = ["NAMESPACE", "derive_ids", "derived_id_pairs", "rebase_ids", "workspace_root"]
 
 NAMESPACE = UUID("d58f2bae-9412-4dd6-8f1f-7576476aac26")
 """Root namespace of every derived id. Never change it: ids in databases depend on it."""
@@ -50,14 +50,15 @@ class _Occurrences:
         return count
 
 
-def derived_id_pairs(bundle: AgentBundle) -> Iterator[tuple[_HasId, UUID]]:
+def derived_id_pairs(bundle: AgentBundle, root: UUID = NAMESPACE) -> Iterator[tuple[_HasId, UUID]]:
     """Each entity of the bundle with the id it would get if it had none.
 
     Parents come before their children and children are derived from the parent's
     id as it is when they are reached, so filling ids while iterating is consistent.
+    ``root`` is the namespace of the agent's and the tools' ids.
     """
     agent = bundle.agent
-    yield agent, uuid5(NAMESPACE, _key("agent", agent.name))
+    yield agent, uuid5(root, _key("agent", agent.name))
 
     seen = _Occurrences()
     for guideline in bundle.guidelines:
@@ -80,7 +81,7 @@ def derived_id_pairs(bundle: AgentBundle) -> Iterator[tuple[_HasId, UUID]]:
     for kb_link in bundle.knowledge_bases:
         yield kb_link, uuid5(agent.id, _key("knowledge-base", kb_link.knowledge_base_id))
     for tool in bundle.tools:
-        yield tool, uuid5(NAMESPACE, _key("tool", tool.name))
+        yield tool, uuid5(root, _key("tool", tool.name))
         for integration in tool.integrations:
             target = (integration.integration_type.value, integration.target_id)
             key = _key("integration", *target, seen.next(("integration", tool.name, target)))
@@ -102,3 +103,24 @@ def derive_ids(bundle: AgentBundle) -> None:
     for entity, derived in derived_id_pairs(bundle):
         if entity.id == NIL_ID:
             entity.id = derived
+
+
+def workspace_root(workspace_id: str) -> UUID:
+    """The namespace of a workspace's derived ids (so workspaces never share an id)."""
+    return uuid5(NAMESPACE, _key("workspace", workspace_id))
+
+
+def rebase_ids(bundle: AgentBundle, old_root: UUID, new_root: UUID) -> AgentBundle:
+    """A copy whose ids derived under ``old_root`` are derived under ``new_root`` instead.
+
+    Ids given explicitly (not equal to the derived ones) are kept. Publishing rebases
+    a bundle into its workspace's namespace; exporting rebases it back, so that
+    ``publish -> export`` gives the bundle that was published.
+    """
+    before = [derived for _, derived in derived_id_pairs(bundle, old_root)]
+    rebased = bundle.model_copy(deep=True)
+    pairs = derived_id_pairs(rebased, new_root)
+    for (entity, derived), old in zip(pairs, before, strict=True):
+        if entity.id == old:
+            entity.id = derived
+    return rebased

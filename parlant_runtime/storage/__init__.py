@@ -1,0 +1,49 @@
+"""Storage: the port the runtime persists through, and its adapters.
+
+The port (:class:`Store`) and its errors import without any database driver. The
+SQL adapter (SQLite through aiosqlite, PostgreSQL through asyncpg) lives in
+:mod:`parlant_runtime.storage.sql` and is imported only when a database URL asks
+for it; :class:`MemoryStore` keeps everything in the process, for tests.
+"""
+
+from __future__ import annotations
+
+from parlant_runtime.storage.port import (
+    MAX_EVENT_BYTES,
+    MAX_EVENTS_PER_TURN,
+    MAX_VARIABLE_BYTES,
+    AgentChanges,
+    ConcurrentUpdate,
+    DuplicateMessage,
+    InvalidData,
+    NewEvent,
+    NotFound,
+    PublishRefused,
+    PublishReport,
+    SessionStart,
+    StorageError,
+    Store,
+    StoredAgent,
+    TurnCommit,
+    VariableChange,
+)
+
+__all__ = [
+    "MAX_EVENTS_PER_TURN",
+    "MAX_EVENT_BYTES",
+    "MAX_VARIABLE_BYTES",
+    "AgentChanges",
+    "ConcurrentUpdate",
+    "DuplicateMessage",
+    "InvalidData",
+    "NewEvent",
+    "NotFound",
+    "PublishRefused",
+    "PublishReport",
+    "SessionStart",
+    "StorageError",
+    "Store",
+    "StoredAgent",
+    "TurnCommit",
+    "VariableChange",
+]

@@ -1,0 +1,139 @@
+"""What a publish changes, independent of the database: ids, differences, moves.
+
+Stores call these pure functions inside their publishing transaction:
+:func:`for_workspace` gives a bundle the workspace's ids, :func:`diff` lists what
+is added, removed and changed, :func:`removed_states` and :func:`plan_moves`
+decide where live sessions on removed states go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+from uuid import UUID
+
+from parlant_runtime.bundle.ids import NAMESPACE, rebase_ids, workspace_root
+from parlant_runtime.bundle.schema import AgentBundle
+from parlant_runtime.storage.port import AgentChanges, PublishRefused
+
+__all__ = ["diff", "for_workspace", "from_workspace", "plan_moves", "removed_states"]
+
+
+def for_workspace(bundle: AgentBundle, workspace_id: str) -> AgentBundle:
+    """The bundle with its derived ids rebased into the workspace's namespace."""
+    return rebase_ids(bundle, NAMESPACE, workspace_root(workspace_id))
+
+
+def from_workspace(bundle: AgentBundle, workspace_id: str) -> AgentBundle:
+    """The inverse of :func:`for_workspace`: ids as a bundle file derives them."""
+    return rebase_ids(bundle, workspace_root(workspace_id), NAMESPACE)
+
+
+def _entities(bundle: AgentBundle) -> Iterator[tuple[str, UUID, str, dict[str, Any]]]:
+    """(kind, id, label, content) for every entity; content leaves out ids and children."""
+
+    def content(model: Any, *children: str) -> dict[str, Any]:
+        data: dict[str, Any] = model.model_dump(mode="json", exclude={"id", *children})
+        return data
+
+    yield "agent", bundle.agent.id, bundle.agent.name, content(bundle.agent)
+    for g in bundle.guidelines:
+        yield "guideline", g.id, g.name or g.action[:40], content(g)
+    for c in bundle.canned_responses:
+        yield "canned_response", c.id, c.name or c.template[:40], content(c)
+    for t in bundle.terms:
+        yield "term", t.id, t.name, content(t)
+    for tool in bundle.tools:
+        yield "tool", tool.id, tool.name, content(tool)
+    for v in bundle.variables:
+        yield "variable", v.id, f"{v.key} ({v.scope.value})", content(v)
+    for kb in bundle.knowledge_bases:
+        yield "knowledge_base", kb.id, kb.knowledge_base_id, content(kb)
+    for j in bundle.journeys:
+        yield "journey", j.id, j.title, content(j, "states", "transitions", "guidelines")
+        for s in j.states:
+            yield "state", s.id, f"{j.title}/{s.name}", content(s)
+        for tr in j.transitions:
+            label = f"{j.title}/{tr.from_state}->{tr.to_state}"
+            yield "transition", tr.id, label, content(tr)
+        for link in j.guidelines:
+            yield "guideline_link", link.id, f"{j.title}/{link.guideline}", content(link)
+
+
+def _by_key(bundle: AgentBundle) -> dict[tuple[str, UUID], tuple[str, dict[str, Any]]]:
+    return {(kind, id_): (label, data) for kind, id_, label, data in _entities(bundle)}
+
+
+def diff(old: AgentBundle | None, new: AgentBundle) -> AgentChanges:
+    """What ``new`` adds, removes and changes compared with ``old``, by kind."""
+    before = _by_key(old) if old is not None else {}
+    after = _by_key(new)
+    added: dict[str, list[str]] = {}
+    removed: dict[str, list[str]] = {}
+    changed: dict[str, list[str]] = {}
+    for key, (label, data) in after.items():
+        if key not in before:
+            added.setdefault(key[0], []).append(label)
+        elif before[key][1] != data:
+            changed.setdefault(key[0], []).append(label)
+    for key, (label, _) in before.items():
+        if key not in after:
+            removed.setdefault(key[0], []).append(label)
+    return AgentChanges(
+        added={kind: tuple(labels) for kind, labels in added.items()},
+        removed={kind: tuple(labels) for kind, labels in removed.items()},
+        changed={kind: tuple(labels) for kind, labels in changed.items()},
+    )
+
+
+def removed_states(old: AgentBundle | None, new: AgentBundle) -> dict[UUID, tuple[str, str]]:
+    """States of ``old`` that ``new`` no longer has: id -> (journey title, state name)."""
+    if old is None:
+        return {}
+    kept = {state.id for journey in new.journeys for state in journey.states}
+    return {
+        state.id: (journey.title, state.name)
+        for journey in old.journeys
+        for state in journey.states
+        if state.id not in kept
+    }
+
+
+def plan_moves(
+    new: AgentBundle,
+    stranded: Mapping[UUID, tuple[str, str]],
+    mapping: Mapping[str, Mapping[str, str]] | None,
+    *,
+    force: bool,
+) -> dict[UUID, tuple[UUID, UUID] | None]:
+    """Where sessions on each removed state go: (journey id, state id), or out of the journey.
+
+    Raises:
+        PublishRefused: a removed state with live sessions has no mapping and not ``force``;
+            or a mapping names a state the new version does not have.
+    """
+    moves: dict[UUID, tuple[UUID, UUID] | None] = {}
+    unmapped: list[str] = []
+    for state_id, (title, name) in stranded.items():
+        target = (mapping or {}).get(title, {}).get(name)
+        if target is None:
+            if not force:
+                unmapped.append(f"{title}/{name}")
+            moves[state_id] = None
+            continue
+        journey = new.journey(title)
+        state = journey.state(target) if journey is not None else None
+        if journey is None or state is None:
+            raise PublishRefused(
+                f"the state mapping sends {title}/{name} to {title}/{target}, which the new "
+                "version does not have; map it to one of the journey's states"
+            )
+        moves[state_id] = (journey.id, state.id)
+    if unmapped:
+        raise PublishRefused(
+            "live sessions are on states this version removes: "
+            + ", ".join(sorted(unmapped))
+            + "; map them to new states (--map 'Journey/old=new') or force the publish "
+            "(--force: those sessions leave their journey)"
+        )
+    return moves

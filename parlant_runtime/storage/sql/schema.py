@@ -1,0 +1,481 @@
+"""The database schema as SQLAlchemy tables: the seed's 15 tables, the host tables,
+and the runtime's extensions.
+
+Names, enum types, defaults and unique indexes follow the one public implementation
+of the seed (``shared/reference/sim-schema-facts.md``) so that the library runs
+against a host database that already has them. Types are native on PostgreSQL
+(uuid, jsonb, enum types) and portable on SQLite (char(32), JSON text, checked
+varchars).
+
+Extensions (each marked ``# extension`` below, created by migration 0002):
+
+- ``parlant_agent.no_match_response``, ``.version``: the strict no-match reply and a
+  counter bumped by every publish that changes the agent (compiled journeys are
+  cached per version);
+- ``parlant_guideline.name``, ``parlant_canned_response.name``: bundle names;
+- ``parlant_session.version``: the compare-and-set guard of every turn commit;
+- ``parlant_event.idempotency_key``: a retried customer message is recorded once;
+- ``parlant_variable.customer_id``: the seed has no column for customer-scoped values;
+- ``parlant_usage``: append-only usage deltas, rolled up into the counter columns
+  (see ``docs/storage.md``: counters never become a hot row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from parlant_runtime.model.enums import (
+    AgentStatus,
+    CompositionMode,
+    EventType,
+    SessionMode,
+    SessionStatus,
+    StateType,
+)
+
+__all__ = ["HOST_TABLES", "metadata"]
+
+NAMING_CONVENTION = {
+    "ix": "%(table_name)s_%(column_0_N_name)s_idx",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+UUID = sa.Uuid(as_uuid=True)
+NOW = sa.func.now()
+
+HOST_TABLES = ("workspace", "user", "knowledge_base", "custom_tools")
+
+
+def _enum(enum: Any, name: str) -> sa.Enum:
+    return sa.Enum(
+        *(member.value for member in enum),
+        name=name,
+        native_enum=True,
+        create_constraint=True,
+        validate_strings=True,
+    )
+
+
+def _timestamps() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    ]
+
+
+def _priority(name: str = "priority") -> sa.Column[Any]:
+    return sa.Column(name, sa.Integer, nullable=False, server_default="100")
+
+
+def _counter(name: str) -> sa.Column[Any]:
+    return sa.Column(name, sa.Integer, nullable=False, server_default="0")
+
+
+def _uuid_pk() -> sa.Column[Any]:
+    return sa.Column("id", UUID, primary_key=True)
+
+
+def _fk(name: str, target: str, *, nullable: bool = False, on_delete: str = "CASCADE") -> Any:
+    column_type = sa.Text if target.split(".", maxsplit=1)[0] in HOST_TABLES else UUID
+    return sa.Column(
+        name, column_type, sa.ForeignKey(target, ondelete=on_delete), nullable=nullable
+    )
+
+
+# ------------------------------------------------------------------ host tables
+
+workspace = sa.Table(
+    "workspace",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.Text),
+    *_timestamps(),
+)
+
+user = sa.Table(
+    "user",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("email_verified", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("image", sa.Text),
+    *_timestamps(),
+)
+
+knowledge_base = sa.Table(
+    "knowledge_base",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text),
+    sa.Column("workspace_id", sa.Text),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("token_count", sa.Integer, nullable=False, server_default="0"),
+)
+
+custom_tools = sa.Table(
+    "custom_tools",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("schema", JSON, nullable=False),
+    sa.Column("code", sa.Text, nullable=False, server_default=""),
+)
+
+# ------------------------------------------------------------------ core
+
+agent = sa.Table(
+    "parlant_agent",
+    metadata,
+    _uuid_pk(),
+    _fk("workspace_id", "workspace.id"),
+    _fk("created_by", "user.id", nullable=True, on_delete="SET NULL"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column(
+        "status", _enum(AgentStatus, "agent_status"), nullable=False, server_default="active"
+    ),
+    sa.Column(
+        "composition_mode",
+        _enum(CompositionMode, "composition_mode"),
+        nullable=False,
+        server_default="fluid",
+    ),
+    sa.Column("system_prompt", sa.Text),
+    sa.Column("model_provider", sa.Text),
+    sa.Column("model_name", sa.Text),
+    sa.Column("temperature", sa.Integer, nullable=False, server_default="70"),
+    sa.Column("max_tokens", sa.Integer),
+    _counter("total_sessions"),
+    _counter("total_messages"),
+    _counter("total_tokens_used"),
+    _counter("total_cost"),
+    sa.Column("last_active_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Column("deleted_at", sa.DateTime(timezone=True)),
+    sa.Column("no_match_response", sa.Text),  # extension
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),  # extension
+    sa.Index(None, "workspace_id"),
+    sa.Index(None, "workspace_id", "name"),
+)
+
+session = sa.Table(
+    "parlant_session",
+    metadata,
+    _uuid_pk(),
+    _fk("agent_id", "parlant_agent.id"),
+    _fk("workspace_id", "workspace.id"),
+    _fk("user_id", "user.id", nullable=True, on_delete="SET NULL"),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("mode", _enum(SessionMode, "session_mode"), nullable=False, server_default="auto"),
+    sa.Column(
+        "status", _enum(SessionStatus, "session_status"), nullable=False, server_default="active"
+    ),
+    sa.Column("title", sa.Text),
+    sa.Column("metadata", JSON, nullable=False, server_default="{}"),
+    _fk("current_journey_id", "parlant_journey.id", nullable=True, on_delete="SET NULL"),
+    _fk("current_state_id", "parlant_journey_state.id", nullable=True, on_delete="SET NULL"),
+    sa.Column("variables", JSON, nullable=False, server_default="{}"),
+    _counter("event_count"),
+    _counter("message_count"),
+    _counter("tokens_used"),
+    _counter("cost"),
+    sa.Column("average_response_time", sa.Integer),
+    sa.Column("satisfaction_score", sa.Integer),
+    sa.Column("session_type", sa.Text),
+    sa.Column("tags", JSON, nullable=False, server_default="[]"),
+    sa.Column("user_agent", sa.Text),
+    sa.Column("ip_address", sa.Text),
+    sa.Column("referrer", sa.Text),
+    sa.Column("locale", sa.Text),
+    sa.Column("timezone", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # extension
+    sa.Index(None, "workspace_id", "agent_id"),
+    sa.Index(None, "current_state_id"),
+)
+
+event = sa.Table(
+    "parlant_event",
+    metadata,
+    _uuid_pk(),
+    _fk("session_id", "parlant_session.id"),
+    sa.Column("offset", sa.Integer, nullable=False),
+    sa.Column("event_type", _enum(EventType, "event_type"), nullable=False),
+    sa.Column("content", JSON, nullable=False, server_default="{}"),
+    sa.Column("metadata", JSON, nullable=False, server_default="{}"),
+    sa.Column("tool_call_id", sa.Text),
+    _fk("journey_id", "parlant_journey.id", nullable=True, on_delete="SET NULL"),
+    _fk("state_id", "parlant_journey_state.id", nullable=True, on_delete="SET NULL"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Column("idempotency_key", sa.Text),  # extension
+    sa.Index(None, "session_id", "offset", unique=True),
+    sa.Index(None, "session_id", "idempotency_key", unique=True),
+)
+
+# ------------------------------------------------------------------ behaviour
+
+guideline = sa.Table(
+    "parlant_guideline",
+    metadata,
+    _uuid_pk(),
+    _fk("agent_id", "parlant_agent.id"),
+    sa.Column("condition", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    _priority(),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("tool_ids", JSON, nullable=False, server_default="[]"),
+    _counter("match_count"),
+    sa.Column("last_matched_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Column("name", sa.Text),  # extension
+    sa.Index(None, "agent_id"),
+)
+
+canned_response = sa.Table(
+    "parlant_canned_response",
+    metadata,
+    _uuid_pk(),
+    _fk("agent_id", "parlant_agent.id"),
+    sa.Column("template", sa.Text, nullable=False),
+    sa.Column("category", sa.Text),
+    sa.Column("tags", JSON, nullable=False, server_default="[]"),
+    sa.Column("conditions", JSON, nullable=False, server_default="[]"),
+    _priority(),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("requires_exact_match", sa.Boolean, nullable=False, server_default=sa.false()),
+    _counter("use_count"),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Column("name", sa.Text),  # extension
+    sa.Index(None, "agent_id"),
+)
+
+term = sa.Table(
+    "parlant_term",
+    metadata,
+    _uuid_pk(),
+    _fk("agent_id", "parlant_agent.id"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("synonyms", JSON, nullable=False, server_default="[]"),
+    sa.Column("category", sa.Text),
+    sa.Column("examples", JSON, nullable=False, server_default="[]"),
+    _priority("importance"),
+    *_timestamps(),
+    sa.Index(None, "agent_id", "name", unique=True),
+)
+
+# ------------------------------------------------------------------ journeys
+
+journey = sa.Table(
+    "parlant_journey",
+    metadata,
+    _uuid_pk(),
+    _fk("agent_id", "parlant_agent.id"),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("conditions", JSON, nullable=False, server_default="[]"),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("allow_skipping", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("allow_revisiting", sa.Boolean, nullable=False, server_default=sa.true()),
+    _counter("total_sessions"),
+    sa.Column("completion_rate", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Index(None, "agent_id"),
+)
+
+journey_state = sa.Table(
+    "parlant_journey_state",
+    metadata,
+    _uuid_pk(),
+    _fk("journey_id", "parlant_journey.id"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("state_type", _enum(StateType, "journey_state_type"), nullable=False),
+    sa.Column("chat_prompt", sa.Text),
+    sa.Column("tool_id", sa.Text),
+    sa.Column("tool_config", JSON, nullable=False, server_default="{}"),
+    sa.Column("condition", sa.Text),
+    sa.Column("is_initial", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("is_final", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("allow_skip", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("metadata", JSON, nullable=False, server_default="{}"),
+    *_timestamps(),
+    sa.Index(None, "journey_id", "name", unique=True),
+    sa.CheckConstraint("NOT (is_initial AND is_final)", name="initial_not_final"),
+)
+
+journey_transition = sa.Table(
+    "parlant_journey_transition",
+    metadata,
+    _uuid_pk(),
+    _fk("journey_id", "parlant_journey.id"),
+    _fk("from_state_id", "parlant_journey_state.id"),
+    _fk("to_state_id", "parlant_journey_state.id"),
+    sa.Column("condition", sa.Text),
+    _priority(),
+    _counter("use_count"),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    sa.Index(None, "journey_id"),
+    sa.Index(None, "from_state_id"),
+)
+
+# ------------------------------------------------------------------ tools
+
+tool = sa.Table(
+    "parlant_tool",
+    metadata,
+    _uuid_pk(),
+    _fk("workspace_id", "workspace.id"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("display_name", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("sim_tool_id", sa.Text),
+    sa.Column("tool_type", sa.Text, nullable=False, server_default="custom"),
+    sa.Column("parameters", JSON, nullable=False, server_default="{}"),
+    sa.Column("return_schema", JSON),
+    sa.Column("usage_guidelines", sa.Text),
+    sa.Column("error_handling", JSON, nullable=False, server_default="{}"),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("is_public", sa.Boolean, nullable=False, server_default=sa.false()),
+    _counter("use_count"),
+    sa.Column("success_rate", sa.Integer, nullable=False, server_default="100"),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Index(None, "workspace_id", "name", unique=True),
+)
+
+tool_integration = sa.Table(
+    "parlant_tool_integration",
+    metadata,
+    _uuid_pk(),
+    _fk("parlant_tool_id", "parlant_tool.id"),
+    sa.Column("integration_type", sa.Text, nullable=False),
+    sa.Column("target_id", sa.Text, nullable=False),
+    sa.Column("configuration", JSON, nullable=False, server_default="{}"),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("parameter_mapping", JSON, nullable=False, server_default="{}"),
+    sa.Column("response_mapping", JSON, nullable=False, server_default="{}"),
+    sa.Column("last_health_check", sa.DateTime(timezone=True)),
+    sa.Column("health_status", sa.Text),
+    _counter("error_count"),
+    sa.Column("last_error", sa.Text),
+    *_timestamps(),
+    sa.Index(None, "parlant_tool_id"),
+)
+
+# ------------------------------------------------------------------ variables
+
+variable = sa.Table(
+    "parlant_variable",
+    metadata,
+    _uuid_pk(),
+    _fk("agent_id", "parlant_agent.id"),
+    _fk("session_id", "parlant_session.id", nullable=True),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False, server_default="session"),
+    sa.Column("value", JSON),
+    sa.Column("value_type", sa.Text, nullable=False, server_default="string"),
+    sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("description", sa.Text),
+    *_timestamps(),
+    sa.Column("customer_id", sa.Text),  # extension
+    sa.Index(None, "session_id", "key", unique=True),
+    # one customer value per key, one definition per key (partial unique indexes)
+    sa.Index(
+        "parlant_variable_agent_id_customer_id_key_idx",
+        "agent_id",
+        "customer_id",
+        "key",
+        unique=True,
+        postgresql_where=sa.text("customer_id IS NOT NULL"),
+        sqlite_where=sa.text("customer_id IS NOT NULL"),
+    ),
+    sa.Index(
+        "parlant_variable_agent_id_key_idx",
+        "agent_id",
+        "key",
+        unique=True,
+        postgresql_where=sa.text("session_id IS NULL AND customer_id IS NULL"),
+        sqlite_where=sa.text("session_id IS NULL AND customer_id IS NULL"),
+    ),
+)
+
+# ------------------------------------------------------------------ junctions
+
+agent_tool = sa.Table(
+    "parlant_agent_tool",
+    metadata,
+    _uuid_pk(),
+    _fk("agent_id", "parlant_agent.id"),
+    _fk("tool_id", "parlant_tool.id"),
+    sa.Column("configuration", JSON, nullable=False, server_default="{}"),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    _priority(),
+    _counter("use_count"),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Index(None, "agent_id", "tool_id", unique=True),
+)
+
+journey_guideline = sa.Table(
+    "parlant_journey_guideline",
+    metadata,
+    _uuid_pk(),
+    _fk("journey_id", "parlant_journey.id"),
+    _fk("guideline_id", "parlant_guideline.id"),
+    sa.Column("priority_override", sa.Integer),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("journey_specific_condition", sa.Text),
+    _counter("match_count"),
+    sa.Column("last_matched_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Index(None, "journey_id", "guideline_id", unique=True),
+)
+
+agent_knowledge_base = sa.Table(
+    "parlant_agent_knowledge_base",
+    metadata,
+    _uuid_pk(),
+    _fk("agent_id", "parlant_agent.id"),
+    _fk("knowledge_base_id", "knowledge_base.id"),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("search_threshold", sa.Integer, nullable=False, server_default="70"),
+    sa.Column("max_results", sa.Integer, nullable=False, server_default="5"),
+    _priority(),
+    _counter("search_count"),
+    sa.Column("last_searched_at", sa.DateTime(timezone=True)),
+    *_timestamps(),
+    sa.Index(None, "agent_id", "knowledge_base_id", unique=True),
+)
+
+# ------------------------------------------------------------------ usage (extension)
+
+usage = sa.Table(
+    "parlant_usage",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("workspace_id", sa.Text, nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("entity_id", UUID, nullable=False),
+    sa.Column("counter", sa.Text, nullable=False),
+    sa.Column("delta", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+)
