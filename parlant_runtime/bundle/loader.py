@@ -135,14 +135,13 @@ _UNIQUE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cannedResponses", ("name",)),
     ("terms", ("name",)),
     ("tools", ("name",)),
-    ("variables", ("key", "scope")),
+    ("variables", ("key",)),
     ("knowledgeBases", ("knowledgeBaseId",)),
 )
 _JOURNEY_UNIQUE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("states", ("name",)),
     ("guidelines", ("guideline",)),
 )
-_DEFAULTS = {"scope": "session"}
 
 
 def _get(mapping: dict[str, Any], camel: str) -> Any:
@@ -166,7 +165,7 @@ def _duplicates_in(
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 continue
-            values = tuple(_get(item, key) or _DEFAULTS.get(key) for key in keys)
+            values = tuple(_get(item, key) for key in keys)
             if values[0] is None or not all(isinstance(v, str) for v in values):
                 continue
             if values in first_index:

@@ -173,7 +173,8 @@ class AgentBundle(Model):
         )
         _refuse_duplicates("term name", (term.name for term in self.terms))
         _refuse_duplicates("tool name", (tool.name for tool in self.tools))
-        _refuse_duplicates("variable", (f"{v.key} ({v.scope.value})" for v in self.variables))
+        # one namespace: templates read every scope as vars.<key>
+        _refuse_duplicates("variable key", (v.key for v in self.variables))
         _refuse_duplicates(
             "knowledge base link", (kb.knowledge_base_id for kb in self.knowledge_bases)
         )

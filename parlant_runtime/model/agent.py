@@ -99,6 +99,8 @@ class Session(Model):
     ended_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    version: Count = 0
+    """Extension of the seed: bumped by every committed turn (the compare-and-set guard)."""
 
 
 class Event(Model):
@@ -114,6 +116,8 @@ class Event(Model):
     journey_id: UUID | None = None
     state_id: UUID | None = None
     created_at: datetime | None = None
+    idempotency_key: str | None = None
+    """Extension of the seed: a customer message retried with the same key is recorded once."""
 
 
 def value_fits_type(value: Any, value_type: ValueType) -> bool:
@@ -159,5 +163,7 @@ class Variable(VariableFields):
     id: UUID = NIL_ID
     agent_id: UUID
     session_id: UUID | None = None
+    customer_id: str | None = None
+    """Extension of the seed: the customer a customer-scoped value belongs to."""
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -16,6 +16,8 @@ Extensions (each marked ``# extension`` below, created by migration 0002):
 - ``parlant_session.version``: the compare-and-set guard of every turn commit;
 - ``parlant_event.idempotency_key``: a retried customer message is recorded once;
 - ``parlant_variable.customer_id``: the seed has no column for customer-scoped values;
+- ``position`` on every table whose rows form a list in a bundle: the order of
+  transitions breaks priority ties, and an export must give the bundle back;
 - ``parlant_usage``: append-only usage deltas, rolled up into the counter columns
   (see ``docs/storage.md``: counters never become a hot row).
 """
@@ -78,6 +80,11 @@ def _priority(name: str = "priority") -> sa.Column[Any]:
 
 def _counter(name: str) -> sa.Column[Any]:
     return sa.Column(name, sa.Integer, nullable=False, server_default="0")
+
+
+def _position() -> sa.Column[Any]:
+    """The entry's place in its bundle list: order carries meaning (transition tie-breaks)."""
+    return sa.Column("position", sa.Integer, nullable=False, server_default="0")
 
 
 def _uuid_pk() -> sa.Column[Any]:
@@ -234,6 +241,7 @@ guideline = sa.Table(
     "parlant_guideline",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     sa.Column("condition", sa.Text),
     sa.Column("action", sa.Text, nullable=False),
@@ -251,6 +259,7 @@ canned_response = sa.Table(
     "parlant_canned_response",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     sa.Column("template", sa.Text, nullable=False),
     sa.Column("category", sa.Text),
@@ -270,6 +279,7 @@ term = sa.Table(
     "parlant_term",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
@@ -287,6 +297,7 @@ journey = sa.Table(
     "parlant_journey",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("description", sa.Text),
@@ -305,6 +316,7 @@ journey_state = sa.Table(
     "parlant_journey_state",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("journey_id", "parlant_journey.id"),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("state_type", _enum(StateType, "journey_state_type"), nullable=False),
@@ -325,6 +337,7 @@ journey_transition = sa.Table(
     "parlant_journey_transition",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("journey_id", "parlant_journey.id"),
     _fk("from_state_id", "parlant_journey_state.id"),
     _fk("to_state_id", "parlant_journey_state.id"),
@@ -366,6 +379,7 @@ tool_integration = sa.Table(
     "parlant_tool_integration",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("parlant_tool_id", "parlant_tool.id"),
     sa.Column("integration_type", sa.Text, nullable=False),
     sa.Column("target_id", sa.Text, nullable=False),
@@ -387,6 +401,7 @@ variable = sa.Table(
     "parlant_variable",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     _fk("session_id", "parlant_session.id", nullable=True),
     sa.Column("key", sa.Text, nullable=False),
@@ -424,6 +439,7 @@ agent_tool = sa.Table(
     "parlant_agent_tool",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     _fk("tool_id", "parlant_tool.id"),
     sa.Column("configuration", JSON, nullable=False, server_default="{}"),
@@ -439,6 +455,7 @@ journey_guideline = sa.Table(
     "parlant_journey_guideline",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("journey_id", "parlant_journey.id"),
     _fk("guideline_id", "parlant_guideline.id"),
     sa.Column("priority_override", sa.Integer),
@@ -454,6 +471,7 @@ agent_knowledge_base = sa.Table(
     "parlant_agent_knowledge_base",
     metadata,
     _uuid_pk(),
+    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     _fk("knowledge_base_id", "knowledge_base.id"),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),

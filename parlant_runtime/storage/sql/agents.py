@@ -1,0 +1,452 @@
+"""Agents in the database: a bundle becomes rows, rows become a bundle again.
+
+Reading an agent takes the same twelve queries however many journeys it has
+(one per table, each filtered by the agent), and writing one is a set of
+deletes and upserts in dependency order inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID, uuid5
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from parlant_runtime.bundle.schema import AgentBundle
+from parlant_runtime.storage.port import InvalidData, NotFound
+from parlant_runtime.storage.sql import schema as t
+
+__all__ = ["agent_version", "read_bundle", "write_bundle"]
+
+
+def _agent_tool_id(agent_id: UUID, tool_id: UUID) -> UUID:
+    return uuid5(agent_id, f"agent-tool\x1f{tool_id}")
+
+
+def _rows(ws: str, bundle: AgentBundle, version: int) -> dict[sa.Table, list[dict[str, Any]]]:
+    """The rows of every table for one agent, parents before children."""
+    agent = bundle.agent
+    tool_ids = {tool.name: tool.id for tool in bundle.tools}
+    guideline_ids = {g.name: g.id for g in bundle.guidelines if g.name is not None}
+    rows: dict[sa.Table, list[dict[str, Any]]] = {
+        t.agent: [
+            {
+                **agent.model_dump(by_alias=False, exclude={"id"}),
+                "id": agent.id,
+                "workspace_id": ws,
+                "version": version,
+            }
+        ],
+        t.tool: [
+            {
+                **tool.model_dump(by_alias=False, exclude={"id", "integrations"}),
+                "id": tool.id,
+                "workspace_id": ws,
+            }
+            for tool in bundle.tools
+        ],
+        t.tool_integration: [
+            {**i.model_dump(by_alias=False, exclude={"id"}), "id": i.id, "parlant_tool_id": tool.id}
+            for tool in bundle.tools
+            for i in tool.integrations
+        ],
+        t.agent_tool: [
+            {"id": _agent_tool_id(agent.id, tool.id), "agent_id": agent.id, "tool_id": tool.id}
+            for tool in bundle.tools
+        ],
+        t.guideline: [
+            {
+                **g.model_dump(by_alias=False, exclude={"id", "tools"}),
+                "id": g.id,
+                "agent_id": agent.id,
+                "tool_ids": [str(_lookup(tool_ids, name, "tool")) for name in g.tools],
+            }
+            for g in bundle.guidelines
+        ],
+        t.canned_response: [
+            {**c.model_dump(by_alias=False, exclude={"id"}), "id": c.id, "agent_id": agent.id}
+            for c in bundle.canned_responses
+        ],
+        t.term: [
+            {**term.model_dump(by_alias=False, exclude={"id"}), "id": term.id, "agent_id": agent.id}
+            for term in bundle.terms
+        ],
+        t.variable: [
+            {**v.model_dump(by_alias=False, exclude={"id"}), "id": v.id, "agent_id": agent.id}
+            for v in bundle.variables
+        ],
+        t.agent_knowledge_base: [
+            {**kb.model_dump(by_alias=False, exclude={"id"}), "id": kb.id, "agent_id": agent.id}
+            for kb in bundle.knowledge_bases
+        ],
+        t.journey: [],
+        t.journey_state: [],
+        t.journey_transition: [],
+        t.journey_guideline: [],
+    }
+    for journey in bundle.journeys:
+        rows[t.journey].append(
+            {
+                **journey.model_dump(
+                    by_alias=False, exclude={"id", "states", "transitions", "guidelines"}
+                ),
+                "id": journey.id,
+                "agent_id": agent.id,
+            }
+        )
+        state_ids = {state.name: state.id for state in journey.states}
+        for state in journey.states:
+            tool_id = _lookup(tool_ids, state.tool, "tool") if state.tool else None
+            rows[t.journey_state].append(
+                {
+                    **state.model_dump(by_alias=False, exclude={"id", "tool"}),
+                    "id": state.id,
+                    "journey_id": journey.id,
+                    "tool_id": str(tool_id) if tool_id else None,
+                }
+            )
+        for transition in journey.transitions:
+            rows[t.journey_transition].append(
+                {
+                    "id": transition.id,
+                    "journey_id": journey.id,
+                    "from_state_id": _lookup(state_ids, transition.from_state, "state"),
+                    "to_state_id": _lookup(state_ids, transition.to_state, "state"),
+                    "condition": transition.condition,
+                    "priority": transition.priority,
+                }
+            )
+        for link in journey.guidelines:
+            rows[t.journey_guideline].append(
+                {
+                    **link.model_dump(by_alias=False, exclude={"id", "guideline"}),
+                    "id": link.id,
+                    "journey_id": journey.id,
+                    "guideline_id": _lookup(guideline_ids, link.guideline, "guideline"),
+                }
+            )
+    _number(rows)
+    return rows
+
+
+def _number(rows: dict[sa.Table, list[dict[str, Any]]]) -> None:
+    """Give each row its place in its list (per parent, which is all file order needs)."""
+    for table, table_rows in rows.items():
+        if "position" in table.columns:
+            for position, row in enumerate(table_rows):
+                row["position"] = position
+
+
+def _lookup(ids: dict[str, UUID], name: str | None, what: str) -> UUID:
+    if name is None or name not in ids:
+        raise InvalidData(
+            f"the bundle names {what} {name!r}, which it does not define; validate it"
+        )
+    return ids[name]
+
+
+# children first for deletes; the reverse for upserts
+_WRITE_ORDER = (
+    t.agent,
+    t.tool,
+    t.tool_integration,
+    t.agent_tool,
+    t.guideline,
+    t.canned_response,
+    t.term,
+    t.variable,
+    t.agent_knowledge_base,
+    t.journey,
+    t.journey_state,
+    t.journey_transition,
+    t.journey_guideline,
+)
+
+# how to find an agent's existing rows in each table (tools are shared by the workspace)
+_OWNED_BY_AGENT: dict[sa.Table, Any] = {
+    t.agent_tool: lambda a: t.agent_tool.c.agent_id == a,
+    t.guideline: lambda a: t.guideline.c.agent_id == a,
+    t.canned_response: lambda a: t.canned_response.c.agent_id == a,
+    t.term: lambda a: t.term.c.agent_id == a,
+    t.variable: lambda a: (
+        (t.variable.c.agent_id == a)
+        & t.variable.c.session_id.is_(None)
+        & t.variable.c.customer_id.is_(None)
+    ),
+    t.agent_knowledge_base: lambda a: t.agent_knowledge_base.c.agent_id == a,
+    t.journey: lambda a: t.journey.c.agent_id == a,
+    t.journey_state: lambda a: t.journey_state.c.journey_id.in_(
+        sa.select(t.journey.c.id).where(t.journey.c.agent_id == a)
+    ),
+    t.journey_transition: lambda a: t.journey_transition.c.journey_id.in_(
+        sa.select(t.journey.c.id).where(t.journey.c.agent_id == a)
+    ),
+    t.journey_guideline: lambda a: t.journey_guideline.c.journey_id.in_(
+        sa.select(t.journey.c.id).where(t.journey.c.agent_id == a)
+    ),
+    t.tool_integration: lambda a: t.tool_integration.c.parlant_tool_id.in_(
+        sa.select(t.agent_tool.c.tool_id).where(t.agent_tool.c.agent_id == a)
+    ),
+}
+
+
+def _upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = insert.values(rows)
+    keep = {"id", "created_at"}
+    updates: dict[str, Any] = {
+        column.name: statement.excluded[column.name]
+        for column in table.columns
+        if column.name in rows[0] and column.name not in keep
+    }
+    if "updated_at" in table.columns:
+        updates["updated_at"] = sa.func.now()
+    return statement.on_conflict_do_update(index_elements=["id"], set_=updates)
+
+
+async def write_bundle(
+    conn: AsyncConnection, ws: str, bundle: AgentBundle, *, version: int, exists: bool
+) -> None:
+    """Make the database hold exactly ``bundle`` for its agent (ids already the workspace's)."""
+    dialect = conn.dialect.name
+    rows = _rows(ws, bundle, version)
+    agent_id = bundle.agent.id
+    if exists:
+        for table in reversed(_WRITE_ORDER):
+            owned = _OWNED_BY_AGENT.get(table)
+            if owned is None:
+                continue
+            keep = [row["id"] for row in rows[table]]
+            condition = owned(agent_id)
+            if keep:
+                condition = condition & table.c.id.not_in(keep)
+            await conn.execute(sa.delete(table).where(condition))
+    for table in _WRITE_ORDER:
+        if rows[table]:
+            await conn.execute(_upsert(dialect, table, rows[table]))
+
+
+async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:
+    """The stored version of the agent, or ``None`` when the workspace has no such agent."""
+    version: int | None = await conn.scalar(
+        sa.select(t.agent.c.version).where(
+            t.agent.c.id == agent_id,
+            t.agent.c.workspace_id == ws,
+            t.agent.c.deleted_at.is_(None),
+        )
+    )
+    return version
+
+
+def _plain(row: sa.Row[Any], *drop: str) -> dict[str, Any]:
+    return {key: value for key, value in row._mapping.items() if key not in drop}
+
+
+_ROW_ONLY = ("created_at", "updated_at", "position")
+
+
+async def read_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> tuple[AgentBundle, int]:
+    """The agent as a bundle (with the stored ids) and its version; a fixed query count."""
+    agent_row = (
+        await conn.execute(
+            sa.select(t.agent).where(
+                t.agent.c.id == agent_id,
+                t.agent.c.workspace_id == ws,
+                t.agent.c.deleted_at.is_(None),
+            )
+        )
+    ).first()
+    if agent_row is None:
+        raise NotFound(f"no agent {agent_id} in workspace {ws!r}")
+    journeys_of_agent = sa.select(t.journey.c.id).where(t.journey.c.agent_id == agent_id)
+
+    async def select(table: sa.Table, condition: Any) -> Sequence[sa.Row[Any]]:
+        return (await conn.execute(sa.select(table).where(condition))).all()
+
+    tool_rows = (
+        await conn.execute(
+            sa.select(t.tool, t.agent_tool.c.position)
+            .join(t.agent_tool, t.agent_tool.c.tool_id == t.tool.c.id)
+            .where(t.agent_tool.c.agent_id == agent_id)
+        )
+    ).all()
+    integrations = await select(
+        t.tool_integration,
+        t.tool_integration.c.parlant_tool_id.in_([row.id for row in tool_rows]),
+    )
+    guidelines = await select(t.guideline, t.guideline.c.agent_id == agent_id)
+    canned = await select(t.canned_response, t.canned_response.c.agent_id == agent_id)
+    terms = await select(t.term, t.term.c.agent_id == agent_id)
+    variables = await select(
+        t.variable,
+        (t.variable.c.agent_id == agent_id)
+        & t.variable.c.session_id.is_(None)
+        & t.variable.c.customer_id.is_(None),
+    )
+    kbs = await select(t.agent_knowledge_base, t.agent_knowledge_base.c.agent_id == agent_id)
+    journeys = await select(t.journey, t.journey.c.agent_id == agent_id)
+    states = await select(t.journey_state, t.journey_state.c.journey_id.in_(journeys_of_agent))
+    transitions = await select(
+        t.journey_transition, t.journey_transition.c.journey_id.in_(journeys_of_agent)
+    )
+    links = await select(
+        t.journey_guideline, t.journey_guideline.c.journey_id.in_(journeys_of_agent)
+    )
+    fetched = {
+        t.tool: tool_rows,
+        t.tool_integration: integrations,
+        t.guideline: guidelines,
+        t.canned_response: canned,
+        t.term: terms,
+        t.variable: variables,
+        t.agent_knowledge_base: kbs,
+        t.journey: journeys,
+        t.journey_state: states,
+        t.journey_transition: transitions,
+        t.journey_guideline: links,
+    }
+    return _assemble(agent_row, fetched), int(agent_row.version)
+
+
+def _assemble(
+    agent_row: sa.Row[Any], fetched: dict[sa.Table, Sequence[sa.Row[Any]]]
+) -> AgentBundle:
+    """Rows to a bundle, each list in its stored order."""
+    tool_rows, integrations = fetched[t.tool], fetched[t.tool_integration]
+    guidelines, canned, terms = fetched[t.guideline], fetched[t.canned_response], fetched[t.term]
+    variables, kbs, journeys = (
+        fetched[t.variable],
+        fetched[t.agent_knowledge_base],
+        fetched[t.journey],
+    )
+    states, transitions = fetched[t.journey_state], fetched[t.journey_transition]
+    links = fetched[t.journey_guideline]
+    tool_names = {str(row.id): row.name for row in tool_rows}
+    guideline_names = {row.id: row.name or str(row.id) for row in guidelines}
+    state_names = {row.id: row.name for row in states}
+    agent_fields = _plain(
+        agent_row,
+        "workspace_id",
+        "created_by",
+        "version",
+        "deleted_at",
+        "last_active_at",
+        "total_sessions",
+        "total_messages",
+        "total_tokens_used",
+        "total_cost",
+        *_ROW_ONLY,
+    )
+    data: dict[str, Any] = {
+        "agent": agent_fields,
+        "guidelines": [
+            {
+                **_plain(row, "agent_id", "tool_ids", "match_count", "last_matched_at", *_ROW_ONLY),
+                "name": guideline_names[row.id] if row.name or _is_linked(row.id, links) else None,
+                "tools": [tool_names[tool_id] for tool_id in row.tool_ids if tool_id in tool_names],
+            }
+            for row in _ordered(guidelines)
+        ],
+        "canned_responses": [
+            _plain(row, "agent_id", "use_count", "last_used_at", *_ROW_ONLY)
+            for row in _ordered(canned)
+        ],
+        "terms": [_plain(row, "agent_id", *_ROW_ONLY) for row in _ordered(terms)],
+        "tools": [
+            {
+                **_plain(
+                    row,
+                    "workspace_id",
+                    "sim_tool_id",
+                    "is_public",
+                    "use_count",
+                    "success_rate",
+                    "last_used_at",
+                    *_ROW_ONLY,
+                ),
+                "integrations": [
+                    _plain(
+                        i,
+                        "parlant_tool_id",
+                        "last_health_check",
+                        "health_status",
+                        "error_count",
+                        "last_error",
+                        *_ROW_ONLY,
+                    )
+                    for i in _ordered(integrations)
+                    if i.parlant_tool_id == row.id
+                ],
+            }
+            for row in _ordered(tool_rows)
+        ],
+        "variables": [
+            _plain(row, "agent_id", "session_id", "customer_id", *_ROW_ONLY)
+            for row in _ordered(variables)
+        ],
+        "knowledge_bases": [
+            _plain(row, "agent_id", "search_count", "last_searched_at", *_ROW_ONLY)
+            for row in _ordered(kbs)
+        ],
+        "journeys": [],
+    }
+    for journey in _ordered(journeys):
+        data["journeys"].append(
+            {
+                **_plain(
+                    journey,
+                    "agent_id",
+                    "total_sessions",
+                    "completion_rate",
+                    "last_used_at",
+                    *_ROW_ONLY,
+                ),
+                "states": [
+                    {
+                        **_plain(row, "journey_id", "tool_id", *_ROW_ONLY),
+                        "tool": tool_names.get(row.tool_id) if row.tool_id else None,
+                    }
+                    for row in _ordered(states)
+                    if row.journey_id == journey.id
+                ],
+                "transitions": [
+                    {
+                        "id": row.id,
+                        "from": state_names[row.from_state_id],
+                        "to": state_names[row.to_state_id],
+                        "condition": row.condition,
+                        "priority": row.priority,
+                    }
+                    for row in _ordered(transitions)
+                    if row.journey_id == journey.id
+                ],
+                "guidelines": [
+                    {
+                        **_plain(
+                            row,
+                            "journey_id",
+                            "guideline_id",
+                            "match_count",
+                            "last_matched_at",
+                            *_ROW_ONLY,
+                        ),
+                        "guideline": guideline_names[row.guideline_id],
+                    }
+                    for row in _ordered(links)
+                    if row.journey_id == journey.id
+                ],
+            }
+        )
+    return AgentBundle.model_validate(data)
+
+
+def _is_linked(guideline_id: UUID, links: Sequence[sa.Row[Any]]) -> bool:
+    return any(link.guideline_id == guideline_id for link in links)
+
+
+def _ordered(rows: Sequence[sa.Row[Any]]) -> list[sa.Row[Any]]:
+    """Rows in the bundle's order; ids break ties among rows written by someone else."""
+    return sorted(rows, key=lambda row: (getattr(row, "position", 0), str(row.id)))

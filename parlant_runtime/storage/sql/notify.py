@@ -1,0 +1,96 @@
+"""Waking whoever waits for a session's new events.
+
+Commits in this process wake local waiters directly. On PostgreSQL every commit
+also sends ``NOTIFY parlant_events, '<session>:<last offset>'`` inside its
+transaction (delivered on commit), and one listening connection per store wakes
+the waiters of other processes; if that connection cannot be had, or on SQLite,
+waiters poll at ``poll_interval``. A wake-up only says "look again": the waiter
+always re-reads the events, so a lost or duplicated notification costs a query,
+never an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = ["EventNotifier"]
+
+CHANNEL = "parlant_events"
+
+
+class EventNotifier:
+    """Per-session wake-ups, fed by local commits and (on PostgreSQL) LISTEN/NOTIFY."""
+
+    def __init__(self, engine: AsyncEngine, *, poll_interval: float) -> None:
+        self._engine = engine
+        self._poll_interval = poll_interval
+        self._waiters: dict[UUID, set[asyncio.Event]] = {}
+        self._listener: AsyncConnection | None = None
+        self._listening = False
+        self._start_lock = asyncio.Lock()
+
+    def local_commit(self, session_id: UUID) -> None:
+        """A commit of this process: wake its waiters now."""
+        for event in self._waiters.get(session_id, ()):
+            event.set()
+
+    def _on_notify(self, *args: Any) -> None:
+        payload = str(args[-1])
+        try:
+            session_id = UUID(payload.split(":", 1)[0])
+        except ValueError:
+            return
+        self.local_commit(session_id)
+
+    async def _listen(self) -> None:
+        if self._listening or self._engine.dialect.name != "postgresql":
+            return
+        async with self._start_lock:
+            if self._listening:
+                return
+            try:
+                connection = await self._engine.connect()
+                raw = await connection.get_raw_connection()
+                await raw.driver_connection.add_listener(CHANNEL, self._on_notify)  # type: ignore[union-attr]
+            except Exception:  # no listener: waiters poll, which is slower but correct
+                return
+            self._listener = connection
+            self._listening = True
+
+    @contextlib.asynccontextmanager
+    async def watch(self, session_id: UUID) -> AsyncIterator[Callable[[float], Awaitable[None]]]:
+        """Register a waiter before reading, so no commit slips between read and wait."""
+        await self._listen()
+        event = asyncio.Event()
+        self._waiters.setdefault(session_id, set()).add(event)
+
+        async def woken(timeout: float) -> None:
+            limit = timeout if self._listening else min(timeout, self._poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), limit)
+            event.clear()
+
+        try:
+            yield woken
+        finally:
+            waiters = self._waiters.get(session_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[session_id]
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                raw = await self._listener.get_raw_connection()
+                await raw.driver_connection.remove_listener(CHANNEL, self._on_notify)  # type: ignore[union-attr]
+            await self._listener.close()
+            self._listener = None
+            self._listening = False

@@ -1,0 +1,660 @@
+"""The SQL adapter of the storage port: SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+One class serves both dialects through SQLAlchemy Core; what differs (upserts,
+LISTEN/NOTIFY versus polling) is chosen by the dialect at run time. A turn is one
+transaction: a compare-and-set ``UPDATE ... RETURNING`` of the session row (which
+also checks that the new journey and state belong to the session's agent), one
+multi-row insert of events with offsets taken from the updated row, the variable
+upserts and the usage deltas. Nothing is read before it, so a turn costs three
+to five statements and one round trip each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from parlant_runtime.bundle.schema import AgentBundle
+from parlant_runtime.model import (
+    Event,
+    EventType,
+    Session,
+    SessionStatus,
+    Variable,
+    VariableScope,
+)
+from parlant_runtime.storage import publishing
+from parlant_runtime.storage.checks import check_turn
+from parlant_runtime.storage.port import (
+    ConcurrentUpdate,
+    DuplicateMessage,
+    InvalidData,
+    NotFound,
+    PublishReport,
+    SessionStart,
+    StorageError,
+    StoredAgent,
+    TurnCommit,
+)
+from parlant_runtime.storage.sql import schema as t
+from parlant_runtime.storage.sql.agents import agent_version, read_bundle, write_bundle
+from parlant_runtime.storage.sql.engine import create_engine
+from parlant_runtime.storage.sql.notify import EventNotifier
+
+__all__ = ["SqlStore"]
+
+_MESSAGES = (EventType.CUSTOMER_MESSAGE.value, EventType.AGENT_MESSAGE.value)
+_ENDED = (SessionStatus.COMPLETED, SessionStatus.ABANDONED)
+
+# usage counters a turn may bump: entity -> (table, counters, how to reach its workspace)
+_USAGE: dict[str, tuple[sa.Table, frozenset[str]]] = {
+    "agent": (t.agent, frozenset({"total_sessions", "total_messages", "total_tokens_used"})),
+    "guideline": (t.guideline, frozenset({"match_count"})),
+    "canned_response": (t.canned_response, frozenset({"use_count"})),
+    "journey": (t.journey, frozenset({"total_sessions"})),
+    "transition": (t.journey_transition, frozenset({"use_count"})),
+    "journey_guideline": (t.journey_guideline, frozenset({"match_count"})),
+    "tool": (t.tool, frozenset({"use_count"})),
+}
+
+
+def _session(row: sa.Row[Any]) -> Session:
+    return Session.model_validate(dict(row._mapping))
+
+
+def _event(row: sa.Row[Any]) -> Event:
+    return Event.model_validate(dict(row._mapping))
+
+
+class SqlStore:
+    """The storage port on a SQL database (see the module docstring)."""
+
+    def __init__(self, engine: AsyncEngine, *, poll_interval: float = 0.05) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._notifier = EventNotifier(engine, poll_interval=poll_interval)
+
+    @classmethod
+    def open(cls, url: str, **options: Any) -> SqlStore:
+        """A store on the database at ``url`` (its schema must be upgraded already)."""
+        return cls(create_engine(url), **options)
+
+    async def close(self) -> None:
+        """Stop listening and release every connection."""
+        await self._notifier.close()
+        await self.engine.dispose()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _insert(self, table: sa.Table) -> Any:
+        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+
+    async def _session_row(self, conn: AsyncConnection, ws: str, sid: UUID) -> sa.Row[Any]:
+        row = (
+            await conn.execute(
+                sa.select(t.session).where(t.session.c.id == sid, t.session.c.workspace_id == ws)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no session {sid} in workspace {ws!r}")
+        return row
+
+    # ------------------------------------------------------------------ host rows
+
+    async def ensure_workspace(self, workspace_id: str, name: str | None = None) -> None:
+        """Create the host workspace row if it is missing (embedded use)."""
+        statement = self._insert(t.workspace).values(id=workspace_id, name=name or workspace_id)
+        async with self.engine.begin() as conn:
+            await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+
+    async def ensure_knowledge_bases(self, workspace_id: str, ids: Sequence[str]) -> None:
+        """Create placeholder host knowledge-base rows (embedded use, before a publish)."""
+        if not ids:
+            return
+        rows = [{"id": kb, "workspace_id": workspace_id, "name": kb} for kb in ids]
+        statement = self._insert(t.knowledge_base).values(rows)
+        async with self.engine.begin() as conn:
+            await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+
+    # ------------------------------------------------------------------ agents
+
+    async def find_agent(self, workspace_id: str, name: str) -> UUID | None:
+        """The id of the workspace's agent with this name, if any."""
+        async with self.engine.connect() as conn:
+            found: UUID | None = await conn.scalar(
+                sa.select(t.agent.c.id).where(
+                    t.agent.c.workspace_id == workspace_id,
+                    t.agent.c.name == name,
+                    t.agent.c.deleted_at.is_(None),
+                )
+            )
+        return found
+
+    async def load_agent(self, workspace_id: str, agent_id: UUID) -> StoredAgent:
+        """Everything the runtime needs of an agent, in twelve queries."""
+        async with self.engine.connect() as conn:
+            bundle, version = await read_bundle(conn, workspace_id, agent_id)
+        return StoredAgent(workspace_id, agent_id, version, bundle)
+
+    async def publish(
+        self,
+        workspace_id: str,
+        bundle: AgentBundle,
+        *,
+        state_mapping: Mapping[str, Mapping[str, str]] | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> PublishReport:
+        """Write an agent in one transaction (see :meth:`Store.publish`)."""
+        new = publishing.for_workspace(bundle, workspace_id)
+        agent_id = new.agent.id
+        async with self.engine.begin() as conn:
+            exists = await conn.scalar(
+                sa.select(t.workspace.c.id).where(t.workspace.c.id == workspace_id)
+            )
+            if exists is None:
+                raise NotFound(f"no workspace {workspace_id!r}; create it first")
+            version = await self._lock_agent(conn, workspace_id, agent_id)
+            old = (await read_bundle(conn, workspace_id, agent_id))[0] if version else None
+            changes = publishing.diff(old, new)
+            removed = publishing.removed_states(old, new)
+            stranded = await self._stranded(conn, removed)
+            report = PublishReport(
+                agent_id=agent_id,
+                version=version or 1,
+                created=version is None,
+                changes=changes,
+                stranded_sessions={
+                    f"{title}/{name}": count
+                    for state_id, (title, name) in removed.items()
+                    if (count := stranded.get(state_id, 0))
+                },
+            )
+            moves = publishing.plan_moves(
+                new, {sid: removed[sid] for sid in stranded}, state_mapping, force=force
+            )
+            if dry_run or (version is not None and changes.empty):
+                return report
+            new_version = (version or 0) + 1
+            moved = await self._move_sessions(conn, moves)
+            try:
+                await write_bundle(
+                    conn, workspace_id, new, version=new_version, exists=bool(version)
+                )
+            except IntegrityError as exc:
+                raise InvalidData(f"the agent cannot be stored: {exc.orig}") from exc
+            await self._notify_republish(conn, agent_id, new_version)
+        return PublishReport(
+            agent_id=agent_id,
+            version=new_version,
+            created=version is None,
+            changes=changes,
+            stranded_sessions=report.stranded_sessions,
+            moved_sessions=moved,
+            written=True,
+        )
+
+    async def _lock_agent(self, conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:
+        """The agent's version, locking its row so that two publishes queue."""
+        query = sa.select(t.agent.c.version, t.agent.c.workspace_id).where(t.agent.c.id == agent_id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        if row.workspace_id != ws:  # derived ids differ per workspace: only explicit ids clash
+            raise InvalidData(f"agent id {agent_id} is taken by another workspace; give a new id")
+        return int(row.version)
+
+    async def _stranded(
+        self, conn: AsyncConnection, removed: Mapping[UUID, Any]
+    ) -> dict[UUID, int]:
+        if not removed:
+            return {}
+        rows = await conn.execute(
+            sa.select(t.session.c.current_state_id, sa.func.count())
+            .where(
+                t.session.c.current_state_id.in_(list(removed)),
+                t.session.c.status == SessionStatus.ACTIVE.value,
+            )
+            .group_by(t.session.c.current_state_id)
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def _move_sessions(
+        self, conn: AsyncConnection, moves: Mapping[UUID, tuple[UUID, UUID] | None]
+    ) -> int:
+        moved = 0
+        for old_state, target in moves.items():
+            journey_id, state_id = target if target is not None else (None, None)
+            result = await conn.execute(
+                sa.update(t.session)
+                .where(
+                    t.session.c.current_state_id == old_state,
+                    t.session.c.status == SessionStatus.ACTIVE.value,
+                )
+                .values(
+                    current_journey_id=journey_id,
+                    current_state_id=state_id,
+                    version=t.session.c.version + 1,
+                    updated_at=sa.func.now(),
+                )
+            )
+            moved += result.rowcount
+        return moved
+
+    async def _notify_republish(self, conn: AsyncConnection, agent_id: UUID, version: int) -> None:
+        if self.dialect == "postgresql":
+            await conn.execute(
+                sa.select(sa.func.pg_notify("parlant_agents", f"{agent_id}:{version}"))
+            )
+
+    # ------------------------------------------------------------------ sessions
+
+    async def create_session(self, workspace_id: str, start: SessionStart) -> Session:
+        """A new session of an agent of this workspace."""
+        session_id = start.session_id or uuid.uuid4()
+        async with self.engine.begin() as conn:
+            if await agent_version(conn, workspace_id, start.agent_id) is None:
+                raise NotFound(f"no agent {start.agent_id} in workspace {workspace_id!r}")
+            try:
+                row = (
+                    await conn.execute(
+                        t.session.insert()
+                        .values(
+                            id=session_id,
+                            agent_id=start.agent_id,
+                            workspace_id=workspace_id,
+                            user_id=start.user_id,
+                            customer_id=start.customer_id,
+                            mode=start.mode.value,
+                            title=start.title,
+                            metadata=start.metadata,
+                            variables={},
+                            tags=[],
+                        )
+                        .returning(*t.session.c)
+                    )
+                ).one()
+            except IntegrityError as exc:
+                raise InvalidData(f"session {session_id} cannot be created: {exc.orig}") from exc
+            await self._record_usage(
+                conn, workspace_id, {f"agent:{start.agent_id}:total_sessions": 1}
+            )
+        return _session(row)
+
+    async def get_session(self, workspace_id: str, session_id: UUID) -> Session:
+        """The session as stored."""
+        async with self.engine.connect() as conn:
+            return _session(await self._session_row(conn, workspace_id, session_id))
+
+    async def list_sessions(
+        self, workspace_id: str, agent_id: UUID, *, status: SessionStatus | None = None
+    ) -> Sequence[Session]:
+        """The agent's sessions, oldest first."""
+        query = sa.select(t.session).where(
+            t.session.c.workspace_id == workspace_id, t.session.c.agent_id == agent_id
+        )
+        if status is not None:
+            query = query.where(t.session.c.status == status.value)
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(query.order_by(t.session.c.created_at, t.session.c.id))
+            ).all()
+        return [_session(row) for row in rows]
+
+    def _events_query(self, ws: str, sid: UUID) -> Any:
+        return (
+            sa.select(t.event)
+            .join(t.session, t.session.c.id == t.event.c.session_id)
+            .where(t.event.c.session_id == sid, t.session.c.workspace_id == ws)
+        )
+
+    async def list_events(
+        self, workspace_id: str, session_id: UUID, *, after: int = -1, limit: int | None = None
+    ) -> Sequence[Event]:
+        """The session's events with an offset greater than ``after``, in order."""
+        query = (
+            self._events_query(workspace_id, session_id)
+            .where(t.event.c.offset > after)
+            .order_by(t.event.c.offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                await self._session_row(conn, workspace_id, session_id)  # NotFound if not ours
+        return [_event(row) for row in rows]
+
+    async def find_message(
+        self, workspace_id: str, session_id: UUID, idempotency_key: str
+    ) -> Event | None:
+        """The customer message recorded with this idempotency key, if any."""
+        query = self._events_query(workspace_id, session_id).where(
+            t.event.c.idempotency_key == idempotency_key
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                await self._session_row(conn, workspace_id, session_id)
+        return _event(row) if row is not None else None
+
+    async def get_variables(self, workspace_id: str, session_id: UUID) -> Sequence[Variable]:
+        """Definitions, then the customer's values, then the session's (later ones win)."""
+        async with self.engine.connect() as conn:
+            session = await self._session_row(conn, workspace_id, session_id)
+            v = t.variable
+            scopes = (v.c.session_id.is_(None) & v.c.customer_id.is_(None)) | (
+                v.c.session_id == session_id
+            )
+            if session.customer_id is not None:
+                scopes = scopes | (
+                    v.c.session_id.is_(None) & (v.c.customer_id == session.customer_id)
+                )
+            rows = (
+                await conn.execute(sa.select(v).where(v.c.agent_id == session.agent_id, scopes))
+            ).all()
+        rank = {"definition": 0, "customer": 1, "session": 2}
+        merged: dict[str, tuple[int, Variable]] = {}
+        for row in rows:
+            level = (
+                "session"
+                if row.session_id is not None
+                else "customer"
+                if row.customer_id is not None
+                else "definition"
+            )
+            data = {k: val for k, val in row._mapping.items() if k != "position"}
+            variable = Variable.model_validate(data)
+            if variable.key not in merged or merged[variable.key][0] <= rank[level]:
+                merged[variable.key] = (rank[level], variable)
+        return [merged[key][1] for key in sorted(merged)]
+
+    # ------------------------------------------------------------------ turns
+
+    async def commit_turn(self, workspace_id: str, turn: TurnCommit) -> Session:
+        """Write one turn atomically (see :meth:`Store.commit_turn`)."""
+        check_turn(turn)
+        try:
+            async with self.engine.begin() as conn:
+                row = await self._advance_session(conn, workspace_id, turn)
+                base = row.event_count - len(turn.events)
+                if turn.events:
+                    await conn.execute(
+                        t.event.insert(),
+                        [
+                            {
+                                **event.model_dump(by_alias=False, exclude={"event_type"}),
+                                "id": uuid.uuid4(),
+                                "session_id": turn.session_id,
+                                "offset": base + index,
+                                "event_type": event.event_type.value,
+                            }
+                            for index, event in enumerate(turn.events)
+                        ],
+                    )
+                await self._write_variables(conn, row, turn)
+                await self._record_usage(conn, workspace_id, turn.usage)
+                if turn.events and self.dialect == "postgresql":
+                    payload = f"{turn.session_id}:{row.event_count - 1}"
+                    await conn.execute(sa.select(sa.func.pg_notify("parlant_events", payload)))
+        except IntegrityError as exc:
+            await self._explain_integrity_error(workspace_id, turn, exc)
+        except DBAPIError as exc:
+            raise StorageError(f"the turn was not committed: {exc.orig}") from exc
+        self._notifier.local_commit(turn.session_id)
+        return _session(row)
+
+    async def _advance_session(
+        self, conn: AsyncConnection, ws: str, turn: TurnCommit
+    ) -> sa.Row[Any]:
+        s = t.session
+        messages = sum(1 for event in turn.events if event.event_type.value in _MESSAGES)
+        values: dict[str, Any] = {
+            "version": s.c.version + 1,
+            "event_count": s.c.event_count + len(turn.events),
+            "message_count": s.c.message_count + messages,
+            "current_journey_id": turn.current_journey_id,
+            "current_state_id": turn.current_state_id,
+            "last_activity_at": sa.func.now(),
+            "updated_at": sa.func.now(),
+        }
+        if turn.mode is not None:
+            values["mode"] = turn.mode.value
+        if turn.status is not None:
+            values["status"] = turn.status.value
+            if turn.status in _ENDED:
+                values["ended_at"] = sa.func.now()
+        conditions = [s.c.id == turn.session_id, s.c.workspace_id == ws]
+        conditions.append(s.c.version == turn.expected_version)
+        if turn.current_state_id is not None:
+            conditions.append(_state_of_agent(turn.current_journey_id, turn.current_state_id))
+        row = (
+            await conn.execute(sa.update(s).where(*conditions).values(**values).returning(*s.c))
+        ).first()
+        if row is None:
+            current = await self._session_row(conn, ws, turn.session_id)
+            if current.version != turn.expected_version:
+                raise ConcurrentUpdate(
+                    f"session {turn.session_id} is at version {current.version}, the turn was "
+                    f"computed at {turn.expected_version}; reload the session and retry"
+                )
+            raise InvalidData(
+                f"state {turn.current_state_id} of journey {turn.current_journey_id} is not a "
+                "state of the session's agent"
+            )
+        return row
+
+    async def _write_variables(
+        self, conn: AsyncConnection, session: sa.Row[Any], turn: TurnCommit
+    ) -> None:
+        for change in turn.variables:
+            row = {
+                "id": uuid.uuid4(),
+                "agent_id": session.agent_id,
+                "key": change.key,
+                "scope": change.scope.value,
+                "value": change.value,
+                "value_type": change.value_type.value,
+                "is_private": change.is_private,
+            }
+            if change.scope is VariableScope.CUSTOMER:
+                if session.customer_id is None:
+                    raise InvalidData(
+                        f"variable {change.key!r} is customer-scoped, but the session has no "
+                        "customer"
+                    )
+                row["customer_id"] = session.customer_id
+                conflict: dict[str, Any] = {
+                    "index_elements": ["agent_id", "customer_id", "key"],
+                    "index_where": t.variable.c.customer_id.is_not(None),
+                }
+            else:
+                row["session_id"] = session.id
+                conflict = {"index_elements": ["session_id", "key"]}
+            statement = self._insert(t.variable).values(row)
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    **conflict,
+                    set_={
+                        "value": statement.excluded.value,
+                        "value_type": statement.excluded.value_type,
+                        "is_private": statement.excluded.is_private,
+                        "updated_at": sa.func.now(),
+                    },
+                )
+            )
+
+    async def _explain_integrity_error(
+        self, ws: str, turn: TurnCommit, exc: IntegrityError
+    ) -> NoReturn:
+        for event in turn.events:
+            if event.idempotency_key is not None:
+                found = await self.find_message(ws, turn.session_id, event.idempotency_key)
+                if found is not None:
+                    raise DuplicateMessage(
+                        f"a message with idempotency key {event.idempotency_key!r} is already "
+                        f"recorded at offset {found.offset}",
+                        offset=found.offset,
+                    ) from exc
+        raise InvalidData(f"the turn breaks a database constraint: {exc.orig}") from exc
+
+    # ------------------------------------------------------------------ waiting
+
+    async def wait_for_events(
+        self, workspace_id: str, session_id: UUID, *, after: int, timeout: float
+    ) -> Sequence[Event]:
+        """Events after ``after``; waits up to ``timeout`` seconds for the first one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._notifier.watch(session_id) as woken:
+            while True:
+                events = await self.list_events(workspace_id, session_id, after=after)
+                left = deadline - loop.time()
+                if events or left <= 0:
+                    return events
+                await woken(left)
+
+    # ------------------------------------------------------------------ usage
+
+    async def _record_usage(self, conn: AsyncConnection, ws: str, usage: Mapping[str, int]) -> None:
+        rows = []
+        for key, delta in usage.items():
+            entity, entity_id, counter = _usage_key(key)
+            rows.append(
+                {
+                    "workspace_id": ws,
+                    "entity": entity,
+                    "entity_id": entity_id,
+                    "counter": counter,
+                    "delta": delta,
+                }
+            )
+        if rows:
+            await conn.execute(t.usage.insert(), rows)
+
+    async def usage(self, workspace_id: str, entity: str, entity_id: UUID) -> dict[str, int]:
+        """Stored totals plus the deltas not yet rolled up."""
+        table, counters = _usage_table(entity)
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(*(table.c[c] for c in sorted(counters))).where(
+                        table.c.id == entity_id
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no {entity} {entity_id}")
+            pending = await conn.execute(
+                sa.select(t.usage.c.counter, sa.func.sum(t.usage.c.delta))
+                .where(
+                    t.usage.c.workspace_id == workspace_id,
+                    t.usage.c.entity == entity,
+                    t.usage.c.entity_id == entity_id,
+                )
+                .group_by(t.usage.c.counter)
+            )
+            totals = {counter: int(value) for counter, value in row._mapping.items()}
+            owned = bool(totals) and await self._owns(conn, workspace_id, entity, entity_id)
+            if not owned:
+                raise NotFound(f"no {entity} {entity_id} in workspace {workspace_id!r}")
+            for counter, delta in pending:
+                totals[counter] = totals.get(counter, 0) + int(delta)
+        return totals
+
+    async def _owns(self, conn: AsyncConnection, ws: str, entity: str, entity_id: UUID) -> bool:
+        agent = t.agent
+        if entity == "agent":
+            query = sa.select(agent.c.id).where(agent.c.id == entity_id, agent.c.workspace_id == ws)
+        elif entity == "tool":
+            query = sa.select(t.tool.c.id).where(
+                t.tool.c.id == entity_id, t.tool.c.workspace_id == ws
+            )
+        elif entity in ("guideline", "canned_response", "journey"):
+            table = _USAGE[entity][0]
+            query = (
+                sa.select(table.c.id)
+                .join(agent, agent.c.id == table.c.agent_id)
+                .where(table.c.id == entity_id, agent.c.workspace_id == ws)
+            )
+        else:  # transition, journey_guideline: through their journey
+            table = _USAGE[entity][0]
+            query = (
+                sa.select(table.c.id)
+                .join(t.journey, t.journey.c.id == table.c.journey_id)
+                .join(agent, agent.c.id == t.journey.c.agent_id)
+                .where(table.c.id == entity_id, agent.c.workspace_id == ws)
+            )
+        return (await conn.scalar(query)) is not None
+
+    async def roll_up_usage(self) -> int:
+        """Fold pending deltas into the counter columns, in one transaction."""
+        async with self.engine.begin() as conn:
+            high = await conn.scalar(sa.select(sa.func.max(t.usage.c.id)))
+            if high is None:
+                return 0
+            sums = await conn.execute(
+                sa.select(
+                    t.usage.c.entity,
+                    t.usage.c.entity_id,
+                    t.usage.c.counter,
+                    sa.func.sum(t.usage.c.delta),
+                    sa.func.count(),
+                )
+                .where(t.usage.c.id <= high)
+                .group_by(t.usage.c.entity, t.usage.c.entity_id, t.usage.c.counter)
+            )
+            folded = 0
+            for entity, entity_id, counter, delta, count in sums.all():
+                table, counters = _usage_table(entity)
+                if counter in counters:
+                    column = table.c[counter]
+                    await conn.execute(
+                        sa.update(table)
+                        .where(table.c.id == entity_id)
+                        .values({column: column + delta})
+                    )
+                folded += int(count)
+            await conn.execute(sa.delete(t.usage).where(t.usage.c.id <= high))
+        return folded
+
+
+def _usage_key(key: str) -> tuple[str, UUID, str]:
+    try:
+        entity, raw_id, counter = key.split(":")
+        entity_id = UUID(raw_id)
+    except ValueError as exc:
+        raise InvalidData(f"usage key {key!r} is not '<entity>:<uuid>:<counter>'") from exc
+    _, counters = _usage_table(entity)
+    if counter not in counters:
+        raise InvalidData(f"{entity} has no usage counter {counter!r}; known: {sorted(counters)}")
+    return entity, entity_id, counter
+
+
+def _usage_table(entity: str) -> tuple[sa.Table, frozenset[str]]:
+    if entity not in _USAGE:
+        raise InvalidData(f"no usage counters for {entity!r}; known: {sorted(_USAGE)}")
+    return _USAGE[entity]
+
+
+def _state_of_agent(journey_id: UUID | None, state_id: UUID) -> Any:
+    """A condition on the session row: the state is one of its agent's (and of the journey)."""
+    s, j = t.journey_state, t.journey
+    query = (
+        sa.select(s.c.id)
+        .join(j, j.c.id == s.c.journey_id)
+        .where(s.c.id == state_id, j.c.agent_id == t.session.c.agent_id)
+    )
+    if journey_id is not None:
+        query = query.where(j.c.id == journey_id)
+    return sa.exists(query)
