@@ -56,9 +56,8 @@ def test_wrong_types_are_all_reported_with_lines() -> None:
         (32, "journeys[0].transitions[0].priority"),
     }
     by_field = {p.field: p.message for p in problems}
-    assert by_field["agent.temperature"] == (
-        "expected a valid integer, unable to parse string as an integer, got 'warm'"
-    )
+    assert by_field["agent.temperature"] == 'expected a valid integer, got "warm"'
+    assert by_field["journeys[0].allowSkipping"] == "expected a valid boolean, got [true]"
 
 
 def test_unknown_keys_are_refused_with_a_suggestion() -> None:
@@ -274,3 +273,46 @@ def test_read_bundle_keeps_line_numbers() -> None:
     loaded = read_bundle(MINIMAL)
     assert loaded.path == str(MINIMAL)
     assert loaded.source.line_of(("journeys", 0, "transitions", 1, "from")) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        ("agent: {name: A, temperature: true}", "agent.temperature", "got true"),
+        ("agent: {name: A, temperature: '30'}", "agent.temperature", 'got "30"'),
+        ("agent: {name: A}\ntools: [{name: t, enabled: 'off'}]", "tools[0].enabled", 'got "off"'),
+        ("agent: {name: A}\nguidelines: [{action: x, enabled: 0}]", "guidelines[0].enabled", "0"),
+    ],
+    ids=["bool-as-int", "digits-as-int", "word-as-bool", "int-as-bool"],
+)
+def test_types_are_strict(text: str, field: str, message: str) -> None:
+    with pytest.raises(BundleError) as caught:
+        loads_bundle(text)
+    (problem,) = caught.value.problems
+    assert problem.field == field
+    assert message in problem.message
+
+
+def test_one_field_given_in_both_spellings() -> None:
+    with pytest.raises(BundleError, match="the same field given twice"):
+        loads_bundle("agent: {name: A, max_tokens: 5, maxTokens: 6}")
+
+
+def test_a_variable_key_is_unique_across_scopes() -> None:
+    text = "agent: {name: A}\nvariables: [{key: k}, {key: k, scope: customer}]"
+    with pytest.raises(BundleError, match="duplicate key 'k'"):
+        loads_bundle(text)
+
+
+def test_json_refuses_nan_and_infinity() -> None:
+    with pytest.raises(BundleError, match="NaN is not a JSON number"):
+        loads_bundle(
+            '{"agent": {"name": "A"}, "variables": [{"key": "k", "value": NaN}]}', fmt="json"
+        )
+
+
+def test_the_size_limit_counts_bytes_not_characters() -> None:
+    wide = "é" * (MAX_BUNDLE_BYTES // 2 + 1)  # fewer characters than the limit, more bytes
+    assert len(wide) < MAX_BUNDLE_BYTES
+    with pytest.raises(BundleError, match="bytes"):
+        loads_bundle(f"agent: {{name: A}}\n# {wide}\n")

@@ -175,3 +175,9 @@ def test_the_installed_command_prints_no_traceback_for_user_errors(tmp_path: Pat
         )
         assert done.returncode == 2, done
         assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_folder_without_bundles_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    result = run("validate", tmp_path)
+    assert result.exit_code == 2
+    assert "no bundle files" in result.output

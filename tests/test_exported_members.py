@@ -22,7 +22,16 @@ def test_all_is_sorted_and_complete() -> None:
 
 def test_public_names_are_not_private_modules() -> None:
     public = {name for name in dir(parlant_runtime) if not name.startswith("_")}
-    submodules = {"bundle", "cli", "diagram", "errors", "model", "sandbox", "validation"}
+    submodules = {
+        "bundle",
+        "cli",
+        "diagram",
+        "errors",
+        "model",
+        "sandbox",
+        "storage",
+        "validation",
+    }
     future_import = {"annotations"}
     assert public - set(parlant_runtime.__all__) <= submodules | future_import
 

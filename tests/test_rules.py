@@ -1,7 +1,8 @@
 """One or more tests per validation rule, including the cases at its edges.
 
 The broken bundles under ``tests/bundles/broken`` are copies of the examples with
-one deliberate defect each; ``EXPECTED.yaml`` lists the codes each must produce.
+one deliberate defect each; ``tests/broken_bundles_expected.yaml`` lists the codes
+each must produce.
 Smaller cases are built inline with :func:`journey`.
 """
 
@@ -17,7 +18,9 @@ from parlant_runtime import Code, ValidationReport, bundle_from_data, read_bundl
 from parlant_runtime.validation.registry import BUNDLE_RULES, JOURNEY_RULES
 
 BROKEN = Path(__file__).parent / "bundles" / "broken"
-EXPECTED: dict[str, list[str]] = yaml.safe_load((BROKEN / "EXPECTED.yaml").read_text())
+EXPECTED: dict[str, list[str]] = yaml.safe_load(
+    (Path(__file__).parent / "broken_bundles_expected.yaml").read_text()
+)
 
 
 def journey(
@@ -620,3 +623,43 @@ def test_strict_counts_warnings() -> None:
     )
     assert report.passes()
     assert not report.passes(strict=True)
+
+
+def test_a_state_whose_only_exits_dangle_is_a_dead_end_not_a_trap() -> None:
+    report = journey(
+        [chat("a", isInitial=True), chat("b"), final()],
+        [("a", "done", "customer leaves"), ("a", "b"), ("b", "ghost")],
+    )
+    assert codes(report) == {"dead_end", "dangling_reference"}
+    (finding,) = of(report, Code.DEAD_END)
+    assert "lead to states that do not exist" in finding.message
+
+
+def test_a_loop_that_never_waits_is_not_also_a_revisit_cycle() -> None:
+    report = journey(
+        [chat("a", isInitial=True), decision("d"), final()],
+        [("a", "d"), {"from": "d", "to": "d", "condition": "again"}, ("d", "done")],
+        journey={"allowRevisiting": False},
+    )
+    assert Code.AUTO_ADVANCE_CYCLE in report.codes()
+    assert Code.REVISIT_CYCLE not in report.codes()
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["{{ message.center(10) }}", "{{ 'a%s' % vars.x }}", "{{ 1 | attr('__class__') }}"],
+    ids=["padding-method", "percent-format", "attr-dunder"],
+)
+def test_templates_the_runtime_would_refuse_are_refused_here(prompt: str) -> None:
+    report = journey([chat("a", isInitial=True, chatPrompt=prompt), final()], [("a", "done")])
+    assert Code.INVALID_TEMPLATE in report.codes()
+
+
+def test_private_variables_read_through_get_are_caught() -> None:
+    report = journey(
+        [chat("a", isInitial=True, chatPrompt="{{ vars.get('pin') }}"), final()],
+        [("a", "done")],
+        variables=[{"key": "pin", "isPrivate": True, "value": "1"}],
+    )
+    (finding,) = of(report, Code.INVALID_TEMPLATE)
+    assert "private variable 'pin'" in finding.message

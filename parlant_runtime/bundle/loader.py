@@ -8,6 +8,7 @@ in the file's camelCase spelling, with a message that says what to write instead
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from parlant_runtime.bundle.schema import AgentBundle
@@ -113,7 +115,9 @@ def _validate(
         for error in exc.errors():
             if duplicates and error["type"] == "value_error" and "duplicate" in error["msg"]:
                 continue  # reported above, at the repeated entry's own line
-            problems.append(_problem_from_error(error, source, filename))
+            if any(not isinstance(part, str | int) for part in error["loc"]):
+                continue  # a key that is not text: reported while reading the file
+            problems.append(_problem_from_error(error, data, source, filename))
         raise BundleError(_sorted(problems)) from None
     if problems:
         raise BundleError(_sorted(problems))
@@ -200,24 +204,34 @@ def _duplicate_names(
 
 
 def _problem_from_error(
-    error: ErrorDetails, source: SourceMap, filename: str | None
+    error: ErrorDetails, data: Any, source: SourceMap, filename: str | None
 ) -> BundleProblem:
     loc: FieldPath = tuple(error["loc"])
     kind = error["type"]
     given = error.get("input")
+    ctx = error.get("ctx", {})
     if kind == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}" + _suggestion(loc)
+        message = _unknown_key(loc, data)
     elif kind == "missing":
         message = f"required field {loc[-1]!r} is missing; add it"
     elif kind == "enum":
-        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
-        message = f"{given!r} is not one of {', '.join(expected)}"
+        expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        shown = repr(given) if isinstance(given, str) else _short(given)  # the contract's wording
+        message = f"{shown} is not one of {', '.join(expected)}"
     elif kind in _BOUNDS:
-        limit = next(iter(error.get("ctx", {}).values()), "?")
+        limit = next(iter(ctx.values()), "?")
         message = f"must be {_BOUNDS[kind]} {limit}, got {_short(given)}"
+    elif kind == "string_too_short":
+        message = "must not be empty"
+    elif kind == "string_too_long":
+        message = f"must be at most {ctx.get('max_length', '?')} characters long"
+    elif kind == "string_pattern_mismatch":
+        message = (
+            f"{_short(given)} is not a name: use letters, digits and _, not starting with a digit"
+        )
     elif kind.endswith("_type") or kind.endswith("_parsing"):
-        message = f"{error['msg'].removeprefix('Input should be ')}"
-        message = f"expected {message}, got {_short(given)}"
+        wanted = error["msg"].removeprefix("Input should be ").split(",")[0]
+        message = f"expected {wanted}, got {_short(given)}"
     else:
         message = error["msg"].removeprefix("Value error, ")
         if kind not in {"value_error", "assertion_error"}:
@@ -230,14 +244,31 @@ _BOUNDS = {
     "less_than": "less than",
     "greater_than_equal": "at least",
     "greater_than": "more than",
-    "string_too_short": "at least this many characters:",
-    "string_too_long": "at most this many characters:",
 }
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A value the way the file spells it (JSON), shortened."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unknown_key(loc: FieldPath, data: Any) -> str:
+    key = str(loc[-1])
+    parent = data
+    for part in loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            parent = None
+            break
+    camel = to_camel(key)
+    if isinstance(parent, dict) and camel != key and camel in parent:
+        return f"{key!r} and {camel!r} are the same field given twice; keep one"
+    return f"unknown key {key!r}" + _suggestion(loc)
 
 
 def _suggestion(loc: FieldPath) -> str:

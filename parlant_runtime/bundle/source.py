@@ -144,8 +144,9 @@ def _too_large(filename: str | None, detail: str) -> ParsedText:
 
 def parse_text(text: str, *, fmt: Format, filename: str | None = None) -> ParsedText:
     """Parse bundle text; never raises for bad input, it reports problems instead."""
-    if len(text) > MAX_BUNDLE_BYTES:
-        return _too_large(filename, f"{len(text):,} characters, limit {MAX_BUNDLE_BYTES:,}")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BUNDLE_BYTES:
+        return _too_large(filename, f"{size:,} bytes, limit {MAX_BUNDLE_BYTES:,}")
     walker = _Walker(filename)
     try:
         data = _compose_and_construct(text, fmt, walker)
@@ -175,10 +176,15 @@ def _compose_and_construct(text: str, fmt: Format, walker: _Walker) -> Any:
 
 def _parse_json(text: str, filename: str | None, walker: _Walker) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_refuse_duplicate_json_keys)
+        return json.loads(
+            text, object_pairs_hook=_refuse_duplicate_json_keys, parse_constant=_refuse_constant
+        )
     except _DuplicateJsonKey as exc:
         if not walker.problems:  # the composer found it already, with its line
             walker.problems.append(BundleProblem(filename, None, "", str(exc)))
+        return None
+    except _NotJsonNumber as exc:
+        walker.problems.append(BundleProblem(filename, None, "", str(exc)))
         return None
     except json.JSONDecodeError as exc:
         walker.problems.append(
@@ -189,6 +195,14 @@ def _parse_json(text: str, filename: str | None, walker: _Walker) -> Any:
 
 class _DuplicateJsonKey(ValueError):
     pass
+
+
+class _NotJsonNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJsonNumber(f"{name} is not a JSON number; write a finite number or null")
 
 
 def _refuse_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -94,6 +94,9 @@ def validate(
     2 a file could not be read.
     """
     files = expand_paths(paths)
+    if not files:
+        click.echo(f"no bundle files (.yaml, .yml, .json) in {', '.join(paths)}", err=True)
+        sys.exit(2)
     if progress is None:
         progress = len(files) >= PROGRESS_THRESHOLD and sys.stderr.isatty()
     results = check_files(files, progress=progress)

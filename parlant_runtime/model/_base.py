@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
 __all__ = [
     "NIL_ID",
     "Count",
+    "Flag",
+    "Integer",
     "JsonObject",
     "Model",
     "Name",
@@ -42,13 +44,19 @@ class Model(BaseModel):
     )
 
 
-Priority = Annotated[int, Field(ge=1, le=1000)]
+Flag = Annotated[bool, Strict()]
+"""A boolean: ``true`` or ``false`` only (not ``"off"``, ``0`` or ``"yes"``)."""
+
+Integer = Annotated[int, Strict()]
+"""An integer: not a string of digits, not a boolean, not a float."""
+
+Priority = Annotated[int, Strict(), Field(ge=1, le=1000)]
 """A priority: 1..1000, higher is more important (database default 100)."""
 
-Percent = Annotated[int, Field(ge=0, le=100)]
+Percent = Annotated[int, Strict(), Field(ge=0, le=100)]
 """An integer percentage (temperature, rates, thresholds)."""
 
-Count = Annotated[int, Field(ge=0)]
+Count = Annotated[int, Strict(), Field(ge=0)]
 """A non-negative counter."""
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]

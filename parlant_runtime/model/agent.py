@@ -9,7 +9,16 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from parlant_runtime.model._base import NIL_ID, Count, JsonObject, Model, Name, Percent
+from parlant_runtime.model._base import (
+    NIL_ID,
+    Count,
+    Flag,
+    Integer,
+    JsonObject,
+    Model,
+    Name,
+    Percent,
+)
 from parlant_runtime.model.enums import (
     AgentStatus,
     CompositionMode,
@@ -42,7 +51,7 @@ class AgentFields(Model):
     model_provider: str | None = None
     model_name: str | None = None
     temperature: Percent = 70
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Integer | None = Field(default=None, ge=1)
     no_match_response: str | None = None
     """Extension of the seed: the reply of a strict agent when no canned response fits."""
 
@@ -86,7 +95,7 @@ class Session(Model):
     """Integer cents."""
     average_response_time: Count | None = None
     """Milliseconds."""
-    satisfaction_score: int | None = None
+    satisfaction_score: Integer | None = None
     session_type: str | None = None
     tags: list[str] = Field(default_factory=list)
     user_agent: str | None = None
@@ -144,7 +153,7 @@ class VariableFields(Model):
     scope: VariableScope = VariableScope.SESSION
     value: Any = None
     value_type: ValueType = ValueType.STRING
-    is_private: bool = False
+    is_private: Flag = False
     description: str | None = None
 
     @model_validator(mode="after")

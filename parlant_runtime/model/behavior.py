@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from parlant_runtime.model._base import NIL_ID, Count, Model, Name, Priority
+from parlant_runtime.model._base import NIL_ID, Count, Flag, Model, Name, Priority
 
 __all__ = [
     "CannedResponse",
@@ -27,7 +27,7 @@ class GuidelineFields(Model):
     condition: str | None = None
     action: str = Field(min_length=1)
     priority: Priority = 100
-    enabled: bool = True
+    enabled: Flag = True
 
 
 class Guideline(GuidelineFields):
@@ -52,8 +52,8 @@ class CannedResponseFields(Model):
     tags: list[str] = Field(default_factory=list)
     conditions: list[str] = Field(default_factory=list)
     priority: Priority = 100
-    enabled: bool = True
-    requires_exact_match: bool = False
+    enabled: Flag = True
+    requires_exact_match: Flag = False
 
 
 class CannedResponse(CannedResponseFields):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from parlant_runtime.model._base import JsonObject, Model
+from parlant_runtime.model._base import Flag, Integer, JsonObject, Model
 
 __all__ = ["CustomTool", "KnowledgeBase", "User", "Workspace"]
 
@@ -27,7 +27,7 @@ class User(Model):
     id: str = Field(min_length=1)
     name: str
     email: str
-    email_verified: bool = False
+    email_verified: Flag = False
     image: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -41,7 +41,7 @@ class KnowledgeBase(Model):
     workspace_id: str | None = None
     name: str
     description: str | None = None
-    token_count: int = Field(default=0, ge=0)
+    token_count: Integer = Field(default=0, ge=0)
 
 
 class CustomTool(Model):

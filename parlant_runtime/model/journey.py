@@ -7,7 +7,16 @@ from uuid import UUID
 
 from pydantic import Field
 
-from parlant_runtime.model._base import NIL_ID, Count, JsonObject, Model, Name, Percent, Priority
+from parlant_runtime.model._base import (
+    NIL_ID,
+    Count,
+    Flag,
+    JsonObject,
+    Model,
+    Name,
+    Percent,
+    Priority,
+)
 from parlant_runtime.model.enums import StateType
 
 __all__ = [
@@ -29,9 +38,9 @@ class JourneyFields(Model):
     description: str | None = None
     conditions: list[str] = Field(default_factory=list)
     """Activation conditions: the journey is a candidate when any one of them holds."""
-    enabled: bool = True
-    allow_skipping: bool = True
-    allow_revisiting: bool = True
+    enabled: Flag = True
+    allow_skipping: Flag = True
+    allow_revisiting: Flag = True
 
 
 class Journey(JourneyFields):
@@ -55,9 +64,9 @@ class JourneyStateFields(Model):
     tool_config: JsonObject = Field(default_factory=dict)
     condition: str | None = None
     """The skip condition; on a decision state, the question the state decides."""
-    is_initial: bool = False
-    is_final: bool = False
-    allow_skip: bool = True
+    is_initial: Flag = False
+    is_final: Flag = False
+    allow_skip: Flag = True
     metadata: JsonObject = Field(default_factory=dict)
 
     @property
@@ -104,7 +113,7 @@ class JourneyGuidelineFields(Model):
     """How a journey applies one of the agent's guidelines."""
 
     priority_override: Priority | None = None
-    enabled: bool = True
+    enabled: Flag = True
     journey_specific_condition: str | None = None
 
 

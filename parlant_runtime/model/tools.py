@@ -7,7 +7,17 @@ from uuid import UUID
 
 from pydantic import Field
 
-from parlant_runtime.model._base import NIL_ID, Count, JsonObject, Model, Name, Percent, Priority
+from parlant_runtime.model._base import (
+    NIL_ID,
+    Count,
+    Flag,
+    Integer,
+    JsonObject,
+    Model,
+    Name,
+    Percent,
+    Priority,
+)
 from parlant_runtime.model.enums import IntegrationType, ToolType
 
 __all__ = [
@@ -34,7 +44,7 @@ class ToolFields(Model):
     """JSON Schema of the result, when the tool promises one."""
     usage_guidelines: str | None = None
     error_handling: JsonObject = Field(default_factory=dict)
-    enabled: bool = True
+    enabled: Flag = True
 
 
 class Tool(ToolFields):
@@ -43,7 +53,7 @@ class Tool(ToolFields):
     id: UUID = NIL_ID
     workspace_id: str
     sim_tool_id: str | None = None
-    is_public: bool = False
+    is_public: Flag = False
     use_count: Count = 0
     success_rate: Percent = 100
     last_used_at: datetime | None = None
@@ -57,7 +67,7 @@ class ToolIntegrationFields(Model):
     integration_type: IntegrationType
     target_id: str = Field(min_length=1)
     configuration: JsonObject = Field(default_factory=dict)
-    enabled: bool = True
+    enabled: Flag = True
     parameter_mapping: JsonObject = Field(default_factory=dict)
     response_mapping: JsonObject = Field(default_factory=dict)
 
@@ -82,7 +92,7 @@ class AgentTool(Model):
     agent_id: UUID
     tool_id: UUID
     configuration: JsonObject = Field(default_factory=dict)
-    enabled: bool = True
+    enabled: Flag = True
     priority: Priority = 100
     use_count: Count = 0
     last_used_at: datetime | None = None
@@ -94,10 +104,10 @@ class AgentKnowledgeBaseFields(Model):
     """How an agent searches one knowledge base."""
 
     knowledge_base_id: str = Field(min_length=1)
-    enabled: bool = True
+    enabled: Flag = True
     search_threshold: Percent = 70
     """Minimum relevance (0-100) of a result to be used."""
-    max_results: int = Field(default=5, ge=1, le=100)
+    max_results: Integer = Field(default=5, ge=1, le=100)
     priority: Priority = 100
 
 

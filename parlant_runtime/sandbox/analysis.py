@@ -43,6 +43,11 @@ _FORBIDDEN_BLOCKS = (
     (nodes.FilterBlock, "uses a filter block"),
 )
 _GUARD_TESTS = frozenset({"defined", "undefined", "none"})
+# str methods that can build huge strings: refused at run time for strings; refused here by
+# name whatever the object, since the analysis cannot know types
+_UNSAFE_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "translate"})
+# mapping methods that read vars as a whole or by a computed key
+_MAPPING_READERS = frozenset({"items", "keys", "values", "get"})
 _GUARD_FILTERS = frozenset({"default", "d"})
 
 
@@ -233,14 +238,28 @@ class _Collector:
                 self._attribute(node.arg.value, node.node, parent, node)
         elif isinstance(node, nodes.Name):
             self._name(node)
-        elif isinstance(node, nodes.Filter) and node.name not in sandbox.filters:
-            self.forbidden.append(
-                f"uses the filter {node.name!r}, which the sandbox does not offer"
-            )
+        elif isinstance(node, nodes.Filter):
+            self._filter(node)
+        elif (
+            isinstance(node, nodes.Mod)
+            and isinstance(node.left, nodes.Const)
+            and isinstance(node.left.value, str)
+        ):
+            self.forbidden.append("formats text with %, which the sandbox forbids; use ~")
         elif isinstance(node, nodes.Call) and _is_name(node.node, "mentions"):
             for arg in node.args:
                 if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
                     self.terms.append(arg.value)
+
+    def _filter(self, node: nodes.Filter) -> None:
+        if node.name not in sandbox.filters:
+            self.forbidden.append(
+                f"uses the filter {node.name!r}, which the sandbox does not offer"
+            )
+        elif node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const):
+            name = str(node.args[0].value)
+            if name.startswith("_") or name in FORBIDDEN_ATTRIBUTES | _UNSAFE_METHODS:
+                self.forbidden.append(_forbidden_message(name))
 
     def _name(self, node: nodes.Name) -> None:
         if node.name.startswith("_"):
@@ -255,12 +274,23 @@ class _Collector:
     def _attribute(
         self, attr: str, owner: nodes.Node, parent: nodes.Node | None, node: nodes.Node
     ) -> None:
+        called = isinstance(parent, nodes.Call) and parent.node is node
         if attr.startswith("_") or attr in FORBIDDEN_ATTRIBUTES:
             self.forbidden.append(_forbidden_message(attr))
+        elif called and attr in _UNSAFE_METHODS:
+            self.forbidden.append(f"calls {attr!r}, which the sandbox forbids")
+        elif _is_name(owner, "vars") and called and attr in _MAPPING_READERS:
+            self._mapping_call(attr, parent)
         elif _is_name(owner, "vars"):
             self.variables.append(VariableRead(attr, _is_guarded(node, parent)))
         elif _is_name(owner, "tool"):
             self.tools.append(attr)
+
+    def _mapping_call(self, method: str, call: nodes.Node | None) -> None:
+        """``vars.get('x')`` reads x (and is safe when x is missing); the others read all."""
+        assert isinstance(call, nodes.Call)
+        if method == "get" and call.args and isinstance(call.args[0], nodes.Const):
+            self.variables.append(VariableRead(str(call.args[0].value), guarded=True))
 
 
 def _is_name(node: nodes.Node, name: str) -> bool:

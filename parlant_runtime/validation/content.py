@@ -20,6 +20,13 @@ def _journey_title(ctx: BundleContext, site: Site) -> str | None:
     return ctx.bundle.journeys[site.journey].title if site.journey is not None else None
 
 
+def _subject(site: Site) -> str:
+    kind = {SiteKind.TEMPLATE: "template", SiteKind.ARGUMENT: "tool argument"}.get(
+        site.kind, "condition"
+    )
+    return f"The {kind} at {site.what}"
+
+
 def _finding(ctx: BundleContext, code: Code, site: Site, message: str) -> Finding:
     return ctx.finding(
         code, message, site.path, journey=_journey_title(ctx, site), states=site.states
@@ -37,7 +44,7 @@ def check_invalid_template(ctx: BundleContext) -> Iterator[Finding]:
                 ctx,
                 Code.INVALID_TEMPLATE,
                 site,
-                f"The template at {site.what} {site.analysis.error}; fix it so it can be sent.",
+                f"{_subject(site)} {site.analysis.error}; fix it so it can be sent.",
             )
             continue
         if site.kind is not SiteKind.TEMPLATE:
@@ -48,7 +55,7 @@ def check_invalid_template(ctx: BundleContext) -> Iterator[Finding]:
                 ctx,
                 Code.INVALID_TEMPLATE,
                 site,
-                f"The template at {site.what} shows private variable {name!r}; private "
+                f"{_subject(site)} shows private variable {name!r}; private "
                 "variables never reach a message, so remove it or make the variable public.",
             )
 
@@ -62,7 +69,7 @@ def check_invalid_condition(ctx: BundleContext) -> Iterator[Finding]:
                 ctx,
                 Code.INVALID_CONDITION,
                 site,
-                f"The condition at {site.what} {site.analysis.error}.",
+                f"{_subject(site)} {site.analysis.error}.",
             )
 
 
@@ -83,7 +90,7 @@ def check_undefined_variable(ctx: BundleContext) -> Iterator[Finding]:
                 ctx,
                 Code.UNDEFINED_VARIABLE,
                 site,
-                f"{site.what} reads vars.{name}, which nothing defines or sets; declare "
+                f"{_subject(site)} reads vars.{name}, which nothing defines or sets; declare "
                 f"it under `variables`, set it with a tool's `resultVariable`, or guard "
                 f"the read with `vars.{name} is defined`.",
             )
@@ -93,7 +100,7 @@ def check_undefined_variable(ctx: BundleContext) -> Iterator[Finding]:
                 ctx,
                 Code.UNDEFINED_VARIABLE,
                 site,
-                f"{site.what} reads {name!r}, which is not part of the turn context "
+                f"{_subject(site)} reads {name!r}, which is not part of the turn context "
                 f"({roots}); variables are read as vars.{name}.",
             )
 
@@ -111,7 +118,7 @@ def check_dangling_text_references(ctx: BundleContext) -> Iterator[Finding]:
                     ctx,
                     Code.DANGLING_REFERENCE,
                     site,
-                    f"{site.what} reads tool.{name}, but no tool {name!r} is declared; "
+                    f"{_subject(site)} reads tool.{name}, but no tool {name!r} is declared; "
                     "fix the name or declare the tool.",
                 )
         for term in dict.fromkeys(analysis.terms):
@@ -120,7 +127,7 @@ def check_dangling_text_references(ctx: BundleContext) -> Iterator[Finding]:
                     ctx,
                     Code.DANGLING_REFERENCE,
                     site,
-                    f"{site.what} asks whether the message mentions {term!r}, which is "
+                    f"{_subject(site)} asks whether the message mentions {term!r}, which is "
                     "neither a glossary term nor a synonym; add it to `terms`.",
                 )
 

@@ -90,7 +90,7 @@ def to_sarif(results: list[FileResult]) -> dict[str, Any]:
             "id": code.value,
             "name": "".join(part.capitalize() for part in code.value.split("_")),
             "shortDescription": {"text": CODE_INFO[code].summary},
-            "helpUri": f"{_DOCS}#{code.value}",
+            "fullDescription": {"text": f"{CODE_INFO[code].summary} See {_DOCS}#{code.value}."},
             "defaultConfiguration": {"level": _SARIF_LEVEL[CODE_INFO[code].severity]},
         }
         for code in codes

@@ -37,13 +37,18 @@ def check_unreachable_state(ctx: JourneyContext) -> Iterator[Finding]:
 def check_dead_end(ctx: JourneyContext) -> Iterator[Finding]:
     """A state that is not final needs a way out."""
     for state in ctx.journey.states:
-        if state.ends_journey or state.name in ctx.outgoing:
+        if state.ends_journey or ctx.graph.out_degree(state.name) > 0:
             continue
         example = ctx.path_to(state.name) if ctx.is_reachable(state.name) else None
+        why = (
+            "its only transitions lead to states that do not exist"
+            if state.name in ctx.outgoing
+            else "it has no outgoing transition"
+        )
         yield ctx.finding(
             Code.DEAD_END,
-            f"State {state.name!r} is not final and has no outgoing transition, so a "
-            "conversation that gets there is stuck; add a transition or make it final.",
+            f"State {state.name!r} is not final and {why}, so a conversation that gets "
+            "there is stuck; add a transition or make it final.",
             ctx.state_path(state.name),
             states=(state.name,),
             example=example,
@@ -60,7 +65,7 @@ def check_cannot_reach_final(ctx: JourneyContext) -> Iterator[Finding]:
         if (
             ctx.is_reachable(name)
             and name not in ctx.can_reach_final
-            and name in ctx.outgoing  # a state with no exit at all is a dead_end
+            and ctx.graph.out_degree(name) > 0  # a state with no way out is a dead_end
         ):
             yield ctx.finding(
                 Code.CANNOT_REACH_FINAL,
@@ -95,6 +100,8 @@ def check_revisit_cycle(ctx: JourneyContext) -> Iterator[Finding]:
     if ctx.journey.allow_revisiting:
         return
     for cycle in _cycles(ctx.graph):
+        if not ctx.waiting_states.intersection(cycle):
+            continue  # a loop that never waits is an auto_advance_cycle, reported as such
         yield ctx.finding(
             Code.REVISIT_CYCLE,
             f"Journey {ctx.title!r} forbids revisiting, but {_listed(cycle)} form a cycle, "
