@@ -8,6 +8,7 @@ for it; :class:`MemoryStore` keeps everything in the process, for tests.
 
 from __future__ import annotations
 
+from parlant_runtime.storage.memory import MemoryStore
 from parlant_runtime.storage.port import (
     MAX_EVENT_BYTES,
     MAX_EVENTS_PER_TURN,
@@ -36,6 +37,7 @@ __all__ = [
     "ConcurrentUpdate",
     "DuplicateMessage",
     "InvalidData",
+    "MemoryStore",
     "NewEvent",
     "NotFound",
     "PublishRefused",

@@ -32,32 +32,33 @@ def from_workspace(bundle: AgentBundle, workspace_id: str) -> AgentBundle:
 def _entities(bundle: AgentBundle) -> Iterator[tuple[str, UUID, str, dict[str, Any]]]:
     """(kind, id, label, content) for every entity; content leaves out ids and children."""
 
-    def content(model: Any, *children: str) -> dict[str, Any]:
+    def content(model: Any, position: int, *children: str) -> dict[str, Any]:
         data: dict[str, Any] = model.model_dump(mode="json", exclude={"id", *children})
+        data["position"] = position  # order matters: it breaks transition priority ties
         return data
 
-    yield "agent", bundle.agent.id, bundle.agent.name, content(bundle.agent)
-    for g in bundle.guidelines:
-        yield "guideline", g.id, g.name or g.action[:40], content(g)
-    for c in bundle.canned_responses:
-        yield "canned_response", c.id, c.name or c.template[:40], content(c)
-    for t in bundle.terms:
-        yield "term", t.id, t.name, content(t)
-    for tool in bundle.tools:
-        yield "tool", tool.id, tool.name, content(tool)
-    for v in bundle.variables:
-        yield "variable", v.id, f"{v.key} ({v.scope.value})", content(v)
-    for kb in bundle.knowledge_bases:
-        yield "knowledge_base", kb.id, kb.knowledge_base_id, content(kb)
-    for j in bundle.journeys:
-        yield "journey", j.id, j.title, content(j, "states", "transitions", "guidelines")
-        for s in j.states:
-            yield "state", s.id, f"{j.title}/{s.name}", content(s)
-        for tr in j.transitions:
+    yield "agent", bundle.agent.id, bundle.agent.name, content(bundle.agent, 0)
+    for i, g in enumerate(bundle.guidelines):
+        yield "guideline", g.id, g.name or g.action[:40], content(g, i)
+    for i, c in enumerate(bundle.canned_responses):
+        yield "canned_response", c.id, c.name or c.template[:40], content(c, i)
+    for i, term in enumerate(bundle.terms):
+        yield "term", term.id, term.name, content(term, i)
+    for i, tool in enumerate(bundle.tools):
+        yield "tool", tool.id, tool.name, content(tool, i)
+    for i, v in enumerate(bundle.variables):
+        yield "variable", v.id, f"{v.key} ({v.scope.value})", content(v, i)
+    for i, kb in enumerate(bundle.knowledge_bases):
+        yield "knowledge_base", kb.id, kb.knowledge_base_id, content(kb, i)
+    for i, j in enumerate(bundle.journeys):
+        yield "journey", j.id, j.title, content(j, i, "states", "transitions", "guidelines")
+        for k, s in enumerate(j.states):
+            yield "state", s.id, f"{j.title}/{s.name}", content(s, k)
+        for k, tr in enumerate(j.transitions):
             label = f"{j.title}/{tr.from_state}->{tr.to_state}"
-            yield "transition", tr.id, label, content(tr)
-        for link in j.guidelines:
-            yield "guideline_link", link.id, f"{j.title}/{link.guideline}", content(link)
+            yield "transition", tr.id, label, content(tr, k)
+        for k, link in enumerate(j.guidelines):
+            yield "guideline_link", link.id, f"{j.title}/{link.guideline}", content(link, k)
 
 
 def _by_key(bundle: AgentBundle) -> dict[tuple[str, UUID], tuple[str, dict[str, Any]]]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -32,12 +34,13 @@ from parlant_runtime.model import (
     VariableScope,
 )
 from parlant_runtime.storage import publishing
-from parlant_runtime.storage.checks import check_turn
+from parlant_runtime.storage.checks import check_turn, counters_of, parse_usage_key
 from parlant_runtime.storage.port import (
     ConcurrentUpdate,
     DuplicateMessage,
     InvalidData,
     NotFound,
+    PublishRefused,
     PublishReport,
     SessionStart,
     StorageError,
@@ -54,15 +57,15 @@ __all__ = ["SqlStore"]
 _MESSAGES = (EventType.CUSTOMER_MESSAGE.value, EventType.AGENT_MESSAGE.value)
 _ENDED = (SessionStatus.COMPLETED, SessionStatus.ABANDONED)
 
-# usage counters a turn may bump: entity -> (table, counters, how to reach its workspace)
-_USAGE: dict[str, tuple[sa.Table, frozenset[str]]] = {
-    "agent": (t.agent, frozenset({"total_sessions", "total_messages", "total_tokens_used"})),
-    "guideline": (t.guideline, frozenset({"match_count"})),
-    "canned_response": (t.canned_response, frozenset({"use_count"})),
-    "journey": (t.journey, frozenset({"total_sessions"})),
-    "transition": (t.journey_transition, frozenset({"use_count"})),
-    "journey_guideline": (t.journey_guideline, frozenset({"match_count"})),
-    "tool": (t.tool, frozenset({"use_count"})),
+# the table holding each entity's usage counter columns
+_USAGE_TABLES: dict[str, sa.Table] = {
+    "agent": t.agent,
+    "guideline": t.guideline,
+    "canned_response": t.canned_response,
+    "journey": t.journey,
+    "transition": t.journey_transition,
+    "journey_guideline": t.journey_guideline,
+    "tool": t.tool,
 }
 
 
@@ -78,9 +81,16 @@ class SqlStore:
     """The storage port on a SQL database (see the module docstring)."""
 
     def __init__(self, engine: AsyncEngine, *, poll_interval: float = 0.05) -> None:
-        self.engine = engine
+        self._engine: AsyncEngine | None = engine
         self.dialect = engine.dialect.name
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine; a closed store refuses every operation."""
+        if self._engine is None:
+            raise StorageError("the store is closed")
+        return self._engine
 
     @classmethod
     def open(cls, url: str, **options: Any) -> SqlStore:
@@ -89,8 +99,11 @@ class SqlStore:
 
     async def close(self) -> None:
         """Stop listening and release every connection."""
+        if self._engine is None:
+            return
         await self._notifier.close()
-        await self.engine.dispose()
+        await self._engine.dispose()
+        self._engine = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -163,6 +176,8 @@ class SqlStore:
             if exists is None:
                 raise NotFound(f"no workspace {workspace_id!r}; create it first")
             version = await self._lock_agent(conn, workspace_id, agent_id)
+            if version is None:
+                await self._refuse_taken_name(conn, workspace_id, new)
             old = (await read_bundle(conn, workspace_id, agent_id))[0] if version else None
             changes = publishing.diff(old, new)
             removed = publishing.removed_states(old, new)
@@ -178,11 +193,18 @@ class SqlStore:
                     if (count := stranded.get(state_id, 0))
                 },
             )
-            moves = publishing.plan_moves(
-                new, {sid: removed[sid] for sid in stranded}, state_mapping, force=force
-            )
-            if dry_run or (version is not None and changes.empty):
+            try:
+                moves = publishing.plan_moves(
+                    new, {sid: removed[sid] for sid in stranded}, state_mapping, force=force
+                )
+            except PublishRefused as exc:
+                raise PublishRefused(str(exc), report) from None
+            if version is not None and changes.empty:
                 return report
+            if dry_run:
+                return replace(
+                    report, version=(version or 0) + 1, moved_sessions=sum(stranded.values())
+                )
             new_version = (version or 0) + 1
             moved = await self._move_sessions(conn, moves)
             try:
@@ -201,6 +223,20 @@ class SqlStore:
             moved_sessions=moved,
             written=True,
         )
+
+    async def _refuse_taken_name(self, conn: AsyncConnection, ws: str, new: AgentBundle) -> None:
+        holder = await conn.scalar(
+            sa.select(t.agent.c.id).where(
+                t.agent.c.workspace_id == ws,
+                t.agent.c.name == new.agent.name,
+                t.agent.c.deleted_at.is_(None),
+            )
+        )
+        if holder is not None:
+            raise InvalidData(
+                f"workspace {ws!r} already has an agent named {new.agent.name!r} with id "
+                f"{holder}; publish it under that id or choose another name"
+            )
 
     async def _lock_agent(self, conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:
         """The agent's version, locking its row so that two publishes queue."""
@@ -265,11 +301,27 @@ class SqlStore:
         async with self.engine.begin() as conn:
             if await agent_version(conn, workspace_id, start.agent_id) is None:
                 raise NotFound(f"no agent {start.agent_id} in workspace {workspace_id!r}")
+            if start.session_id is not None:
+                existing = (
+                    await conn.execute(sa.select(t.session).where(t.session.c.id == session_id))
+                ).first()
+                if existing is not None:
+                    if (
+                        existing.workspace_id == workspace_id
+                        and existing.agent_id == start.agent_id
+                    ):
+                        return _session(existing)  # creating the same session again is a no-op
+                    raise InvalidData(f"session id {session_id} is taken; choose another")
+            now = datetime.now(UTC)  # sub-second: sessions list in creation order on SQLite too
             try:
                 row = (
                     await conn.execute(
                         t.session.insert()
                         .values(
+                            created_at=now,
+                            updated_at=now,
+                            started_at=now,
+                            last_activity_at=now,
                             id=session_id,
                             agent_id=start.agent_id,
                             workspace_id=workspace_id,
@@ -322,6 +374,8 @@ class SqlStore:
         self, workspace_id: str, session_id: UUID, *, after: int = -1, limit: int | None = None
     ) -> Sequence[Event]:
         """The session's events with an offset greater than ``after``, in order."""
+        if limit is not None and limit < 0:
+            raise InvalidData(f"limit must not be negative, got {limit}")
         query = (
             self._events_query(workspace_id, session_id)
             .where(t.event.c.offset > after)
@@ -529,7 +583,7 @@ class SqlStore:
     async def _record_usage(self, conn: AsyncConnection, ws: str, usage: Mapping[str, int]) -> None:
         rows = []
         for key, delta in usage.items():
-            entity, entity_id, counter = _usage_key(key)
+            entity, entity_id, counter = parse_usage_key(key)
             rows.append(
                 {
                     "workspace_id": ws,
@@ -581,14 +635,14 @@ class SqlStore:
                 t.tool.c.id == entity_id, t.tool.c.workspace_id == ws
             )
         elif entity in ("guideline", "canned_response", "journey"):
-            table = _USAGE[entity][0]
+            table = _USAGE_TABLES[entity]
             query = (
                 sa.select(table.c.id)
                 .join(agent, agent.c.id == table.c.agent_id)
                 .where(table.c.id == entity_id, agent.c.workspace_id == ws)
             )
         else:  # transition, journey_guideline: through their journey
-            table = _USAGE[entity][0]
+            table = _USAGE_TABLES[entity]
             query = (
                 sa.select(table.c.id)
                 .join(t.journey, t.journey.c.id == table.c.journey_id)
@@ -629,22 +683,8 @@ class SqlStore:
         return folded
 
 
-def _usage_key(key: str) -> tuple[str, UUID, str]:
-    try:
-        entity, raw_id, counter = key.split(":")
-        entity_id = UUID(raw_id)
-    except ValueError as exc:
-        raise InvalidData(f"usage key {key!r} is not '<entity>:<uuid>:<counter>'") from exc
-    _, counters = _usage_table(entity)
-    if counter not in counters:
-        raise InvalidData(f"{entity} has no usage counter {counter!r}; known: {sorted(counters)}")
-    return entity, entity_id, counter
-
-
 def _usage_table(entity: str) -> tuple[sa.Table, frozenset[str]]:
-    if entity not in _USAGE:
-        raise InvalidData(f"no usage counters for {entity!r}; known: {sorted(_USAGE)}")
-    return _USAGE[entity]
+    return _USAGE_TABLES[entity], counters_of(entity)
 
 
 def _state_of_agent(journey_id: UUID | None, state_id: UUID) -> Any:

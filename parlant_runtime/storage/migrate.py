@@ -1,0 +1,332 @@
+"""Creating and upgrading the database schema: Alembic, configured in code.
+
+The migrations ship inside the package (``parlant_runtime._migrations``, the
+repository's top-level ``storage/`` folder), so users need no ``alembic.ini`` and
+no checkout: ``await upgrade(url)`` or ``parlant-runtime db upgrade``. One
+mechanism serves both dialects; every upgrade is one transaction (see
+``storage/env.py``).
+
+Which database: an explicit URL, else the ``PARLANT_DATABASE_URL`` environment
+variable, else ``sqlite:///parlant.db`` in the current directory. A file next to the
+project (rather than one in a per-user data directory) is what people expect of an
+embedded default, shows up where they look for it, and keeps two projects on one
+machine apart; servers set the variable. URLs may name the plain dialect
+(``sqlite:///path``, ``postgresql://...``, ``postgres://...``) or the async
+drivers the library uses (``sqlite+aiosqlite``, ``postgresql+asyncpg``);
+:func:`database_url` turns any of them into the latter.
+
+The functions are coroutines, like every other I/O of the library: a backend
+upgrades at start-up inside its own event loop, and the CLI calls ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import NullPool
+
+from parlant_runtime.storage.port import StorageError
+from parlant_runtime.storage.sql.engine import create_engine, normalise_url
+from parlant_runtime.storage.sql.schema import metadata
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "DatabaseURLError",
+    "DatabaseUnavailable",
+    "MigrationError",
+    "compare_server_default",
+    "current",
+    "database_url",
+    "differences",
+    "downgrade",
+    "head",
+    "migration_engine",
+    "redact",
+    "revisions",
+    "upgrade",
+]
+
+DATABASE_URL_ENV = "PARLANT_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///parlant.db"
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a PostgreSQL server before calling it unreachable."""
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_MIGRATIONS_PACKAGE = "parlant_runtime._migrations"
+
+T = TypeVar("T")
+
+
+class DatabaseURLError(StorageError):
+    """The database URL cannot be read or names a database the library does not support."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or opened (server down, wrong name, no such folder)."""
+
+
+class MigrationError(StorageError):
+    """A migration failed; the transaction was rolled back and the database is unchanged."""
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: ``url``, else ``$PARLANT_DATABASE_URL``, else ``./parlant.db``.
+
+    The result names the async driver (``sqlite+aiosqlite``, ``postgresql+asyncpg``);
+    a libpq ``sslmode`` parameter becomes asyncpg's ``ssl``.
+
+    Raises:
+        DatabaseURLError: the URL cannot be parsed or is not SQLite or PostgreSQL.
+    """
+    raw = url if url is not None else os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+    raw = raw.strip()
+    if not raw:
+        raise DatabaseURLError(
+            "the database URL is empty; give one like sqlite:///parlant.db "
+            "or postgresql://user@host/dbname"
+        )
+    try:
+        parsed = sa.make_url(normalise_url(raw))
+    except sa.exc.ArgumentError as exc:
+        raise DatabaseURLError(
+            f"{_redact_raw(raw)!r} is not a database URL; write sqlite:///path/to/file.db "
+            "or postgresql://user:password@host:5432/dbname"
+        ) from exc
+    if parsed.drivername not in _DRIVERS.values():
+        backend = parsed.get_backend_name()
+        if backend in _DRIVERS:
+            hint = f"write {backend}:// and the library uses {_DRIVERS[backend]}"
+        else:
+            hint = "parlant-runtime stores its data in SQLite or PostgreSQL"
+        raise DatabaseURLError(f"unsupported database URL scheme {parsed.drivername!r}: {hint}")
+    if "sslmode" in parsed.query and "ssl" not in parsed.query:
+        parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
+            {"ssl": parsed.query["sslmode"]}
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return _redact_raw(url)
+
+
+def _redact_raw(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def migration_engine(url: str) -> AsyncEngine:
+    """The engine migrations run on (``url`` as returned by :func:`database_url`).
+
+    On top of :func:`~parlant_runtime.storage.sql.engine.create_engine`: no pool
+    (one connection, then gone), a connect timeout on PostgreSQL, and on SQLite a
+    real ``BEGIN IMMEDIATE`` (the sqlite3 module would otherwise commit each DDL
+    statement on its own) with foreign keys off, because batch mode drops and
+    recreates tables that other tables point at; ``env.py`` checks them before
+    the commit.
+    """
+    options: dict[str, Any] = {"poolclass": NullPool}
+    if url.startswith("postgresql"):
+        options["connect_args"] = {"timeout": CONNECT_TIMEOUT}
+    engine = create_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
+        sa.event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+    return engine
+
+
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection: sa.Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _script_location() -> str:
+    try:
+        location = resources.files(_MIGRATIONS_PACKAGE)
+    except ModuleNotFoundError as exc:  # an install that predates the package mapping
+        raise MigrationError(
+            f"the migrations are missing: {_MIGRATIONS_PACKAGE} is not installed "
+            "(reinstall parlant-runtime)"
+        ) from exc
+    return str(location)
+
+
+def _config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", _script_location())
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head() -> str:
+    """The newest revision this version of the library knows."""
+    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    assert revision is not None, "the migrations have no head"
+    return revision
+
+
+def revisions() -> list[str]:
+    """Every revision this version of the library knows, oldest first."""
+    script = ScriptDirectory.from_config(_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+async def upgrade(url: str, revision: str = "head") -> list[str]:
+    """Apply the migrations up to ``revision``, all in one transaction.
+
+    Returns:
+        The revisions applied, oldest first; empty when there was nothing to do.
+
+    Raises:
+        DatabaseURLError: ``url`` is not a usable database URL.
+        DatabaseUnavailable: the database cannot be reached or opened.
+        MigrationError: a migration failed (nothing was changed) or ``revision`` is unknown.
+    """
+    return await _run(url, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade(url: str, revision: str) -> list[str]:
+    """Revert the migrations down to ``revision`` (``"base"``: all of them), in one transaction.
+
+    The host tables (workspace, user, knowledge_base, custom_tools) are kept.
+
+    Returns:
+        The revisions reverted, newest first.
+    """
+    return await _run(url, lambda config: command.downgrade(config, revision))
+
+
+async def current(url: str) -> str | None:
+    """The revision the database is at; ``None`` when no migration was applied.
+
+    A SQLite file that does not exist is not created: it has no revision.
+    """
+    resolved = database_url(url)
+    location = sa.make_url(resolved)
+    if (
+        location.get_backend_name() == "sqlite"
+        and location.database not in (None, "", ":memory:")
+        and "uri" not in location.query
+        and not Path(location.database or "").exists()
+    ):
+        return None
+    return await _with_connection(resolved, _current_revision)
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def differences(url: str) -> list[Any]:
+    """What separates the database from the tables in ``storage/sql/schema.py``.
+
+    Empty when the database is exactly what the library expects (after
+    :func:`upgrade` to head it must be). The entries are Alembic's
+    ``compare_metadata`` diffs (``("add_column", ...)``, ``("remove_index", ...)``).
+    Types and server defaults are compared too.
+    """
+
+    def compare(connection: sa.Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={"compare_type": True, "compare_server_default": compare_server_default},
+        )
+        return list(compare_metadata(context, metadata))
+
+    return await _with_connection(database_url(url), compare)
+
+
+def compare_server_default(  # noqa: PLR0917 (Alembic calls it with six positional arguments)
+    context: MigrationContext,
+    inspected_column: sa.Column[Any],
+    metadata_column: sa.Column[Any],
+    inspected_default: str | None,
+    metadata_default: Any,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    """Alembic's server-default comparison, minus its false alarm on SQLite's ``DEFAULT ''``.
+
+    Returns ``False`` (no difference) for an empty-string default that SQLite
+    reflects as ``('')``, and ``None`` (Alembic decides) for everything else.
+    """
+    del context, inspected_column, metadata_column, metadata_default
+    if inspected_default in ("''", "('')") and rendered_metadata_default in ("", "''"):
+        return False
+    return None
+
+
+async def _run(url: str, action: Callable[[Config], None]) -> list[str]:
+    resolved = database_url(url)
+    config = _config(resolved)
+
+    def run(connection: sa.Connection) -> None:
+        config.attributes["connection"] = connection
+        action(config)
+
+    await _with_connection(resolved, run)
+    steps: list[str] = config.attributes.get("steps", [])
+    return steps
+
+
+async def _with_connection(url: str, work: Callable[[sa.Connection], T]) -> T:
+    engine = migration_engine(url)
+    try:
+        try:
+            connection = await engine.connect()
+        except (sa.exc.DBAPIError, OSError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot open the database at {redact(url)}: {_reason(exc)}"
+            ) from exc
+        try:
+            return await _work(connection, url, work)
+        finally:
+            await connection.close()
+    finally:
+        await engine.dispose()
+
+
+async def _work(connection: AsyncConnection, url: str, work: Callable[[sa.Connection], T]) -> T:
+    try:
+        return await connection.run_sync(work)
+    except CommandError as exc:
+        known = ", ".join(revisions())
+        raise MigrationError(f"{exc} (this parlant-runtime knows: {known})") from exc
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"lost the connection to {redact(url)}: {_reason(exc)}; nothing was changed"
+        ) from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise MigrationError(
+            f"the migration failed on {redact(url)} and was rolled back: {_reason(exc)}"
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, first line only (no SQLAlchemy background links)."""
+    origin = getattr(exc, "orig", None) or exc
+    text = str(origin).strip() or type(origin).__name__
+    return text.splitlines()[0]
