@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import click
 
+from parlant_runtime.cli.db import db
 from parlant_runtime.cli.diagram import diagram
+from parlant_runtime.cli.publish import export, publish
 from parlant_runtime.cli.validate import validate
 
 __all__ = ["cli", "main"]
@@ -22,6 +24,9 @@ def cli() -> None:
 
 cli.add_command(validate)
 cli.add_command(diagram)
+cli.add_command(db)
+cli.add_command(publish)
+cli.add_command(export)
 
 
 def main() -> None:

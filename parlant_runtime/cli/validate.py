@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from parlant_runtime.bundle import read_bundle
+from parlant_runtime.cli._database import DATABASE_URL_HELP, run_with_store
 from parlant_runtime.cli._files import expand_paths
 from parlant_runtime.cli._text import render_text
 from parlant_runtime.errors import BundleError
 from parlant_runtime.validation import Severity, validate_bundle
 from parlant_runtime.validation.export import FileResult, to_json_data, to_sarif
 
-__all__ = ["check_files", "exit_status", "validate"]
+if TYPE_CHECKING:
+    from parlant_runtime.storage.sql.store import SqlStore
+
+__all__ = ["check_files", "check_stored_agents", "exit_status", "validate"]
 
 PROGRESS_THRESHOLD = 5
 """From this many files on, a progress bar is shown on an interactive terminal."""
@@ -58,8 +62,32 @@ def exit_status(results: list[FileResult], *, strict: bool) -> int:
     return 0
 
 
+def check_stored_agents(
+    url: str | None, workspace: str, names: tuple[str, ...]
+) -> list[FileResult]:
+    """Validate agents stored in a database (findings carry field paths, no lines)."""
+    from parlant_runtime.storage.port import NotFound  # noqa: PLC0415 (no SQL unless asked)
+    from parlant_runtime.storage.publishing import from_workspace  # noqa: PLC0415
+
+    async def work(store: SqlStore) -> list[FileResult]:
+        results = []
+        for name in names:
+            agent_id = await store.find_agent(workspace, name)
+            if agent_id is None:
+                raise NotFound(f"workspace {workspace!r} has no agent named {name!r}")
+            stored = await store.load_agent(workspace, agent_id)
+            bundle = from_workspace(stored.bundle, workspace)
+            results.append(FileResult(f"{workspace}/{name}", report=validate_bundle(bundle)))
+        return results
+
+    return run_with_store(url, work)
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option("--database-url", "url", metavar="URL", help=DATABASE_URL_HELP)
+@click.option("--workspace", help="With --agent: the workspace of the stored agents.")
+@click.option("--agent", "agents", multiple=True, help="Validate this stored agent (repeatable).")
 @click.option(
     "--format",
     "fmt",
@@ -79,27 +107,38 @@ def exit_status(results: list[FileResult], *, strict: bool) -> int:
     default=None,
     help="Colour the text output (default: when stdout is a terminal).",
 )
-def validate(
+def validate(  # click passes options as keywords
+    *,
     paths: tuple[str, ...],
+    url: str | None,
+    workspace: str | None,
+    agents: tuple[str, ...],
     fmt: Literal["text", "json", "sarif"],
     strict: bool,
     progress: bool | None,
     color: bool | None,
 ) -> None:
-    """Validate agent bundles (files, or folders of .yaml/.yml/.json files).
+    """Validate agent bundles (files, or folders of .yaml/.yml/.json files) or stored agents.
 
     Every journey graph is checked: reachability, final states, dead ends, traps,
     shadowed transitions, loops that never wait for the customer, templates and
     conditions. Exit status: 0 no errors, 1 errors (or warnings with --strict),
     2 a file could not be read.
     """
+    if not paths and not agents:
+        raise click.UsageError("give bundle files or folders, or --agent NAME --workspace W")
+    if agents and not workspace:
+        raise click.UsageError("--agent needs --workspace")
     files = expand_paths(paths)
-    if not files:
+    if paths and not files:
         click.echo(f"no bundle files (.yaml, .yml, .json) in {', '.join(paths)}", err=True)
         sys.exit(2)
     if progress is None:
         progress = len(files) >= PROGRESS_THRESHOLD and sys.stderr.isatty()
     results = check_files(files, progress=progress)
+    if agents:
+        assert workspace is not None
+        results += check_stored_agents(url, workspace, agents)
     if fmt == "json":
         click.echo(json.dumps(to_json_data(results), indent=2, ensure_ascii=False))
     elif fmt == "sarif":

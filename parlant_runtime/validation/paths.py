@@ -43,7 +43,7 @@ def check_dead_end(ctx: JourneyContext) -> Iterator[Finding]:
         why = (
             "its only transitions lead to states that do not exist"
             if state.name in ctx.outgoing
-            else "it has no outgoing transition"
+            else "has no outgoing transition"
         )
         yield ctx.finding(
             Code.DEAD_END,

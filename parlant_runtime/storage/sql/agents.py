@@ -19,7 +19,7 @@ from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.storage.port import InvalidData, NotFound
 from parlant_runtime.storage.sql import schema as t
 
-__all__ = ["agent_version", "read_bundle", "write_bundle"]
+__all__ = ["agent_version", "delete_stale", "read_bundle", "upsert_bundle"]
 
 
 def _agent_tool_id(agent_id: UUID, tool_id: UUID) -> UUID:
@@ -207,26 +207,33 @@ def _upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
     return statement.on_conflict_do_update(index_elements=["id"], set_=updates)
 
 
-async def write_bundle(
-    conn: AsyncConnection, ws: str, bundle: AgentBundle, *, version: int, exists: bool
+async def upsert_bundle(
+    conn: AsyncConnection, ws: str, bundle: AgentBundle, *, version: int
 ) -> None:
-    """Make the database hold exactly ``bundle`` for its agent (ids already the workspace's)."""
+    """Insert or update every row of ``bundle`` (ids already the workspace's), parents first."""
     dialect = conn.dialect.name
     rows = _rows(ws, bundle, version)
-    agent_id = bundle.agent.id
-    if exists:
-        for table in reversed(_WRITE_ORDER):
-            owned = _OWNED_BY_AGENT.get(table)
-            if owned is None:
-                continue
-            keep = [row["id"] for row in rows[table]]
-            condition = owned(agent_id)
-            if keep:
-                condition = condition & table.c.id.not_in(keep)
-            await conn.execute(sa.delete(table).where(condition))
     for table in _WRITE_ORDER:
         if rows[table]:
             await conn.execute(_upsert(dialect, table, rows[table]))
+
+
+async def delete_stale(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> None:
+    """Delete the agent's rows that ``bundle`` no longer has, children first.
+
+    Runs after :func:`upsert_bundle` and after live sessions were moved off removed
+    states (deleting a state clears the position of any session still on it).
+    """
+    rows = _rows(ws, bundle, version=0)
+    for table in reversed(_WRITE_ORDER):
+        owned = _OWNED_BY_AGENT.get(table)
+        if owned is None:
+            continue
+        keep = [row["id"] for row in rows[table]]
+        condition = owned(bundle.agent.id)
+        if keep:
+            condition = condition & table.c.id.not_in(keep)
+        await conn.execute(sa.delete(table).where(condition))
 
 
 async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:

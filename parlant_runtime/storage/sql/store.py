@@ -48,7 +48,12 @@ from parlant_runtime.storage.port import (
     TurnCommit,
 )
 from parlant_runtime.storage.sql import schema as t
-from parlant_runtime.storage.sql.agents import agent_version, read_bundle, write_bundle
+from parlant_runtime.storage.sql.agents import (
+    agent_version,
+    delete_stale,
+    read_bundle,
+    upsert_bundle,
+)
 from parlant_runtime.storage.sql.engine import create_engine
 from parlant_runtime.storage.sql.notify import EventNotifier
 
@@ -206,11 +211,12 @@ class SqlStore:
                     report, version=(version or 0) + 1, moved_sessions=sum(stranded.values())
                 )
             new_version = (version or 0) + 1
-            moved = await self._move_sessions(conn, moves)
             try:
-                await write_bundle(
-                    conn, workspace_id, new, version=new_version, exists=bool(version)
-                )
+                # new rows first, so that sessions can move onto new states; then the moves;
+                # then the removal of what the bundle no longer has
+                await upsert_bundle(conn, workspace_id, new, version=new_version)
+                moved = await self._move_sessions(conn, moves)
+                await delete_stale(conn, workspace_id, new)
             except IntegrityError as exc:
                 raise InvalidData(f"the agent cannot be stored: {exc.orig}") from exc
             await self._notify_republish(conn, agent_id, new_version)

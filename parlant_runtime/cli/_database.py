@@ -1,0 +1,69 @@
+"""Opening the database for a command: URL, schema check, and errors as exit statuses.
+
+Every command that touches a database runs its work through :func:`run_with_store`,
+so a bad URL, an unreachable server or a database whose schema is behind all end
+in one clear sentence and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from parlant_runtime.storage.sql.store import SqlStore
+
+__all__ = ["DATABASE_URL_HELP", "run_with_store"]
+
+T = TypeVar("T")
+
+DATABASE_URL_HELP = (
+    "SQLite (sqlite:///path/to/file.db) or PostgreSQL (postgresql://user@host/dbname); "
+    "default: $PARLANT_DATABASE_URL, else sqlite:///parlant.db in the current directory."
+)
+
+
+def run_with_store(url: str | None, work: Callable[[SqlStore], Coroutine[Any, Any, T]]) -> T:
+    """Open the store at ``url`` (its schema must be current), run ``work``, close it."""
+    # imported here: commands that need no database do not pay for SQLAlchemy
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+
+    from parlant_runtime.storage import migrate  # noqa: PLC0415
+    from parlant_runtime.storage.port import NotFound, StorageError  # noqa: PLC0415
+    from parlant_runtime.storage.sql.store import SqlStore  # noqa: PLC0415
+
+    async def main() -> T:
+        resolved = migrate.database_url(url)
+        at = await migrate.current(resolved)
+        if at != migrate.head():
+            where = migrate.redact(resolved)
+            raise _Refused(
+                f"{where} is at schema revision {at or 'none'}, not {migrate.head()}; "
+                f"run `parlant-runtime db upgrade --database-url {where}` first"
+            )
+        store = SqlStore.open(resolved)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except (_Refused, migrate.DatabaseURLError, migrate.DatabaseUnavailable, NotFound) as exc:
+        message = str(exc)
+    except DBAPIError as exc:
+        message = f"the database refused the operation: {exc.orig}"
+    except OSError as exc:
+        message = f"the database cannot be reached: {exc}"
+    except StorageError as exc:
+        message = str(exc)
+    click.echo(message, err=True)
+    sys.exit(2)
+
+
+class _Refused(Exception):
+    pass

@@ -1,0 +1,89 @@
+"""``parlant-runtime db``: create, upgrade and inspect the database schema.
+
+Exit status: 0 done, 1 a migration failed (and was rolled back, nothing changed),
+2 the database URL is bad or the database cannot be reached. The database is
+``--database-url``, else ``$PARLANT_DATABASE_URL``, else ``./parlant.db``.
+
+SQLAlchemy and Alembic are imported when a ``db`` command runs, not when the CLI
+starts (hence the imports inside the functions): the other commands neither need
+them nor should wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from parlant_runtime.cli._database import DATABASE_URL_HELP
+
+__all__ = ["db"]
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one database task, turning the library's errors into a message and exit status."""
+    from parlant_runtime.storage import migrate  # noqa: PLC0415 (see the module docstring)
+
+    try:
+        return asyncio.run(work())
+    except (migrate.DatabaseURLError, migrate.DatabaseUnavailable) as exc:
+        status, message = 2, str(exc)
+    except migrate.MigrationError as exc:
+        status, message = 1, str(exc)
+    click.echo(message, err=True)
+    sys.exit(status)
+
+
+@click.group()
+def db() -> None:
+    """Create, upgrade and inspect the database schema (SQLite or PostgreSQL)."""
+
+
+@db.command()
+@click.option("--database-url", "url", metavar="URL", help=DATABASE_URL_HELP)
+@click.option(
+    "--revision",
+    default="head",
+    show_default=True,
+    help="Stop at this revision instead of the newest.",
+)
+def upgrade(url: str | None, revision: str) -> None:
+    """Apply the migrations the database does not have yet, all in one transaction."""
+    from parlant_runtime.storage import migrate  # noqa: PLC0415 (see the module docstring)
+
+    async def work() -> tuple[str, list[str], str | None]:
+        resolved = migrate.database_url(url)
+        applied = await migrate.upgrade(resolved, revision)
+        return resolved, applied, await migrate.current(resolved)
+
+    resolved, applied, at = _run(work)
+    for step in applied:
+        click.echo(f"applied {step}")
+    done = "" if applied else "; nothing to apply"
+    click.echo(f"{migrate.redact(resolved)} is at {at}{done}")
+
+
+@db.command()
+@click.option("--database-url", "url", metavar="URL", help=DATABASE_URL_HELP)
+def current(url: str | None) -> None:
+    """Show the revision the database is at, and whether it is the newest."""
+    from parlant_runtime.storage import migrate  # noqa: PLC0415 (see the module docstring)
+
+    async def work() -> str | None:
+        return await migrate.current(migrate.database_url(url))
+
+    at = _run(work)
+    newest = migrate.head()
+    if at == newest:
+        click.echo(f"{at} (head)")
+    elif at is None:
+        click.echo("none: no migration applied yet (run `parlant-runtime db upgrade`)")
+    elif at in migrate.revisions():
+        click.echo(f"{at} (head is {newest}: run `parlant-runtime db upgrade`)")
+    else:
+        click.echo(f"{at} (unknown to this parlant-runtime, whose head is {newest})")
