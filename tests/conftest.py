@@ -8,10 +8,13 @@ CI machines are shared and timing is not what these tests measure). CI selects
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.postgres import postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -38,3 +41,10 @@ def examples_dir() -> Path:
 def bundles_dir() -> Path:
     """The folder of test bundles (broken, malformed, valid)."""
     return BUNDLES
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """An empty throwaway PostgreSQL database, dropped afterwards (see tests/postgres.py)."""
+    with postgres_url() as url:
+        yield url

@@ -50,15 +50,14 @@ class _Occurrences:
         return count
 
 
-def derived_id_pairs(bundle: AgentBundle, root: UUID = NAMESPACE) -> Iterator[tuple[_HasId, UUID]]:
-    """Each entity of the bundle with the id it would get if it had none.
+def _derivations(bundle: AgentBundle, root: UUID) -> Iterator[tuple[_HasId, _HasId | UUID, str]]:
+    """Each entity with what its derived id hangs off (a parent or the root) and its key.
 
-    Parents come before their children and children are derived from the parent's
-    id as it is when they are reached, so filling ids while iterating is consistent.
-    ``root`` is the namespace of the agent's and the tools' ids.
+    Parents come before their children; a child's id is derived from its parent's id
+    as it is when the child is reached, so filling ids while iterating is consistent.
     """
     agent = bundle.agent
-    yield agent, uuid5(root, _key("agent", agent.name))
+    yield agent, root, _key("agent", agent.name)
 
     seen = _Occurrences()
     for guideline in bundle.guidelines:
@@ -67,42 +66,58 @@ def derived_id_pairs(bundle: AgentBundle, root: UUID = NAMESPACE) -> Iterator[tu
         else:
             content = (guideline.condition or "", guideline.action)
             key = _key("guideline", "", *content, seen.next(("guideline", content)))
-        yield guideline, uuid5(agent.id, key)
+        yield guideline, agent, key
     for canned in bundle.canned_responses:
         if canned.name is not None:
             key = _key("canned", canned.name)
         else:
             key = _key("canned", "", canned.template, seen.next(("canned", canned.template)))
-        yield canned, uuid5(agent.id, key)
+        yield canned, agent, key
     for term in bundle.terms:
-        yield term, uuid5(agent.id, _key("term", term.name))
+        yield term, agent, _key("term", term.name)
     for variable in bundle.variables:
-        yield variable, uuid5(agent.id, _key("variable", variable.scope.value, variable.key))
+        yield variable, agent, _key("variable", variable.scope.value, variable.key)
     for kb_link in bundle.knowledge_bases:
-        yield kb_link, uuid5(agent.id, _key("knowledge-base", kb_link.knowledge_base_id))
+        yield kb_link, agent, _key("knowledge-base", kb_link.knowledge_base_id)
     for tool in bundle.tools:
-        yield tool, uuid5(root, _key("tool", tool.name))
+        yield tool, root, _key("tool", tool.name)
         for integration in tool.integrations:
             target = (integration.integration_type.value, integration.target_id)
             key = _key("integration", *target, seen.next(("integration", tool.name, target)))
-            yield integration, uuid5(tool.id, key)
+            yield integration, tool, key
     for journey in bundle.journeys:
-        yield journey, uuid5(agent.id, _key("journey", journey.title))
+        yield journey, agent, _key("journey", journey.title)
         for state in journey.states:
-            yield state, uuid5(journey.id, _key("state", state.name))
+            yield state, journey, _key("state", state.name)
         for transition in journey.transitions:
             ends = (transition.from_state, transition.to_state)
             key = _key("transition", *ends, seen.next(("transition", journey.title, ends)))
-            yield transition, uuid5(journey.id, key)
+            yield transition, journey, key
         for link in journey.guidelines:
-            yield link, uuid5(journey.id, _key("guideline-link", link.guideline))
+            yield link, journey, _key("guideline-link", link.guideline)
+
+
+def _derive(parent: _HasId | UUID, key: str) -> UUID:
+    return uuid5(parent if isinstance(parent, UUID) else parent.id, key)
+
+
+def derived_id_pairs(bundle: AgentBundle, root: UUID = NAMESPACE) -> Iterator[tuple[_HasId, UUID]]:
+    """Each entity of the bundle with the id it would get if it had none.
+
+    ``root`` is the namespace of the agent's and the tools' ids.
+    """
+    for entity, parent, key in _derivations(bundle, root):
+        yield entity, _derive(parent, key)
 
 
 def derive_ids(bundle: AgentBundle) -> None:
-    """Give every entity still holding the nil id its derived id, in place."""
-    for entity, derived in derived_id_pairs(bundle):
+    """Give every entity still holding the nil id its derived id, in place.
+
+    Only missing ids are computed: a bundle read from a database has them all.
+    """
+    for entity, parent, key in _derivations(bundle, NAMESPACE):
         if entity.id == NIL_ID:
-            entity.id = derived
+            entity.id = _derive(parent, key)
 
 
 def workspace_root(workspace_id: str) -> UUID:

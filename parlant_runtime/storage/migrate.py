@@ -21,8 +21,10 @@ upgrades at start-up inside its own event loop, and the CLI calls ``asyncio.run`
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import weakref
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -69,6 +71,13 @@ _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _MIGRATIONS_PACKAGE = "parlant_runtime._migrations"
 
 T = TypeVar("T")
+
+# Alembic's `op` and `context` are module-level proxies: two commands interleaved in
+# one event loop would overwrite each other's, so they take turns (per loop; across
+# processes the database's own lock in env.py does the same).
+_COMMAND_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class DatabaseURLError(StorageError):
@@ -145,22 +154,7 @@ def migration_engine(url: str) -> AsyncEngine:
     options: dict[str, Any] = {"poolclass": NullPool}
     if url.startswith("postgresql"):
         options["connect_args"] = {"timeout": CONNECT_TIMEOUT}
-    engine = create_engine(url, **options)
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
-        sa.event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
-    return engine
-
-
-def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=OFF")
-    cursor.close()
-
-
-def _sqlite_begin_immediate(connection: sa.Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    return create_engine(url, sqlite_begin="BEGIN IMMEDIATE", sqlite_foreign_keys=False, **options)
 
 
 def _script_location() -> str:
@@ -206,7 +200,7 @@ async def upgrade(url: str, revision: str = "head") -> list[str]:
         DatabaseUnavailable: the database cannot be reached or opened.
         MigrationError: a migration failed (nothing was changed) or ``revision`` is unknown.
     """
-    return await _run(url, lambda config: command.upgrade(config, revision))
+    return await _run(url, lambda config: command.upgrade(config, revision), "the upgrade")
 
 
 async def downgrade(url: str, revision: str) -> list[str]:
@@ -217,7 +211,7 @@ async def downgrade(url: str, revision: str) -> list[str]:
     Returns:
         The revisions reverted, newest first.
     """
-    return await _run(url, lambda config: command.downgrade(config, revision))
+    return await _run(url, lambda config: command.downgrade(config, revision), "the downgrade")
 
 
 async def current(url: str) -> str | None:
@@ -226,15 +220,20 @@ async def current(url: str) -> str | None:
     A SQLite file that does not exist is not created: it has no revision.
     """
     resolved = database_url(url)
-    location = sa.make_url(resolved)
-    if (
-        location.get_backend_name() == "sqlite"
-        and location.database not in (None, "", ":memory:")
-        and "uri" not in location.query
-        and not Path(location.database or "").exists()
-    ):
+    path = _sqlite_file(resolved)
+    if path is not None and not path.exists():
         return None
-    return await _with_connection(resolved, _current_revision)
+    return await _with_connection(resolved, _current_revision, doing="reading the revision")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; ``None`` for PostgreSQL, memory and ``file:`` URIs."""
+    location = sa.make_url(url)
+    if location.get_backend_name() != "sqlite" or "uri" in location.query:
+        return None
+    if location.database in (None, "", ":memory:"):
+        return None
+    return Path(location.database)
 
 
 def _current_revision(connection: sa.Connection) -> str | None:
@@ -257,7 +256,7 @@ async def differences(url: str) -> list[Any]:
         )
         return list(compare_metadata(context, metadata))
 
-    return await _with_connection(database_url(url), compare)
+    return await _with_connection(database_url(url), compare, doing="comparing the schema")
 
 
 def compare_server_default(  # noqa: PLR0917 (Alembic calls it with six positional arguments)
@@ -279,7 +278,7 @@ def compare_server_default(  # noqa: PLR0917 (Alembic calls it with six position
     return None
 
 
-async def _run(url: str, action: Callable[[Config], None]) -> list[str]:
+async def _run(url: str, action: Callable[[Config], None], doing: str) -> list[str]:
     resolved = database_url(url)
     config = _config(resolved)
 
@@ -287,12 +286,21 @@ async def _run(url: str, action: Callable[[Config], None]) -> list[str]:
         config.attributes["connection"] = connection
         action(config)
 
-    await _with_connection(resolved, run)
+    lock = _COMMAND_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        await _with_connection(resolved, run, doing=doing)
     steps: list[str] = config.attributes.get("steps", [])
     return steps
 
 
-async def _with_connection(url: str, work: Callable[[sa.Connection], T]) -> T:
+async def _with_connection(url: str, work: Callable[[sa.Connection], T], *, doing: str) -> T:
+    path = _sqlite_file(url)
+    if path is not None and not path.parent.is_dir():
+        # checked here rather than left to sqlite3: a failed aiosqlite connect leaves
+        # its worker thread posting to the event loop after asyncio.run closed it
+        raise DatabaseUnavailable(
+            f"cannot open the database at {redact(url)}: the folder {path.parent} does not exist"
+        )
     engine = migration_engine(url)
     try:
         try:
@@ -302,14 +310,16 @@ async def _with_connection(url: str, work: Callable[[sa.Connection], T]) -> T:
                 f"cannot open the database at {redact(url)}: {_reason(exc)}"
             ) from exc
         try:
-            return await _work(connection, url, work)
+            return await _work(connection, url, work, doing)
         finally:
             await connection.close()
     finally:
         await engine.dispose()
 
 
-async def _work(connection: AsyncConnection, url: str, work: Callable[[sa.Connection], T]) -> T:
+async def _work(
+    connection: AsyncConnection, url: str, work: Callable[[sa.Connection], T], doing: str
+) -> T:
     try:
         return await connection.run_sync(work)
     except CommandError as exc:
@@ -321,7 +331,7 @@ async def _work(connection: AsyncConnection, url: str, work: Callable[[sa.Connec
         ) from exc
     except sa.exc.SQLAlchemyError as exc:
         raise MigrationError(
-            f"the migration failed on {redact(url)} and was rolled back: {_reason(exc)}"
+            f"{doing} failed on {redact(url)} and nothing was changed: {_reason(exc)}"
         ) from exc
 
 

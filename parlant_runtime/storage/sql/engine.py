@@ -22,17 +22,27 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, **options: Any) -> AsyncEngine:
-    """An async engine; on SQLite with foreign keys on, WAL and a busy timeout."""
+def create_engine(
+    url: str, *, sqlite_begin: str = "BEGIN", sqlite_foreign_keys: bool = True, **options: Any
+) -> AsyncEngine:
+    """An async engine; on SQLite with real transactions, foreign keys, WAL and a busy timeout."""
     engine = create_async_engine(normalise_url(url), **options)
     if engine.dialect.name == "sqlite":
+        foreign_keys = "ON" if sqlite_foreign_keys else "OFF"
 
-        @sa.event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(connection: Any, _record: Any) -> None:
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
+        def connect(dbapi_connection: Any, _record: Any) -> None:
+            # the sqlite3 module begins transactions only before writes, so a
+            # read-then-write transaction would not be one: begin each one explicitly
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA foreign_keys={foreign_keys}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
+        def begin(connection: sa.Connection) -> None:
+            connection.exec_driver_sql(sqlite_begin)
+
+        sa.event.listen(engine.sync_engine, "connect", connect)
+        sa.event.listen(engine.sync_engine, "begin", begin)
     return engine

@@ -175,6 +175,14 @@ class SqlStore:
         new = publishing.for_workspace(bundle, workspace_id)
         agent_id = new.agent.id
         async with self.engine.begin() as conn:
+            if self.dialect == "sqlite":
+                # take SQLite's write lock before reading: a read-then-write transaction
+                # that another writer overtook could only fail at its first write
+                await conn.execute(
+                    sa.update(t.workspace)
+                    .where(t.workspace.c.id == workspace_id)
+                    .values(updated_at=t.workspace.c.updated_at)
+                )
             exists = await conn.scalar(
                 sa.select(t.workspace.c.id).where(t.workspace.c.id == workspace_id)
             )
