@@ -98,6 +98,8 @@ def check_turn(turn: TurnCommit) -> None:
             keys.add(event.idempotency_key)
     for key in turn.usage:
         parse_usage_key(key)
+    if turn.metadata is not None and json_size(turn.metadata) > MAX_EVENT_BYTES:
+        raise InvalidData(f"session metadata is larger than {MAX_EVENT_BYTES:,} bytes of JSON")
     for change in turn.variables:
         if change.scope is VariableScope.GLOBAL:
             raise InvalidData(

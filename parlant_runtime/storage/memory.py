@@ -236,6 +236,11 @@ class MemoryStore:
             bundle = agent.bundle.model_copy(deep=True)
             return StoredAgent(workspace_id, agent_id, agent.version, bundle)
 
+    async def agent_version(self, workspace_id: str, agent_id: UUID) -> int:
+        """The agent's current version."""
+        async with self._atomic():
+            return self._agent(workspace_id, agent_id).version
+
     async def find_agent(self, workspace_id: str, name: str) -> UUID | None:
         """The id of the workspace's agent with this name, if any."""
         async with self._atomic():
@@ -369,6 +374,8 @@ class MemoryStore:
             row.current_state_id = turn.current_state_id
             if turn.mode is not None:
                 row.mode = turn.mode
+            if turn.metadata is not None:
+                row.metadata = copy.deepcopy(turn.metadata)
             if turn.status is not None:
                 row.status = turn.status
                 if turn.status in _ENDED:

@@ -136,6 +136,8 @@ class TurnCommit(Model):
     variables: list[VariableChange] = Field(default_factory=list)
     usage: dict[str, int] = Field(default_factory=dict)
     """Usage deltas keyed ``"<entity>:<uuid>:<counter>"`` (match counts, use counts)."""
+    metadata: dict[str, Any] | None = None
+    """The session's new metadata (replaces it), or ``None`` to keep it."""
 
 
 class SessionStart(Model):
@@ -220,6 +222,9 @@ class Store(Protocol):
 
     async def find_agent(self, workspace_id: str, name: str) -> UUID | None:
         """The id of the workspace's agent with this name, if any."""
+
+    async def agent_version(self, workspace_id: str, agent_id: UUID) -> int:
+        """The agent's current version (one cheap read: compiled agents are cached by it)."""
 
     async def create_session(self, workspace_id: str, start: SessionStart) -> Session:
         """A new session of an agent of this workspace."""

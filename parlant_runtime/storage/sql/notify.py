@@ -86,7 +86,10 @@ class EventNotifier:
                     del self._waiters[session_id]
 
     async def close(self) -> None:
-        """Stop listening."""
+        """Stop listening, and wake every waiter (it will find the store closed)."""
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 raw = await self._listener.get_raw_connection()

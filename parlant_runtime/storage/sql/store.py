@@ -90,12 +90,15 @@ class SqlStore:
         self.dialect = engine.dialect.name
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
 
-    @property
-    def engine(self) -> AsyncEngine:
-        """The engine; a closed store refuses every operation."""
+    def _check_open(self) -> AsyncEngine:
         if self._engine is None:
             raise StorageError("the store is closed")
         return self._engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine; a closed store refuses every operation."""
+        return self._check_open()
 
     @classmethod
     def open(cls, url: str, **options: Any) -> SqlStore:
@@ -155,6 +158,14 @@ class SqlStore:
                 )
             )
         return found
+
+    async def agent_version(self, workspace_id: str, agent_id: UUID) -> int:
+        """The agent's current version, in one query."""
+        async with self.engine.connect() as conn:
+            version = await agent_version(conn, workspace_id, agent_id)
+        if version is None:
+            raise NotFound(f"no agent {agent_id} in workspace {workspace_id!r}")
+        return version
 
     async def load_agent(self, workspace_id: str, agent_id: UUID) -> StoredAgent:
         """Everything the runtime needs of an agent, in twelve queries."""
@@ -498,6 +509,8 @@ class SqlStore:
         }
         if turn.mode is not None:
             values["mode"] = turn.mode.value
+        if turn.metadata is not None:
+            values["metadata"] = turn.metadata
         if turn.status is not None:
             values["status"] = turn.status.value
             if turn.status in _ENDED:
@@ -582,6 +595,7 @@ class SqlStore:
         self, workspace_id: str, session_id: UUID, *, after: int, timeout: float
     ) -> Sequence[Event]:
         """Events after ``after``; waits up to ``timeout`` seconds for the first one."""
+        self._check_open()  # a closed store refuses before it listens
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._notifier.watch(session_id) as woken:
