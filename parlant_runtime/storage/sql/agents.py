@@ -400,6 +400,11 @@ def _assemble(
         ],
         "journeys": [],
     }
+    states_of, transitions_of, links_of = (
+        _by_journey(states),
+        _by_journey(transitions),
+        _by_journey(links),
+    )
     for journey in _ordered(journeys):
         data["journeys"].append(
             {
@@ -416,8 +421,7 @@ def _assemble(
                         **_plain(row, "journey_id", "tool_id", *_ROW_ONLY),
                         "tool": tool_names.get(row.tool_id) if row.tool_id else None,
                     }
-                    for row in _ordered(states)
-                    if row.journey_id == journey.id
+                    for row in states_of.get(journey.id, [])
                 ],
                 "transitions": [
                     {
@@ -427,8 +431,7 @@ def _assemble(
                         "condition": row.condition,
                         "priority": row.priority,
                     }
-                    for row in _ordered(transitions)
-                    if row.journey_id == journey.id
+                    for row in transitions_of.get(journey.id, [])
                 ],
                 "guidelines": [
                     {
@@ -442,8 +445,7 @@ def _assemble(
                         ),
                         "guideline": guideline_names[row.guideline_id],
                     }
-                    for row in _ordered(links)
-                    if row.journey_id == journey.id
+                    for row in links_of.get(journey.id, [])
                 ],
             }
         )
@@ -454,6 +456,14 @@ def _is_linked(guideline_id: UUID, links: Sequence[sa.Row[Any]]) -> bool:
     return any(link.guideline_id == guideline_id for link in links)
 
 
+def _by_journey(rows: Sequence[sa.Row[Any]]) -> dict[UUID, list[sa.Row[Any]]]:
+    """Rows grouped by their journey, each group in stored order (one sort for all)."""
+    grouped: dict[UUID, list[sa.Row[Any]]] = {}
+    for row in _ordered(rows):
+        grouped.setdefault(row.journey_id, []).append(row)
+    return grouped
+
+
 def _ordered(rows: Sequence[sa.Row[Any]]) -> list[sa.Row[Any]]:
     """Rows in the bundle's order; ids break ties among rows written by someone else."""
-    return sorted(rows, key=lambda row: (getattr(row, "position", 0), str(row.id)))
+    return sorted(rows, key=lambda row: (getattr(row, "position", 0), row.id.bytes))

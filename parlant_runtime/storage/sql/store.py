@@ -12,8 +12,9 @@ to five statements and one round trip each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -85,8 +86,15 @@ def _event(row: sa.Row[Any]) -> Event:
 class SqlStore:
     """The storage port on a SQL database (see the module docstring)."""
 
-    def __init__(self, engine: AsyncEngine, *, poll_interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        writer: AsyncEngine | None = None,
+        poll_interval: float = 0.05,
+    ) -> None:
         self._engine: AsyncEngine | None = engine
+        self._writer = writer or engine
         self.dialect = engine.dialect.name
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
 
@@ -101,9 +109,44 @@ class SqlStore:
         return self._check_open()
 
     @classmethod
-    def open(cls, url: str, **options: Any) -> SqlStore:
-        """A store on the database at ``url`` (its schema must be upgraded already)."""
-        return cls(create_engine(url), **options)
+    def open(cls, url: str, *, poll_interval: float = 0.05, **engine_options: Any) -> SqlStore:
+        """A store on the database at ``url`` (its schema must be upgraded already).
+
+        ``engine_options`` go to SQLAlchemy's ``create_async_engine`` (pool size, ...).
+        On SQLite, writes go through their own engine whose transactions begin with
+        ``BEGIN IMMEDIATE``: a transaction that reads before it writes then waits for
+        the write lock up front instead of failing when another writer got in between.
+        """
+        engine = create_engine(url, **engine_options)
+        writer = None
+        if engine.dialect.name == "sqlite":
+            writer = create_engine(url, sqlite_begin="BEGIN IMMEDIATE", **engine_options)
+        return cls(engine, writer=writer, poll_interval=poll_interval)
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; driver errors other than constraint violations become
+        :class:`StorageError` (the transaction is rolled back, nothing is written)."""
+        self._check_open()
+        try:
+            async with self._writer.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise StorageError(f"the database refused the write: {exc.orig}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; on PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips)."""
+        engine = self.engine
+        try:
+            async with engine.connect() as conn:
+                if self.dialect == "postgresql":
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+        except DBAPIError as exc:
+            raise StorageError(f"the database refused the read: {exc.orig}") from exc
 
     async def close(self) -> None:
         """Stop listening and release every connection."""
@@ -111,6 +154,8 @@ class SqlStore:
             return
         await self._notifier.close()
         await self._engine.dispose()
+        if self._writer is not self._engine:
+            await self._writer.dispose()
         self._engine = None
 
     # ------------------------------------------------------------------ helpers
@@ -133,7 +178,7 @@ class SqlStore:
     async def ensure_workspace(self, workspace_id: str, name: str | None = None) -> None:
         """Create the host workspace row if it is missing (embedded use)."""
         statement = self._insert(t.workspace).values(id=workspace_id, name=name or workspace_id)
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
 
     async def ensure_knowledge_bases(self, workspace_id: str, ids: Sequence[str]) -> None:
@@ -142,14 +187,14 @@ class SqlStore:
             return
         rows = [{"id": kb, "workspace_id": workspace_id, "name": kb} for kb in ids]
         statement = self._insert(t.knowledge_base).values(rows)
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
 
     # ------------------------------------------------------------------ agents
 
     async def find_agent(self, workspace_id: str, name: str) -> UUID | None:
         """The id of the workspace's agent with this name, if any."""
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             found: UUID | None = await conn.scalar(
                 sa.select(t.agent.c.id).where(
                     t.agent.c.workspace_id == workspace_id,
@@ -161,7 +206,7 @@ class SqlStore:
 
     async def agent_version(self, workspace_id: str, agent_id: UUID) -> int:
         """The agent's current version, in one query."""
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             version = await agent_version(conn, workspace_id, agent_id)
         if version is None:
             raise NotFound(f"no agent {agent_id} in workspace {workspace_id!r}")
@@ -169,7 +214,7 @@ class SqlStore:
 
     async def load_agent(self, workspace_id: str, agent_id: UUID) -> StoredAgent:
         """Everything the runtime needs of an agent, in twelve queries."""
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             bundle, version = await read_bundle(conn, workspace_id, agent_id)
         return StoredAgent(workspace_id, agent_id, version, bundle)
 
@@ -185,18 +230,13 @@ class SqlStore:
         """Write an agent in one transaction (see :meth:`Store.publish`)."""
         new = publishing.for_workspace(bundle, workspace_id)
         agent_id = new.agent.id
-        async with self.engine.begin() as conn:
-            if self.dialect == "sqlite":
-                # take SQLite's write lock before reading: a read-then-write transaction
-                # that another writer overtook could only fail at its first write
-                await conn.execute(
-                    sa.update(t.workspace)
-                    .where(t.workspace.c.id == workspace_id)
-                    .values(updated_at=t.workspace.c.updated_at)
-                )
-            exists = await conn.scalar(
-                sa.select(t.workspace.c.id).where(t.workspace.c.id == workspace_id)
-            )
+        async with self._write() as conn:
+            # lock the workspace row: publishes of a workspace queue, even the first one of
+            # an agent (whose own row does not exist yet to be locked)
+            lookup = sa.select(t.workspace.c.id).where(t.workspace.c.id == workspace_id)
+            if self.dialect == "postgresql":
+                lookup = lookup.with_for_update()
+            exists = await conn.scalar(lookup)
             if exists is None:
                 raise NotFound(f"no workspace {workspace_id!r}; create it first")
             version = await self._lock_agent(conn, workspace_id, agent_id)
@@ -323,46 +363,42 @@ class SqlStore:
     async def create_session(self, workspace_id: str, start: SessionStart) -> Session:
         """A new session of an agent of this workspace."""
         session_id = start.session_id or uuid.uuid4()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             if await agent_version(conn, workspace_id, start.agent_id) is None:
                 raise NotFound(f"no agent {start.agent_id} in workspace {workspace_id!r}")
-            if start.session_id is not None:
-                existing = (
-                    await conn.execute(sa.select(t.session).where(t.session.c.id == session_id))
-                ).first()
-                if existing is not None:
-                    if (
-                        existing.workspace_id == workspace_id
-                        and existing.agent_id == start.agent_id
-                    ):
-                        return _session(existing)  # creating the same session again is a no-op
-                    raise InvalidData(f"session id {session_id} is taken; choose another")
             now = datetime.now(UTC)  # sub-second: sessions list in creation order on SQLite too
+            statement = (
+                self._insert(t.session)
+                .values(
+                    created_at=now,
+                    updated_at=now,
+                    started_at=now,
+                    last_activity_at=now,
+                    id=session_id,
+                    agent_id=start.agent_id,
+                    workspace_id=workspace_id,
+                    user_id=start.user_id,
+                    customer_id=start.customer_id,
+                    mode=start.mode.value,
+                    title=start.title,
+                    metadata=start.metadata,
+                    variables={},
+                    tags=[],
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(*t.session.c)
+            )
             try:
-                row = (
-                    await conn.execute(
-                        t.session.insert()
-                        .values(
-                            created_at=now,
-                            updated_at=now,
-                            started_at=now,
-                            last_activity_at=now,
-                            id=session_id,
-                            agent_id=start.agent_id,
-                            workspace_id=workspace_id,
-                            user_id=start.user_id,
-                            customer_id=start.customer_id,
-                            mode=start.mode.value,
-                            title=start.title,
-                            metadata=start.metadata,
-                            variables={},
-                            tags=[],
-                        )
-                        .returning(*t.session.c)
-                    )
-                ).one()
+                row = (await conn.execute(statement)).first()
             except IntegrityError as exc:
                 raise InvalidData(f"session {session_id} cannot be created: {exc.orig}") from exc
+            if row is None:  # the id exists: the same session created again is a no-op
+                existing = (
+                    await conn.execute(sa.select(t.session).where(t.session.c.id == session_id))
+                ).one()
+                if existing.workspace_id != workspace_id or existing.agent_id != start.agent_id:
+                    raise InvalidData(f"session id {session_id} is taken; choose another")
+                return _session(existing)
             await self._record_usage(
                 conn, workspace_id, {f"agent:{start.agent_id}:total_sessions": 1}
             )
@@ -370,7 +406,7 @@ class SqlStore:
 
     async def get_session(self, workspace_id: str, session_id: UUID) -> Session:
         """The session as stored."""
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             return _session(await self._session_row(conn, workspace_id, session_id))
 
     async def list_sessions(
@@ -382,7 +418,7 @@ class SqlStore:
         )
         if status is not None:
             query = query.where(t.session.c.status == status.value)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             rows = (
                 await conn.execute(query.order_by(t.session.c.created_at, t.session.c.id))
             ).all()
@@ -408,7 +444,7 @@ class SqlStore:
         )
         if limit is not None:
             query = query.limit(limit)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(query)).all()
             if not rows:
                 await self._session_row(conn, workspace_id, session_id)  # NotFound if not ours
@@ -421,7 +457,7 @@ class SqlStore:
         query = self._events_query(workspace_id, session_id).where(
             t.event.c.idempotency_key == idempotency_key
         )
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(query)).first()
             if row is None:
                 await self._session_row(conn, workspace_id, session_id)
@@ -429,7 +465,7 @@ class SqlStore:
 
     async def get_variables(self, workspace_id: str, session_id: UUID) -> Sequence[Variable]:
         """Definitions, then the customer's values, then the session's (later ones win)."""
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             session = await self._session_row(conn, workspace_id, session_id)
             v = t.variable
             scopes = (v.c.session_id.is_(None) & v.c.customer_id.is_(None)) | (
@@ -464,7 +500,7 @@ class SqlStore:
         """Write one turn atomically (see :meth:`Store.commit_turn`)."""
         check_turn(turn)
         try:
-            async with self.engine.begin() as conn:
+            async with self._write() as conn:
                 row = await self._advance_session(conn, workspace_id, turn)
                 base = row.event_count - len(turn.events)
                 if turn.events:
@@ -627,7 +663,7 @@ class SqlStore:
     async def usage(self, workspace_id: str, entity: str, entity_id: UUID) -> dict[str, int]:
         """Stored totals plus the deltas not yet rolled up."""
         table, counters = _usage_table(entity)
-        async with self.engine.connect() as conn:
+        async with self._read() as conn:
             row = (
                 await conn.execute(
                     sa.select(*(table.c[c] for c in sorted(counters))).where(
@@ -680,24 +716,24 @@ class SqlStore:
         return (await conn.scalar(query)) is not None
 
     async def roll_up_usage(self) -> int:
-        """Fold pending deltas into the counter columns, in one transaction."""
-        async with self.engine.begin() as conn:
-            high = await conn.scalar(sa.select(sa.func.max(t.usage.c.id)))
-            if high is None:
-                return 0
-            sums = await conn.execute(
-                sa.select(
-                    t.usage.c.entity,
-                    t.usage.c.entity_id,
-                    t.usage.c.counter,
-                    sa.func.sum(t.usage.c.delta),
-                    sa.func.count(),
+        """Fold pending deltas into the counter columns, in one transaction.
+
+        The deltas are deleted and returned by one statement, and exactly those are
+        folded: a delta committed meanwhile stays for the next roll-up, never lost.
+        """
+        async with self._write() as conn:
+            deleted = await conn.execute(
+                sa.delete(t.usage).returning(
+                    t.usage.c.entity, t.usage.c.entity_id, t.usage.c.counter, t.usage.c.delta
                 )
-                .where(t.usage.c.id <= high)
-                .group_by(t.usage.c.entity, t.usage.c.entity_id, t.usage.c.counter)
             )
+            sums: dict[tuple[str, UUID, str], int] = {}
             folded = 0
-            for entity, entity_id, counter, delta, count in sums.all():
+            for entity, entity_id, counter, delta in deleted.all():
+                key = (entity, entity_id, counter)
+                sums[key] = sums.get(key, 0) + int(delta)
+                folded += 1
+            for (entity, entity_id, counter), delta in sums.items():
                 table, counters = _usage_table(entity)
                 if counter in counters:
                     column = table.c[counter]
@@ -706,8 +742,6 @@ class SqlStore:
                         .where(table.c.id == entity_id)
                         .values({column: column + delta})
                     )
-                folded += int(count)
-            await conn.execute(sa.delete(t.usage).where(t.usage.c.id <= high))
         return folded
 
 
