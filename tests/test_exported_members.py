@@ -26,6 +26,7 @@ def test_public_names_are_not_private_modules() -> None:
         "bundle",
         "cli",
         "diagram",
+        "engine",
         "errors",
         "model",
         "sandbox",

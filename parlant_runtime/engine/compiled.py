@@ -1,0 +1,269 @@
+"""An agent compiled once per published version: machines, conditions, templates.
+
+Compiling parses every condition and template once and builds one state machine
+per journey; a turn then only evaluates. :class:`AgentCache` keeps the compiled
+agent per workspace, agent and version, so a republish (a new version) is picked
+up by the next turn and the old compilation is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from parlant_runtime.bundle.schema import (
+    CannedResponseSpec,
+    GuidelineSpec,
+    JourneySpec,
+    StateSpec,
+    ToolSpec,
+    TransitionSpec,
+)
+from parlant_runtime.engine._machine import Edge, JourneyMachine
+from parlant_runtime.engine.conditions import Condition, compile_condition
+from parlant_runtime.errors import TemplateSandboxError
+from parlant_runtime.model import StateType
+from parlant_runtime.sandbox import CompiledTemplate, ConditionKind, compile_template
+from parlant_runtime.storage.port import StoredAgent
+
+__all__ = [
+    "AgentCache",
+    "CompiledAgent",
+    "CompiledCanned",
+    "CompiledGuideline",
+    "CompiledJourney",
+    "CompiledState",
+    "CompiledTransition",
+    "Template",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A template compiled once; a broken one keeps its error (it is then never sent)."""
+
+    source: str
+    compiled: CompiledTemplate | None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, source: str) -> Template:
+        try:
+            return cls(source, compile_template(source))
+        except TemplateSandboxError as exc:
+            return cls(source, None, str(exc))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledState:
+    """A state with its prompt compiled and its skip condition (``None``: never skipped)."""
+
+    spec: StateSpec
+    prompt: Template | None
+    skip: Condition | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def waits(self) -> bool:
+        """Chat and final states stop the turn; tool and decision states move on."""
+        return self.spec.state_type is StateType.CHAT or self.spec.ends_journey
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTransition:
+    """A transition with its condition compiled."""
+
+    spec: TransitionSpec
+    condition: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledGuideline:
+    """A guideline, or a journey's link to one (with its own condition and priority)."""
+
+    spec: GuidelineSpec
+    condition: Condition
+    priority: int
+    order: int
+    link_id: UUID | None = None
+    link_condition: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCanned:
+    """A canned response with its template and conditions compiled."""
+
+    spec: CannedResponseSpec
+    template: Template
+    conditions: tuple[Condition, ...]
+    order: int
+
+
+@dataclass
+class CompiledJourney:
+    """A journey: its states, transitions in the order tried, machine and guideline links."""
+
+    spec: JourneySpec
+    order: int
+    initial: str | None
+    states: dict[str, CompiledState]
+    by_id: dict[UUID, str]
+    outgoing: dict[str, list[CompiledTransition]]
+    activation: tuple[Condition, ...]
+    guidelines: tuple[CompiledGuideline, ...]
+    machine: JourneyMachine | None
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+
+@dataclass
+class CompiledAgent:
+    """Everything a turn needs of an agent, parsed and compiled."""
+
+    stored: StoredAgent
+    journeys: list[CompiledJourney]
+    guidelines: list[CompiledGuideline]
+    canned: list[CompiledCanned]
+    tools: dict[str, ToolSpec]
+    no_match: Template | None
+    conditions: list[Condition] = field(default_factory=list)
+    """Every condition of the agent, for the turn's one batch of natural-language ones."""
+
+    @property
+    def version(self) -> int:
+        return self.stored.version
+
+    def journey_by_id(self, journey_id: UUID | None) -> CompiledJourney | None:
+        for journey in self.journeys:
+            if journey.spec.id == journey_id:
+                return journey
+        return None
+
+
+def _compile_journey(
+    spec: JourneySpec, order: int, guidelines: dict[str, CompiledGuideline]
+) -> CompiledJourney:
+    states = {
+        s.name: CompiledState(
+            s,
+            Template.of(s.chat_prompt) if s.chat_prompt else None,
+            compile_condition(s.condition)
+            if s.allow_skip and s.condition and s.state_type is StateType.CHAT
+            else None,
+        )
+        for s in spec.states
+    }
+    outgoing: dict[str, list[CompiledTransition]] = {}
+    ordered = sorted(enumerate(spec.transitions), key=lambda item: (-item[1].priority, item[0]))
+    for _, transition in ordered:
+        if transition.from_state in states and transition.to_state in states:
+            outgoing.setdefault(transition.from_state, []).append(
+                CompiledTransition(transition, compile_condition(transition.condition))
+            )
+    initials = [s.name for s in spec.states if s.is_initial]
+    initial = initials[0] if initials else None
+    machine = None
+    if initial is not None:
+        edges = [
+            Edge(t.spec.id, source, t.spec.to_state)
+            for source, transitions in outgoing.items()
+            for t in transitions
+        ]
+        machine = JourneyMachine(list(states), initial, edges)
+    links = []
+    for link in spec.guidelines:
+        base = guidelines.get(link.guideline)
+        if base is None or not link.enabled:
+            continue
+        links.append(
+            CompiledGuideline(
+                base.spec,
+                base.condition,
+                link.priority_override or base.spec.priority,
+                base.order,
+                link.id,
+                compile_condition(link.journey_specific_condition),
+            )
+        )
+    return CompiledJourney(
+        spec=spec,
+        order=order,
+        initial=initial,
+        states=states,
+        by_id={s.spec.id: name for name, s in states.items()},
+        outgoing=outgoing,
+        activation=tuple(compile_condition(c) for c in spec.conditions),
+        guidelines=tuple(links),
+        machine=machine,
+    )
+
+
+def compile_agent(stored: StoredAgent) -> CompiledAgent:
+    """Compile a stored agent (see the module docstring)."""
+    bundle = stored.bundle
+    guidelines = [
+        CompiledGuideline(g, compile_condition(g.condition), g.priority, order)
+        for order, g in enumerate(bundle.guidelines)
+    ]
+    named = {g.spec.name: g for g in guidelines if g.spec.name is not None}
+    journeys = [_compile_journey(j, order, named) for order, j in enumerate(bundle.journeys)]
+    canned = [
+        CompiledCanned(
+            c, Template.of(c.template), tuple(compile_condition(x) for x in c.conditions), order
+        )
+        for order, c in enumerate(bundle.canned_responses)
+    ]
+    agent = CompiledAgent(
+        stored=stored,
+        journeys=journeys,
+        guidelines=[g for g in guidelines if g.spec.enabled],
+        canned=[c for c in canned if c.spec.enabled],
+        tools={tool.name: tool for tool in bundle.tools},
+        no_match=Template.of(bundle.agent.no_match_response)
+        if bundle.agent.no_match_response
+        else None,
+    )
+    agent.conditions = _all_conditions(agent)
+    return agent
+
+
+def _all_conditions(agent: CompiledAgent) -> list[Condition]:
+    found: list[Condition] = []
+    for journey in agent.journeys:
+        found.extend(journey.activation)
+        found.extend(s.skip for s in journey.states.values() if s.skip is not None)
+        found.extend(t.condition for ts in journey.outgoing.values() for t in ts)
+        found.extend(g.link_condition for g in journey.guidelines if g.link_condition)
+    found.extend(g.condition for g in agent.guidelines)
+    found.extend(c for canned in agent.canned for c in canned.conditions)
+    return found
+
+
+def natural_texts(conditions: Sequence[Condition]) -> list[str]:
+    """The distinct natural-language texts among ``conditions``, in first-seen order."""
+    texts: dict[str, None] = {}
+    for condition in conditions:
+        if condition.kind is ConditionKind.NATURAL and condition.text:
+            texts.setdefault(condition.text, None)
+    return list(texts)
+
+
+class AgentCache:
+    """Compiled agents by (workspace, agent), replaced when the version moves on."""
+
+    def __init__(self) -> None:
+        self._agents: dict[tuple[str, UUID], CompiledAgent] = {}
+
+    def get(self, workspace_id: str, agent_id: UUID, version: int) -> CompiledAgent | None:
+        agent = self._agents.get((workspace_id, agent_id))
+        return agent if agent is not None and agent.version == version else None
+
+    def put(self, agent: CompiledAgent) -> CompiledAgent:
+        self._agents[(agent.stored.workspace_id, agent.stored.agent_id)] = agent
+        return agent

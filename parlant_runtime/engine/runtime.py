@@ -1,0 +1,378 @@
+"""The embedding API: what a chat backend calls, once per customer message.
+
+:class:`Runtime` holds no session state between turns (any number of backend
+processes can serve the same sessions): each call loads the session's stored
+position, computes the turn (:mod:`parlant_runtime.engine.turn`) and commits it
+in one transaction guarded by the session's version. When another process
+committed first, the turn is computed again from the new position (a bounded
+number of times); nothing is ever half-written.
+
+Session modes: ``auto`` answers; ``manual`` records customer messages and does not
+answer (a human posts replies with :meth:`Runtime.post_human_message`);
+``paused`` records them and answers nothing until :meth:`Runtime.resume`, which
+then answers what is pending in one turn. Completed and abandoned sessions refuse
+messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from parlant_runtime.engine.compiled import AgentCache, CompiledAgent, compile_agent
+from parlant_runtime.engine.compose import DeterministicGenerator, ResponseGenerator
+from parlant_runtime.engine.conditions import ConditionEvaluator, KeywordEvaluator
+from parlant_runtime.engine.tools import ToolRegistry
+from parlant_runtime.engine.trace import Trace
+from parlant_runtime.engine.turn import (
+    RUNTIME_KEY,
+    TurnInput,
+    TurnOutcome,
+    run_turn,
+    value_type_of,
+)
+from parlant_runtime.errors import ParlantRuntimeError
+from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
+from parlant_runtime.storage.port import (
+    ConcurrentUpdate,
+    NewEvent,
+    SessionStart,
+    Store,
+    TurnCommit,
+    VariableChange,
+)
+
+__all__ = ["MAX_ATTEMPTS", "Runtime", "SessionClosed", "TurnResult"]
+
+MAX_ATTEMPTS = 5
+"""How often a turn is recomputed when other turns keep committing first."""
+
+
+class SessionClosed(ParlantRuntimeError):
+    """The session is completed or abandoned: it takes no more messages."""
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """What one call did: replies, events written, where the session now is, and why."""
+
+    session: Session
+    replies: tuple[str, ...]
+    events: tuple[Event, ...]
+    journey: str | None
+    state: str | None
+    guidelines: tuple[str, ...]
+    tool_calls: tuple[str, ...]
+    trace: Trace
+    duplicate: bool = False
+    """The message's idempotency key was already recorded: nothing new was written."""
+
+
+class Runtime:
+    """Runs agents from a store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        evaluator: ConditionEvaluator | None = None,
+        generator: ResponseGenerator | None = None,
+        tools: ToolRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.evaluator: ConditionEvaluator = evaluator or KeywordEvaluator()
+        self.generator: ResponseGenerator = generator or DeterministicGenerator()
+        self.tools = tools or ToolRegistry()
+        self._cache = AgentCache()
+
+    async def agent(self, workspace_id: str, agent_id: UUID) -> CompiledAgent:
+        """The compiled agent at its current version (compiled once per version)."""
+        version = await self.store.agent_version(workspace_id, agent_id)
+        cached = self._cache.get(workspace_id, agent_id, version)
+        if cached is not None:
+            return cached
+        return self._cache.put(compile_agent(await self.store.load_agent(workspace_id, agent_id)))
+
+    async def start_session(
+        self,
+        workspace_id: str,
+        agent_id: UUID,
+        *,
+        customer_id: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        mode: SessionMode = SessionMode.AUTO,
+        session_id: UUID | None = None,
+    ) -> Session:
+        """A new session; ``variables`` are its starting session variables."""
+        session = await self.store.create_session(
+            workspace_id,
+            SessionStart(
+                agent_id=agent_id, customer_id=customer_id, mode=mode, session_id=session_id
+            ),
+        )
+        if variables:
+            agent = await self.agent(workspace_id, agent_id)
+            declared = {v.key: v for v in agent.stored.bundle.variables}
+            changes = [
+                VariableChange(
+                    key=key,
+                    value=value,
+                    value_type=declared[key].value_type
+                    if key in declared
+                    else value_type_of(value),
+                    is_private=declared[key].is_private if key in declared else False,
+                )
+                for key, value in variables.items()
+            ]
+            session = await self.store.commit_turn(
+                workspace_id,
+                TurnCommit(
+                    session_id=session.id,
+                    expected_version=session.version,
+                    variables=changes,
+                    current_journey_id=session.current_journey_id,
+                    current_state_id=session.current_state_id,
+                ),
+            )
+        return session
+
+    async def process_message(
+        self,
+        workspace_id: str,
+        session_id: UUID,
+        text: str,
+        *,
+        idempotency_key: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> TurnResult:
+        """Record a customer message and, in ``auto`` mode, answer it.
+
+        ``variables`` are set before the turn runs (as an extractor would).
+
+        Raises:
+            SessionClosed: the session is completed or abandoned.
+        """
+        for _ in range(MAX_ATTEMPTS):
+            session = await self.store.get_session(workspace_id, session_id)
+            _refuse_closed(session)
+            if idempotency_key is not None:
+                found = await self.store.find_message(workspace_id, session_id, idempotency_key)
+                if found is not None:
+                    return await self._replay(workspace_id, session, found)
+            answer = session.mode is SessionMode.AUTO
+            try:
+                return await self._turn(
+                    workspace_id,
+                    session,
+                    text,
+                    answer=answer,
+                    idempotency_key=idempotency_key,
+                    variables=variables or {},
+                )
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate(
+            f"session {session_id} kept changing under {MAX_ATTEMPTS} attempts; try again"
+        )
+
+    async def post_human_message(
+        self, workspace_id: str, session_id: UUID, text: str
+    ) -> TurnResult:
+        """Record a human agent's reply (any mode; typically ``manual``)."""
+        event = NewEvent(
+            event_type=EventType.AGENT_MESSAGE, content={"text": text}, metadata={"author": "human"}
+        )
+        return await self._simple(workspace_id, session_id, [event], replies=(text,))
+
+    async def set_mode(self, workspace_id: str, session_id: UUID, mode: SessionMode) -> TurnResult:
+        """Change the mode; going back to ``auto`` from ``paused`` answers what is pending."""
+        session = await self.store.get_session(workspace_id, session_id)
+        _refuse_closed(session)
+        event = NewEvent(event_type=EventType.STATUS_UPDATE, content={"mode": mode.value})
+        result = await self._simple(workspace_id, session_id, [event], mode=mode)
+        if session.mode is SessionMode.PAUSED and mode is SessionMode.AUTO:
+            return await self.resume(workspace_id, session_id)
+        return result
+
+    async def resume(self, workspace_id: str, session_id: UUID) -> TurnResult:
+        """Answer the customer messages that arrived while the session was not answering."""
+        for _ in range(MAX_ATTEMPTS):
+            session = await self.store.get_session(workspace_id, session_id)
+            _refuse_closed(session)
+            if session.mode is not SessionMode.AUTO:
+                session = (
+                    await self._simple(
+                        workspace_id,
+                        session_id,
+                        [NewEvent(event_type=EventType.STATUS_UPDATE, content={"mode": "auto"})],
+                        mode=SessionMode.AUTO,
+                    )
+                ).session
+            answered = int(session.metadata.get(RUNTIME_KEY, {}).get("answered", -1))
+            pending = [
+                event
+                for event in await self.store.list_events(workspace_id, session_id, after=answered)
+                if event.event_type is EventType.CUSTOMER_MESSAGE
+            ]
+            if not pending:
+                return _result(
+                    session, [], TurnOutcome([], None, None, [], {}, {}, [], [], Trace(), [])
+                )
+            text = "\n".join(str(event.content.get("text", "")) for event in pending)
+            try:
+                return await self._turn(
+                    workspace_id, session, text, answer=True, record=False, variables={}
+                )
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate(f"session {session_id} kept changing; try again")
+
+    async def end(
+        self,
+        workspace_id: str,
+        session_id: UUID,
+        *,
+        status: SessionStatus = SessionStatus.COMPLETED,
+    ) -> Session:
+        """Close the session (completed or abandoned); it refuses messages afterwards."""
+        event = NewEvent(event_type=EventType.STATUS_UPDATE, content={"status": status.value})
+        return (await self._simple(workspace_id, session_id, [event], status=status)).session
+
+    # ------------------------------------------------------------------ internals
+
+    async def _turn(
+        self,
+        workspace_id: str,
+        session: Session,
+        text: str,
+        *,
+        answer: bool,
+        variables: Mapping[str, Any],
+        record: bool = True,
+        idempotency_key: str | None = None,
+    ) -> TurnResult:
+        agent = await self.agent(workspace_id, session.agent_id)
+        if not answer:
+            event = NewEvent(
+                event_type=EventType.CUSTOMER_MESSAGE,
+                content={"text": text},
+                idempotency_key=idempotency_key,
+            )
+            return await self._simple(workspace_id, session.id, [event], session=session)
+        stored_variables = list(await self.store.get_variables(workspace_id, session.id))
+        outcome = await run_turn(
+            TurnInput(session, agent, stored_variables, text, variables),
+            evaluator=self.evaluator,
+            generator=self.generator,
+            tools=self.tools,
+            record_message=record,
+            idempotency_key=idempotency_key,
+        )
+        outcome.metadata.setdefault(RUNTIME_KEY, {})["answered"] = (
+            session.event_count + len(outcome.events) - 1
+        )
+        committed = await self.store.commit_turn(
+            workspace_id,
+            TurnCommit(
+                session_id=session.id,
+                expected_version=session.version,
+                events=outcome.events,
+                current_journey_id=outcome.journey_id,
+                current_state_id=outcome.state_id,
+                variables=outcome.variables,
+                usage=outcome.usage,
+                metadata=outcome.metadata,
+            ),
+        )
+        events = await self.store.list_events(
+            workspace_id, session.id, after=session.event_count - 1
+        )
+        return _result(committed, events, outcome, agent)
+
+    async def _simple(
+        self,
+        workspace_id: str,
+        session_id: UUID,
+        events: list[NewEvent],
+        *,
+        replies: tuple[str, ...] = (),
+        mode: SessionMode | None = None,
+        status: SessionStatus | None = None,
+        session: Session | None = None,
+    ) -> TurnResult:
+        """Commit events that move nothing (retrying on conflicts)."""
+        for _ in range(MAX_ATTEMPTS):
+            current = session or await self.store.get_session(workspace_id, session_id)
+            session = None
+            _refuse_closed(current)
+            try:
+                committed = await self.store.commit_turn(
+                    workspace_id,
+                    TurnCommit(
+                        session_id=session_id,
+                        expected_version=current.version,
+                        events=events,
+                        current_journey_id=current.current_journey_id,
+                        current_state_id=current.current_state_id,
+                        mode=mode,
+                        status=status,
+                    ),
+                )
+            except ConcurrentUpdate:
+                continue
+            written = await self.store.list_events(
+                workspace_id, session_id, after=current.event_count - 1
+            )
+            outcome = TurnOutcome([], None, None, [], {}, {}, list(replies), [], Trace(), [])
+            agent = await self.agent(workspace_id, committed.agent_id)
+            return _result(committed, written, outcome, agent)
+        raise ConcurrentUpdate(f"session {session_id} kept changing; try again")
+
+    async def _replay(self, workspace_id: str, session: Session, found: Event) -> TurnResult:
+        events = await self.store.list_events(workspace_id, session.id, after=found.offset - 1)
+        turn: list[Event] = [found]
+        for event in events[1:]:
+            if event.event_type is EventType.CUSTOMER_MESSAGE:
+                break
+            turn.append(event)
+        replies = tuple(
+            str(e.content.get("text", "")) for e in turn if e.event_type is EventType.AGENT_MESSAGE
+        )
+        outcome = TurnOutcome([], None, None, [], {}, {}, list(replies), [], Trace(), [])
+        return _result(session, turn, outcome, duplicate=True)
+
+
+def _refuse_closed(session: Session) -> None:
+    if session.status is not SessionStatus.ACTIVE:
+        raise SessionClosed(f"session {session.id} is {session.status.value}; start a new session")
+
+
+def _result(
+    session: Session,
+    events: Sequence[Event],
+    outcome: TurnOutcome,
+    agent: CompiledAgent | None = None,
+    *,
+    duplicate: bool = False,
+) -> TurnResult:
+    journey = state = None
+    if agent is not None:
+        compiled = agent.journey_by_id(session.current_journey_id)
+        if compiled is not None:
+            journey = compiled.title
+            state = (
+                compiled.by_id.get(session.current_state_id) if session.current_state_id else None
+            )
+    return TurnResult(
+        session=session,
+        replies=tuple(outcome.replies),
+        events=tuple(events),
+        journey=journey,
+        state=state,
+        guidelines=tuple(outcome.guidelines),
+        tool_calls=tuple(outcome.tool_calls),
+        trace=outcome.trace,
+        duplicate=duplicate,
+    )

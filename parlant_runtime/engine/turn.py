@@ -1,0 +1,501 @@
+"""One turn, computed: from the stored position and a customer message to everything
+the turn changes (events, position, variables, usage), without writing anything.
+
+This module makes the turn semantics of ``shared/design/architecture.md`` true;
+:mod:`parlant_runtime.engine.runtime` loads its inputs and commits its outcome.
+The steps, in order: the message and any variables set with it are recorded;
+natural-language conditions are decided in one batch; with no active journey the
+first enabled journey (in bundle order) whose activation condition holds is
+entered; in a chat state the transitions are tried in priority order (the
+machine takes the first eligible); entering states runs tool states, passes
+through decision states and skippable states, and stops at chat and final
+states, within :data:`MAX_CHAIN` steps; guidelines are matched; the reply is
+composed. Anything that goes wrong inside (a tool that fails, a chain that does
+not stop, a decision with no exit) becomes an error event and the session stays
+at its last waiting state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from parlant_runtime.engine import tools as tooling
+from parlant_runtime.engine.compiled import (
+    CompiledAgent,
+    CompiledGuideline,
+    CompiledJourney,
+    Template,
+    natural_texts,
+)
+from parlant_runtime.engine.compose import Candidate, ComposeRequest, Reply, ResponseGenerator
+from parlant_runtime.engine.conditions import Condition, ConditionEvaluator, normalise
+from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
+from parlant_runtime.errors import TemplateSandboxError
+from parlant_runtime.model import (
+    CompositionMode,
+    EventType,
+    Session,
+    StateType,
+    ValueType,
+    Variable,
+)
+from parlant_runtime.storage.port import NewEvent, VariableChange
+
+__all__ = [
+    "DEFAULT_NO_MATCH",
+    "MAX_CHAIN",
+    "TurnInput",
+    "TurnOutcome",
+    "run_turn",
+    "value_type_of",
+]
+
+MAX_CHAIN = 32
+"""Most states one turn may pass through before it stops with an error event."""
+
+DEFAULT_NO_MATCH = "I'm sorry, I can't help with that here."
+"""The no-match reply of a strict agent that does not set its own."""
+
+RUNTIME_KEY = "parlantRuntime"
+"""Where the runtime keeps its own bookkeeping in the session's metadata."""
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    """What a turn starts from."""
+
+    session: Session
+    agent: CompiledAgent
+    variables: list[Variable]
+    message: str | None
+    set_variables: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TurnOutcome:
+    """What a turn changes, ready to commit."""
+
+    events: list[NewEvent]
+    journey_id: UUID | None
+    state_id: UUID | None
+    variables: list[VariableChange]
+    metadata: dict[str, Any]
+    usage: dict[str, int]
+    replies: list[str]
+    guidelines: list[str]
+    trace: Trace
+    tool_calls: list[str]
+
+
+class _Turn:
+    """The mutable working state of one turn."""
+
+    def __init__(self, inp: TurnInput, natural: Mapping[str, bool]) -> None:
+        self.inp = inp
+        self.agent = inp.agent
+        self.natural = natural
+        self.trace = Trace()
+        self.events: list[NewEvent] = []
+        self.changes: list[VariableChange] = []
+        self.usage: dict[str, int] = {}
+        self.tool_calls: list[str] = []
+        self.tool_results: dict[str, Any] = {}
+        self.values: dict[str, Any] = {v.key: v.value for v in inp.variables}
+        self.private = {v.key for v in inp.variables if v.is_private}
+        self.types = {v.key: v.value_type for v in inp.variables}
+        book = dict(inp.session.metadata.get(RUNTIME_KEY, {}))
+        self.book = book
+        self.visited: list[str] = list(book.get("visited", []))
+        self.journey = self.agent.journey_by_id(inp.session.current_journey_id)
+        self.state: str | None = None
+        state_id = inp.session.current_state_id
+        if self.journey is not None:
+            self.state = self.journey.by_id.get(state_id) if state_id is not None else None
+            if self.state is None:  # the stored state is gone (republished): leave the journey
+                self.journey = None
+        self.waiting = (self.journey, self.state)
+        self.entered_chat = False
+        self.final_prompt: Template | None = None
+
+    # ------------------------------------------------------------------ context
+
+    def _base(self) -> dict[str, Any]:
+        session = self.inp.session
+        journey = {"title": self.journey.title} if self.journey is not None else {}
+        state: dict[str, Any] = {}
+        if self.journey is not None and self.state is not None:
+            spec = self.journey.states[self.state].spec
+            state = {"name": spec.name, "type": spec.state_type.value}
+        return {
+            "message": self.inp.message or "",
+            "session": {
+                "id": str(session.id),
+                "mode": session.mode.value,
+                "status": session.status.value,
+                "customer": session.customer_id,
+                "metadata": {k: v for k, v in session.metadata.items() if k != RUNTIME_KEY},
+            },
+            "journey": journey,
+            "state": state,
+            "tool": dict(self.tool_results),
+            "kb": [],
+            "mentions": self._mentions,
+        }
+
+    def condition_context(self) -> dict[str, Any]:
+        return {**self._base(), "vars": dict(self.values)}
+
+    def template_context(self) -> dict[str, Any]:
+        public = {k: v for k, v in self.values.items() if k not in self.private}
+        return {**self._base(), "vars": public}
+
+    def _mentions(self, term: str) -> bool:
+        message = (self.inp.message or "").casefold()
+        wanted = normalise(term)
+        words = {wanted}
+        for spec in self.agent.stored.bundle.terms:
+            names = {normalise(spec.name), *(normalise(s) for s in spec.synonyms)}
+            if wanted in names:
+                words |= names
+        return any(re.search(rf"\b{re.escape(word)}\b", message) for word in words if word)
+
+    # ------------------------------------------------------------------ conditions
+
+    def check(self, where: str, condition: Condition) -> bool:
+        result, reason = condition.evaluate(self.condition_context(), self.natural)
+        self.trace.conditions.append(
+            ConditionTrace(where, condition.text, condition.kind.value, result, reason)
+        )
+        return result
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, event_type: EventType, content: dict[str, Any], **extra: Any) -> None:
+        self.events.append(NewEvent(event_type=event_type, content=content, **extra))
+
+    def error(self, message: str) -> None:
+        self.trace.errors.append(message)
+        self.emit(EventType.STATUS_UPDATE, {"error": message})
+
+    def set_variable(self, key: str, value: Any, *, source: str) -> None:
+        value_type = self.types.get(key) or value_type_of(value)
+        self.values[key] = value
+        private = key in self.private
+        self.changes.append(
+            VariableChange(key=key, value=value, value_type=value_type, is_private=private)
+        )
+        shown: dict[str, Any] = {"key": key, "source": source}
+        if private:
+            shown["private"] = True  # private values never reach an event
+        else:
+            shown["value"] = value
+        self.emit(EventType.VARIABLE_UPDATE, shown)
+
+    def count(self, entity: str, entity_id: UUID, counter: str) -> None:
+        key = f"{entity}:{entity_id}:{counter}"
+        self.usage[key] = self.usage.get(key, 0) + 1
+
+
+def value_type_of(value: Any) -> ValueType:
+    """The variable type a JSON value fits."""
+    if isinstance(value, bool):
+        return ValueType.BOOLEAN
+    if isinstance(value, int | float):
+        return ValueType.NUMBER
+    if isinstance(value, dict):
+        return ValueType.OBJECT
+    if isinstance(value, list):
+        return ValueType.ARRAY
+    return ValueType.STRING
+
+
+async def _enter(
+    turn: _Turn, journey: CompiledJourney, target: str, tools: tooling.ToolRegistry
+) -> None:
+    """Enter ``target`` and go on through states that do not wait, within MAX_CHAIN."""
+    for _ in range(MAX_CHAIN):
+        previous = turn.state if turn.journey is journey else None
+        turn.journey, turn.state = journey, target
+        state = journey.states[target]
+        turn.visited.append(target)
+        turn.trace.path.append(f"{journey.title}/{target}")
+        turn.emit(
+            EventType.JOURNEY_TRANSITION,
+            {"journey": journey.title, "from": previous, "to": target},
+            journey_id=journey.spec.id,
+            state_id=state.spec.id,
+        )
+        if state.spec.ends_journey:
+            turn.count("journey", journey.spec.id, "total_sessions")
+            turn.final_prompt = state.prompt
+            turn.journey, turn.state, turn.visited = None, None, []
+            return
+        skip = state.skip if journey.spec.allow_skipping else None
+        if skip is not None and turn.check(f"{journey.title}/{target} skip", skip):
+            nxt = _next(turn, journey, target)
+            if nxt is None:
+                turn.entered_chat = True  # nothing to skip to: it waits after all
+                return
+            target = nxt
+            continue
+        if state.spec.state_type is StateType.CHAT:
+            turn.entered_chat = True
+            return
+        if state.spec.state_type is StateType.TOOL and not await _run_tool(
+            turn, journey, target, tools
+        ):
+            return
+        nxt = _next(turn, journey, target)
+        if nxt is None:
+            _fall_back(
+                turn, f"{state.spec.state_type.value} state {target!r} has no exit that holds"
+            )
+            return
+        target = nxt
+    _fall_back(turn, f"the turn passed through {MAX_CHAIN} states without waiting; stopped")
+
+
+def _fall_back(turn: _Turn, message: str) -> None:
+    """Stop with an error event and put the session back where it last waited."""
+    turn.error(message)
+    turn.journey, turn.state = turn.waiting
+
+
+def _next(turn: _Turn, journey: CompiledJourney, source: str) -> str | None:
+    """The target of the first eligible transition from ``source`` (the machine decides)."""
+    eligible: dict[UUID, bool] = {}
+    considered = journey.outgoing.get(source, [])
+    for transition in considered:
+        holds = turn.check(
+            f"{journey.title}/{source}->{transition.spec.to_state}", transition.condition
+        )
+        revisit = not journey.spec.allow_revisiting and transition.spec.to_state in turn.visited
+        eligible[transition.spec.id] = holds and not revisit
+    target = journey.machine.step(source, eligible) if journey.machine is not None else None
+    taken = False
+    for transition in considered:
+        spec = transition.spec
+        if not taken and eligible[spec.id]:
+            outcome, taken = "taken", True
+            turn.count("transition", spec.id, "use_count")
+        elif taken:
+            outcome = "not tried"
+        elif not journey.spec.allow_revisiting and spec.to_state in turn.visited:
+            outcome = "revisit forbidden"
+        else:
+            outcome = "condition false"
+        turn.trace.transitions.append(
+            TransitionTrace(source, spec.to_state, spec.priority, outcome)
+        )
+    return target
+
+
+async def _run_tool(
+    turn: _Turn, journey: CompiledJourney, name: str, tools: tooling.ToolRegistry
+) -> bool:
+    """Call a tool state's tool; ``False`` when the turn must stop (error event written)."""
+    state = journey.states[name].spec
+    tool = turn.agent.tools.get(state.tool or "")
+    if tool is None:
+        _fall_back(turn, f"state {name!r} names tool {state.tool!r}, which the agent lacks")
+        return False
+    try:
+        arguments = tooling.build_arguments(
+            tool, state.tool_config, turn.template_context() | {"vars": turn.values}, turn.values
+        )
+    except tooling.ToolError as exc:
+        _fall_back(turn, f"tool {tool.name!r}: {exc}")
+        return False
+    outcome = await tooling.call_tool(tool, tools.get(tool.name), arguments)
+    turn.tool_calls.append(tool.name)
+    hidden = tooling.private_argument_names(tool, state.tool_config, turn.private)
+    turn.events.extend(
+        tooling.tool_events(outcome, journey.spec.id, state.id, private_arguments=hidden)
+    )
+    for key, delta in tooling.usage_deltas(outcome, tool.id).items():
+        turn.usage[key] = turn.usage.get(key, 0) + delta
+    if not outcome.advances:
+        _fall_back(turn, outcome.error or f"tool {tool.name!r} failed")
+        return False
+    turn.tool_results[tool.name] = outcome.result
+    result_variable = state.tool_config.get("resultVariable")
+    if isinstance(result_variable, str):
+        turn.set_variable(result_variable, outcome.result, source=f"tool:{tool.name}")
+    return True
+
+
+def _matched_guidelines(turn: _Turn) -> list[CompiledGuideline]:
+    linked = {g.spec.id: g for g in turn.journey.guidelines} if turn.journey is not None else {}
+    matched: list[CompiledGuideline] = []
+    for guideline in turn.agent.guidelines:
+        if guideline.spec.id in linked:
+            continue  # the journey's link decides for it
+        if turn.check(f"guideline {guideline.spec.name or guideline.order}", guideline.condition):
+            matched.append(guideline)
+    for link in linked.values():
+        label = f"{turn.journey.title if turn.journey else ''} guideline {link.spec.name}"
+        if turn.check(label, link.condition) and (
+            link.link_condition is None or turn.check(f"{label} (journey)", link.link_condition)
+        ):
+            matched.append(link)
+    matched.sort(key=lambda g: (-g.priority, g.order))
+    for guideline in matched:
+        turn.count("guideline", guideline.spec.id, "match_count")
+        if guideline.link_id is not None:
+            turn.count("journey_guideline", guideline.link_id, "match_count")
+    return matched
+
+
+def _render(
+    template: Template | None, turn: _Turn, label: str, skipped: list[tuple[str, str]]
+) -> str | None:
+    if template is None:
+        return None
+    if template.compiled is None:
+        skipped.append((label, template.error or "does not compile"))
+        return None
+    try:
+        return template.compiled.render(turn.template_context())
+    except TemplateSandboxError as exc:  # a field that cannot be filled: never send half a text
+        skipped.append((label, str(exc)))
+        return None
+
+
+def _candidates(turn: _Turn, skipped: list[tuple[str, str]]) -> list[Candidate]:
+    ordered = sorted(turn.agent.canned, key=lambda c: (-c.spec.priority, c.order))
+    candidates = []
+    for canned in ordered:
+        label = f"canned {canned.spec.name or canned.order}"
+        if not all(turn.check(label, c) for c in canned.conditions):
+            skipped.append((label, "a condition does not hold"))
+            continue
+        text = _render(canned.template, turn, label, skipped)
+        if text is not None:
+            candidates.append(
+                Candidate(label, text, canned.spec.priority, canned.spec.requires_exact_match)
+            )
+    return candidates
+
+
+async def _compose(
+    turn: _Turn, guidelines: list[CompiledGuideline], generator: ResponseGenerator
+) -> Reply | None:
+    skipped: list[tuple[str, str]] = []
+    candidates = _candidates(turn, skipped)
+    reply: Reply | None
+    if turn.agent.stored.bundle.agent.composition_mode is CompositionMode.STRICT:
+        if candidates:
+            reply = Reply(candidates[0].text, "canned_response", candidates[0].name)
+        else:
+            text = _render(turn.agent.no_match, turn, "no-match response", skipped)
+            reply = Reply(text or DEFAULT_NO_MATCH, "no_match")
+    else:
+        prompt = None
+        final = turn.final_prompt
+        if final is not None:
+            prompt = _render(final, turn, "final state prompt", skipped)
+        elif turn.journey is not None and turn.state is not None:
+            state = turn.journey.states[turn.state]
+            if state.spec.state_type is StateType.CHAT:
+                prompt = _render(state.prompt, turn, f"prompt of {turn.state}", skipped)
+        request = ComposeRequest(
+            prompt=prompt,
+            entered=turn.entered_chat or final is not None,
+            guidelines=tuple(g.spec.action for g in guidelines),
+            candidates=tuple(candidates),
+            message=turn.inp.message,
+        )
+        reply = await generator.compose(request)
+    turn.trace.reply = ReplyTrace(
+        reply.source if reply else "none", reply.name if reply else None, tuple(skipped)
+    )
+    if reply is not None and reply.source == "canned_response":
+        for canned in turn.agent.canned:
+            if f"canned {canned.spec.name or canned.order}" == reply.name:
+                turn.count("canned_response", canned.spec.id, "use_count")
+    return reply
+
+
+async def run_turn(
+    inp: TurnInput,
+    *,
+    evaluator: ConditionEvaluator,
+    generator: ResponseGenerator,
+    tools: tooling.ToolRegistry,
+    record_message: bool = True,
+    idempotency_key: str | None = None,
+) -> TurnOutcome:
+    """Compute one turn (see the module docstring)."""
+    turn = _Turn(inp, {})
+    if record_message and inp.message is not None:
+        turn.emit(
+            EventType.CUSTOMER_MESSAGE, {"text": inp.message}, idempotency_key=idempotency_key
+        )
+        turn.count("agent", inp.agent.stored.agent_id, "total_messages")
+    for key, value in inp.set_variables.items():
+        turn.set_variable(key, value, source="caller")
+    if inp.message is not None:
+        texts = natural_texts(inp.agent.conditions)
+        decided = await evaluator.evaluate(
+            texts, message=inp.message, context=turn.template_context()
+        )
+        turn.natural = {normalise(text): bool(value) for text, value in decided.items()}
+    if turn.journey is None:
+        for journey in inp.agent.journeys:
+            if not journey.spec.enabled or journey.initial is None:
+                continue
+            if any(turn.check(f"journey {journey.title}", c) for c in journey.activation):
+                turn.visited = []
+                turn.waiting = (None, None)
+                await _enter(turn, journey, journey.initial, tools)
+                break
+    elif turn.state is not None:
+        journey, state = turn.journey, turn.state
+        if journey.states[state].spec.state_type is StateType.CHAT:
+            target = _next(turn, journey, state)
+            if target is not None:
+                await _enter(turn, journey, target, tools)
+    guidelines = _matched_guidelines(turn)
+    turn.trace.guidelines = [g.spec.name or g.spec.action for g in guidelines]
+    reply = await _compose(turn, guidelines, generator)
+    replies = []
+    if reply is not None:
+        replies.append(reply.text)
+        state_id = None
+        if turn.journey is not None and turn.state is not None:
+            state_id = turn.journey.states[turn.state].spec.id
+        turn.emit(
+            EventType.AGENT_MESSAGE,
+            {"text": reply.text},
+            journey_id=turn.journey.spec.id if turn.journey else None,
+            state_id=state_id,
+        )
+    turn.book["visited"] = turn.visited
+    metadata = {**inp.session.metadata, RUNTIME_KEY: turn.book}
+    if turn.events:
+        last = turn.events[-1]
+        turn.events[-1] = last.model_copy(
+            update={"metadata": {**last.metadata, "trace": turn.trace.to_dict()}}
+        )
+    journey_id = turn.journey.spec.id if turn.journey is not None else None
+    state_id = (
+        turn.journey.states[turn.state].spec.id
+        if turn.journey is not None and turn.state is not None
+        else None
+    )
+    return TurnOutcome(
+        events=turn.events,
+        journey_id=journey_id,
+        state_id=state_id,
+        variables=turn.changes,
+        metadata=metadata,
+        usage=turn.usage,
+        replies=replies,
+        guidelines=[g.spec.name or g.spec.action for g in guidelines],
+        trace=turn.trace,
+        tool_calls=turn.tool_calls,
+    )
