@@ -76,7 +76,7 @@ _USAGE_TABLES: dict[str, sa.Table] = {
 
 
 def _session(row: sa.Row[Any]) -> Session:
-    return Session.model_validate(dict(row._mapping))
+    return Session.model_validate({k: v for k, v in row._mapping.items() if k != "notified"})
 
 
 def _event(row: sa.Row[Any]) -> Event:
@@ -519,9 +519,6 @@ class SqlStore:
                     )
                 await self._write_variables(conn, row, turn)
                 await self._record_usage(conn, workspace_id, turn.usage)
-                if turn.events and self.dialect == "postgresql":
-                    payload = f"{turn.session_id}:{row.event_count - 1}"
-                    await conn.execute(sa.select(sa.func.pg_notify("parlant_events", payload)))
         except IntegrityError as exc:
             await self._explain_integrity_error(workspace_id, turn, exc)
         except DBAPIError as exc:
@@ -555,8 +552,19 @@ class SqlStore:
         conditions.append(s.c.version == turn.expected_version)
         if turn.current_state_id is not None:
             conditions.append(_state_of_agent(turn.current_journey_id, turn.current_state_id))
+        returning: list[Any] = list(s.c)
+        if turn.events and self.dialect == "postgresql":
+            # tell listeners in the same round trip (delivered at commit)
+            payload = (
+                sa.cast(s.c.id, sa.Text)
+                + ":"
+                + sa.cast(s.c.event_count - 1, sa.Text)  # RETURNING sees the new count
+            )
+            returning.append(sa.func.pg_notify("parlant_events", payload).label("notified"))
         row = (
-            await conn.execute(sa.update(s).where(*conditions).values(**values).returning(*s.c))
+            await conn.execute(
+                sa.update(s).where(*conditions).values(**values).returning(*returning)
+            )
         ).first()
         if row is None:
             current = await self._session_row(conn, ws, turn.session_id)
