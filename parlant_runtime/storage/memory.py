@@ -39,7 +39,13 @@ from parlant_runtime.storage.port import (
     StoredAgent,
     TurnCommit,
 )
-from parlant_runtime.storage.publishing import diff, for_workspace, plan_moves, removed_states
+from parlant_runtime.storage.publishing import (
+    diff,
+    for_workspace,
+    plan_moves,
+    refuse_taken_ids,
+    removed_states,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -161,6 +167,15 @@ class MemoryStore:
                     f"the workspace already has an agent named {new.agent.name!r} with id {named}; "
                     "remove the explicit id from the bundle or use that one"
                 )
+            refuse_taken_ids(
+                new,
+                workspace_id,
+                (
+                    (other.workspace_id, other.bundle)
+                    for other_id, other in self._agents.items()
+                    if other_id != agent_id
+                ),
+            )
             old_bundle = old.bundle if old is not None else None
             version = old.version if old is not None else 0
             changes = diff(old_bundle, new)

@@ -14,9 +14,17 @@ from uuid import UUID
 
 from parlant_runtime.bundle.ids import NAMESPACE, rebase_ids, workspace_root
 from parlant_runtime.bundle.schema import AgentBundle
-from parlant_runtime.storage.port import AgentChanges, PublishRefused
+from parlant_runtime.storage.port import AgentChanges, InvalidData, PublishRefused
 
-__all__ = ["diff", "for_workspace", "from_workspace", "plan_moves", "removed_states"]
+__all__ = [
+    "diff",
+    "entity_ids",
+    "for_workspace",
+    "from_workspace",
+    "plan_moves",
+    "refuse_taken_ids",
+    "removed_states",
+]
 
 
 def for_workspace(bundle: AgentBundle, workspace_id: str) -> AgentBundle:
@@ -63,6 +71,40 @@ def _entities(bundle: AgentBundle) -> Iterator[tuple[str, UUID, str, dict[str, A
 
 def _by_key(bundle: AgentBundle) -> dict[tuple[str, UUID], tuple[str, dict[str, Any]]]:
     return {(kind, id_): (label, data) for kind, id_, label, data in _entities(bundle)}
+
+
+def entity_ids(bundle: AgentBundle) -> dict[str, set[UUID]]:
+    """The ids of the bundle's entities, by kind (``agent``, ``tool``, ``state``, ...)."""
+    ids: dict[str, set[UUID]] = {}
+    for kind, id_, _, _ in _entities(bundle):
+        ids.setdefault(kind, set()).add(id_)
+    for tool in bundle.tools:
+        ids.setdefault("tool_integration", set()).update(i.id for i in tool.integrations)
+    return ids
+
+
+def refuse_taken_ids(
+    new: AgentBundle, workspace_id: str, others: Iterator[tuple[str, AgentBundle]]
+) -> None:
+    """Refuse explicit ids that another agent (of any workspace) already uses.
+
+    Tools are shared by the agents of a workspace, so a tool id may repeat there.
+
+    Raises:
+        InvalidData: an id of the bundle belongs to another agent's entity.
+    """
+    mine = entity_ids(new)
+    for other_workspace, other in others:
+        theirs = entity_ids(other)
+        for kind, ids in mine.items():
+            if kind in ("tool", "tool_integration") and other_workspace == workspace_id:
+                continue
+            taken = ids & theirs.get(kind, set())
+            if taken:
+                raise InvalidData(
+                    f"{kind} id {sorted(map(str, taken))[0]} already belongs to another "
+                    "agent; give a new id or leave it out to have one derived"
+                )
 
 
 def diff(old: AgentBundle | None, new: AgentBundle) -> AgentChanges:

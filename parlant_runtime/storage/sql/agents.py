@@ -19,7 +19,13 @@ from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.storage.port import InvalidData, NotFound
 from parlant_runtime.storage.sql import schema as t
 
-__all__ = ["agent_version", "delete_stale", "read_bundle", "upsert_bundle"]
+__all__ = [
+    "agent_version",
+    "delete_stale",
+    "read_bundle",
+    "refuse_taken_ids",
+    "upsert_bundle",
+]
 
 
 def _agent_tool_id(agent_id: UUID, tool_id: UUID) -> UUID:
@@ -234,6 +240,41 @@ async def delete_stale(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> N
         if keep:
             condition = condition & table.c.id.not_in(keep)
         await conn.execute(sa.delete(table).where(condition))
+
+
+async def refuse_taken_ids(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> None:
+    """Refuse a bundle whose explicit ids belong to another agent's rows (or another
+    workspace's tools): an upsert would otherwise take those rows from their owner.
+
+    Raises:
+        InvalidData: naming the first id found taken.
+    """
+    rows = _rows(ws, bundle, version=0)
+    agent_id = bundle.agent.id
+    for table in _WRITE_ORDER:
+        ids = [row["id"] for row in rows[table]]
+        if not ids or table in (t.agent, t.agent_tool):
+            continue  # the agent row is locked and checked by the caller; links are derived
+        if table is t.tool:
+            foreign: Any = t.tool.c.workspace_id != ws
+            query = sa.select(t.tool.c.id).where(t.tool.c.id.in_(ids), foreign)
+        elif table is t.tool_integration:
+            query = (
+                sa.select(t.tool_integration.c.id)
+                .join(t.tool, t.tool.c.id == t.tool_integration.c.parlant_tool_id)
+                .where(t.tool_integration.c.id.in_(ids), t.tool.c.workspace_id != ws)
+            )
+        else:
+            query = sa.select(table.c.id).where(
+                table.c.id.in_(ids), sa.not_(_OWNED_BY_AGENT[table](agent_id))
+            )
+        taken = await conn.scalar(query.limit(1))
+        if taken is not None:
+            kind = table.name.removeprefix("parlant_")
+            raise InvalidData(
+                f"{kind} id {taken} already belongs to another agent; give a new id or leave "
+                "it out to have one derived"
+            )
 
 
 async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:

@@ -53,6 +53,7 @@ from parlant_runtime.storage.sql.agents import (
     agent_version,
     delete_stale,
     read_bundle,
+    refuse_taken_ids,
     upsert_bundle,
 )
 from parlant_runtime.storage.sql.engine import create_engine
@@ -73,6 +74,20 @@ _USAGE_TABLES: dict[str, sa.Table] = {
     "journey_guideline": t.journey_guideline,
     "tool": t.tool,
 }
+
+
+def _storable(*texts: str) -> bool:
+    """Whether the database can hold these texts at all (PostgreSQL refuses NUL characters).
+
+    A text it cannot hold names nothing that exists: the operation answers as for any
+    unknown workspace, name or key, instead of letting the driver's error through.
+    """
+    return all("\x00" not in text for text in texts)
+
+
+def _check_workspace(workspace_id: str) -> None:
+    if not _storable(workspace_id):
+        raise NotFound(f"nothing of that id in workspace {workspace_id!r}")
 
 
 def _session(row: sa.Row[Any]) -> Session:
@@ -177,6 +192,8 @@ class SqlStore:
 
     async def ensure_workspace(self, workspace_id: str, name: str | None = None) -> None:
         """Create the host workspace row if it is missing (embedded use)."""
+        if not workspace_id or not _storable(workspace_id, name or ""):
+            raise InvalidData(f"{workspace_id!r} cannot be a workspace id")
         statement = self._insert(t.workspace).values(id=workspace_id, name=name or workspace_id)
         async with self._write() as conn:
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
@@ -194,6 +211,8 @@ class SqlStore:
 
     async def find_agent(self, workspace_id: str, name: str) -> UUID | None:
         """The id of the workspace's agent with this name, if any."""
+        if not _storable(workspace_id, name):
+            return None
         async with self._read() as conn:
             found: UUID | None = await conn.scalar(
                 sa.select(t.agent.c.id).where(
@@ -206,6 +225,7 @@ class SqlStore:
 
     async def agent_version(self, workspace_id: str, agent_id: UUID) -> int:
         """The agent's current version, in one query."""
+        _check_workspace(workspace_id)
         async with self._read() as conn:
             version = await agent_version(conn, workspace_id, agent_id)
         if version is None:
@@ -214,6 +234,7 @@ class SqlStore:
 
     async def load_agent(self, workspace_id: str, agent_id: UUID) -> StoredAgent:
         """Everything the runtime needs of an agent, in twelve queries."""
+        _check_workspace(workspace_id)
         async with self._read() as conn:
             bundle, version = await read_bundle(conn, workspace_id, agent_id)
         return StoredAgent(workspace_id, agent_id, version, bundle)
@@ -228,6 +249,7 @@ class SqlStore:
         dry_run: bool = False,
     ) -> PublishReport:
         """Write an agent in one transaction (see :meth:`Store.publish`)."""
+        _check_workspace(workspace_id)
         new = publishing.for_workspace(bundle, workspace_id)
         agent_id = new.agent.id
         async with self._write() as conn:
@@ -242,6 +264,7 @@ class SqlStore:
             version = await self._lock_agent(conn, workspace_id, agent_id)
             if version is None:
                 await self._refuse_taken_name(conn, workspace_id, new)
+            await refuse_taken_ids(conn, workspace_id, new)
             old = (await read_bundle(conn, workspace_id, agent_id))[0] if version else None
             changes = publishing.diff(old, new)
             removed = publishing.removed_states(old, new)
@@ -362,6 +385,7 @@ class SqlStore:
 
     async def create_session(self, workspace_id: str, start: SessionStart) -> Session:
         """A new session of an agent of this workspace."""
+        _check_workspace(workspace_id)
         session_id = start.session_id or uuid.uuid4()
         async with self._write() as conn:
             if await agent_version(conn, workspace_id, start.agent_id) is None:
@@ -406,6 +430,7 @@ class SqlStore:
 
     async def get_session(self, workspace_id: str, session_id: UUID) -> Session:
         """The session as stored."""
+        _check_workspace(workspace_id)
         async with self._read() as conn:
             return _session(await self._session_row(conn, workspace_id, session_id))
 
@@ -413,6 +438,8 @@ class SqlStore:
         self, workspace_id: str, agent_id: UUID, *, status: SessionStatus | None = None
     ) -> Sequence[Session]:
         """The agent's sessions, oldest first."""
+        if not _storable(workspace_id):
+            return []
         query = sa.select(t.session).where(
             t.session.c.workspace_id == workspace_id, t.session.c.agent_id == agent_id
         )
@@ -435,6 +462,7 @@ class SqlStore:
         self, workspace_id: str, session_id: UUID, *, after: int = -1, limit: int | None = None
     ) -> Sequence[Event]:
         """The session's events with an offset greater than ``after``, in order."""
+        _check_workspace(workspace_id)
         if limit is not None and limit < 0:
             raise InvalidData(f"limit must not be negative, got {limit}")
         query = (
@@ -454,6 +482,9 @@ class SqlStore:
         self, workspace_id: str, session_id: UUID, idempotency_key: str
     ) -> Event | None:
         """The customer message recorded with this idempotency key, if any."""
+        _check_workspace(workspace_id)
+        if not _storable(idempotency_key):
+            return None
         query = self._events_query(workspace_id, session_id).where(
             t.event.c.idempotency_key == idempotency_key
         )
@@ -465,6 +496,7 @@ class SqlStore:
 
     async def get_variables(self, workspace_id: str, session_id: UUID) -> Sequence[Variable]:
         """Definitions, then the customer's values, then the session's (later ones win)."""
+        _check_workspace(workspace_id)
         async with self._read() as conn:
             session = await self._session_row(conn, workspace_id, session_id)
             v = t.variable
@@ -498,6 +530,7 @@ class SqlStore:
 
     async def commit_turn(self, workspace_id: str, turn: TurnCommit) -> Session:
         """Write one turn atomically (see :meth:`Store.commit_turn`)."""
+        _check_workspace(workspace_id)
         check_turn(turn)
         try:
             async with self._write() as conn:
@@ -639,6 +672,7 @@ class SqlStore:
         self, workspace_id: str, session_id: UUID, *, after: int, timeout: float
     ) -> Sequence[Event]:
         """Events after ``after``; waits up to ``timeout`` seconds for the first one."""
+        _check_workspace(workspace_id)
         self._check_open()  # a closed store refuses before it listens
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -670,6 +704,7 @@ class SqlStore:
 
     async def usage(self, workspace_id: str, entity: str, entity_id: UUID) -> dict[str, int]:
         """Stored totals plus the deltas not yet rolled up."""
+        _check_workspace(workspace_id)
         table, counters = _usage_table(entity)
         async with self._read() as conn:
             row = (
