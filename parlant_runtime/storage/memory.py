@@ -498,7 +498,10 @@ class MemoryStore:
     async def roll_up_usage(self) -> int:
         """Fold pending deltas into the totals; returns how many were folded."""
         async with self._atomic():
-            for _, entity, entity_id, counter, delta in self._usage_pending:
+            for workspace_id, entity, entity_id, counter, delta in self._usage_pending:
+                agents = (a for a in self._agents.values() if a.workspace_id == workspace_id)
+                if not any(entity_id in _entity_ids(a.bundle, entity) for a in agents):
+                    continue  # a delta naming another workspace's entity is dropped
                 totals = self._usage_totals.setdefault((entity, entity_id), {})
                 totals[counter] = totals.get(counter, 0) + delta
             folded = len(self._usage_pending)

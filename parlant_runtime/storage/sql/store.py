@@ -734,28 +734,8 @@ class SqlStore:
         return totals
 
     async def _owns(self, conn: AsyncConnection, ws: str, entity: str, entity_id: UUID) -> bool:
-        agent = t.agent
-        if entity == "agent":
-            query = sa.select(agent.c.id).where(agent.c.id == entity_id, agent.c.workspace_id == ws)
-        elif entity == "tool":
-            query = sa.select(t.tool.c.id).where(
-                t.tool.c.id == entity_id, t.tool.c.workspace_id == ws
-            )
-        elif entity in ("guideline", "canned_response", "journey"):
-            table = _USAGE_TABLES[entity]
-            query = (
-                sa.select(table.c.id)
-                .join(agent, agent.c.id == table.c.agent_id)
-                .where(table.c.id == entity_id, agent.c.workspace_id == ws)
-            )
-        else:  # transition, journey_guideline: through their journey
-            table = _USAGE_TABLES[entity]
-            query = (
-                sa.select(table.c.id)
-                .join(t.journey, t.journey.c.id == table.c.journey_id)
-                .join(agent, agent.c.id == t.journey.c.agent_id)
-                .where(table.c.id == entity_id, agent.c.workspace_id == ws)
-            )
+        table = _USAGE_TABLES[entity]
+        query = sa.select(table.c.id).where(table.c.id == entity_id, _owned_by(entity, ws))
         return (await conn.scalar(query)) is not None
 
     async def roll_up_usage(self) -> int:
@@ -767,25 +747,42 @@ class SqlStore:
         async with self._write() as conn:
             deleted = await conn.execute(
                 sa.delete(t.usage).returning(
-                    t.usage.c.entity, t.usage.c.entity_id, t.usage.c.counter, t.usage.c.delta
+                    t.usage.c.workspace_id,
+                    t.usage.c.entity,
+                    t.usage.c.entity_id,
+                    t.usage.c.counter,
+                    t.usage.c.delta,
                 )
             )
-            sums: dict[tuple[str, UUID, str], int] = {}
+            sums: dict[tuple[str, str, UUID, str], int] = {}
             folded = 0
-            for entity, entity_id, counter, delta in deleted.all():
-                key = (entity, entity_id, counter)
+            for workspace_id, entity, entity_id, counter, delta in deleted.all():
+                key = (workspace_id, entity, entity_id, counter)
                 sums[key] = sums.get(key, 0) + int(delta)
                 folded += 1
-            for (entity, entity_id, counter), delta in sums.items():
+            for (workspace_id, entity, entity_id, counter), delta in sums.items():
                 table, counters = _usage_table(entity)
                 if counter in counters:
                     column = table.c[counter]
+                    # only the workspace's own entity: a delta naming another's is dropped
                     await conn.execute(
                         sa.update(table)
-                        .where(table.c.id == entity_id)
+                        .where(table.c.id == entity_id, _owned_by(entity, workspace_id))
                         .values({column: column + delta})
                     )
         return folded
+
+
+def _owned_by(entity: str, ws: str) -> Any:
+    """A condition on the entity's table: the row belongs to workspace ``ws``."""
+    table = _USAGE_TABLES[entity]
+    agents_of_workspace = sa.select(t.agent.c.id).where(t.agent.c.workspace_id == ws)
+    if entity in ("agent", "tool"):
+        return table.c.workspace_id == ws
+    if entity in ("guideline", "canned_response", "journey"):
+        return table.c.agent_id.in_(agents_of_workspace)
+    journeys = sa.select(t.journey.c.id).where(t.journey.c.agent_id.in_(agents_of_workspace))
+    return table.c.journey_id.in_(journeys)  # transition, journey_guideline
 
 
 def _usage_table(entity: str) -> tuple[sa.Table, frozenset[str]]:
