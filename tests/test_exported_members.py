@@ -31,6 +31,7 @@ def test_public_names_are_not_private_modules() -> None:
         "model",
         "sandbox",
         "storage",
+        "testing",
         "validation",
     }
     future_import = {"annotations"}

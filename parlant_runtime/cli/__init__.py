@@ -11,6 +11,7 @@ import click
 from parlant_runtime.cli.db import db
 from parlant_runtime.cli.diagram import diagram
 from parlant_runtime.cli.publish import export, publish
+from parlant_runtime.cli.test_command import test
 from parlant_runtime.cli.validate import validate
 
 __all__ = ["cli", "main"]
@@ -27,6 +28,7 @@ cli.add_command(diagram)
 cli.add_command(db)
 cli.add_command(publish)
 cli.add_command(export)
+cli.add_command(test)
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from parlant_runtime.testing.schema import CONVERSATION_FILE_SUFFIX
+
 __all__ = ["BUNDLE_SUFFIXES", "expand_paths"]
 
 BUNDLE_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
@@ -25,6 +27,8 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
                 for candidate in path.rglob("*")
                 if candidate.is_file()
                 and candidate.suffix.lower() in BUNDLE_SUFFIXES
+                # conversation tests live beside bundles; folders of bundles skip them
+                and not candidate.name.lower().endswith(CONVERSATION_FILE_SUFFIX)
                 and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
             )
             files.extend(str(candidate) for candidate in found)

@@ -118,6 +118,7 @@ class _Turn:
             if self.state is None:  # the stored state is gone (republished): leave the journey
                 self.journey = None
         self.waiting = (self.journey, self.state)
+        self.waiting_visited = list(self.visited)
         self.entered_chat = False
         self.final_prompt: Template | None = None
 
@@ -165,8 +166,18 @@ class _Turn:
 
     # ------------------------------------------------------------------ conditions
 
+    def redact(self, text: str) -> str:
+        """``text`` with the values of private variables blanked (for traces and events)."""
+        for key in self.private:
+            value = self.values.get(key)
+            if value not in (None, "") and str(value) in text:
+                text = text.replace(str(value), "[private]")
+        return text
+
     def check(self, where: str, condition: Condition) -> bool:
         result, reason = condition.evaluate(self.condition_context(), self.natural)
+        if reason is not None:
+            reason = self.redact(reason)
         self.trace.conditions.append(
             ConditionTrace(where, condition.text, condition.kind.value, result, reason)
         )
@@ -178,6 +189,7 @@ class _Turn:
         self.events.append(NewEvent(event_type=event_type, content=content, **extra))
 
     def error(self, message: str) -> None:
+        message = self.redact(message)
         self.trace.errors.append(message)
         self.emit(EventType.STATUS_UPDATE, {"error": message})
 
@@ -263,6 +275,7 @@ def _fall_back(turn: _Turn, message: str) -> None:
     """Stop with an error event and put the session back where it last waited."""
     turn.error(message)
     turn.journey, turn.state = turn.waiting
+    turn.visited = list(turn.waiting_visited)  # states passed in the failed chain stay unvisited
 
 
 def _next(turn: _Turn, journey: CompiledJourney, source: str) -> str | None:
@@ -451,6 +464,7 @@ async def run_turn(
             if any(turn.check(f"journey {journey.title}", c) for c in journey.activation):
                 turn.visited = []
                 turn.waiting = (None, None)
+                turn.waiting_visited = []
                 await _enter(turn, journey, journey.initial, tools)
                 break
     elif turn.state is not None:

@@ -1,0 +1,126 @@
+"""``parlant-runtime test``: run conversation test files against their bundles.
+
+The contract is ``shared/spec/conversation-tests.md``. Exit status: 0 every case
+passed, 1 a case failed, 2 a file (or the ``--bundle`` given) could not be read.
+Every file is run even when an earlier one fails. ``--junit FILE`` writes JUnit
+XML for CI systems next to the text or JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from parlant_runtime.bundle import read_bundle
+from parlant_runtime.errors import BundleError
+from parlant_runtime.testing import (
+    CONVERSATION_FILE_SUFFIX,
+    FileResult,
+    exit_status,
+    render_text,
+    run_conversation_file,
+    to_json_data,
+    to_junit,
+)
+
+__all__ = ["expand_test_paths", "run_files", "test"]
+
+
+def expand_test_paths(paths: Iterable[str]) -> list[str]:
+    """Files as given (whatever their names); folders replaced by the test files below them.
+
+    A path that does not exist is kept, so that reading it reports the problem
+    together with every other file's result.
+    """
+    files: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(
+                candidate
+                for candidate in path.rglob(f"*{CONVERSATION_FILE_SUFFIX}")
+                if candidate.is_file()
+                and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
+            )
+            files.extend(str(candidate) for candidate in found)
+        else:
+            files.append(given)
+    return list(dict.fromkeys(files))
+
+
+def run_files(files: list[str], *, bundle: str | None = None) -> list[FileResult]:
+    """Run every file (one event loop for all of them)."""
+
+    async def work() -> list[FileResult]:
+        return [await run_conversation_file(path, bundle=bundle) for path in files]
+
+    return asyncio.run(work())
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--bundle",
+    metavar="FILE",
+    help="Run every file against this bundle instead of the one each file names.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts.",
+)
+@click.option("--junit", metavar="FILE", help="Also write the results as JUnit XML to FILE.")
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the text output (default: when stdout is a terminal).",
+)
+def test(  # click passes options as keywords
+    *,
+    paths: tuple[str, ...],
+    bundle: str | None,
+    fmt: Literal["text", "json"],
+    junit: str | None,
+    color: bool | None,
+) -> None:
+    """Run conversation tests (files, or folders of *.conversation.yaml files).
+
+    Each case is a scripted dialogue run on a fresh in-memory session, with no
+    LLM and no network: natural-language conditions hold only where a step's
+    `holds` lists them, and tools answer from the case's stubs. Exit status:
+    0 all cases passed, 1 a case failed, 2 a file could not be read.
+    """
+    files = expand_test_paths(paths)
+    if not files:
+        where = ", ".join(paths)
+        click.echo(f"no conversation test files (*{CONVERSATION_FILE_SUFFIX}) in {where}", err=True)
+        sys.exit(2)
+    if bundle is not None:
+        try:
+            read_bundle(bundle)
+        except BundleError as exc:
+            click.echo(f"--bundle {bundle}: cannot read", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(2)
+    results = run_files(files, bundle=bundle)
+    if junit is not None:
+        try:
+            Path(junit).write_text(to_junit(results), encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"--junit {junit}: cannot write: {exc.strerror or exc}", err=True)
+            sys.exit(2)
+    if fmt == "json":
+        click.echo(json.dumps(to_json_data(results), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(results), color=color, nl=False)
+    sys.exit(exit_status(results))

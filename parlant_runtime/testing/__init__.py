@@ -1,0 +1,87 @@
+"""Conversation tests: scripted dialogues run against a bundle, with no LLM and no network.
+
+The contract is ``shared/spec/conversation-tests.md``. A test file (YAML, by
+convention ``*.conversation.yaml``) names a bundle and lists cases; each case is
+run on a fresh in-memory store, natural-language conditions are false unless a
+step's ``holds`` lists them, and tools answer from the case's stubs. The same
+files run three ways: ``parlant-runtime test PATH...``, under pytest (the plugin
+:mod:`parlant_runtime.testing.pytest_plugin` collects ``*.conversation.yaml``
+files, one item per case), and from Python::
+
+    result = asyncio.run(run_conversation_file("tests/clinic.conversation.yaml"))
+    assert result.passed, render_text([result])
+
+This package does not import pytest; only the plugin module does.
+"""
+
+from __future__ import annotations
+
+from parlant_runtime.testing.loader import (
+    ConversationFile,
+    ConversationFileError,
+    loads_conversation_file,
+    read_conversation_file,
+    resolve_bundle,
+)
+from parlant_runtime.testing.report import (
+    exit_status,
+    failure_headline,
+    failure_text,
+    render_text,
+    to_json_data,
+    to_junit,
+)
+from parlant_runtime.testing.results import (
+    CaseFailure,
+    CaseResult,
+    FileResult,
+    Mismatch,
+    Outcome,
+    StepRecord,
+)
+from parlant_runtime.testing.runner import (
+    ToolStubError,
+    load_case_bundle,
+    run_case,
+    run_conversation_file,
+    stub_registry,
+)
+from parlant_runtime.testing.schema import (
+    CONVERSATION_FILE_SUFFIX,
+    Case,
+    ConversationSpec,
+    Expect,
+    Step,
+    ToolStub,
+)
+
+__all__ = [
+    "CONVERSATION_FILE_SUFFIX",
+    "Case",
+    "CaseFailure",
+    "CaseResult",
+    "ConversationFile",
+    "ConversationFileError",
+    "ConversationSpec",
+    "Expect",
+    "FileResult",
+    "Mismatch",
+    "Outcome",
+    "Step",
+    "StepRecord",
+    "ToolStub",
+    "ToolStubError",
+    "exit_status",
+    "failure_headline",
+    "failure_text",
+    "load_case_bundle",
+    "loads_conversation_file",
+    "read_conversation_file",
+    "render_text",
+    "resolve_bundle",
+    "run_case",
+    "run_conversation_file",
+    "stub_registry",
+    "to_json_data",
+    "to_junit",
+]

@@ -1,0 +1,280 @@
+"""Running conversation tests: each case a scripted dialogue on a fresh store.
+
+A case gets its own :class:`MemoryStore` with the bundle published, a
+:class:`ScriptedEvaluator` (natural-language conditions are false unless the
+step's ``holds`` lists them; expression conditions are evaluated for real) and a
+:class:`ToolRegistry` holding only the case's stubs (a tool without a stub has
+no function, so a tool state calling it records an error event). Each step sets
+the evaluator, sends the customer's message with the step's ``set`` variables,
+and checks the ``expect`` keys. The first step with a mismatch ends the case.
+
+Nothing here reads the clock or the network: the same file gives the same result
+on every run.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from parlant_runtime.bundle import AgentBundle, read_bundle
+from parlant_runtime.engine.compiled import natural_texts
+from parlant_runtime.engine.conditions import ScriptedEvaluator, normalise
+from parlant_runtime.engine.runtime import Runtime, TurnResult
+from parlant_runtime.engine.tools import ToolFunction, ToolRegistry
+from parlant_runtime.errors import BundleError, ParlantRuntimeError
+from parlant_runtime.storage import MemoryStore, StorageError
+from parlant_runtime.testing.expect import Observed, check_expect
+from parlant_runtime.testing.loader import (
+    ConversationFile,
+    ConversationFileError,
+    Problem,
+    read_conversation_file,
+    resolve_bundle,
+)
+from parlant_runtime.testing.results import (
+    CaseFailure,
+    CaseResult,
+    FileResult,
+    Mismatch,
+    Outcome,
+    StepRecord,
+)
+from parlant_runtime.testing.schema import Case, Step, ToolStub
+
+__all__ = [
+    "CUSTOMER_ID",
+    "WORKSPACE",
+    "ToolStubError",
+    "load_case_bundle",
+    "run_case",
+    "run_conversation_file",
+    "stub_registry",
+]
+
+WORKSPACE = "conversation-tests"
+"""The workspace every case's fresh store runs in."""
+
+CUSTOMER_ID = "conversation-test-customer"
+"""The customer of every case's session."""
+
+
+class ToolStubError(ParlantRuntimeError):
+    """What a ``{raises: message}`` stub raises: the tool's failure, as a real tool's would be.
+
+    The engine catches it like any exception a tool raises and records
+    ``raised ToolStubError: <message>`` in the ``tool_result`` event.
+    """
+
+
+def stub_registry(tools: Mapping[str, ToolStub]) -> ToolRegistry:
+    """A registry with one async function per stub: it returns a copy, or raises."""
+    registry = ToolRegistry()
+    for name, stub in tools.items():
+        registry.register(name, _stub_function(stub))
+    return registry
+
+
+def _stub_function(stub: ToolStub) -> ToolFunction:
+    if "raises" in stub.model_fields_set:
+        message = stub.raises or ""
+
+        async def fail(arguments: dict[str, Any]) -> Any:
+            raise ToolStubError(message)
+
+        return fail
+    value = stub.returns
+
+    async def succeed(arguments: dict[str, Any]) -> Any:
+        return copy.deepcopy(value)
+
+    return succeed
+
+
+def load_case_bundle(
+    loaded: ConversationFile, override: str | Path | None = None
+) -> tuple[str, AgentBundle]:
+    """The bundle a file runs against (its path as shown, and the bundle).
+
+    Raises:
+        ConversationFileError: no bundle is named, or it cannot be loaded (its own
+            problems are listed, after one that points at the test file).
+    """
+    path = resolve_bundle(loaded, override)
+    try:
+        return str(path), read_bundle(path).bundle
+    except BundleError as exc:
+        where = "--bundle" if override is not None else "bundle"
+        line = None if override is not None else loaded.line_of("bundle")
+        heading = Problem(
+            loaded.path, line, where, f"the bundle {str(path)!r} cannot be loaded (see below)"
+        )
+        raise ConversationFileError([heading, *exc.problems]) from None
+
+
+async def run_conversation_file(
+    path: str | Path, *, bundle: str | Path | None = None
+) -> FileResult:
+    """Read a test file and run every case; an unreadable file is a result too."""
+    try:
+        loaded = read_conversation_file(path)
+        bundle_path, agent = load_case_bundle(loaded, bundle)
+        cases = [await run_case(loaded, index, agent) for index in range(len(loaded.spec.cases))]
+    except ConversationFileError as exc:
+        return FileResult(str(path), problems=exc.problems)
+    return FileResult(str(path), bundle_path, tuple(cases))
+
+
+async def run_case(loaded: ConversationFile, index: int, bundle: AgentBundle) -> CaseResult:
+    """Run case ``index`` of ``loaded`` against ``bundle`` on a fresh store.
+
+    Raises:
+        ConversationFileError: the bundle cannot be published (it is refused as a whole).
+    """
+    return await _CaseRun(loaded, index).run(bundle)
+
+
+class _CaseRun:
+    """One case being run: where its parts are in the file, and the session's path."""
+
+    def __init__(self, loaded: ConversationFile, index: int) -> None:
+        self.loaded = loaded
+        self.index = index
+        self.case: Case = loaded.spec.cases[index]
+        self.line = loaded.line_of("cases", index)
+        self.path: list[StepRecord] = []
+
+    def at(self, *path: str | int) -> int | None:
+        return self.loaded.line_of("cases", self.index, *path)
+
+    def failed(
+        self,
+        outcome: Outcome,
+        step: int | None,
+        mismatches: list[Mismatch],
+        errors: tuple[str, ...] = (),
+    ) -> CaseResult:
+        customer = self.case.steps[step - 1].customer if step is not None else None
+        step_line = self.at("steps", step - 1) if step is not None else None
+        failure = CaseFailure(
+            step, customer, step_line, tuple(mismatches), tuple(self.path), errors
+        )
+        return CaseResult(self.case.name, self.line, outcome, step or 0, failure)
+
+    async def run(self, bundle: AgentBundle) -> CaseResult:
+        store = MemoryStore()
+        await store.ensure_workspace(WORKSPACE)
+        try:
+            agent_id = (await store.publish(WORKSPACE, bundle)).agent_id
+        except StorageError as exc:
+            where = self.loaded.line_of("bundle")
+            problem = Problem(self.loaded.path, where, "bundle", f"cannot publish: {exc}")
+            raise ConversationFileError([problem]) from None
+        tools = sorted(tool.name for tool in bundle.tools)
+        strangers = [
+            Mismatch(
+                f"tools.{name}",
+                name,
+                None,
+                f"the bundle has no tool {name!r}"
+                + _suggest(name, tools, f"; its tools: {', '.join(tools) or 'none'}"),
+                self.at("tools", name),
+            )
+            for name in self.case.tools
+            if name not in tools
+        ]
+        if strangers:
+            return self.failed(Outcome.FAILED, None, strangers)
+        evaluator = ScriptedEvaluator()
+        runtime = Runtime(store, evaluator=evaluator, tools=stub_registry(self.case.tools))
+        try:
+            session = await runtime.start_session(
+                WORKSPACE, agent_id, customer_id=CUSTOMER_ID, variables=self.case.variables
+            )
+        except Exception as exc:  # bad starting variables: reported like a turn that raised
+            message = f"the session could not start: {type(exc).__name__}: {exc}"
+            start = Mismatch("variables", None, type(exc).__name__, message, self.at("variables"))
+            return self.failed(Outcome.ERROR, None, [start])
+        natural = natural_texts((await runtime.agent(WORKSPACE, agent_id)).conditions)
+        known = {normalise(text): text for text in natural}
+        for number, step in enumerate(self.case.steps, start=1):
+            unknown = self.unknown_holds(number, step, known)
+            if unknown:
+                return self.failed(Outcome.FAILED, number, unknown)
+            evaluator.set(step.holds)
+            try:
+                result = await runtime.process_message(
+                    WORKSPACE, session.id, step.customer, variables=step.set
+                )
+            except Exception as exc:  # the case reports what the runtime raised; no traceback
+                message = f"the turn raised {type(exc).__name__}: {exc}"
+                turn = Mismatch("turn", None, type(exc).__name__, message)
+                return self.failed(Outcome.ERROR, number, [turn])
+            self.path.append(_record(number, step.customer, result))
+            variables: dict[str, Any] = {}
+            if "variables" in step.expect.model_fields_set:
+                stored = await store.get_variables(WORKSPACE, session.id)
+                variables = {variable.key: variable.value for variable in stored}
+            found = check_expect(
+                step.expect, _observed(result, variables), _ExpectLines(self, number - 1)
+            )
+            if found:
+                return self.failed(Outcome.FAILED, number, found, tuple(result.trace.errors))
+        return CaseResult(self.case.name, self.line, Outcome.PASSED, len(self.case.steps))
+
+    def unknown_holds(self, number: int, step: Step, known: Mapping[str, str]) -> list[Mismatch]:
+        """``holds`` entries the agent never asks about: typos that would silently be false."""
+        texts = list(known.values())
+        return [
+            Mismatch(
+                "holds",
+                text,
+                None,
+                f"{text!r} is not a natural-language condition of the agent"
+                + _suggest(text, texts, "; the agent never asks it"),
+                self.at("steps", number - 1, "holds", position),
+            )
+            for position, text in enumerate(step.holds)
+            if normalise(text) not in known
+        ]
+
+
+class _ExpectLines:
+    """The line of each ``expect`` key of one step."""
+
+    def __init__(self, run: _CaseRun, step: int) -> None:
+        self.run, self.step = run, step
+
+    def __call__(self, key: str) -> int | None:
+        return self.run.at("steps", self.step, "expect", key)
+
+
+def _observed(result: TurnResult, variables: Mapping[str, Any]) -> Observed:
+    return Observed(
+        journey=result.journey,
+        state=result.state,
+        replies=result.replies,
+        tool_calls=result.tool_calls,
+        guidelines=result.guidelines,
+        events=tuple(event.event_type.value for event in result.events),
+        variables=variables,
+    )
+
+
+def _record(number: int, customer: str, result: TurnResult) -> StepRecord:
+    return StepRecord(
+        number=number,
+        customer=customer,
+        entered=tuple(result.trace.path),
+        journey=result.journey,
+        state=result.state,
+        replies=result.replies,
+    )
+
+
+def _suggest(text: str, known: list[str], otherwise: str) -> str:
+    close = difflib.get_close_matches(text, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else otherwise
