@@ -287,7 +287,10 @@ class Runtime:
             ),
         )
         events = await self.store.list_events(
-            workspace_id, session.id, after=session.event_count - 1
+            workspace_id,
+            session.id,
+            after=session.event_count - 1,
+            limit=len(outcome.events),  # this turn's own events, not a later turn's
         )
         return _result(committed, events, outcome, agent)
 

@@ -42,8 +42,9 @@ from parlant_runtime.model import (
     StateType,
     ValueType,
     Variable,
+    value_fits_type,
 )
-from parlant_runtime.storage.port import NewEvent, VariableChange
+from parlant_runtime.storage.port import InvalidData, NewEvent, VariableChange
 
 __all__ = [
     "DEFAULT_NO_MATCH",
@@ -193,8 +194,15 @@ class _Turn:
         self.trace.errors.append(message)
         self.emit(EventType.STATUS_UPDATE, {"error": message})
 
-    def set_variable(self, key: str, value: Any, *, source: str) -> None:
+    def set_variable(self, key: str, value: Any, *, source: str) -> bool:
+        """Set a variable for the rest of the turn; ``False`` (and an error event) when the
+        value does not fit the variable's declared type."""
         value_type = self.types.get(key) or value_type_of(value)
+        if not value_fits_type(value, value_type):
+            if source == "caller":  # the caller's mistake: refuse the call, write nothing
+                raise InvalidData(f"variable {key!r}: {value!r} is not a {value_type.value}")
+            self.error(f"{source} gave variable {key!r} a value that is not a {value_type.value}")
+            return False
         self.values[key] = value
         private = key in self.private
         self.changes.append(
@@ -206,6 +214,7 @@ class _Turn:
         else:
             shown["value"] = value
         self.emit(EventType.VARIABLE_UPDATE, shown)
+        return True
 
     def count(self, entity: str, entity_id: UUID, counter: str) -> None:
         key = f"{entity}:{entity_id}:{counter}"
@@ -336,8 +345,12 @@ async def _run_tool(
         return False
     turn.tool_results[tool.name] = outcome.result
     result_variable = state.tool_config.get("resultVariable")
-    if isinstance(result_variable, str):
-        turn.set_variable(result_variable, outcome.result, source=f"tool:{tool.name}")
+    if isinstance(result_variable, str) and not turn.set_variable(
+        result_variable, outcome.result, source=f"tool:{tool.name}"
+    ):
+        turn.journey, turn.state = turn.waiting
+        turn.visited = list(turn.waiting_visited)
+        return False
     return True
 
 

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import (
@@ -305,7 +305,19 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-sandbox = _Sandbox(undefined=StrictUndefined, autoescape=False, optimized=False)
+_PRINTABLE = (str, int, float, bool, list, tuple, dict, type(None))
+
+
+def _plain_output(value: Any) -> Any:
+    """What ``{{ ... }}`` may print: data, never a function, class or other machinery."""
+    if isinstance(value, (*_PRINTABLE, Undefined)):
+        return value
+    raise SecurityError("a template prints data only (text, numbers, lists, mappings)")
+
+
+sandbox = _Sandbox(
+    undefined=StrictUndefined, autoescape=False, optimized=False, finalize=_plain_output
+)
 """The shared environment. Do not add globals to it: pass the context per render.
 
 ``optimized=False``: Jinja's compile-time constant folding would run user

@@ -135,11 +135,6 @@ def test_the_customer_message_is_data_and_never_rendered() -> None:
     run_chat(data, scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the sandbox renders Python objects that are not data (functions, "
-    "classes, template references), so a reply can show '<function _bounded_range at 0x...>'",
-)
 @pytest.mark.parametrize("template", ["{{ range }}", "{{ namespace }}", "{{ self }}"])
 def test_a_template_that_renders_an_internal_object_is_skipped(template: str) -> None:
     data = bundle(
@@ -380,12 +375,6 @@ def test_a_failed_tool_can_be_retried_when_revisiting_is_forbidden() -> None:
     run_chat(tool_flow(allowRevisiting=False), scenario, tools={"check": tool})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a tool result that does not fit the declared type of its "
-    "resultVariable makes commit_turn raise InvalidData: the whole turn fails "
-    "(no customer message, no error event) and every retry fails the same way",
-)
 def test_a_tool_result_that_does_not_fit_its_variable_is_an_error_event() -> None:
     data = tool_flow()
     data["variables"].append({"key": "slots", "valueType": "string"})

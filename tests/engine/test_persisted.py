@@ -268,11 +268,6 @@ class Interloper(MemoryStore):
         return session
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: Runtime._turn reads the turn's events back with list_events(after=...) "
-    "and no limit, so a turn committed by another process in between lands in its TurnResult",
-)
 def test_a_turn_result_holds_only_its_events() -> None:
     async def scenario() -> None:
         store = Interloper()

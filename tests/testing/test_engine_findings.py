@@ -12,22 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from parlant_runtime.testing import Outcome
 from tests.testing.support import EXAMPLES, one_case, run
 
 LOST = "customer has lost their card or thinks it was stolen"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine/turn.py: a tool state whose call failed is still recorded as visited, so in a "
-        "journey with allowRevisiting: false the transition back into it is 'revisit "
-        "forbidden' on every later turn and the customer is stuck"
-    ),
-)
 def test_a_failed_tool_state_can_be_retried_in_a_journey_that_forbids_revisits(
     tmp_path: Path,
 ) -> None:

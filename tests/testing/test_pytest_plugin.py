@@ -39,7 +39,9 @@ def plugin_args() -> list[str]:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
+    # a fresh process, as users run it: in-process, pytest would warn that the plugin's
+    # package was imported before it could rewrite its assertions
+    return pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", *args)
 
 
 def test_each_case_is_an_item_and_a_failure_shows_the_report(pytester: pytest.Pytester) -> None:
