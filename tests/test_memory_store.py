@@ -362,7 +362,7 @@ FRIDAY = VariableChange(key="day", value="friday")
         ),
         pytest.param(
             {"variables": [FRIDAY, VariableChange(key="k" * 201, value="x")]},
-            "cannot be stored",
+            "is not an identifier",
             id="long-key",
         ),
         pytest.param(

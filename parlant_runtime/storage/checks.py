@@ -33,7 +33,7 @@ USAGE_COUNTERS: dict[str, frozenset[str]] = {
 }
 """The usage counters a turn may bump, by entity (counter columns of the SQL tables)."""
 
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")  # fullmatch: no trailing newline slips in
 
 
 def json_size(value: Any) -> int:
@@ -105,7 +105,7 @@ def check_turn(turn: TurnCommit) -> None:
             raise InvalidData(
                 f"variable {change.key!r}: global values are set by publishing, not by a turn"
             )
-        if not _KEY.match(change.key):
+        if not _KEY.fullmatch(change.key):
             raise InvalidData(f"variable key {change.key!r} is not an identifier")
         if not value_fits_type(change.value, change.value_type):
             raise InvalidData(

@@ -375,7 +375,7 @@ class MemoryStore:
             now = _now()
             events = [
                 Event.model_validate(
-                    copy.deepcopy(new.model_dump(by_alias=False, exclude={"idempotency_key"}))
+                    copy.deepcopy(new.model_dump(by_alias=False))
                     | {"id": uuid4(), "session_id": row.id, "offset": offset, "created_at": now}
                 )
                 for offset, new in enumerate(turn.events, start=row.event_count)
@@ -450,6 +450,7 @@ class MemoryStore:
                 variable = Variable(
                     agent_id=row.agent_id,
                     session_id=row.id if change.scope is VariableScope.SESSION else None,
+                    customer_id=row.customer_id if change.scope is VariableScope.CUSTOMER else None,
                     key=change.key,
                     scope=change.scope,
                     value=copy.deepcopy(change.value),

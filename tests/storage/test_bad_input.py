@@ -270,14 +270,6 @@ KEYS_SQL_ACCEPTS = {
 def test_a_key_the_variable_model_refuses_is_refused_and_writes_nothing(
     store: Store, run: Run, case: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on(
-        request,
-        backend,
-        SQL_BACKENDS,
-        "check_turn's key pattern ends in '$', which also matches before a final newline, and "
-        "has no length limit; MemoryStore still refuses through the Variable model, but "
-        "SqlStore never builds one and stores a key that get_variables cannot read back",
-    )
 
     async def body() -> None:
         scene = await stage(store)

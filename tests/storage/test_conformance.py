@@ -576,13 +576,6 @@ def test_find_message_gives_the_recorded_message(store: Store, run: Run) -> None
 def test_recorded_events_keep_their_idempotency_key(
     store: Store, run: Run, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on(
-        request,
-        backend,
-        ("memory",),
-        "MemoryStore drops idempotency_key from the stored Event (model_dump exclude); "
-        "the SQL adapter returns it from list_events and find_message",
-    )
 
     async def body() -> None:
         agent_id = await setup_agent(store)
@@ -690,13 +683,6 @@ def test_get_variables_merges_definitions_then_customer_then_session(
 def test_customer_scoped_values_name_their_customer(
     store: Store, run: Run, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on(
-        request,
-        backend,
-        ("memory",),
-        "MemoryStore builds customer-scoped Variables without customer_id; "
-        "the SQL adapter returns the customer's id",
-    )
 
     async def body() -> None:
         agent_id = await setup_agent(store)
@@ -846,13 +832,6 @@ def test_usage_of_an_unknown_id_is_not_found(store: Store, run: Run) -> None:
 def test_usage_of_a_kind_without_counters_is_invalid(
     store: Store, run: Run, kind: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on(
-        request,
-        backend,
-        SQL_BACKENDS,
-        "SqlStore.usage looks the kind up in _USAGE_TABLES before counters_of checks it: "
-        "an unknown kind raises KeyError instead of InvalidData",
-    )
 
     async def body() -> None:
         agent_id = await setup_agent(store)
@@ -944,14 +923,6 @@ def test_close_with_pending_waiters_leaves_no_connection_behind(
             "the race below leaks on PostgreSQL only now and then (asyncpg connects more "
             "slowly than the dispose), so the check would be flaky there"
         )
-    xfail_on(
-        request,
-        backend,
-        ("sqlite",),
-        "SqlStore.close() wakes the waiters before it marks the store closed; while it "
-        "disposes the engine they run list_events once more and open a connection that "
-        "nobody closes (ResourceWarning: aiosqlite Connection deleted before being closed)",
-    )
 
     async def body() -> None:
         waiters = await start_waiters(store, 3)

@@ -257,13 +257,6 @@ def test_ids_of_another_workspace_behave_like_unknown_ids(store: Store, run: Run
 def test_usage_of_another_workspaces_entity_behaves_like_an_unknown_one(
     store: Store, run: Run, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on(
-        request,
-        backend,
-        SQL_BACKENDS,
-        "SqlStore.usage says 'no <kind> <id>' for an unknown id but 'no <kind> <id> in "
-        "workspace ...' for an id of another workspace: the message tells them apart",
-    )
 
     async def body() -> None:
         t = await populate(store)

@@ -165,13 +165,14 @@ class SqlStore:
 
     async def close(self) -> None:
         """Stop listening and release every connection."""
-        if self._engine is None:
+        engine = self._engine
+        if engine is None:
             return
+        self._engine = None  # closed first: woken waiters find it closed, open nothing
         await self._notifier.close()
-        await self._engine.dispose()
-        if self._writer is not self._engine:
+        await engine.dispose()
+        if self._writer is not engine:
             await self._writer.dispose()
-        self._engine = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -704,18 +705,18 @@ class SqlStore:
 
     async def usage(self, workspace_id: str, entity: str, entity_id: UUID) -> dict[str, int]:
         """Stored totals plus the deltas not yet rolled up."""
+        table, counters = _usage_table(entity)  # an unknown kind is InvalidData first
         _check_workspace(workspace_id)
-        table, counters = _usage_table(entity)
         async with self._read() as conn:
             row = (
                 await conn.execute(
                     sa.select(*(table.c[c] for c in sorted(counters))).where(
-                        table.c.id == entity_id
+                        table.c.id == entity_id, _owned_by(entity, workspace_id)
                     )
                 )
             ).first()
-            if row is None:
-                raise NotFound(f"no {entity} {entity_id}")
+            if row is None:  # unknown, or another workspace's: the same answer
+                raise NotFound(f"no {entity} {entity_id} in workspace {workspace_id!r}")
             pending = await conn.execute(
                 sa.select(t.usage.c.counter, sa.func.sum(t.usage.c.delta))
                 .where(
@@ -726,17 +727,9 @@ class SqlStore:
                 .group_by(t.usage.c.counter)
             )
             totals = {counter: int(value) for counter, value in row._mapping.items()}
-            owned = bool(totals) and await self._owns(conn, workspace_id, entity, entity_id)
-            if not owned:
-                raise NotFound(f"no {entity} {entity_id} in workspace {workspace_id!r}")
             for counter, delta in pending:
                 totals[counter] = totals.get(counter, 0) + int(delta)
         return totals
-
-    async def _owns(self, conn: AsyncConnection, ws: str, entity: str, entity_id: UUID) -> bool:
-        table = _USAGE_TABLES[entity]
-        query = sa.select(table.c.id).where(table.c.id == entity_id, _owned_by(entity, ws))
-        return (await conn.scalar(query)) is not None
 
     async def roll_up_usage(self) -> int:
         """Fold pending deltas into the counter columns, in one transaction.
@@ -786,7 +779,8 @@ def _owned_by(entity: str, ws: str) -> Any:
 
 
 def _usage_table(entity: str) -> tuple[sa.Table, frozenset[str]]:
-    return _USAGE_TABLES[entity], counters_of(entity)
+    counters = counters_of(entity)  # InvalidData for a kind without counters
+    return _USAGE_TABLES[entity], counters
 
 
 def _state_of_agent(journey_id: UUID | None, state_id: UUID) -> Any:
