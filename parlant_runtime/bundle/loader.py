@@ -25,8 +25,10 @@ from parlant_runtime.bundle.source import (
     FieldPath,
     Format,
     SourceMap,
+    UnreadableFile,
     format_path,
     parse_text,
+    read_utf8,
 )
 from parlant_runtime.errors import BundleError, BundleProblem
 
@@ -59,17 +61,9 @@ def read_bundle(path: str | Path) -> LoadedBundle:
     name = str(path)
     file = Path(path)
     try:
-        raw = file.read_bytes()
-    except IsADirectoryError:
-        raise _single(name, "is a folder, not a bundle file") from None
-    except FileNotFoundError:
-        raise _single(name, "no such file; check the path") from None
-    except OSError as exc:
-        raise _single(name, f"cannot be read: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _single(name, f"is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+        text = read_utf8(file, "bundle file")
+    except UnreadableFile as exc:
+        raise _single(name, str(exc)) from exc
     fmt = _SUFFIX_FORMATS.get(file.suffix.lower(), "yaml")
     return loads_bundle(text, fmt=fmt, filename=name)
 

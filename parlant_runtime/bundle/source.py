@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -24,8 +25,10 @@ __all__ = [
     "FieldPath",
     "ParsedText",
     "SourceMap",
+    "UnreadableFile",
     "format_path",
     "parse_text",
+    "read_utf8",
 ]
 
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
@@ -40,6 +43,26 @@ Format = Literal["yaml", "json"]
 
 def _normalise(path: FieldPath) -> FieldPath:
     return tuple(to_camel(part) if isinstance(part, str) else part for part in path)
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be read as UTF-8 text; the message says why."""
+
+
+def read_utf8(path: str | Path, what: str) -> str:
+    """The text of a file, or :class:`UnreadableFile` saying why not (``what`` names it)."""
+    try:
+        raw = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise UnreadableFile(f"is a folder, not a {what}") from None
+    except FileNotFoundError:
+        raise UnreadableFile("no such file; check the path") from None
+    except OSError as exc:
+        raise UnreadableFile(f"cannot be read: {exc.strerror or exc}") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
 
 
 def format_path(path: FieldPath) -> str:

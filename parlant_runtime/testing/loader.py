@@ -19,7 +19,14 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from parlant_runtime.bundle.source import FieldPath, SourceMap, format_path, parse_text
+from parlant_runtime.bundle.source import (
+    FieldPath,
+    SourceMap,
+    UnreadableFile,
+    format_path,
+    parse_text,
+    read_utf8,
+)
 from parlant_runtime.errors import BundleProblem, ParlantRuntimeError
 from parlant_runtime.testing.schema import ConversationSpec
 
@@ -67,17 +74,9 @@ def read_conversation_file(path: str | Path) -> ConversationFile:
     """
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise _single(name, "is a folder, not a conversation test file") from None
-    except FileNotFoundError:
-        raise _single(name, "no such file; check the path") from None
-    except OSError as exc:
-        raise _single(name, f"cannot be read: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _single(name, f"is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+        text = read_utf8(path, "conversation test file")
+    except UnreadableFile as exc:
+        raise _single(name, str(exc)) from exc
     return loads_conversation_file(text, filename=name)
 
 
