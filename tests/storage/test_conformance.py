@@ -918,12 +918,6 @@ def test_close_releases_pending_waiters(store: Store, run: Run) -> None:
 def test_close_with_pending_waiters_leaves_no_connection_behind(
     store: Store, run: Run, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "postgresql":
-        pytest.skip(
-            "the race below leaks on PostgreSQL only now and then (asyncpg connects more "
-            "slowly than the dispose), so the check would be flaky there"
-        )
-
     async def body() -> None:
         waiters = await start_waiters(store, 3)
         await store.close()
