@@ -35,7 +35,6 @@ from parlant_runtime.storage.port import (
     VariableChange,
 )
 from tests.storage.support import (
-    SQL_BACKENDS,
     WS,
     Run,
     Snapshot,
@@ -300,13 +299,6 @@ SQL_ACCEPTS = {
 def test_a_journey_or_state_of_another_agent_is_refused_and_writes_nothing(
     store: Store, run: Run, case: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on(
-        request,
-        backend,
-        SQL_BACKENDS,
-        "SqlStore.commit_turn only checks a current state against the session's agent: a "
-        "journey without a state and the journey/state ids of events may be any agent's",
-    )
 
     async def body() -> None:
         scene = await stage(store)
@@ -512,15 +504,6 @@ FAULTS: dict[str, tuple[Fault, type[StorageError], str | None]] = {
 def test_a_turn_with_several_faults_gets_the_first_in_the_documented_order(
     store: Store, run: Run, case: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if case.endswith("-before-duplicate"):
-        xfail_on(
-            request,
-            backend,
-            SQL_BACKENDS,
-            "SqlStore inserts the events (and meets the duplicate key) before it checks "
-            "variable scopes and event ids: DuplicateMessage instead of InvalidData, against "
-            "the order MemoryStore.commit_turn documents for every adapter",
-        )
     make_turn, expected, customer = FAULTS[case]
 
     async def body() -> None:

@@ -31,7 +31,6 @@ from parlant_runtime.storage.port import (
 )
 from tests.storage.support import (
     OTHER_WS,
-    SQL_BACKENDS,
     WS,
     Run,
     Snapshot,
@@ -41,7 +40,6 @@ from tests.storage.support import (
     snapshot,
     turn,
     usage_key,
-    xfail_on,
 )
 
 A_ONLY_NAME = "Bank of A"
@@ -318,12 +316,6 @@ def test_a_session_id_taken_in_another_workspace_is_refused_without_leaking(
 
 # ------------------------------------------------------------------ ids of A inside B's turn
 
-FOREIGN_TURN_REASON = (
-    "SqlStore.commit_turn checks a current state against the session's agent but not a "
-    "journey given without a state, nor the journey_id/state_id of events: ids of another "
-    "workspace's agent are accepted (a random id is refused by the foreign key)"
-)
-
 
 def _journey_only(a: AgentBundle, b: AgentBundle) -> dict[str, Any]:
     return {"current_journey_id": a.journeys[0].id}
@@ -406,7 +398,6 @@ def test_a_turn_naming_another_workspaces_state_is_refused(store: Store, run: Ru
 def test_a_turn_naming_another_workspaces_journey_without_state_or_in_events_is_refused(
     store: Store, run: Run, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    xfail_on(request, backend, SQL_BACKENDS, FOREIGN_TURN_REASON)
 
     async def body() -> None:
         await refused_like_random_ids(store, await populate(store), ACCEPTED_BY_SQL)

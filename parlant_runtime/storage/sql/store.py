@@ -536,6 +536,13 @@ class SqlStore:
         try:
             async with self._write() as conn:
                 row = await self._advance_session(conn, workspace_id, turn)
+                if row.customer_id is None and any(
+                    change.scope is VariableScope.CUSTOMER for change in turn.variables
+                ):  # before the events: a duplicate key must not hide this error
+                    key = next(c.key for c in turn.variables if c.scope is VariableScope.CUSTOMER)
+                    raise InvalidData(
+                        f"variable {key!r} is customer-scoped, but the session has no customer"
+                    )
                 base = row.event_count - len(turn.events)
                 if turn.events:
                     await conn.execute(
@@ -586,6 +593,7 @@ class SqlStore:
         conditions.append(s.c.version == turn.expected_version)
         if turn.current_state_id is not None:
             conditions.append(_state_of_agent(turn.current_journey_id, turn.current_state_id))
+        conditions.extend(_named_ids_of_agent(turn))
         returning: list[Any] = list(s.c)
         if turn.events and self.dialect == "postgresql":
             # tell listeners in the same round trip (delivered at commit)
@@ -608,8 +616,8 @@ class SqlStore:
                     f"computed at {turn.expected_version}; reload the session and retry"
                 )
             raise InvalidData(
-                f"state {turn.current_state_id} of journey {turn.current_journey_id} is not a "
-                "state of the session's agent"
+                f"state {turn.current_state_id} of journey {turn.current_journey_id}, or a "
+                "journey or state an event names, is not a state of the session's agent"
             )
         return row
 
@@ -626,12 +634,7 @@ class SqlStore:
                 "value_type": change.value_type.value,
                 "is_private": change.is_private,
             }
-            if change.scope is VariableScope.CUSTOMER:
-                if session.customer_id is None:
-                    raise InvalidData(
-                        f"variable {change.key!r} is customer-scoped, but the session has no "
-                        "customer"
-                    )
+            if change.scope is VariableScope.CUSTOMER:  # commit_turn checked it has a customer
                 row["customer_id"] = session.customer_id
                 conflict: dict[str, Any] = {
                     "index_elements": ["agent_id", "customer_id", "key"],
@@ -781,6 +784,35 @@ def _owned_by(entity: str, ws: str) -> Any:
 def _usage_table(entity: str) -> tuple[sa.Table, frozenset[str]]:
     counters = counters_of(entity)  # InvalidData for a kind without counters
     return _USAGE_TABLES[entity], counters
+
+
+def _named_ids_of_agent(turn: TurnCommit) -> list[Any]:
+    """Conditions on the session row: every journey and state the turn names (its position
+    and its events') belongs to the session's agent. Checked inside the compare-and-set,
+    so they cost no round trip of their own."""
+    journeys = {e.journey_id for e in turn.events if e.journey_id is not None}
+    if turn.current_journey_id is not None:
+        journeys.add(turn.current_journey_id)
+    states = {e.state_id for e in turn.events if e.state_id is not None}
+    conditions: list[Any] = []
+    j, st = t.journey, t.journey_state
+    if journeys:
+        owned = (
+            sa.select(sa.func.count())
+            .select_from(j)
+            .where(j.c.id.in_(sorted(journeys)), j.c.agent_id == t.session.c.agent_id)
+            .scalar_subquery()
+        )
+        conditions.append(owned == len(journeys))
+    if states:
+        owned = (
+            sa.select(sa.func.count())
+            .select_from(st.join(j, j.c.id == st.c.journey_id))
+            .where(st.c.id.in_(sorted(states)), j.c.agent_id == t.session.c.agent_id)
+            .scalar_subquery()
+        )
+        conditions.append(owned == len(states))
+    return conditions
 
 
 def _state_of_agent(journey_id: UUID | None, state_id: UUID) -> Any:
