@@ -67,11 +67,6 @@ class CompiledState:
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def waits(self) -> bool:
-        """Chat and final states stop the turn; tool and decision states move on."""
-        return self.spec.state_type is StateType.CHAT or self.spec.ends_journey
-
 
 @dataclass(frozen=True, slots=True)
 class CompiledTransition:

@@ -75,9 +75,10 @@ class JourneyStateFields(Model):
         return self.state_type is StateType.FINAL or self.is_final
 
     @property
-    def waits_for_customer(self) -> bool:
-        """Whether the conversation stops here until the customer writes again."""
-        return self.state_type is StateType.CHAT
+    def stops_turn(self) -> bool:
+        """Whether a turn that enters this state ends there (chat and final states);
+        tool and decision states move on within the turn."""
+        return self.state_type is StateType.CHAT or self.ends_journey
 
 
 class JourneyState(JourneyStateFields):

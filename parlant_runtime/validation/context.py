@@ -19,7 +19,6 @@ import networkx as nx
 
 from parlant_runtime.bundle.schema import AgentBundle, JourneySpec, TransitionSpec
 from parlant_runtime.bundle.source import FieldPath, SourceMap, format_path
-from parlant_runtime.model import StateType
 from parlant_runtime.sandbox import (
     Analysis,
     ConditionKind,
@@ -265,11 +264,7 @@ class JourneyContext:
     @cached_property
     def waiting_states(self) -> frozenset[str]:
         """Names of the states where the conversation waits for the customer."""
-        return frozenset(
-            state.name
-            for state in self.journey.states
-            if state.state_type is StateType.CHAT or state.ends_journey
-        )
+        return frozenset(state.name for state in self.journey.states if state.stops_turn)
 
     @cached_property
     def parents(self) -> dict[str, str | None]:
