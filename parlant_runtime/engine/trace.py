@@ -33,6 +33,8 @@ class TransitionTrace:
     priority: int
     outcome: str
     """``taken``, ``condition false``, ``revisit forbidden``, ``not tried`` (an earlier one won)."""
+    transition_id: str | None = None
+    """The transition's id (as published), telling apart transitions between the same states."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -311,7 +311,7 @@ def _next(turn: _Turn, journey: CompiledJourney, source: str) -> str | None:
         else:
             outcome = "condition false"
         turn.trace.transitions.append(
-            TransitionTrace(source, spec.to_state, spec.priority, outcome)
+            TransitionTrace(source, spec.to_state, spec.priority, outcome, str(spec.id))
         )
     return target
 
