@@ -19,13 +19,20 @@ from __future__ import annotations
 
 from parlant_runtime.diagram.dot import to_dot
 from parlant_runtime.diagram.mermaid import to_mermaid
-from parlant_runtime.diagram.model import DiagramEdge, DiagramNode, JourneyDiagram, build_diagram
+from parlant_runtime.diagram.model import (
+    DiagramEdge,
+    DiagramNode,
+    JourneyDiagram,
+    build_diagram,
+    mark_coverage,
+)
 
 __all__ = [
     "DiagramEdge",
     "DiagramNode",
     "JourneyDiagram",
     "build_diagram",
+    "mark_coverage",
     "to_dot",
     "to_mermaid",
 ]

@@ -14,7 +14,7 @@ from parlant_runtime.diagram.model import DiagramNode, JourneyDiagram
 from parlant_runtime.model import StateType
 from parlant_runtime.validation.findings import Finding, Severity
 
-__all__ = ["SEVERITY_COLOURS", "START_ID", "quote_dot", "to_dot"]
+__all__ = ["COVERAGE_COLOURS", "SEVERITY_COLOURS", "START_ID", "quote_dot", "to_dot"]
 
 SEVERITY_COLOURS: dict[Severity, str] = {
     Severity.ERROR: "red",
@@ -22,6 +22,10 @@ SEVERITY_COLOURS: dict[Severity, str] = {
     Severity.INFO: "blue",
 }
 """The colour of nodes and edges with findings, by their worst severity."""
+
+COVERAGE_COLOURS: dict[bool, str] = {True: "green4", False: "red3"}
+"""The colour of states and transitions conversation tests reached (``True``) or never did;
+the ones never reached are also dashed."""
 
 START_ID = "__start"
 """The invisible point the entry arrows leave from; no diagram id starts with ``_``."""
@@ -62,6 +66,20 @@ def _marks(findings: tuple[Finding, ...], severity: Severity | None) -> dict[str
     }
 
 
+def _coverage(covered: bool | None, style: str | None) -> dict[str, str]:
+    """Green when the tests reached it, red and dashed when they never did."""
+    if covered is None:
+        return {}
+    colour = COVERAGE_COLOURS[covered]
+    marks = {"color": colour, "fontcolor": colour, "penwidth": "2"}
+    if covered:
+        marks["tooltip"] = "reached by the conversation tests"
+    else:
+        marks["style"] = f"{style},dashed" if style else "dashed"
+        marks["tooltip"] = "never reached by the conversation tests"
+    return marks
+
+
 def _node_attributes(node: DiagramNode) -> dict[str, str]:
     if node.kind is None:
         shape = _MISSING
@@ -69,7 +87,12 @@ def _node_attributes(node: DiagramNode) -> dict[str, str]:
         shape = _FINAL
     else:
         shape = _SHAPES[node.kind]
-    return {"label": node.label, **shape, **_marks(node.findings, node.severity)}
+    return {
+        "label": node.label,
+        **shape,
+        **_coverage(node.covered, shape.get("style")),
+        **_marks(node.findings, node.severity),
+    }
 
 
 def to_dot(diagram: JourneyDiagram) -> str:
@@ -77,7 +100,9 @@ def to_dot(diagram: JourneyDiagram) -> str:
 
     Chat states are rounded boxes, tool states components, decisions diamonds and
     final states double circles; states a transition names but the journey lacks
-    are dashed grey boxes. Nodes and edges with findings are drawn in red, orange or
+    are dashed grey boxes. With coverage marked (:func:`mark_coverage`), states and
+    transitions the tests reached are green, the others red and dashed. Nodes and
+    edges with findings are drawn in red, orange or
     blue (their worst severity) with a thicker line and the findings as tooltip;
     findings about the journey as a whole are listed under its title.
     """
@@ -100,6 +125,7 @@ def to_dot(diagram: JourneyDiagram) -> str:
         lines.append(f"{_INDENT}{quote_dot(START_ID)} -> {quote_dot(node.id)};")
     for edge in diagram.edges:
         attributes = {"label": edge.label} if edge.label else {}
+        attributes.update(_coverage(edge.covered, None))
         attributes.update(_marks(edge.findings, edge.severity))
         arrow = f"{_INDENT}{quote_dot(edge.source)} -> {quote_dot(edge.target)}"
         lines.append(f"{arrow} [{_attributes(attributes)}];" if attributes else f"{arrow};")

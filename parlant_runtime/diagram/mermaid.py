@@ -9,7 +9,9 @@ no keyword of the grammar starts like.
 
 Mermaid cannot colour one edge of a state diagram reliably, so edges with
 findings are marked by a ``⚠`` in front of their label; states get a class per
-kind and per severity, severity last so that its colours win.
+kind and per severity, severity last so that its colours win. With coverage
+drawn, states get a ``covered`` or ``uncovered`` class and transition labels a
+``✓`` or ``✗ never:`` mark.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ import re
 from parlant_runtime.diagram.model import DiagramNode, JourneyDiagram
 from parlant_runtime.model import StateType
 
-__all__ = ["EDGE_MARK", "escape_mermaid", "to_mermaid"]
+__all__ = ["COVERED_MARK", "EDGE_MARK", "UNCOVERED_MARK", "escape_mermaid", "to_mermaid"]
 
 EDGE_MARK = "⚠ "
 """Put in front of the label of an edge that has findings."""
+
+COVERED_MARK = "✓ "
+"""With coverage drawn: put in front of the label of a transition the tests took."""
+
+UNCOVERED_MARK = "✗ never: "
+"""With coverage drawn: put in front of the label of a transition the tests never took."""
 
 _INDENT = "    "
 
@@ -38,6 +46,8 @@ _CLASS_DEFS: tuple[tuple[str, str], ...] = (
     ("tool", "fill:#e0f2f1,stroke:#00897b"),
     ("decision", "fill:#fff8e1,stroke:#f9a825,stroke-dasharray:6 3"),
     ("missing", "fill:#fafafa,stroke:#9e9e9e,stroke-dasharray:2 2,color:#757575"),
+    ("covered", "fill:#e8f5e9,stroke:#2e7d32,stroke-width:2px"),
+    ("uncovered", "fill:#fce4ec,stroke:#c62828,stroke-width:2px,stroke-dasharray:5 3"),
     ("error", "fill:#ffebee,stroke:#d32f2f,stroke-width:3px,color:#b71c1c"),
     ("warning", "fill:#fff3e0,stroke:#ef6c00,stroke-width:3px,color:#e65100"),
     ("info", "fill:#e3f2fd,stroke:#1976d2,stroke-width:3px,color:#0d47a1"),
@@ -66,6 +76,8 @@ def _node_classes(node: DiagramNode) -> list[str]:
         classes.append("tool")
     elif node.kind is StateType.DECISION:
         classes.append("decision")
+    if node.covered is not None:
+        classes.append("covered" if node.covered else "uncovered")
     if node.severity is not None:
         classes.append(node.severity.value)
     return classes
@@ -94,6 +106,8 @@ def to_mermaid(diagram: JourneyDiagram) -> str:
             lines.append(f"{_INDENT}[*] --> {node.id}")
     for edge in diagram.edges:
         label = edge.label if edge.severity is None else EDGE_MARK + edge.label
+        if edge.covered is not None:
+            label = ((COVERED_MARK if edge.covered else UNCOVERED_MARK) + label).rstrip()
         arrow = f"{_INDENT}{edge.source} --> {edge.target}"
         lines.append(f"{arrow} : {escape_mermaid(label)}" if label.strip() else arrow)
     for node in diagram.nodes:

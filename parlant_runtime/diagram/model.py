@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from parlant_runtime.bundle.schema import JourneySpec, StateSpec, TransitionSpec
 from parlant_runtime.model import StateType
@@ -25,6 +25,7 @@ __all__ = [
     "DiagramNode",
     "JourneyDiagram",
     "build_diagram",
+    "mark_coverage",
     "worst_severity",
 ]
 
@@ -72,6 +73,8 @@ class DiagramNode:
     initial: bool = False
     final: bool = False
     findings: tuple[Finding, ...] = ()
+    covered: bool | None = None
+    """Whether conversation tests entered the state; ``None``: no coverage drawn."""
 
     @property
     def missing(self) -> bool:
@@ -106,6 +109,8 @@ class DiagramEdge:
     target: str
     label: str
     findings: tuple[Finding, ...] = ()
+    covered: bool | None = None
+    """Whether conversation tests took the transition; ``None``: no coverage drawn."""
 
     @property
     def severity(self) -> Severity | None:
@@ -202,6 +207,25 @@ def build_diagram(journey: JourneySpec, index: int, findings: Iterable[Finding])
         for i, transition in enumerate(journey.transitions)
     )
     return JourneyDiagram(journey.title, index, tuple(nodes), edges, tuple(loose))
+
+
+def mark_coverage(
+    diagram: JourneyDiagram, visited: Iterable[str], taken: Iterable[int]
+) -> JourneyDiagram:
+    """The diagram with every state and transition marked covered or not.
+
+    Args:
+        visited: names of the states the tests entered.
+        taken: positions (in the journey's ``transitions``) of the transitions taken;
+            a position tells apart two transitions between the same two states.
+    """
+    entered, used = set(visited), set(taken)
+    nodes = tuple(
+        node if node.missing else replace(node, covered=node.name in entered)
+        for node in diagram.nodes
+    )
+    edges = tuple(replace(edge, covered=edge.index in used) for edge in diagram.edges)
+    return replace(diagram, nodes=nodes, edges=edges)
 
 
 def _edge_label(transition: TransitionSpec) -> str:

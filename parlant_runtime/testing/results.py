@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from parlant_runtime.engine.trace import Trace
 from parlant_runtime.errors import BundleProblem
 
 __all__ = ["CaseFailure", "CaseResult", "FileResult", "Mismatch", "Outcome", "StepRecord"]
@@ -91,6 +92,8 @@ class CaseResult:
     outcome: Outcome
     steps_run: int
     failure: CaseFailure | None = None
+    traces: tuple[Trace, ...] = ()
+    """The trace of every step that ran (the failing one included): what coverage reads."""
 
     @property
     def passed(self) -> bool:

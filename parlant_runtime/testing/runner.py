@@ -25,6 +25,7 @@ from parlant_runtime.engine.compiled import natural_texts
 from parlant_runtime.engine.conditions import ScriptedEvaluator, normalise
 from parlant_runtime.engine.runtime import Runtime, TurnResult
 from parlant_runtime.engine.tools import ToolFunction, ToolRegistry
+from parlant_runtime.engine.trace import Trace
 from parlant_runtime.errors import BundleError, ParlantRuntimeError
 from parlant_runtime.storage import MemoryStore, StorageError
 from parlant_runtime.testing.expect import Observed, check_expect
@@ -146,6 +147,7 @@ class _CaseRun:
         self.case: Case = loaded.spec.cases[index]
         self.line = loaded.line_of("cases", index)
         self.path: list[StepRecord] = []
+        self.traces: list[Trace] = []
 
     def at(self, *path: str | int) -> int | None:
         return self.loaded.line_of("cases", self.index, *path)
@@ -162,7 +164,9 @@ class _CaseRun:
         failure = CaseFailure(
             step, customer, step_line, tuple(mismatches), tuple(self.path), errors
         )
-        return CaseResult(self.case.name, self.line, outcome, step or 0, failure)
+        return CaseResult(
+            self.case.name, self.line, outcome, step or 0, failure, tuple(self.traces)
+        )
 
     async def run(self, bundle: AgentBundle) -> CaseResult:
         store = MemoryStore()
@@ -214,6 +218,7 @@ class _CaseRun:
                 turn = Mismatch("turn", None, type(exc).__name__, message)
                 return self.failed(Outcome.ERROR, number, [turn])
             self.path.append(_record(number, step.customer, result))
+            self.traces.append(result.trace)
             variables: dict[str, Any] = {}
             if "variables" in step.expect.model_fields_set:
                 stored = await store.get_variables(WORKSPACE, session.id)
@@ -223,7 +228,13 @@ class _CaseRun:
             )
             if found:
                 return self.failed(Outcome.FAILED, number, found, tuple(result.trace.errors))
-        return CaseResult(self.case.name, self.line, Outcome.PASSED, len(self.case.steps))
+        return CaseResult(
+            self.case.name,
+            self.line,
+            Outcome.PASSED,
+            len(self.case.steps),
+            traces=tuple(self.traces),
+        )
 
     def unknown_holds(self, number: int, step: Step, known: Mapping[str, str]) -> list[Mismatch]:
         """``holds`` entries the agent never asks about: typos that would silently be false."""
