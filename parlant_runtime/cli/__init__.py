@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from parlant_runtime.cli.chat import chat
 from parlant_runtime.cli.db import db
 from parlant_runtime.cli.diagram import diagram
 from parlant_runtime.cli.publish import export, publish
@@ -29,6 +30,7 @@ cli.add_command(db)
 cli.add_command(publish)
 cli.add_command(export)
 cli.add_command(test)
+cli.add_command(chat)
 
 
 def main() -> None:
