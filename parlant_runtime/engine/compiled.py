@@ -141,6 +141,11 @@ class CompiledAgent:
         return None
 
 
+_SKIPPABLE = frozenset({StateType.CHAT, StateType.TOOL})
+"""State types whose ``condition`` is a skip condition (a decision's names its question;
+a final state ends the journey whatever holds)."""
+
+
 def _compile_journey(
     spec: JourneySpec, order: int, guidelines: dict[str, CompiledGuideline]
 ) -> CompiledJourney:
@@ -149,7 +154,7 @@ def _compile_journey(
             s,
             Template.of(s.chat_prompt) if s.chat_prompt else None,
             compile_condition(s.condition)
-            if s.allow_skip and s.condition and s.state_type is StateType.CHAT
+            if s.allow_skip and s.condition and s.state_type in _SKIPPABLE
             else None,
         )
         for s in spec.states

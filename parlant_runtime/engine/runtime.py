@@ -30,6 +30,7 @@ from parlant_runtime.engine.turn import (
     RUNTIME_KEY,
     TurnInput,
     TurnOutcome,
+    record_message,
     run_turn,
     value_type_of,
 )
@@ -254,25 +255,22 @@ class Runtime:
         idempotency_key: str | None = None,
     ) -> TurnResult:
         agent = await self.agent(workspace_id, session.agent_id)
-        if not answer:
-            event = NewEvent(
-                event_type=EventType.CUSTOMER_MESSAGE,
-                content={"text": text},
+        stored_variables = list(await self.store.get_variables(workspace_id, session.id))
+        inp = TurnInput(session, agent, stored_variables, text, variables)
+        if not answer:  # recorded with its variables, answered on resume
+            outcome = record_message(inp, idempotency_key=idempotency_key)
+        else:
+            outcome = await run_turn(
+                inp,
+                evaluator=self.evaluator,
+                generator=self.generator,
+                tools=self.tools,
+                record_message=record,
                 idempotency_key=idempotency_key,
             )
-            return await self._simple(workspace_id, session.id, [event], session=session)
-        stored_variables = list(await self.store.get_variables(workspace_id, session.id))
-        outcome = await run_turn(
-            TurnInput(session, agent, stored_variables, text, variables),
-            evaluator=self.evaluator,
-            generator=self.generator,
-            tools=self.tools,
-            record_message=record,
-            idempotency_key=idempotency_key,
-        )
-        outcome.metadata.setdefault(RUNTIME_KEY, {})["answered"] = (
-            session.event_count + len(outcome.events) - 1
-        )
+            outcome.metadata.setdefault(RUNTIME_KEY, {})["answered"] = (
+                session.event_count + len(outcome.events) - 1
+            )
         committed = await self.store.commit_turn(
             workspace_id,
             TurnCommit(

@@ -333,10 +333,13 @@ def tool_events(
     state_id: UUID | None,
     *,
     private_arguments: Collection[str] = (),
+    private_result: bool = False,
 ) -> list[NewEvent]:
     """The ``tool_call`` and ``tool_result`` events of a call, sharing its tool call id.
 
-    Arguments named in ``private_arguments`` show as :data:`PRIVATE_PLACEHOLDER`.
+    Arguments named in ``private_arguments`` show as :data:`PRIVATE_PLACEHOLDER`; with
+    ``private_result`` (the result goes to a private variable) the result is left out
+    and ``"private": true`` says so.
     """
     shown = {
         name: PRIVATE_PLACEHOLDER if name in private_arguments else value
@@ -344,7 +347,9 @@ def tool_events(
     }
     result: dict[str, Any] = {"tool": outcome.tool, "ok": outcome.ok, "attempts": outcome.attempts}
     result |= {"duration_ms": outcome.duration_ms, "timed_out": outcome.timed_out}
-    if outcome.advances:
+    if outcome.advances and private_result:
+        result["private"] = True
+    elif outcome.advances:
         result["result"] = outcome.result
     if outcome.error is not None:
         result["error"] = outcome.error

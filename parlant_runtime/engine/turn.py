@@ -51,6 +51,7 @@ __all__ = [
     "MAX_CHAIN",
     "TurnInput",
     "TurnOutcome",
+    "record_message",
     "run_turn",
     "value_type_of",
 ]
@@ -105,6 +106,8 @@ class _Turn:
         self.usage: dict[str, int] = {}
         self.tool_calls: list[str] = []
         self.tool_results: dict[str, Any] = {}
+        self.private_tools: set[str] = set()
+        """Tools whose last result went to a private variable: hidden from templates."""
         self.values: dict[str, Any] = {v.key: v.value for v in inp.variables}
         self.private = {v.key for v in inp.variables if v.is_private}
         self.types = {v.key: v.value_type for v in inp.variables}
@@ -153,7 +156,12 @@ class _Turn:
 
     def template_context(self) -> dict[str, Any]:
         public = {k: v for k, v in self.values.items() if k not in self.private}
-        return {**self._base(), "vars": public}
+        base = self._base()
+        if self.private_tools:
+            base["tool"] = {
+                k: v for k, v in self.tool_results.items() if k not in self.private_tools
+            }
+        return {**base, "vars": public}
 
     def _mentions(self, term: str) -> bool:
         message = (self.inp.message or "").casefold()
@@ -258,11 +266,10 @@ async def _enter(
         skip = state.skip if journey.spec.allow_skipping else None
         if skip is not None and turn.check(f"{journey.title}/{target} skip", skip):
             nxt = _next(turn, journey, target)
-            if nxt is None:
-                turn.entered_chat = True  # nothing to skip to: it waits after all
-                return
-            target = nxt
-            continue
+            if nxt is not None:
+                target = nxt
+                continue
+            # nothing to skip to: the state does its work after all (waits, calls its tool)
         if state.spec.state_type is StateType.CHAT:
             turn.entered_chat = True
             return
@@ -283,8 +290,26 @@ async def _enter(
 def _fall_back(turn: _Turn, message: str) -> None:
     """Stop with an error event and put the session back where it last waited."""
     turn.error(message)
+    _go_back(turn)
+
+
+def _go_back(turn: _Turn) -> None:
+    """Put the session back where it last waited, with a ``journey_transition`` event
+    that says so (``"fallback": true``; ``to`` is ``null`` when it waited in no journey),
+    so that the log alone gives the position."""
+    failed_journey, failed_state = turn.journey, turn.state
     turn.journey, turn.state = turn.waiting
     turn.visited = list(turn.waiting_visited)  # states passed in the failed chain stay unvisited
+    shown = turn.journey or failed_journey
+    if shown is None:
+        return
+    back = turn.journey.states[turn.state].spec.id if turn.journey and turn.state else None
+    turn.emit(
+        EventType.JOURNEY_TRANSITION,
+        {"journey": shown.title, "from": failed_state, "to": turn.state, "fallback": True},
+        journey_id=turn.journey.spec.id if turn.journey is not None else None,
+        state_id=back,
+    )
 
 
 def _next(turn: _Turn, journey: CompiledJourney, source: str) -> str | None:
@@ -335,8 +360,16 @@ async def _run_tool(
     outcome = await tooling.call_tool(tool, tools.get(tool.name), arguments)
     turn.tool_calls.append(tool.name)
     hidden = tooling.private_argument_names(tool, state.tool_config, turn.private)
+    result_variable = state.tool_config.get("resultVariable")
+    private_result = isinstance(result_variable, str) and result_variable in turn.private
     turn.events.extend(
-        tooling.tool_events(outcome, journey.spec.id, state.id, private_arguments=hidden)
+        tooling.tool_events(
+            outcome,
+            journey.spec.id,
+            state.id,
+            private_arguments=hidden,
+            private_result=private_result,
+        )
     )
     for key, delta in tooling.usage_deltas(outcome, tool.id).items():
         turn.usage[key] = turn.usage.get(key, 0) + delta
@@ -344,12 +377,14 @@ async def _run_tool(
         _fall_back(turn, outcome.error or f"tool {tool.name!r} failed")
         return False
     turn.tool_results[tool.name] = outcome.result
-    result_variable = state.tool_config.get("resultVariable")
+    if private_result:
+        turn.private_tools.add(tool.name)
+    else:
+        turn.private_tools.discard(tool.name)
     if isinstance(result_variable, str) and not turn.set_variable(
         result_variable, outcome.result, source=f"tool:{tool.name}"
     ):
-        turn.journey, turn.state = turn.waiting
-        turn.visited = list(turn.waiting_visited)
+        _go_back(turn)
         return False
     return True
 
@@ -444,6 +479,35 @@ async def _compose(
             if f"canned {canned.spec.name or canned.order}" == reply.name:
                 turn.count("canned_response", canned.spec.id, "use_count")
     return reply
+
+
+def record_message(inp: TurnInput, *, idempotency_key: str | None = None) -> TurnOutcome:
+    """A turn that does not answer (``manual`` or ``paused``): the message and the
+    variables set with it are recorded; position and bookkeeping stay as they are.
+
+    Raises:
+        InvalidData: a variable set with the message does not fit its declared type.
+    """
+    turn = _Turn(inp, {})
+    if inp.message is not None:
+        turn.emit(
+            EventType.CUSTOMER_MESSAGE, {"text": inp.message}, idempotency_key=idempotency_key
+        )
+        turn.count("agent", inp.agent.stored.agent_id, "total_messages")
+    for key, value in inp.set_variables.items():
+        turn.set_variable(key, value, source="caller")
+    return TurnOutcome(
+        events=turn.events,
+        journey_id=inp.session.current_journey_id,
+        state_id=inp.session.current_state_id,
+        variables=turn.changes,
+        metadata=dict(inp.session.metadata),
+        usage=turn.usage,
+        replies=[],
+        guidelines=[],
+        trace=turn.trace,
+        tool_calls=[],
+    )
 
 
 async def run_turn(

@@ -767,11 +767,6 @@ def test_the_initial_state_is_skipped_on_activation_when_its_skip_condition_hold
     run_chat(data, scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: only chat states get a skip condition (compiled.py _compile_journey), "
-    "so a tool state whose skip condition holds still calls its tool",
-)
 def test_a_tool_state_whose_skip_condition_holds_is_passed_through_without_a_call() -> None:
     calls: list[dict[str, Any]] = []
 
@@ -1207,12 +1202,6 @@ def test_a_paused_session_records_messages_and_answers_them_when_resumed(how: st
     run_chat(simple_flow(), scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: in paused (and manual) mode process_message records only the "
-    "customer_message and drops the variables given with it, so the resumed turn never "
-    "sees them",
-)
 def test_variables_given_with_a_message_while_paused_reach_the_resumed_turn() -> None:
     data = flow(
         chat("a", "Which day?"),
@@ -1351,11 +1340,6 @@ def test_private_variables_never_reach_replies_or_events() -> None:
     run_chat(data, scenario, tools={"verify": verify})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a tool result stored in a private resultVariable is still written "
-    "whole into the tool_result event and readable by templates as tool.<name>",
-)
 def test_a_tool_result_stored_in_a_private_variable_is_not_shown() -> None:
     async def get_pin(arguments: dict[str, Any]) -> Any:
         return {"pin": "PIN-9876"}
