@@ -161,6 +161,8 @@ class Chat:
         if not result.replies:
             if result.session.mode is not SessionMode.AUTO:
                 why = f"the session is in {result.session.mode.value} mode"
+            elif result.journey is None and result.trace.path:
+                why = f"the journey ended at {result.trace.path[-1]}"
             else:
                 why = "no journey state, guideline or canned response answers this"
             lines.append(click.style(f"({self.agent_name} says nothing: {why})", dim=True))
