@@ -1,0 +1,598 @@
+"""The chat backend: HTTP routes around one :class:`parlant_runtime.Runtime`.
+
+``uvicorn examples.web.app:app`` serves :data:`app` (configured from the
+environment); ``python -m examples.web`` does the same with command-line options;
+tests and other programs call :func:`create_app`.
+
+At start-up the backend migrates the database (SQLite file by default, or
+``$PARLANT_DATABASE_URL``), creates its workspace and publishes its bundle (an
+unchanged bundle writes nothing, so any number of processes may start on one
+database). Routes (JSON in and out; errors are ``{"error": {"status", "code",
+"message"}}``, never a stack trace):
+
+- ``GET /``: the chat page;
+- ``POST /sessions``: a new session (body: optional ``{"customer_id": "..."}``);
+- ``GET /sessions/{id}``: where the session is;
+- ``POST /sessions/{id}/messages``: ``{"text": "...", "idempotency_key": "..."}``,
+  answers with the turn's replies, position and event offsets;
+- ``POST /sessions/{id}/end``: close the session;
+- ``GET /sessions/{id}/events?after=N``: the events as server-sent events
+  (:mod:`examples.web.streaming`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.exc import DBAPIError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from parlant_runtime import (
+    ConcurrentUpdate,
+    DuplicateMessage,
+    InvalidData,
+    KeywordEvaluator,
+    NotFound,
+    PublishRefused,
+    Runtime,
+    Session,
+    SessionClosed,
+    SessionStatus,
+    StorageError,
+    TurnResult,
+    read_bundle,
+    validate_bundle,
+)
+from parlant_runtime.storage import migrate
+from parlant_runtime.storage.sql.store import SqlStore
+
+from .streaming import event_stream
+from .tools import cafe_tools
+
+__all__ = [
+    "DEFAULT_BUNDLE",
+    "DEFAULT_WORKSPACE",
+    "MAX_BODY_BYTES",
+    "ApiError",
+    "Backend",
+    "ChatBackendApp",
+    "Settings",
+    "StartupError",
+    "app",
+    "create_app",
+]
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_BUNDLE = HERE / "agent.yaml"
+DEFAULT_WORKSPACE = "web-example"
+MAX_BODY_BYTES = 16 * 1024
+"""Largest request body accepted (a chat message is far smaller); beyond it: 413."""
+MAX_IDEMPOTENCY_KEY = 200
+
+logger = logging.getLogger("examples.web")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StartupError(RuntimeError):
+    """The backend cannot start: a bad bundle, a refused publish, an unusable database."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the backend runs; :meth:`from_environment` reads ``PARLANT_*`` variables."""
+
+    database_url: str | None = None
+    """``None``: ``$PARLANT_DATABASE_URL``, else ``./parlant.db`` (as the CLI does)."""
+    bundle: Path = DEFAULT_BUNDLE
+    workspace: str = DEFAULT_WORKSPACE
+    keepalive: float = 15.0
+    """Seconds between keep-alive comments on an idle event stream."""
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """``PARLANT_DATABASE_URL``, ``PARLANT_WEB_BUNDLE``, ``PARLANT_WEB_WORKSPACE``,
+        ``PARLANT_WEB_KEEPALIVE``."""
+        keepalive = os.environ.get("PARLANT_WEB_KEEPALIVE")
+        return cls(
+            database_url=os.environ.get(migrate.DATABASE_URL_ENV) or None,
+            bundle=Path(os.environ.get("PARLANT_WEB_BUNDLE") or DEFAULT_BUNDLE),
+            workspace=os.environ.get("PARLANT_WEB_WORKSPACE") or DEFAULT_WORKSPACE,
+            keepalive=float(keepalive) if keepalive else 15.0,
+        )
+
+
+# ---------------------------------------------------------------------- errors
+
+
+class ApiError(Exception):
+    """An error the client is told about: a status, a stable code and one sentence."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {
+        "status": error.status,
+        "code": error.code,
+        "message": error.message,
+    }
+    if error.details:
+        body["details"] = error.details
+    return JSONResponse({"error": body}, status_code=error.status, headers=error.headers)
+
+
+async def _on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error_response(exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = {
+        404: f"there is no {request.url.path} here; see GET / for the chat page",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    headers = dict(exc.headers) if exc.headers else None
+    return _error_response(ApiError(exc.status_code, code, message, headers=headers))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # the traceback goes to the server log (Starlette re-raises to uvicorn), not to the client
+    return _error_response(
+        ApiError(500, "internal", "the server failed to answer; the cause is in its log")
+    )
+
+
+# ---------------------------------------------------------------------- request bodies
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NewSession(_Body):
+    customer_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class NewMessage(_Body):
+    text: str = Field(max_length=MAX_BODY_BYTES)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the message is empty; send some text")
+        if "\x00" in value:
+            raise ValueError("the message contains a NUL character")
+        return value
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = ApiError(
+        413,
+        "too_large",
+        f"the request body is larger than {MAX_BODY_BYTES} bytes; send a shorter message",
+    )
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
+
+
+async def _parse(request: Request, model: type[M], *, empty_ok: bool) -> M:
+    raw = await _read_body(request)
+    if not raw.strip():
+        if empty_ok:
+            return model()
+        raise ApiError(400, "bad_json", "the request needs a JSON body")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_request", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        summary = "; ".join(f"{d['field'] or 'body'}: {d['problem']}" for d in details)
+        raise ApiError(
+            422, "invalid_request", f"the body does not fit: {summary}", details=details
+        ) from exc
+
+
+def _session_id(request: Request) -> UUID:
+    raw = str(request.path_params["session_id"])
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ApiError(404, "unknown_session", f"there is no session {raw!r} here") from None
+
+
+def _offset(raw: str, where: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -2
+    if value < -1:
+        raise ApiError(
+            400, "bad_offset", f"{where} must be an event offset (an integer, -1 or more)"
+        )
+    return value
+
+
+# ---------------------------------------------------------------------- the backend
+
+
+@dataclass
+class Backend:
+    """The runtime, its store and the agent, from start-up to shut-down."""
+
+    settings: Settings
+    runtime: Runtime | None = None
+    agent_id: UUID | None = None
+    agent_name: str = ""
+    database: str = ""
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Migrate, open the store, create the workspace, publish the bundle."""
+        self._loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        try:
+            loaded = read_bundle(self.settings.bundle)
+        except Exception as exc:
+            raise StartupError(f"cannot read the bundle {self.settings.bundle}: {exc}") from exc
+        report = validate_bundle(loaded)
+        if not report.ok:
+            problems = "; ".join(f"{f.field}: {f.message}" for f in report.errors)
+            raise StartupError(f"the bundle {self.settings.bundle} has errors: {problems}")
+        url = migrate.database_url(self.settings.database_url)
+        self.database = migrate.redact(url)
+        await migrate.upgrade(url)
+        store = SqlStore.open(url)
+        try:
+            workspace = self.settings.workspace
+            await store.ensure_workspace(workspace)
+            kb_ids = [kb.knowledge_base_id for kb in loaded.bundle.knowledge_bases]
+            if kb_ids:
+                await store.ensure_knowledge_bases(workspace, kb_ids)
+            published = await store.publish(workspace, loaded.bundle)
+        except PublishRefused as exc:
+            await store.close()
+            raise StartupError(
+                f"the bundle cannot be published over the stored agent: {exc} "
+                "(end those sessions, or publish with a state mapping: parlant-runtime publish)"
+            ) from exc
+        except BaseException:
+            await store.close()
+            raise
+        self.agent_id = published.agent_id
+        self.agent_name = loaded.bundle.agent.name
+        self.runtime = Runtime(
+            store, evaluator=KeywordEvaluator(loaded.bundle.terms), tools=cafe_tools()
+        )
+        logger.info(
+            "serving agent %r (version %s) from %s", self.agent_name, published.version, url
+        )
+
+    def stop_streams(self) -> None:
+        """End every event stream (safe from a signal handler or another thread)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.stopping.set)
+
+    async def close(self) -> None:
+        """End the streams and release the database."""
+        self.stopping.set()
+        if self.runtime is not None:
+            await self.runtime.store.close()
+            self.runtime = None
+
+    def _runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise ApiError(503, "starting", "the server is not ready yet; try again")
+        return self.runtime
+
+    # -------------------------------------------------------------- routes
+
+    async def page(self, request: Request) -> Response:
+        return HTMLResponse((HERE / "page.html").read_text(encoding="utf-8"))
+
+    async def health(self, request: Request) -> Response:
+        self._runtime()
+        return JSONResponse({"ok": True, "agent": self.agent_name, "database": self.database})
+
+    async def create_session(self, request: Request) -> Response:
+        body = await _parse(request, NewSession, empty_ok=True)
+        runtime = self._runtime()
+        assert self.agent_id is not None
+        session = await runtime.start_session(
+            self.settings.workspace, self.agent_id, customer_id=body.customer_id
+        )
+        return JSONResponse(
+            await self._session_data(session),
+            status_code=201,
+            headers={"location": f"/sessions/{session.id}"},
+        )
+
+    async def get_session(self, request: Request) -> Response:
+        session_id = _session_id(request)
+        session = await self._runtime().store.get_session(self.settings.workspace, session_id)
+        return JSONResponse(await self._session_data(session))
+
+    async def post_message(self, request: Request) -> Response:
+        session_id = _session_id(request)
+        body = await _parse(request, NewMessage, empty_ok=False)
+        runtime = self._runtime()
+        try:
+            turn = await runtime.process_message(
+                self.settings.workspace,
+                session_id,
+                body.text,
+                idempotency_key=body.idempotency_key,
+            )
+        except DuplicateMessage:
+            # the same key raced in from another request and committed first: answer
+            # what that request recorded
+            turn = await runtime.process_message(
+                self.settings.workspace,
+                session_id,
+                body.text,
+                idempotency_key=body.idempotency_key,
+            )
+        return JSONResponse(self._turn_data(turn))
+
+    async def end_session(self, request: Request) -> Response:
+        session_id = _session_id(request)
+        runtime = self._runtime()
+        session = await runtime.store.get_session(self.settings.workspace, session_id)
+        if session.status is not SessionStatus.ACTIVE:
+            raise SessionClosed(f"session {session_id} is already {session.status.value}")
+        session = await runtime.end(self.settings.workspace, session_id)
+        return JSONResponse(await self._session_data(session))
+
+    async def events(self, request: Request) -> Response:
+        session_id = _session_id(request)
+        last_event_id = request.headers.get("last-event-id")
+        if last_event_id is not None and last_event_id.strip():
+            after = _offset(last_event_id.strip(), "the Last-Event-ID header")
+        else:
+            after = _offset(request.query_params.get("after", "-1"), "the after parameter")
+        store = self._runtime().store
+        session = await store.get_session(self.settings.workspace, session_id)  # 404 first
+        if session.status is not SessionStatus.ACTIVE and after >= session.event_count - 1:
+            # closed and nothing left to send: 204 tells EventSource not to reconnect
+            return Response(status_code=204)
+        stream = event_stream(
+            store,
+            self.settings.workspace,
+            session_id,
+            after=after,
+            keepalive=self.settings.keepalive,
+            stopping=self.stopping,
+        )
+        return StreamingResponse(
+            stream,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    # -------------------------------------------------------------- answers
+
+    async def _position(self, session: Session) -> tuple[str | None, str | None]:
+        if session.current_journey_id is None:
+            return None, None
+        agent = await self._runtime().agent(self.settings.workspace, session.agent_id)
+        for journey in agent.stored.bundle.journeys:
+            if journey.id == session.current_journey_id:
+                state = next(
+                    (s.name for s in journey.states if s.id == session.current_state_id), None
+                )
+                return journey.title, state
+        return None, None
+
+    async def _session_data(self, session: Session) -> dict[str, Any]:
+        journey, state = await self._position(session)
+        return {
+            "session_id": str(session.id),
+            "agent": self.agent_name,
+            "customer_id": session.customer_id,
+            "status": session.status.value,
+            "mode": session.mode.value,
+            "journey": journey,
+            "state": state,
+            "last_offset": session.event_count - 1,
+            "events_url": f"/sessions/{session.id}/events",
+        }
+
+    def _turn_data(self, turn: TurnResult) -> dict[str, Any]:
+        return {
+            "session_id": str(turn.session.id),
+            "replies": list(turn.replies),
+            "journey": turn.journey,
+            "state": turn.state,
+            "events": [
+                {"offset": event.offset, "type": event.event_type.value} for event in turn.events
+            ],
+            "last_offset": turn.session.event_count - 1,
+            "duplicate": turn.duplicate,
+            "status": turn.session.status.value,
+            "mode": turn.session.mode.value,
+        }
+
+
+def _translate(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    """Storage and runtime errors as answers with proper statuses."""
+
+    async def translated(request: Request) -> Response:
+        try:
+            response: Response = await handler(request)
+        except NotFound:
+            raw = request.path_params.get("session_id", "")
+            raise ApiError(404, "unknown_session", f"there is no session {raw!r} here") from None
+        except SessionClosed as exc:
+            raise ApiError(409, "session_closed", f"{exc}") from None
+        except ConcurrentUpdate:
+            raise ApiError(
+                503,
+                "busy",
+                "the session kept changing under this message; send it again",
+                headers={"retry-after": "1"},
+            ) from None
+        except InvalidData as exc:
+            raise ApiError(422, "invalid_data", str(exc)) from None
+        except (StorageError, DBAPIError, OSError) as exc:
+            logger.exception("database failure")
+            raise ApiError(
+                503,
+                "database_unavailable",
+                "the database did not answer; try again shortly",
+                headers={"retry-after": "2"},
+            ) from exc
+        return response
+
+    return translated
+
+
+# ---------------------------------------------------------------------- shutting down
+
+
+@contextlib.contextmanager
+def _streams_end_on_exit_signals(backend: Backend) -> Iterator[None]:
+    """Chain into the server's SIGINT/SIGTERM handlers so open streams end at once.
+
+    uvicorn waits for open responses before it runs the lifespan shutdown, and an
+    event stream never finishes by itself: without this, every open chat page
+    would hold a graceful shutdown until its timeout.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        backend.stop_streams()
+        handler = previous.get(number)
+        if callable(handler):
+            handler(number, frame)
+        elif handler != signal.SIG_IGN:  # nobody else handles it: its default action
+            signal.signal(number, signal.SIG_DFL)
+            signal.raise_signal(number)
+
+    for which in (signal.SIGINT, signal.SIGTERM):
+        previous[which] = signal.getsignal(which)
+        signal.signal(which, on_signal)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            if signal.getsignal(number) is on_signal:
+                signal.signal(number, handler)
+
+
+class ChatBackendApp:
+    """The ASGI application: the routes, and a lifespan that starts and stops the backend.
+
+    The lifespan is handled here rather than by Starlette so that a backend that
+    cannot start (bad bundle, unreachable database, refused publish) reports one
+    sentence to the server, not a traceback.
+    """
+
+    def __init__(self, backend: Backend, routes: Starlette) -> None:
+        self.backend = backend
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.routes(scope, receive, send)
+            return
+        await receive()  # lifespan.startup
+        try:
+            await self.backend.start()
+        except (StartupError, StorageError, OSError) as exc:
+            await send({"type": "lifespan.startup.failed", "message": f"cannot start: {exc}"})
+            return
+        try:
+            with _streams_end_on_exit_signals(self.backend):
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown
+        finally:
+            await self.backend.close()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_app(settings: Settings | None = None) -> ChatBackendApp:
+    """The ASGI application; nothing is opened before the server starts it."""
+    backend = Backend(settings or Settings.from_environment())
+    routes = [
+        Route("/", backend.page, methods=["GET"]),
+        Route("/healthz", _translate(backend.health), methods=["GET"]),
+        Route("/sessions", _translate(backend.create_session), methods=["POST"]),
+        Route("/sessions/{session_id}", _translate(backend.get_session), methods=["GET"]),
+        Route(
+            "/sessions/{session_id}/messages",
+            _translate(backend.post_message),
+            methods=["POST"],
+        ),
+        Route("/sessions/{session_id}/end", _translate(backend.end_session), methods=["POST"]),
+        Route("/sessions/{session_id}/events", _translate(backend.events), methods=["GET"]),
+    ]
+    starlette = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _on_api_error,
+            HTTPException: _on_http_error,
+            Exception: _on_unexpected,
+        },
+    )
+    return ChatBackendApp(backend, starlette)
+
+
+app = create_app()
+"""The backend configured from the environment (``uvicorn examples.web.app:app``)."""
