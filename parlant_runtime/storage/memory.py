@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +26,14 @@ from pydantic import ValidationError
 
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import Event, EventType, Session, SessionStatus, Variable, VariableScope
-from parlant_runtime.storage.checks import check_turn, counters_of, parse_usage_key
+from parlant_runtime.storage.checks import (
+    check_bundle,
+    check_session_start,
+    check_text,
+    check_turn,
+    counters_of,
+    parse_usage_key,
+)
 from parlant_runtime.storage.port import (
     ConcurrentUpdate,
     DuplicateMessage,
@@ -95,10 +102,20 @@ def _entity_ids(bundle: AgentBundle, entity: str) -> set[UUID]:
     return set(ids.get(entity, ()))
 
 
-class MemoryStore:
-    """The storage port in process memory (see the module docstring)."""
+# the kinds whose rows a publish deletes when the bundle drops them (tools stay: the
+# workspace shares them), so their counters start from zero if they come back
+_REMOVABLE = ("guideline", "canned_response", "journey", "transition", "journey_guideline")
 
-    def __init__(self) -> None:
+
+class MemoryStore:
+    """The storage port in process memory (see the module docstring).
+
+    ``users`` are the host database's user ids a session may name (``user_id``); the
+    SQL adapter checks them against the host ``user`` table, this store against them.
+    """
+
+    def __init__(self, *, users: Iterable[str] = ()) -> None:
+        self._users = frozenset(users)
         self._lock = asyncio.Lock()
         self._closed = False
         self._workspaces: dict[str, str] = {}
@@ -134,6 +151,8 @@ class MemoryStore:
         """Create the host workspace row if it is missing (embedded use)."""
         if not workspace_id:
             raise InvalidData("a workspace id cannot be empty")
+        check_text(workspace_id, f"workspace id {workspace_id!r}")
+        check_text(name, f"workspace name {name!r}")
         async with self._atomic():
             self._workspaces.setdefault(workspace_id, name or workspace_id)
 
@@ -151,6 +170,9 @@ class MemoryStore:
         A dry run reports what the publish would do (the version the agent would get,
         the sessions it would move) with ``written=False``.
         """
+        if "\x00" in workspace_id:  # cannot exist: answered as any unknown workspace
+            raise NotFound(f"no workspace {workspace_id!r}; create it first")
+        check_bundle(bundle)
         async with self._atomic():
             if workspace_id not in self._workspaces:
                 raise NotFound(f"no workspace {workspace_id!r}; create it first")
@@ -227,6 +249,9 @@ class MemoryStore:
 
     def _forget_removed(self, agent_id: UUID, old: _Agent, new: _Agent) -> None:
         """Clear references to removed journeys and states, as ``ON DELETE SET NULL`` does."""
+        for kind in _REMOVABLE:  # their rows are gone: a returning one counts from zero
+            for entity_id in _entity_ids(old.bundle, kind) - _entity_ids(new.bundle, kind):
+                self._usage_totals.pop((kind, entity_id), None)
         journeys = old.journeys - new.journeys
         states = old.states.keys() - new.states.keys()
         if not journeys and not states:
@@ -265,8 +290,14 @@ class MemoryStore:
 
     async def create_session(self, workspace_id: str, start: SessionStart) -> Session:
         """A new session; with a given id that this agent already has, that session."""
+        check_session_start(start)
         async with self._atomic():
             self._agent(workspace_id, start.agent_id)
+            if start.user_id is not None and start.user_id not in self._users:
+                raise InvalidData(
+                    f"user {start.user_id!r} is not a user of the host database; create the "
+                    "user first or leave user_id out"
+                )
             session_id = start.session_id if start.session_id is not None else uuid4()
             found = self._sessions.get(session_id)
             if found is not None:

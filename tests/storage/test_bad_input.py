@@ -19,6 +19,7 @@ import pytest
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import EventType, Session, ValueType, VariableScope
 from parlant_runtime.storage.checks import json_size
+from parlant_runtime.storage.memory import MemoryStore
 from parlant_runtime.storage.port import (
     MAX_EVENT_BYTES,
     MAX_EVENTS_PER_TURN,
@@ -34,6 +35,8 @@ from parlant_runtime.storage.port import (
     TurnCommit,
     VariableChange,
 )
+from parlant_runtime.storage.sql import schema
+from parlant_runtime.storage.sql.store import SqlStore
 from tests.storage.support import (
     WS,
     Run,
@@ -44,7 +47,6 @@ from tests.storage.support import (
     snapshot,
     turn,
     usage_key,
-    xfail_on,
 )
 
 
@@ -318,12 +320,6 @@ def test_a_customer_variable_needs_a_customer(store: Store, run: Run) -> None:
     run(body())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters disagree on a NUL character: memory and SQLite store it, PostgreSQL "
-    "refuses the turn with a bare StorageError (jsonb and text cannot hold \\u0000); "
-    "check_turn should refuse it as InvalidData for all",
-)
 @pytest.mark.parametrize("where", ["content", "variable", "idempotency-key"])
 def test_a_nul_character_is_refused_alike_everywhere(store: Store, run: Run, where: str) -> None:
     async def body() -> None:
@@ -333,46 +329,29 @@ def test_a_nul_character_is_refused_alike_everywhere(store: Store, run: Run, whe
             "variable": _var("note", "a\x00b"),
             "idempotency-key": _events(message("x", key="k\x00")),
         }[where]
-        await refused_and_unchanged(store, scene, changes, None, where)
+        await refused_and_unchanged(store, scene, changes, "NUL character", where)
 
     run(body())
 
 
-ALL = ("memory", "sqlite", "postgresql")
-STARTS: dict[str, tuple[dict[str, Any], tuple[str, ...], str]] = {
-    # name: (start fields, adapters that get it wrong today, how)
-    "nan-in-metadata": (
-        {"metadata": {"score": math.nan}},
-        ALL,
-        "create_session does not check its metadata like check_turn does: memory and SQLite "
-        "store NaN, PostgreSQL refuses it with a bare StorageError",
-    ),
-    "bytes-in-metadata": (
-        {"metadata": {"raw": b"\x01"}},
-        ALL,
-        "memory stores bytes; the SQL adapter lets SQLAlchemy's StatementError (TypeError: "
-        "not JSON serializable) escape, which is not even a StorageError",
-    ),
-    "nul-in-title": (
-        {"title": "a\x00b"},
-        ALL,
-        "memory and SQLite store a NUL character, PostgreSQL refuses it with a bare StorageError",
-    ),
-    "unknown-user": (
-        {"user_id": "nobody"},
-        ("memory",),
-        "the SQL adapter refuses a user id the host user table lacks (foreign key); "
-        "MemoryStore accepts any",
-    ),
+STARTS: dict[str, tuple[dict[str, Any], str]] = {
+    # name: (start fields, what the error says)
+    "nan-in-metadata": ({"metadata": {"score": math.nan}}, "not JSON"),
+    "bytes-in-metadata": ({"metadata": {"raw": b"\x01"}}, "not JSON"),
+    "metadata-too-large": ({"metadata": {"blob": "x" * MAX_EVENT_BYTES}}, "larger than"),
+    "nul-in-metadata": ({"metadata": {"note": ["a\x00b"]}}, r"metadata\.note\[0\].*NUL"),
+    "nul-in-a-metadata-key": ({"metadata": {"a\x00": 1}}, "a key.*NUL"),
+    "nul-in-title": ({"title": "a\x00b"}, "title.*NUL"),
+    "nul-in-customer-id": ({"customer_id": "c\x00"}, "customer id.*NUL"),
+    "unknown-user": ({"user_id": "nobody"}, "not a user of the host database"),
 }
 
 
 @pytest.mark.parametrize("case", list(STARTS))
 def test_a_bad_session_start_is_refused_and_creates_nothing(
-    store: Store, run: Run, case: str, backend: str, request: pytest.FixtureRequest
+    store: Store, run: Run, case: str
 ) -> None:
-    fields, wrong, reason = STARTS[case]
-    xfail_on(request, backend, wrong, reason)
+    fields, error = STARTS[case]
 
     async def body() -> None:
         scene = await stage(store)
@@ -387,18 +366,14 @@ def test_a_bad_session_start_is_refused_and_creates_nothing(
         except Exception as exc:
             raise AssertionError(f"{type(exc).__name__} instead of InvalidData") from exc
         assert refused is not None, "the session was created"
+        assert re.search(error, str(refused)), str(refused)
         assert await store.list_sessions(WS, scene.agent) == before
         assert await store.usage(WS, "agent", scene.agent) == usage
 
     run(body())
 
 
-def test_a_nul_character_in_a_workspace_id_is_refused_alike(
-    store: Store, run: Run, backend: str, request: pytest.FixtureRequest
-) -> None:
-    reason = "MemoryStore accepts the workspace id 'ws\\x00', the SQL adapter refuses it"
-    xfail_on(request, backend, ("memory",), reason)
-
+def test_a_nul_character_in_a_workspace_id_is_refused_alike(store: Store, run: Run) -> None:
     async def body() -> None:
         with pytest.raises(InvalidData):
             await store.ensure_workspace("ws\x00")
@@ -408,11 +383,6 @@ def test_a_nul_character_in_a_workspace_id_is_refused_alike(
     run(body())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="memory and SQLite publish an agent named 'N\\x00', PostgreSQL fails with a bare "
-    "StorageError; the bundle validator lets the name through",
-)
 def test_a_nul_character_in_an_agent_name_is_refused_alike(store: Store, run: Run) -> None:
     async def body() -> None:
         await setup_agent(store)
@@ -514,5 +484,24 @@ def test_a_turn_with_several_faults_gets_the_first_in_the_documented_order(
         assert type(refused.value) is expected
         assert not isinstance(refused.value, DuplicateMessage)
         assert await state_of(store, scene) == before
+
+    run(body())
+
+
+def test_a_session_may_name_a_user_of_the_host_database(store: Store, run: Run) -> None:
+    async def body() -> None:
+        known: Store = store
+        if isinstance(store, MemoryStore):
+            known = MemoryStore(users=["u-1"])
+        else:
+            assert isinstance(store, SqlStore)
+            async with store.engine.begin() as conn:
+                await conn.execute(
+                    schema.user.insert().values(id="u-1", name="Ada", email="ada@example.com")
+                )
+        agent = await setup_agent(known)
+        session = await known.create_session(WS, SessionStart(agent_id=agent, user_id="u-1"))
+        assert session.user_id == "u-1"
+        assert (await known.get_session(WS, session.id)).user_id == "u-1"
 
     run(body())

@@ -46,7 +46,6 @@ from parlant_runtime.storage.sql.store import SqlStore
 from tests.storage.support import (
     EXAMPLES,
     OTHER_WS,
-    SQL_BACKENDS,
     WS,
     Run,
     make_bundle,
@@ -57,7 +56,6 @@ from tests.storage.support import (
     state_ids,
     turn,
     usage_key,
-    xfail_on,
 )
 
 REPLY = NewEvent(event_type=EventType.AGENT_MESSAGE, content={"text": "Which day?"})
@@ -338,21 +336,14 @@ def test_create_session_with_a_given_id_is_idempotent(store: Store, run: Run) ->
     run(body())
 
 
-def test_list_sessions_of_an_unknown_agent_is_not_found(
-    store: Store, run: Run, backend: str, request: pytest.FixtureRequest
-) -> None:
-    xfail_on(
-        request,
-        backend,
-        SQL_BACKENDS,
-        "SqlStore.list_sessions returns [] for an agent id the workspace does not have; "
-        "MemoryStore (the reference) raises NotFound",
-    )
-
+def test_list_sessions_of_an_unknown_agent_is_not_found(store: Store, run: Run) -> None:
     async def body() -> None:
-        await setup_agent(store)
+        agent_id = await setup_agent(store)
         with pytest.raises(NotFound):
             await store.list_sessions(WS, uuid4())
+        with pytest.raises(NotFound):  # another workspace's agent: the same answer
+            await store.list_sessions(OTHER_WS, agent_id)
+        assert await store.list_sessions(WS, agent_id) == []  # known, without sessions
 
     run(body())
 
@@ -791,16 +782,8 @@ def test_usage_counts_pending_deltas_and_roll_up_folds_them_in(store: Store, run
 
 
 def test_counters_of_a_removed_entity_start_from_zero_when_it_returns(
-    store: Store, run: Run, backend: str, request: pytest.FixtureRequest
+    store: Store, run: Run
 ) -> None:
-    xfail_on(
-        request,
-        backend,
-        ("memory",),
-        "MemoryStore keeps usage totals keyed by (entity, id) after a publish removes the "
-        "entity; the SQL adapter deletes the row, so a re-added entity starts from zero",
-    )
-
     async def body() -> None:
         agent_id = await setup_agent(store, make_bundle(guidelines={"greet": "Hi."}))
         guideline = (await store.load_agent(WS, agent_id)).bundle.guidelines[0].id

@@ -35,7 +35,13 @@ from parlant_runtime.model import (
     VariableScope,
 )
 from parlant_runtime.storage import publishing
-from parlant_runtime.storage.checks import check_turn, counters_of, parse_usage_key
+from parlant_runtime.storage.checks import (
+    check_bundle,
+    check_session_start,
+    check_turn,
+    counters_of,
+    parse_usage_key,
+)
 from parlant_runtime.storage.port import (
     ConcurrentUpdate,
     DuplicateMessage,
@@ -251,6 +257,7 @@ class SqlStore:
     ) -> PublishReport:
         """Write an agent in one transaction (see :meth:`Store.publish`)."""
         _check_workspace(workspace_id)
+        check_bundle(bundle)
         new = publishing.for_workspace(bundle, workspace_id)
         agent_id = new.agent.id
         async with self._write() as conn:
@@ -387,10 +394,20 @@ class SqlStore:
     async def create_session(self, workspace_id: str, start: SessionStart) -> Session:
         """A new session of an agent of this workspace."""
         _check_workspace(workspace_id)
+        check_session_start(start)
         session_id = start.session_id or uuid.uuid4()
         async with self._write() as conn:
             if await agent_version(conn, workspace_id, start.agent_id) is None:
                 raise NotFound(f"no agent {start.agent_id} in workspace {workspace_id!r}")
+            if (
+                start.user_id is not None
+                and (await conn.scalar(sa.select(t.user.c.id).where(t.user.c.id == start.user_id)))
+                is None
+            ):
+                raise InvalidData(
+                    f"user {start.user_id!r} is not a user of the host database; create the "
+                    "user first or leave user_id out"
+                )
             now = datetime.now(UTC)  # sub-second: sessions list in creation order on SQLite too
             statement = (
                 self._insert(t.session)
@@ -438,9 +455,9 @@ class SqlStore:
     async def list_sessions(
         self, workspace_id: str, agent_id: UUID, *, status: SessionStatus | None = None
     ) -> Sequence[Session]:
-        """The agent's sessions, oldest first."""
-        if not _storable(workspace_id):
-            return []
+        """The agent's sessions, oldest first; :class:`NotFound` for an agent the workspace
+        does not have (checked only when no session is found: one query otherwise)."""
+        _check_workspace(workspace_id)
         query = sa.select(t.session).where(
             t.session.c.workspace_id == workspace_id, t.session.c.agent_id == agent_id
         )
@@ -450,6 +467,8 @@ class SqlStore:
             rows = (
                 await conn.execute(query.order_by(t.session.c.created_at, t.session.c.id))
             ).all()
+            if not rows and await agent_version(conn, workspace_id, agent_id) is None:
+                raise NotFound(f"no agent {agent_id} in workspace {workspace_id!r}")
         return [_session(row) for row in rows]
 
     def _events_query(self, ws: str, sid: UUID) -> Any:
