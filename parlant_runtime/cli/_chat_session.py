@@ -54,6 +54,9 @@ Type what the customer says; the agent answers. Commands:
 A line starting with # is a comment; start a message with \\ to send a leading
 / or # as it is (\\/etc is the message "/etc")."""
 
+PRIVATE = "[private]"
+"""What the chat shows instead of a private variable's value."""
+
 EVALUATOR_NOTE = (
     "natural-language conditions: offline keyword matching (KeywordEvaluator), "
     "deterministic, no LLM: a condition holds when the message has half its key words"
@@ -202,7 +205,7 @@ class Chat:
             f"{session.message_count} message(s)",
         ]
         if self.pending:
-            lines.append(f"set with the next message: {_assignments(self.pending)}")
+            lines.append(f"set with the next message: {self._shown(self.pending)}")
         return [_note(line) for line in lines]
 
     async def _vars(self, argument: str) -> list[str]:
@@ -210,7 +213,7 @@ class Chat:
         shown = {v.key: v.value for v in variables if not v.is_private}
         lines = [f"{key} = {_json(value)}" for key, value in sorted(shown.items())]
         if self.pending:
-            lines.append(f"(set with the next message: {_assignments(self.pending)})")
+            lines.append(f"(set with the next message: {self._shown(self.pending)})")
         return [_note(line) for line in lines] or [_note("no variables")]
 
     async def _set(self, argument: str) -> list[str]:
@@ -229,7 +232,26 @@ class Chat:
             else:
                 values[key] = _value(raw)
         self.pending.update(values)
-        return [_note(f"set with the next message: {_assignments(values)}")]
+        return [_note(f"set with the next message: {self._shown(values)}")]
+
+    def _private(self) -> set[str]:
+        return {v.key for v in self.agent.bundle.variables if v.is_private}
+
+    def _shown(self, values: Mapping[str, Any]) -> str:
+        private = self._private()
+        return _assignments({k: PRIVATE if k in private else v for k, v in values.items()})
+
+    def echo(self, raw: str) -> str:
+        """The input line as a transcript shows it: values of private variables hidden."""
+        line = parse_line(raw)
+        if line.kind != "command" or line.command != "set":
+            return raw.strip()
+        private = self._private()
+        items = []
+        for item in _split_assignments(line.argument):
+            key, eq, _ = item.partition("=")
+            items.append(f"{key}={PRIVATE}" if eq and key.strip() in private else item)
+        return " ".join(["/set", *items])
 
     async def _tool(self, argument: str) -> list[str]:
         known = [tool.name for tool in self.agent.bundle.tools]

@@ -204,7 +204,7 @@ def _converse(
     for number, raw in lines:
         line = parse_line(raw)
         if source and line.kind != "blank":
-            shown = raw.strip()
+            shown = conversation.echo(raw)
             echo(
                 click.style(PROMPT, bold=True)
                 + (click.style(shown, dim=True) if line.kind == "command" else shown)
