@@ -21,6 +21,7 @@ from parlant_runtime.bundle.schema import (
     TransitionSpec,
 )
 from parlant_runtime.engine._machine import Edge, JourneyMachine
+from parlant_runtime.engine.batch import ConditionBatch
 from parlant_runtime.engine.conditions import Condition, compile_condition
 from parlant_runtime.errors import TemplateSandboxError
 from parlant_runtime.model import StateType
@@ -129,6 +130,12 @@ class CompiledAgent:
     no_match: Template | None
     conditions: list[Condition] = field(default_factory=list)
     """Every condition of the agent, for the turn's one batch of natural-language ones."""
+    guideline_batch: ConditionBatch = field(default_factory=lambda: ConditionBatch(()))
+    """The expression conditions of guidelines and journey links, decided together."""
+    canned_batch: ConditionBatch = field(default_factory=lambda: ConditionBatch(()))
+    """The expression conditions of canned responses, decided together (fluid agents)."""
+    canned_by_priority: list[CompiledCanned] = field(default_factory=list)
+    """The canned responses in the order composition tries them (priority, then file)."""
 
     @property
     def version(self) -> int:
@@ -230,6 +237,16 @@ def compile_agent(stored: StoredAgent) -> CompiledAgent:
         else None,
     )
     agent.conditions = _all_conditions(agent)
+    links = [
+        c
+        for journey in journeys
+        for g in journey.guidelines
+        for c in (g.condition, g.link_condition)
+        if c is not None
+    ]
+    agent.guideline_batch = ConditionBatch([g.condition for g in agent.guidelines] + links)
+    agent.canned_batch = ConditionBatch([c for x in agent.canned for c in x.conditions])
+    agent.canned_by_priority = sorted(agent.canned, key=lambda c: (-c.spec.priority, c.order))
     return agent
 
 

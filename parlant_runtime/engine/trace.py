@@ -2,15 +2,42 @@
 
 A chat backend shows it to the people who debug an agent; conversation tests read
 it to say why a step went where it went. It is plain data (``to_dict`` gives
-JSON) and is stored in the metadata of the turn's last event.
+JSON). The whole trace is in the turn's result; the metadata of the turn's last
+event stores :meth:`Trace.stored`, which is the same data while it stays under
+:data:`STORED_TRACE_BYTES` of JSON and a compacted form past that (the rule is in
+:meth:`Trace.stored` and ``docs/engine.md``), so a large agent never makes a turn
+too large to commit.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+import json
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["ConditionTrace", "ReplyTrace", "Trace", "TransitionTrace"]
+__all__ = [
+    "STORED_TRACE_BYTES",
+    "STORED_TRACE_ITEMS",
+    "STORED_TRACE_TEXT",
+    "ConditionTrace",
+    "ReplyTrace",
+    "Trace",
+    "TransitionTrace",
+]
+
+STORED_TRACE_BYTES = 64 * 1024
+"""Most bytes of JSON the trace stored with an event may take (a quarter of an event)."""
+
+STORED_TRACE_ITEMS = 200
+"""Most entries a compacted stored trace keeps per list, before it shrinks further."""
+
+STORED_TRACE_TEXT = 300
+"""Most characters a compacted stored trace keeps per text, before it shrinks further."""
+
+_JSON_BLOWUP = 6
+"""Most bytes one character of text can take in JSON (``\\u001f``): a trace whose texts
+fit the budget even at that size needs no measuring."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,5 +88,112 @@ class Trace:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The trace as JSON-ready data."""
-        return asdict(self)
+        """The trace as JSON-ready data (what :func:`dataclasses.asdict` gives, built faster)."""
+        return {name: _plain(getattr(self, name)) for name in _names(Trace)}
+
+    def stored(self) -> dict[str, Any]:
+        """The trace as stored with the turn's last event: :meth:`to_dict` while its JSON
+        stays under :data:`STORED_TRACE_BYTES`; past that, a compacted form marked
+        ``"truncated": true``:
+
+        - conditions that were false for no reason are left out (they decided nothing:
+          true ones, and false ones with a reason, such as an error, are kept);
+        - each list keeps its first :data:`STORED_TRACE_ITEMS` entries and each text its
+          first :data:`STORED_TRACE_TEXT` characters (cut texts end with ``…``);
+        - ``"omitted"`` counts the entries left out, per list;
+        - while that is still too large, both limits are halved.
+        """
+        full = self.to_dict()
+        if _bound(full) <= STORED_TRACE_BYTES or _size(full) <= STORED_TRACE_BYTES:
+            return full
+        items, text = STORED_TRACE_ITEMS, STORED_TRACE_TEXT
+        while True:
+            compact = _compact(full, items, text)
+            if _size(compact) <= STORED_TRACE_BYTES or items <= 1:
+                return compact
+            items, text = max(items // 2, 1), max(text // 2, 16)
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as :func:`dataclasses.asdict` would copy it (entries are flat dataclasses)."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, _ATOMS):
+        return value
+    if type(value) in _ROWS:
+        return {name: _plain(getattr(value, name)) for name in _names(type(value))}
+    if type(value) is tuple:
+        return tuple(_plain(item) for item in value)
+    return copy.deepcopy(value)
+
+
+def _bound(value: Any) -> int:
+    """Never less than the bytes of ``value`` as JSON (a text counts at its worst)."""
+    if isinstance(value, str):
+        return len(value) * _JSON_BLOWUP + 2
+    if isinstance(value, dict):
+        return sum(len(key) * _JSON_BLOWUP + 4 + _bound(item) for key, item in value.items()) + 2
+    if isinstance(value, list | tuple):
+        return sum(_bound(item) + 1 for item in value) + 2
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, int) and -(10**20) < value < 10**20:
+        return 22
+    return _size(value)
+
+
+def _size(value: Any) -> int:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return len(text.encode())
+
+
+def _cut(value: Any, text: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= text else value[: text - 1] + "…"
+    if isinstance(value, dict):
+        return {key: _cut(item, text) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut(item, text) for item in value]
+    return value
+
+
+def _compact(full: dict[str, Any], items: int, text: int) -> dict[str, Any]:
+    """The compacted stored trace (see :meth:`Trace.stored`)."""
+    omitted: dict[str, int] = {}
+    compact: dict[str, Any] = {}
+    for key, value in full.items():
+        entries = value
+        if key == "reply" and isinstance(value, dict):
+            skipped = list(value.get("skipped", ()))
+            if len(skipped) > items:
+                omitted["reply.skipped"] = len(skipped) - items
+            compact[key] = _cut({**value, "skipped": skipped[:items]}, text)
+            continue
+        if not isinstance(value, list):
+            compact[key] = _cut(value, text)
+            continue
+        if key == "conditions":
+            entries = [c for c in value if c.get("result") or c.get("reason") is not None]
+        dropped = len(value) - min(len(entries), items)
+        if dropped:
+            omitted[key] = dropped
+        compact[key] = _cut(entries[:items], text)
+    compact["truncated"] = True
+    compact["omitted"] = omitted
+    return compact
+
+
+_ROWS = frozenset({ConditionTrace, TransitionTrace, ReplyTrace})

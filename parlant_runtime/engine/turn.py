@@ -101,6 +101,9 @@ class _Turn:
         self.agent = inp.agent
         self.natural = natural
         self.trace = Trace()
+        self.decided: dict[Condition, tuple[bool, str | None]] = {}
+        """Expression conditions decided in advance, in one batch (the reply phase only:
+        the context no longer changes there)."""
         self.events: list[NewEvent] = []
         self.changes: list[VariableChange] = []
         self.usage: dict[str, int] = {}
@@ -184,7 +187,12 @@ class _Turn:
         return text
 
     def check(self, where: str, condition: Condition) -> bool:
-        result, reason = condition.evaluate(self.condition_context(), self.natural)
+        known = self.decided.get(condition)
+        result, reason = (
+            known
+            if known is not None
+            else condition.evaluate(self.condition_context(), self.natural)
+        )
         if reason is not None:
             reason = self.redact(reason)
         self.trace.conditions.append(
@@ -390,6 +398,8 @@ async def _run_tool(
 
 
 def _matched_guidelines(turn: _Turn) -> list[CompiledGuideline]:
+    if len(turn.agent.guideline_batch) > 1:
+        turn.decided = turn.agent.guideline_batch.evaluate(turn.condition_context())
     linked = {g.spec.id: g for g in turn.journey.guidelines} if turn.journey is not None else {}
     matched: list[CompiledGuideline] = []
     for guideline in turn.agent.guidelines:
@@ -412,7 +422,11 @@ def _matched_guidelines(turn: _Turn) -> list[CompiledGuideline]:
 
 
 def _render(
-    template: Template | None, turn: _Turn, label: str, skipped: list[tuple[str, str]]
+    template: Template | None,
+    turn: _Turn,
+    label: str,
+    skipped: list[tuple[str, str]],
+    context: Mapping[str, Any] | None = None,
 ) -> str | None:
     if template is None:
         return None
@@ -420,25 +434,35 @@ def _render(
         skipped.append((label, template.error or "does not compile"))
         return None
     try:
-        return template.compiled.render(turn.template_context())
+        return template.compiled.render(
+            context if context is not None else turn.template_context()
+        )
     except TemplateSandboxError as exc:  # a field that cannot be filled: never send half a text
         skipped.append((label, str(exc)))
         return None
 
 
-def _candidates(turn: _Turn, skipped: list[tuple[str, str]]) -> list[Candidate]:
-    ordered = sorted(turn.agent.canned, key=lambda c: (-c.spec.priority, c.order))
+def _candidates(
+    turn: _Turn, skipped: list[tuple[str, str]], *, first_only: bool
+) -> list[Candidate]:
+    """The eligible canned responses, rendered, in priority order; with ``first_only``
+    (strict composition) the first one only: those after it are never tried."""
+    if not first_only and len(turn.agent.canned_batch) > 1:
+        turn.decided = turn.decided | turn.agent.canned_batch.evaluate(turn.condition_context())
+    context = turn.template_context() if turn.agent.canned else None
     candidates = []
-    for canned in ordered:
+    for canned in turn.agent.canned_by_priority:
         label = f"canned {canned.spec.name or canned.order}"
         if not all(turn.check(label, c) for c in canned.conditions):
             skipped.append((label, "a condition does not hold"))
             continue
-        text = _render(canned.template, turn, label, skipped)
+        text = _render(canned.template, turn, label, skipped, context)
         if text is not None:
             candidates.append(
                 Candidate(label, text, canned.spec.priority, canned.spec.requires_exact_match)
             )
+            if first_only:
+                break
     return candidates
 
 
@@ -446,9 +470,10 @@ async def _compose(
     turn: _Turn, guidelines: list[CompiledGuideline], generator: ResponseGenerator
 ) -> Reply | None:
     skipped: list[tuple[str, str]] = []
-    candidates = _candidates(turn, skipped)
+    strict = turn.agent.stored.bundle.agent.composition_mode is CompositionMode.STRICT
+    candidates = _candidates(turn, skipped, first_only=strict)
     reply: Reply | None
-    if turn.agent.stored.bundle.agent.composition_mode is CompositionMode.STRICT:
+    if strict:
         if candidates:
             reply = Reply(candidates[0].text, "canned_response", candidates[0].name)
         else:
@@ -570,7 +595,7 @@ async def run_turn(
     if turn.events:
         last = turn.events[-1]
         turn.events[-1] = last.model_copy(
-            update={"metadata": {**last.metadata, "trace": turn.trace.to_dict()}}
+            update={"metadata": {**last.metadata, "trace": turn.trace.stored()}}
         )
     journey_id = turn.journey.spec.id if turn.journey is not None else None
     state_id = (

@@ -393,12 +393,6 @@ def test_a_tool_result_that_does_not_fit_its_variable_is_an_error_event() -> Non
 # ---------------------------------------------------------------------- size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the trace (every condition's text, in the last event's metadata) "
-    "grows with the agent; past 256 KiB of JSON every turn of the agent fails with "
-    "InvalidData from commit_turn",
-)
 def test_a_large_agent_still_answers() -> None:
     subject = "the customer asks about subject {} of the catalogue, " + "in detail " * 20
     data = bundle(
