@@ -57,6 +57,7 @@ __all__ = [
     "coverage_to_json",
     "diagram_file_stem",
     "render_coverage_text",
+    "taken_transitions",
 ]
 
 COVERAGE_FORMAT = "parlant-runtime-coverage/1"
@@ -274,6 +275,23 @@ class _Counter:
             if c.enabled
         )
         return BundleCoverage(shown, tuple(self.files), self.cases, journeys, guidelines, canned)
+
+
+def taken_transitions(bundle: AgentBundle, traces: Iterable[Trace]) -> set[tuple[int, int]]:
+    """``(journey index, transition index)`` of every transition the traces took, for a
+    bundle run by the conversation-test runner (its ids rebased into the test workspace)."""
+    published = rebase_ids(bundle, NAMESPACE, workspace_root(WORKSPACE))
+    at = {
+        str(t.id): (j, i)
+        for j, journey in enumerate(published.journeys)
+        for i, t in enumerate(journey.transitions)
+    }
+    return {
+        at[t.transition_id]
+        for trace in traces
+        for t in trace.transitions
+        if t.outcome == "taken" and t.transition_id in at
+    }
 
 
 def _canned_label(name: str | None, order: int) -> str:

@@ -1,0 +1,1031 @@
+"""Conversation tests generated from the journey graph: skeletons that take every transition.
+
+For each journey, :func:`generate_tests` works in four steps:
+
+1. **Graph.** The journey becomes a networkx multigraph: one node per state, one
+   edge per transition (keyed by its position, so two transitions between the same
+   two states stay two edges).
+2. **Candidate paths.** For every transition ``t`` reachable from the initial
+   state, one candidate: the shortest path from the initial state to ``t``'s
+   source, then ``t``, then the shortest path from ``t``'s target to the nearest
+   final state. Between two states the path uses the transition tried first
+   (highest priority), which has no rival to get past.
+3. **Greedy set cover.** Repeatedly the candidate that takes the most transitions
+   not yet taken (the shorter on ties, then file order) becomes a case, until
+   every transition is taken or no candidate is left: the classic greedy
+   approximation, within a factor ``ln(n)`` of the fewest cases.
+4. **Planning and checking.** Each path is turned into steps: a step per
+   customer turn (the first starts the journey; each later one leaves the chat
+   state the session waits in), with ``holds`` listing the natural-language
+   conditions the path needs and leaving out those of every transition that
+   would win first; ``set``, starting ``variables`` and tool stubs built from
+   the expression conditions it can read (``is defined``, comparisons with a
+   constant, truthiness, ``not``/``and``/``or``, ``mentions('term')``) and from
+   the tools' parameter and return schemas. The case is then **run** with the
+   real runner; only the transitions it really took count, and a case that does
+   not pass is dropped. A transition no case took is reported with the reason.
+
+Where a person must write something, the text says ``TODO``: each customer
+message is a placeholder (``"TODO: ..."``, carrying a glossary term where a
+``mentions()`` condition needs one) and each step has a ``# TODO`` comment for
+the reply to expect. The generated file is valid as it stands and passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import yaml
+from jinja2 import Environment, nodes
+from jinja2.exceptions import TemplateSyntaxError
+
+from parlant_runtime.bundle import LoadedBundle
+from parlant_runtime.bundle.schema import AgentBundle, JourneySpec, StateSpec, TransitionSpec
+from parlant_runtime.model import StateType
+from parlant_runtime.sandbox import ConditionKind, condition_kind, expression_source
+from parlant_runtime.testing.coverage import taken_transitions
+from parlant_runtime.testing.loader import loads_conversation_file
+from parlant_runtime.testing.runner import run_case
+
+__all__ = [
+    "GeneratedCase",
+    "GeneratedJourney",
+    "GeneratedTests",
+    "Uncovered",
+    "generate_tests",
+    "render_generated",
+]
+
+_PARSER = Environment(autoescape=False)
+"""Only parses expressions (never renders): the runtime's sandbox evaluates them."""
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Uncovered:
+    """A transition no generated case takes, and why."""
+
+    journey: str
+    index: int
+    line: int | None
+    description: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedCase:
+    """One case as conversation-test data, with the comments written beside its steps."""
+
+    data: dict[str, Any]
+    notes: tuple[tuple[str, ...], ...]
+    """Per step, the comment lines (what the step takes, the TODO for the reply)."""
+    covers: frozenset[int]
+    """Positions of the transitions the case took when it was run."""
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedJourney:
+    """The cases of one journey, and the transitions they leave out."""
+
+    title: str
+    transitions: int
+    cases: tuple[GeneratedCase, ...]
+    uncovered: tuple[Uncovered, ...]
+
+    @property
+    def covered(self) -> int:
+        return self.transitions - len(self.uncovered)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedTests:
+    """Everything generated for one bundle."""
+
+    bundle: str
+    journeys: tuple[GeneratedJourney, ...]
+
+    @property
+    def cases(self) -> int:
+        return sum(len(journey.cases) for journey in self.journeys)
+
+
+class _Unplannable(Exception):
+    """The path cannot be turned into steps by construction; the message says why."""
+
+
+# ---------------------------------------------------------------------------
+# the graph and its paths
+
+
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    index: int
+    spec: TransitionSpec
+
+
+def _ordered(journey: JourneySpec) -> dict[str, list[_Edge]]:
+    """Transitions per source state in the order the engine tries them."""
+    names = {state.name for state in journey.states}
+    ordered = sorted(
+        (
+            (i, t)
+            for i, t in enumerate(journey.transitions)
+            if t.from_state in names and t.to_state in names
+        ),
+        key=lambda item: (-item[1].priority, item[0]),
+    )
+    outgoing: dict[str, list[_Edge]] = {}
+    for index, spec in ordered:
+        outgoing.setdefault(spec.from_state, []).append(_Edge(index, spec))
+    return outgoing
+
+
+def _graph(journey: JourneySpec, outgoing: Mapping[str, list[_Edge]]) -> nx.MultiDiGraph:
+    graph = nx.MultiDiGraph()
+    graph.add_nodes_from(state.name for state in journey.states)
+    for edges in outgoing.values():
+        for edge in edges:
+            graph.add_edge(edge.spec.from_state, edge.spec.to_state, key=edge.index)
+    return graph
+
+
+ALTERNATIVES = 4
+"""Paths tried per leg (to the transition, and from it to a final state) when the
+shortest one cannot be planned or run: up to ``ALTERNATIVES ** 2`` paths per transition."""
+
+_SEARCH_LIMIT = 200
+"""Simple paths looked at per leg before the shortest few are kept (bounds the work)."""
+
+
+def _candidates(
+    journey: JourneySpec, initial: str, outgoing: Mapping[str, list[_Edge]]
+) -> dict[int, list[list[_Edge]]]:
+    """For each reachable transition, paths from ``initial`` through it to a final state,
+    shortest first (the first one is the shortest path; the others are alternatives)."""
+    graph = _graph(journey, outgoing)
+    by_index = {e.index: e for es in outgoing.values() for e in es}
+    rank = {e.index: n for es in outgoing.values() for n, e in enumerate(es)}
+    finals = [state.name for state in journey.states if state.ends_journey]
+    reachable = nx.descendants(graph, initial) | {initial}
+
+    def legs(start: str, ends: Sequence[str]) -> list[list[_Edge]]:
+        """Up to ALTERNATIVES simple edge paths from ``start`` to any of ``ends``."""
+        if start in ends:
+            return [[]]
+        found: list[list[_Edge]] = []
+        targets = [end for end in ends if end in nx.descendants(graph, start)]
+        for end in targets:
+            paths = nx.all_simple_edge_paths(graph, start, end)
+            found.extend(
+                [by_index[key] for _, _, key in path]
+                for path in itertools.islice(paths, _SEARCH_LIMIT)
+            )
+        # shortest first; among equals, the one whose transitions are tried first
+        found.sort(key=lambda path: (len(path), [rank[e.index] for e in path]))
+        return found[:ALTERNATIVES] or [[]]
+
+    candidates: dict[int, list[list[_Edge]]] = {}
+    for edges in outgoing.values():
+        for edge in edges:
+            source = edge.spec.from_state
+            if source not in reachable:
+                continue
+            before = legs(initial, [source])
+            after = legs(edge.spec.to_state, finals)
+            candidates[edge.index] = sorted(
+                ([*p, edge, *q] for p in before for q in after), key=len
+            )
+    return candidates
+
+
+# ---------------------------------------------------------------------------
+# planning a path into steps
+
+
+@dataclass
+class _Step:
+    holds: list[str] = field(default_factory=list)
+    not_holds: set[str] = field(default_factory=set)
+    sets: dict[str, Any] = field(default_factory=dict)
+    terms: list[str] = field(default_factory=list)
+    avoid_terms: set[str] = field(default_factory=set)
+    takes: list[str] = field(default_factory=list)
+    journey: str | None = None
+    state: str | None = None
+
+
+def _path_of(node: nodes.Node) -> tuple[str, ...] | None:
+    """``vars.a.b`` / ``vars['a']`` / ``tool.t.x`` as a tuple of names, else ``None``."""
+    if isinstance(node, nodes.Name):
+        return (node.name,)
+    if isinstance(node, nodes.Getattr):
+        base = _path_of(node.node)
+        return (*base, node.attr) if base is not None else None
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        base = _path_of(node.node)
+        if base is not None and isinstance(node.arg.value, str):
+            return (*base, node.arg.value)
+    return None
+
+
+def _const(node: nodes.Node) -> Any:
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.List | nodes.Tuple):
+        values = [_const(item) for item in node.items]
+        return _MISSING if any(v is _MISSING for v in values) else values
+    if isinstance(node, nodes.Neg):
+        inner = _const(node.node)
+        return (
+            -inner if isinstance(inner, int | float) and not isinstance(inner, bool) else _MISSING
+        )
+    return _MISSING
+
+
+def _other_than(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return f"not {value}" if value else "something"
+    return "something else"
+
+
+def _compares(op: str, left: Any, right: Any) -> bool:
+    try:
+        if op == "eq":
+            return bool(left == right)
+        if op == "ne":
+            return bool(left != right)
+        if op == "gt":
+            return bool(left > right)
+        if op == "gteq":
+            return bool(left >= right)
+        if op == "lt":
+            return bool(left < right)
+        if op == "lteq":
+            return bool(left <= right)
+        if op == "in":
+            return bool(left in right)
+        if op == "notin":
+            return bool(left not in right)
+    except TypeError:
+        return False
+    return False
+
+
+def _satisfying(op: str, constant: Any, want: bool, current: Any) -> Any:
+    """A value ``v`` with ``(v <op> constant) == want``, keeping ``current`` when it fits."""
+    if current is not _MISSING and _compares(op, current, constant) == want:
+        return current
+    positive = {"eq": True, "ne": False, "in": True, "notin": False}
+    if op in positive:
+        equal = positive[op] == want
+        if op in ("in", "notin"):
+            if not isinstance(constant, list):
+                return _MISSING
+            if equal:
+                return constant[0] if constant else _MISSING
+            return _other_than(constant[0] if constant else "")
+        return constant if equal else _other_than(constant)
+    if not isinstance(constant, int | float) or isinstance(constant, bool):
+        return _MISSING
+    above = {"gt": True, "gteq": True, "lt": False, "lteq": False}[op] == want
+    if above:
+        return constant + 1
+    return constant - 1
+
+
+_REGEX_PIECE = re.compile(r"\\d|\\w|\[[^\]]+\]|\\.|[^\\\[\]{}()*+?|^$.]|\.")
+
+
+def example_for_pattern(pattern: str) -> str | None:
+    """A string a simple regular expression matches (classes, escapes, ``{n}``, ``+``,
+    ``*``, ``?``, anchors), or ``None`` for anything richer."""
+    body = pattern.removeprefix("^").removesuffix("$")
+    out: list[str] = []
+    position = 0
+    while position < len(body):
+        match = _REGEX_PIECE.match(body, position)
+        if match is None:
+            return None
+        piece = match[0]
+        position = match.end()
+        if piece == "\\d":
+            char = "1"
+        elif piece in ("\\w", "."):
+            char = "a"
+        elif piece.startswith("["):
+            inner = piece[1:-1]
+            if inner.startswith("^"):
+                return None
+            char = inner[0] if inner[0] != "\\" else inner[1]
+        elif piece.startswith("\\"):
+            char = piece[1]
+        else:
+            char = piece
+        repeat = 1
+        quantifier = re.match(r"\{(\d+)(?:,(\d*))?\}|[+*?]", body[position:])
+        if quantifier is not None:
+            position += quantifier.end()
+            if quantifier[0] in ("*", "?"):
+                repeat = 0
+            elif quantifier[1] is not None:
+                repeat = int(quantifier[1])
+        out.append(char * repeat)
+    text = "".join(out)
+    return text if re.search(pattern, text) else None
+
+
+def example_for_schema(schema: Any, name: str) -> Any:
+    """A small value that a JSON schema accepts (required properties only)."""
+    if not isinstance(schema, dict):
+        return f"TODO {name}"
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {
+            key: example_for_schema(properties.get(key), key)
+            for key in schema.get("required") or []
+        }
+    if kind == "array":
+        return []
+    if kind == "boolean":
+        return True
+    if kind in ("integer", "number"):
+        if "minimum" in schema:
+            low = schema["minimum"]
+        elif "exclusiveMinimum" in schema:
+            low = schema["exclusiveMinimum"] + 1
+        else:
+            low = 0
+        return int(low) if kind == "integer" else low
+    if kind == "null":
+        return None
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        example = example_for_pattern(pattern)
+        if example is not None:
+            return example
+    return f"TODO {name}"
+
+
+def _set_in(target: dict[str, Any], path: Sequence[str], value: Any) -> bool:
+    """Set ``target[p0][p1]... = value``; ``False`` when it contradicts what is there."""
+    here = target
+    for part in path[:-1]:
+        nxt = here.get(part, _MISSING)
+        if nxt is _MISSING:
+            nxt = here[part] = {}
+        if not isinstance(nxt, dict):
+            return False
+        here = nxt
+    old = here.get(path[-1], _MISSING)
+    if old is not _MISSING and old != value:
+        return False
+    here[path[-1]] = value
+    return True
+
+
+def _get_in(source: Any, path: Sequence[str]) -> Any:
+    here = source
+    for part in path:
+        if not isinstance(here, dict) or part not in here:
+            return _MISSING
+        here = here[part]
+    return here
+
+
+class _Planner:
+    """Turns one path through a journey into a case, or says why it cannot."""
+
+    def __init__(self, bundle: AgentBundle, journey: JourneySpec) -> None:
+        self.bundle = bundle
+        self.journey = journey
+        self.tools = {tool.name: tool for tool in bundle.tools}
+        self.values: dict[str, Any] = {v.key: v.value for v in bundle.variables}
+        self.declared = {v.key: v for v in bundle.variables}
+        self.results: dict[str, str] = {}
+        """Result variable -> tool, for tool states already run in this case."""
+        self.ran_this_step: set[str] = set()
+        self.stubs: dict[str, Any] = {}
+        self.start: dict[str, Any] = {}
+        self.steps: list[_Step] = []
+        self.hints = _argument_schemas(bundle)
+        self.result_tools = {
+            state.tool_config["resultVariable"]: state.tool
+            for state in journey.states
+            if state.tool and isinstance(state.tool_config.get("resultVariable"), str)
+        }
+
+    @property
+    def step(self) -> _Step:
+        return self.steps[-1]
+
+    # -- conditions ------------------------------------------------------------
+
+    def condition(self, text: str | None, want: bool) -> None:
+        kind = condition_kind(text)
+        if kind is ConditionKind.ALWAYS:
+            if not want:
+                raise _Unplannable("a transition without a condition always holds first")
+            return
+        assert text is not None
+        if kind is ConditionKind.NATURAL:
+            self.natural(text, want)
+            return
+        source = expression_source(text)
+        try:
+            tree = _PARSER.parse("{{ " + source + " }}")
+        except TemplateSyntaxError as exc:
+            raise _Unplannable(f"the condition {text!r} does not parse: {exc}") from None
+        body = tree.body
+        if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+            raise _Unplannable(f"cannot read the condition {text!r}")
+        self.expression(body[0].nodes[0], want, text)
+
+    def natural(self, text: str, want: bool) -> None:
+        key = " ".join(text.casefold().split())
+        step = self.step
+        if want:
+            if key in step.not_holds:
+                raise _Unplannable(f"{text!r} must both hold and not hold in one step")
+            if text not in step.holds:
+                step.holds.append(text)
+        else:
+            if any(" ".join(h.casefold().split()) == key for h in step.holds):
+                raise _Unplannable(f"{text!r} must both hold and not hold in one step")
+            step.not_holds.add(key)
+
+    def expression(self, node: nodes.Node, want: bool, text: str) -> None:
+        if isinstance(node, nodes.Not):
+            self.expression(node.node, not want, text)
+        elif isinstance(node, nodes.And | nodes.Or):
+            both = isinstance(node, nodes.And) == want
+            if both:
+                self.expression(node.left, want, text)
+                self.expression(node.right, want, text)
+            else:
+                self.either(node.left, node.right, want, text)
+        elif isinstance(node, nodes.Const):
+            if bool(node.value) != want:
+                raise _Unplannable(f"the condition {text!r} is always {bool(node.value)}")
+        elif isinstance(node, nodes.Test) and node.name in ("defined", "undefined"):
+            path = self.readable(node.node, text)
+            self.defined(path, want == (node.name == "defined"), text)
+        elif isinstance(node, nodes.Test) and node.name == "none":
+            path = self.readable(node.node, text)
+            self.value(path, None if want else self.placeholder(path), text)
+        elif isinstance(node, nodes.Compare) and len(node.ops) == 1:
+            self.compare(node, want, text)
+        elif isinstance(node, nodes.Call) and _path_of(node.node) == ("mentions",):
+            if len(node.args) != 1 or not isinstance(node.args[0], nodes.Const):
+                raise _Unplannable(f"cannot read the mentions() call in {text!r}")
+            term = str(node.args[0].value)
+            if want:
+                self.step.terms.append(term)
+            else:
+                self.step.avoid_terms.add(term)
+        else:
+            path = self.readable(node, text)
+            current = self.current(path)
+            if current is not _MISSING and bool(current) == want:
+                return
+            self.value(path, self.truthy(path, want), text)
+
+    def either(self, left: nodes.Node, right: nodes.Node, want: bool, text: str) -> None:
+        saved = self.snapshot()
+        try:
+            self.expression(left, want, text)
+        except _Unplannable:
+            self.restore(saved)
+            self.expression(right, want, text)
+
+    def compare(self, node: nodes.Compare, want: bool, text: str) -> None:
+        operand = node.ops[0]
+        path = _path_of(node.expr)
+        constant = self.constant(operand.expr)
+        if path is None or constant is _MISSING:
+            raise _Unplannable(f"the generator cannot choose values for {text!r}")
+        current = self.current(path)
+        if not want and current is _MISSING and operand.op not in ("ne", "notin"):
+            return  # a comparison with an unset value is false
+        value = _satisfying(operand.op, constant, want, current)
+        schema = self.schema_at(path) or (self.hints.get(path[1]) if len(path) == 2 else None)
+        allowed = schema.get("enum") if isinstance(schema, dict) else None
+        if isinstance(allowed, list) and value not in allowed:
+            fits = [v for v in allowed if _compares(operand.op, v, constant) == want]
+            value = fits[0] if fits else _MISSING
+        if value is _MISSING:
+            raise _Unplannable(f"the generator cannot choose values for {text!r}")
+        self.value(path, value, text)
+
+    def constant(self, node: nodes.Node) -> Any:
+        value = _const(node)
+        if value is not _MISSING:
+            return value
+        path = _path_of(node)
+        if path is not None and path[0] == "vars":
+            return self.current(path)
+        return _MISSING
+
+    def readable(self, node: nodes.Node, text: str) -> tuple[str, ...]:
+        path = _path_of(node)
+        if path is None or path[0] not in ("vars", "tool") or len(path) < 2:
+            raise _Unplannable(f"the generator cannot choose values for {text!r}")
+        return path
+
+    # -- values ----------------------------------------------------------------
+
+    def current(self, path: Sequence[str]) -> Any:
+        if path[0] == "tool":
+            if path[1] not in self.ran_this_step:
+                return _MISSING
+            return _get_in(self.stubs.get(path[1]), path[2:])
+        return _get_in(self.values, path[1:])
+
+    def schema_at(self, path: Sequence[str]) -> Any:
+        """The JSON schema of a tool result's field (``tool.t.x``, ``vars.<result>.x``)."""
+        if path[0] == "tool":
+            tool, rest = path[1], path[2:]
+        elif path[0] == "vars" and path[1] in self.result_tools:
+            tool, rest = self.result_tools[path[1]], path[2:]
+        else:
+            return None
+        spec = self.tools.get(tool)
+        schema: Any = spec.return_schema if spec is not None else None
+        for part in rest:
+            if not isinstance(schema, dict):
+                return None
+            schema = (schema.get("properties") or {}).get(part)
+        return schema
+
+    def placeholder(self, path: Sequence[str]) -> Any:
+        key = path[-1]
+        schema = self.schema_at(path)
+        if schema is not None:
+            return example_for_schema(schema, key)
+        if len(path) == 2 and path[0] == "vars":
+            if key in self.hints:
+                return example_for_schema(self.hints[key], key)
+            declared = self.declared.get(key)
+            if declared is not None:
+                return {
+                    "string": f"TODO {key}",
+                    "number": 1,
+                    "boolean": True,
+                    "object": {},
+                    "array": [],
+                }.get(declared.value_type.value, f"TODO {key}")
+        return f"TODO {key}"
+
+    def truthy(self, path: Sequence[str], want: bool) -> Any:
+        """A value of the field's type that is true (or false) in a condition."""
+        schema = self.schema_at(path)
+        kind = schema.get("type") if isinstance(schema, dict) else None
+        if not want:
+            return {"string": "", "number": 0, "integer": 0, "array": [], "object": {}}.get(
+                kind if isinstance(kind, str) else "", False
+            )
+        value = self.placeholder(path)
+        return value if value else True
+
+    def defined(self, path: tuple[str, ...], want: bool, text: str) -> None:
+        present = self.current(path) is not _MISSING
+        if present == want:
+            return
+        if not want:
+            raise _Unplannable(
+                f"{text!r} needs {'.'.join(path)} unset, but the path has set it already"
+            )
+        self.value(path, self.placeholder(path), text)
+
+    def value(self, path: tuple[str, ...], value: Any, text: str) -> None:
+        """Make ``path`` hold ``value`` from this step on."""
+        if path[0] == "tool" or (path[0] == "vars" and path[1] in self.results):
+            tool = path[1] if path[0] == "tool" else self.results[path[1]]
+            if tool not in self.ran_this_step and path[0] == "tool":
+                raise _Unplannable(f"{text!r} reads tool {tool!r} before it runs in this step")
+            stub = self.stubs.setdefault(tool, {})
+            if len(path) == 2:
+                raise _Unplannable(f"{text!r} needs tool {tool!r} to return something specific")
+            if not isinstance(stub, dict) or not _set_in(stub, path[2:], value):
+                raise _Unplannable(
+                    f"tool {tool!r} would have to return two different results in one case"
+                )
+            if path[0] == "vars":
+                _set_in(self.values, path[1:], value)
+            return
+        key = path[1]
+        if len(path) == 2:
+            self.values[key] = value
+            self.step.sets[key] = value
+            return
+        whole = copy.deepcopy(self.values.get(key, {}))
+        if not isinstance(whole, dict):
+            whole = {}
+        here = whole
+        for part in path[2:-1]:
+            here = here.setdefault(part, {})
+            if not isinstance(here, dict):
+                raise _Unplannable(f"cannot give {'.'.join(path)} a value for {text!r}")
+        here[path[-1]] = value
+        self.values[key] = whole
+        self.step.sets[key] = whole
+
+    def snapshot(self) -> Any:
+        return copy.deepcopy((self.values, self.stubs, self.steps[-1]))
+
+    def restore(self, saved: Any) -> None:
+        self.values, self.stubs, last = saved
+        self.steps[-1] = last
+
+    # -- walking the path ------------------------------------------------------
+
+    def activation(self) -> None:
+        """Step 1: this journey's activation holds, no earlier journey's does."""
+        for other in self.bundle.journeys:
+            if other is self.journey:
+                break
+            if other.enabled and any(s.is_initial for s in other.states):
+                for text in other.conditions:
+                    self.condition(text, False)
+        if not self.journey.conditions:
+            raise _Unplannable("the journey has no activation condition, so no message starts it")
+        problems = []
+        for text in self.journey.conditions:
+            saved = self.snapshot()
+            try:
+                self.condition(text, True)
+                return
+            except _Unplannable as exc:
+                problems.append(str(exc))
+                self.restore(saved)
+        raise _Unplannable("no activation condition can be made to hold: " + "; ".join(problems))
+
+    def enter(self, state: StateSpec, waiting: bool) -> None:
+        """Entering ``state`` in the current step; a chat state it should wait in."""
+        if state.ends_journey:
+            self.step.journey, self.step.state = None, None
+            return
+        skippable = (
+            self.journey.allow_skipping
+            and state.allow_skip
+            and state.condition
+            and state.state_type is StateType.CHAT
+        )
+        if skippable and waiting:
+            self.condition(state.condition, False)
+        if state.state_type is StateType.CHAT:
+            self.step.journey, self.step.state = self.journey.title, state.name
+        if state.state_type is StateType.TOOL and state.tool in self.tools:
+            self.prepare_tool(state)
+
+    def prepare_tool(self, state: StateSpec) -> None:
+        tool = self.tools[state.tool or ""]
+        stub = self.stubs.setdefault(tool.name, {})
+        if isinstance(stub, dict) and tool.return_schema:
+            example = example_for_schema(tool.return_schema, tool.name)
+            if isinstance(example, dict):
+                for key, value in example.items():
+                    stub.setdefault(key, value)
+        arguments = state.tool_config.get("arguments") or {}
+        schema = tool.parameters if isinstance(tool.parameters, dict) else {}
+        properties = schema.get("properties") or {}
+        needed = {
+            name: _simple_var(value)
+            for name, value in arguments.items()
+            if isinstance(value, str) and _simple_var(value)
+        }
+        for name in schema.get("required") or []:
+            if name not in arguments:
+                needed[name] = name
+        for parameter, key in needed.items():
+            if key is None:
+                continue
+            if self.current(("vars", key)) is _MISSING:
+                self.hints.setdefault(key, properties.get(parameter))
+                self.value(("vars", key), self.placeholder(("vars", key)), f"tool {tool.name}")
+        result = state.tool_config.get("resultVariable")
+        self.ran_this_step.add(tool.name)
+        if isinstance(result, str):
+            self.results[result] = tool.name
+            self.values[result] = self.stubs[tool.name]
+
+    def take(self, edge: _Edge, rivals: Sequence[_Edge]) -> None:
+        """Take ``edge``: every transition tried before it fails, it holds."""
+        self.condition(edge.spec.condition, True)  # first: rivals then bend around it
+        for rival in rivals:
+            if rival.index == edge.index:
+                break
+            self.condition(rival.spec.condition, False)
+        label = f"{edge.spec.from_state} -> {edge.spec.to_state}"
+        if edge.spec.condition:
+            label += f" [{' '.join(edge.spec.condition.split())}]"
+        self.step.takes.append(label)
+
+    def plan(self, path: Sequence[_Edge], outgoing: Mapping[str, list[_Edge]]) -> _Plan:
+        states = {state.name: state for state in self.journey.states}
+        initial = next(state for state in self.journey.states if state.is_initial)
+        names = [initial.name, *(edge.spec.to_state for edge in path)]
+        if not self.journey.allow_revisiting and len(set(names)) < len(names):
+            raise _Unplannable(
+                "the journey forbids revisiting and every path found through it revisits a state"
+            )
+        self.steps.append(_Step())
+        self.activation()
+        waits = [states[e.spec.from_state].state_type is StateType.CHAT for e in path]
+        self.enter(initial, waiting=(bool(waits) and waits[0]) or not path)
+        for position, edge in enumerate(path):
+            source = states[edge.spec.from_state]
+            if source.state_type is StateType.CHAT:
+                self.steps.append(_Step())
+                self.ran_this_step = set()
+            self.take(edge, outgoing[source.name])
+            nxt = position + 1
+            waiting = nxt >= len(path) or waits[nxt]
+            self.enter(states[edge.spec.to_state], waiting=waiting)
+        return _Plan(self.steps, self.stubs, self.start)
+
+
+def _simple_var(template: str) -> str | None:
+    match = re.fullmatch(r"\s*\{\{\s*vars\.([A-Za-z_]\w*)\s*\}\}\s*", template)
+    return match[1] if match else None
+
+
+def _argument_schemas(bundle: AgentBundle) -> dict[str, Any]:
+    """Variable -> the schema of the tool parameter it feeds (``{{ vars.x }}`` arguments)."""
+    tools = {tool.name: tool for tool in bundle.tools}
+    hints: dict[str, Any] = {}
+    for journey in bundle.journeys:
+        for state in journey.states:
+            tool = tools.get(state.tool or "")
+            if tool is None or not isinstance(tool.parameters, dict):
+                continue
+            properties = tool.parameters.get("properties") or {}
+            for name, value in (state.tool_config.get("arguments") or {}).items():
+                key = _simple_var(value) if isinstance(value, str) else None
+                if key is not None and name in properties:
+                    hints.setdefault(key, properties[name])
+            for name in tool.parameters.get("required") or []:
+                if name in properties:
+                    hints.setdefault(name, properties[name])
+    return hints
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    steps: list[_Step]
+    stubs: dict[str, Any]
+    start: dict[str, Any]
+
+
+def _message(step: _Step, number: int) -> str:
+    text = f"TODO: what the customer says (step {number})"
+    if step.terms:
+        text += " - mentions " + ", ".join(dict.fromkeys(step.terms))
+    return text
+
+
+def _case_data(name: str, plan: _Plan) -> tuple[dict[str, Any], tuple[tuple[str, ...], ...]]:
+    steps = []
+    notes = []
+    for number, step in enumerate(plan.steps, start=1):
+        data: dict[str, Any] = {"customer": _message(step, number)}
+        if step.holds:
+            data["holds"] = list(step.holds)
+        if step.sets:
+            data["set"] = step.sets
+        data["expect"] = {"journey": step.journey, "state": step.state}
+        steps.append(data)
+        comment = [f"takes {take}" for take in step.takes]
+        if number == 1:
+            comment.insert(0, "starts the journey")
+        comment.append('TODO: expect the reply, e.g. reply: "..." or reply_contains: "..."')
+        notes.append(tuple(comment))
+    case: dict[str, Any] = {"name": name}
+    if plan.start:
+        case["variables"] = plan.start
+    if plan.stubs:
+        case["tools"] = {tool: {"returns": value} for tool, value in sorted(plan.stubs.items())}
+    case["steps"] = steps
+    return case, tuple(notes)
+
+
+# ---------------------------------------------------------------------------
+# generating and checking
+
+
+def _describe(spec: TransitionSpec) -> str:
+    text = f"{spec.from_state} -> {spec.to_state}"
+    if spec.condition:
+        text += f" [{' '.join(spec.condition.split())}]"
+    return text
+
+
+def _run(bundle: AgentBundle, case: dict[str, Any], journey: int) -> tuple[bool, set[int], str]:
+    """Run one case: whether it passed, the transitions of ``journey`` it took, and why not."""
+    loaded = loads_conversation_file(yaml.safe_dump({"cases": [case]}, sort_keys=False))
+    result = asyncio.run(run_case(loaded, 0, bundle))
+    taken = {i for j, i in taken_transitions(bundle, result.traces) if j == journey}
+    why = ""
+    if result.failure is not None and result.failure.mismatches:
+        first = result.failure.mismatches[0]
+        where = f"step {result.failure.step}: " if result.failure.step else ""
+        errors = f" ({'; '.join(result.failure.errors)})" if result.failure.errors else ""
+        why = f"{where}{first.key}: {first.message}{errors}"
+    return result.passed, taken, why
+
+
+def _journey_tests(loaded: LoadedBundle, index: int, tick: Callable[[], None]) -> GeneratedJourney:
+    bundle = loaded.bundle
+    journey = bundle.journeys[index]
+    line_of = loaded.source.line_of
+    total = len(journey.transitions)
+    reasons: dict[int, str] = {}
+    names = {state.name for state in journey.states}
+    for i, t in enumerate(journey.transitions):
+        if t.from_state not in names or t.to_state not in names:
+            reasons[i] = "it names a state the journey does not have"
+    initial = next((s.name for s in journey.states if s.is_initial), None)
+    cases: list[GeneratedCase] = []
+    covered: set[int] = set()
+    if not journey.enabled:
+        reasons.update({i: "the journey is disabled" for i in range(total) if i not in reasons})
+    elif initial is None:
+        reasons.update(
+            {i: "the journey has no initial state" for i in range(total) if i not in reasons}
+        )
+    else:
+        outgoing = _ordered(journey)
+        candidates = _candidates(journey, initial, outgoing)
+        for i in range(total):
+            if i not in candidates and i not in reasons:
+                reasons[i] = "no path from the initial state reaches it"
+        tried: set[int] = set()
+        while True:
+            open_ = [i for i in candidates if i not in covered and i not in tried]
+            if not open_:
+                break
+            best = max(
+                open_,
+                key=lambda i: (
+                    len({e.index for e in candidates[i][0]} - covered),
+                    -len(candidates[i][0]),
+                    -i,
+                ),
+            )
+            tried.add(best)
+            tick()
+            for path in candidates[best]:
+                try:
+                    plan = _Planner(bundle, journey).plan(path, outgoing)
+                except _Unplannable as exc:
+                    reasons.setdefault(best, str(exc))
+                    continue
+                number = len(cases) + 1
+                route = " -> ".join([initial, *(e.spec.to_state for e in path)])
+                name = f"{journey.title}: path {number} ({route})"
+                data, notes = _case_data(name, plan)
+                passed, taken, why = _run(bundle, data, index)
+                if not passed:
+                    reasons.setdefault(best, f"the planned case does not run as planned: {why}")
+                    continue
+                if best not in taken:  # it ran, but went elsewhere: try the next path
+                    reasons.setdefault(best, "the planned case ran but did not take it")
+                    continue
+                covered |= taken
+                cases.append(GeneratedCase(data, notes, frozenset(taken)))
+                break
+    uncovered = tuple(
+        Uncovered(
+            journey.title,
+            i,
+            line_of(("journeys", index, "transitions", i)),
+            _describe(journey.transitions[i]),
+            reasons.get(i, "no generated case takes it"),
+        )
+        for i in range(total)
+        if i not in covered
+    )
+    return GeneratedJourney(journey.title, total, tuple(cases), uncovered)
+
+
+def generate_tests(
+    loaded: LoadedBundle,
+    *,
+    titles: Sequence[str] = (),
+    progress: Callable[[Iterator[int]], Iterator[int]] | None = None,
+) -> GeneratedTests:
+    """Cases that together take every transition they can of each journey (see the module
+    docstring); ``titles`` limits it to those journeys.
+
+    ``progress`` wraps the iteration over journeys (e.g. a click progress bar).
+
+    Raises:
+        KeyError: a title names no journey of the bundle.
+    """
+    bundle = loaded.bundle
+    known = [journey.title for journey in bundle.journeys]
+    for title in titles:
+        if title not in known:
+            raise KeyError(title)
+    indices = [i for i, title in enumerate(known) if not titles or title in titles]
+    walk: Iterator[int] = iter(indices)
+    if progress is not None:
+        walk = progress(walk)
+    journeys = [_journey_tests(loaded, index, lambda: None) for index in walk]
+    return GeneratedTests(loaded.path or "bundle.yaml", tuple(journeys))
+
+
+# ---------------------------------------------------------------------------
+# the file
+
+
+def _flow(value: Any) -> str:
+    """A value as one line of YAML (JSON is YAML; keys of plain words stay bare)."""
+    if isinstance(value, dict):
+        parts = [f"{_key(k)}: {_flow(v)}" for k, v in value.items()]
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else json.dumps(key)
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.split())
+
+
+def render_generated(tests: GeneratedTests, *, bundle_ref: str, command: str) -> str:
+    """The conversation test file: a header that says what it covers and what it leaves
+    out, then the cases with their TODO comments."""
+    total = sum(journey.transitions for journey in tests.journeys)
+    covered = sum(journey.covered for journey in tests.journeys)
+    lines = [
+        f"# Generated by `{_comment(command)}`.",
+        "# Skeletons: replace each TODO with what a customer says and what the agent",
+        "# should reply. As generated, every case passes; together they take",
+        f"# {covered} of {total} transitions in {tests.cases} case(s).",
+    ]
+    uncovered = [u for journey in tests.journeys for u in journey.uncovered]
+    if uncovered:
+        lines.append("# Transitions no generated case takes (write these by hand):")
+        for item in uncovered:
+            where = f"{tests.bundle}:{item.line}" if item.line else tests.bundle
+            lines.append(
+                f"#   - {where} {_comment(item.journey)}: {_comment(item.description)}"
+                f" - {_comment(item.reason)}"
+            )
+    lines.append(f"bundle: {json.dumps(bundle_ref, ensure_ascii=False)}")
+    lines.append("cases:")
+    if not tests.cases:
+        lines[-1] = "cases: []  # nothing could be generated; see above"
+    for journey in tests.journeys:
+        for case in journey.cases:
+            data = case.data
+            lines.append(f"  - name: {json.dumps(data['name'], ensure_ascii=False)}")
+            if "variables" in data:
+                lines.append(f"    variables: {_flow(data['variables'])}")
+            if "tools" in data:
+                lines.append("    tools:")
+                for tool, stub in data["tools"].items():
+                    lines.append(f"      {_key(tool)}: {_flow(stub)}")
+            lines.append("    steps:")
+            for step, notes in zip(data["steps"], case.notes, strict=True):
+                lines.append(
+                    f"      - customer: {json.dumps(step['customer'], ensure_ascii=False)}"
+                )
+                for note in notes:
+                    lines.append(f"        # {_comment(note)}")
+                if "holds" in step:
+                    lines.append(f"        holds: {_flow(step['holds'])}")
+                if "set" in step:
+                    lines.append(f"        set: {_flow(step['set'])}")
+                lines.append(f"        expect: {_flow(step['expect'])}")
+    return "\n".join(lines) + "\n"
+
+
+def relative_bundle(bundle: str, folder: str) -> str:
+    """The bundle path as a test file in ``folder`` names it (relative, with ``/``)."""
+    return os.path.relpath(bundle, folder).replace(os.sep, "/")
