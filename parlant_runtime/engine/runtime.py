@@ -16,10 +16,12 @@ messages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4, uuid5
 
 from parlant_runtime.engine.compiled import AgentCache, CompiledAgent, compile_agent
 from parlant_runtime.engine.compose import DeterministicGenerator, ResponseGenerator
@@ -87,6 +89,7 @@ class Runtime:
         self.generator: ResponseGenerator = generator or DeterministicGenerator()
         self.tools = tools or ToolRegistry()
         self._cache = AgentCache()
+        self._locks = _SessionLocks()
 
     async def agent(self, workspace_id: str, agent_id: UUID) -> CompiledAgent:
         """The compiled agent at its current version (compiled once per version)."""
@@ -155,6 +158,28 @@ class Runtime:
         Raises:
             SessionClosed: the session is completed or abandoned.
         """
+        # the same message, computed again here or in another process: the same call ids
+        call_key = str(uuid5(session_id, idempotency_key) if idempotency_key else uuid4())
+        async with self._locks.hold(session_id):
+            return await self._process(
+                workspace_id,
+                session_id,
+                text,
+                idempotency_key=idempotency_key,
+                variables=variables,
+                call_key=call_key,
+            )
+
+    async def _process(
+        self,
+        workspace_id: str,
+        session_id: UUID,
+        text: str,
+        *,
+        idempotency_key: str | None,
+        variables: Mapping[str, Any] | None,
+        call_key: str,
+    ) -> TurnResult:
         for _ in range(MAX_ATTEMPTS):
             session = await self.store.get_session(workspace_id, session_id)
             _refuse_closed(session)
@@ -171,6 +196,7 @@ class Runtime:
                     answer=answer,
                     idempotency_key=idempotency_key,
                     variables=variables or {},
+                    call_key=call_key,
                 )
             except ConcurrentUpdate:
                 continue
@@ -185,20 +211,26 @@ class Runtime:
         event = NewEvent(
             event_type=EventType.AGENT_MESSAGE, content={"text": text}, metadata={"author": "human"}
         )
-        return await self._simple(workspace_id, session_id, [event], replies=(text,))
+        async with self._locks.hold(session_id):
+            return await self._simple(workspace_id, session_id, [event], replies=(text,))
 
     async def set_mode(self, workspace_id: str, session_id: UUID, mode: SessionMode) -> TurnResult:
         """Change the mode; going back to ``auto`` from ``paused`` answers what is pending."""
-        session = await self.store.get_session(workspace_id, session_id)
-        _refuse_closed(session)
-        event = NewEvent(event_type=EventType.STATUS_UPDATE, content={"mode": mode.value})
-        result = await self._simple(workspace_id, session_id, [event], mode=mode)
-        if session.mode is SessionMode.PAUSED and mode is SessionMode.AUTO:
-            return await self.resume(workspace_id, session_id)
-        return result
+        async with self._locks.hold(session_id):
+            session = await self.store.get_session(workspace_id, session_id)
+            _refuse_closed(session)
+            event = NewEvent(event_type=EventType.STATUS_UPDATE, content={"mode": mode.value})
+            result = await self._simple(workspace_id, session_id, [event], mode=mode)
+            if session.mode is SessionMode.PAUSED and mode is SessionMode.AUTO:
+                return await self._resume(workspace_id, session_id)
+            return result
 
     async def resume(self, workspace_id: str, session_id: UUID) -> TurnResult:
         """Answer the customer messages that arrived while the session was not answering."""
+        async with self._locks.hold(session_id):
+            return await self._resume(workspace_id, session_id)
+
+    async def _resume(self, workspace_id: str, session_id: UUID) -> TurnResult:
         for _ in range(MAX_ATTEMPTS):
             session = await self.store.get_session(workspace_id, session_id)
             _refuse_closed(session)
@@ -222,9 +254,15 @@ class Runtime:
                     session, [], TurnOutcome([], None, None, [], {}, {}, [], [], Trace(), [])
                 )
             text = "\n".join(str(event.content.get("text", "")) for event in pending)
-            try:
+            try:  # whoever answers these messages makes the same tool calls
                 return await self._turn(
-                    workspace_id, session, text, answer=True, record=False, variables={}
+                    workspace_id,
+                    session,
+                    text,
+                    answer=True,
+                    record=False,
+                    variables={},
+                    call_key=f"{session_id}:resume:{answered}",
                 )
             except ConcurrentUpdate:
                 continue
@@ -239,7 +277,14 @@ class Runtime:
     ) -> Session:
         """Close the session (completed or abandoned); it refuses messages afterwards."""
         event = NewEvent(event_type=EventType.STATUS_UPDATE, content={"status": status.value})
-        return (await self._simple(workspace_id, session_id, [event], status=status)).session
+        async with self._locks.hold(session_id):
+            result = await self._simple(workspace_id, session_id, [event], status=status)
+        return result.session
+
+    @property
+    def busy_sessions(self) -> int:
+        """Sessions with a call running or waiting in this runtime (each holds one lock)."""
+        return len(self._locks)
 
     # ------------------------------------------------------------------ internals
 
@@ -253,10 +298,11 @@ class Runtime:
         variables: Mapping[str, Any],
         record: bool = True,
         idempotency_key: str | None = None,
+        call_key: str | None = None,
     ) -> TurnResult:
         agent = await self.agent(workspace_id, session.agent_id)
         stored_variables = list(await self.store.get_variables(workspace_id, session.id))
-        inp = TurnInput(session, agent, stored_variables, text, variables)
+        inp = TurnInput(session, agent, stored_variables, text, variables, call_key)
         if not answer:  # recorded with its variables, answered on resume
             outcome = record_message(inp, idempotency_key=idempotency_key)
         else:
@@ -343,6 +389,37 @@ class Runtime:
         )
         outcome = TurnOutcome([], None, None, [], {}, {}, list(replies), [], Trace(), [])
         return _result(session, turn, outcome, duplicate=True)
+
+
+@dataclass
+class _Held:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class _SessionLocks:
+    """One lock per session with a call running or waiting; dropped when the last one
+    leaves, so idle and ended sessions hold nothing."""
+
+    def __init__(self) -> None:
+        self._held: dict[UUID, _Held] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @asynccontextmanager
+    async def hold(self, session_id: UUID) -> AsyncIterator[None]:
+        held = self._held.get(session_id)
+        if held is None:
+            held = self._held[session_id] = _Held()
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                del self._held[session_id]
 
 
 def _refuse_closed(session: Session) -> None:

@@ -29,8 +29,10 @@ Tool functions must be ``async`` and honour cancellation (blocking code belongs 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import functools
+import hashlib
 import json
 import re
 import time
@@ -59,13 +61,16 @@ __all__ = [
     "PRIVATE_PLACEHOLDER",
     "ErrorHandling",
     "ToolArgumentError",
+    "ToolCall",
     "ToolError",
     "ToolFunction",
     "ToolOutcome",
     "ToolRegistry",
     "build_arguments",
     "call_tool",
+    "current_call",
     "private_argument_names",
+    "stable_call_id",
     "tool_events",
     "usage_deltas",
 ]
@@ -186,6 +191,38 @@ class ErrorHandling:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The call a tool function is serving, from :func:`current_call`."""
+
+    call_id: str
+    """Stable for one logical call: the same when the call is made again (see
+    :func:`stable_call_id`). A tool with side effects dedupes on it."""
+    tool: str
+    attempt: int
+    """1 for the first attempt, then 2, 3, ... for ``errorHandling`` retries."""
+
+
+_CURRENT_CALL: contextvars.ContextVar[ToolCall | None] = contextvars.ContextVar(
+    "parlant_runtime_tool_call", default=None
+)
+
+
+def current_call() -> ToolCall | None:
+    """Inside a tool function: the call it serves (its idempotency key); else ``None``."""
+    return _CURRENT_CALL.get()
+
+
+def stable_call_id(turn_key: str, tool: str, ordinal: int, arguments: Mapping[str, Any]) -> str:
+    """The id of a logical tool call: the same turn (``turn_key``: the session and the
+    message's idempotency key, or one process_message call), the same tool, its
+    ``ordinal``-th call in the turn, with the same arguments. A turn computed again
+    (another process committed first) makes the same calls with the same ids, so a
+    tool that remembers the ids it has done can skip the repeat."""
+    text = json.dumps([turn_key, tool, ordinal, arguments], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
 class ToolOutcome:
     """What one tool call came to. Arguments and result stay out of ``repr``."""
 
@@ -287,13 +324,16 @@ async def call_tool(
     *,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    call_id: str | None = None,
 ) -> ToolOutcome:
     """Call ``function`` with timeouts, retries and the tool's ``errorHandling``.
 
     Never raises for what the tool does (an exception, a hang, bad data): the
-    outcome says what happened. ``asyncio.CancelledError`` propagates.
+    outcome says what happened. ``asyncio.CancelledError`` propagates. ``call_id``
+    (random when ``None``) is the outcome's tool call id and what the function sees
+    in :func:`current_call`, the same on every retry.
     """
-    started, call_id = clock(), uuid.uuid4().hex
+    started, call_id = clock(), call_id or uuid.uuid4().hex
     attempts, timed_out, result = 0, False, None
     handling, returns, problem = ErrorHandling(), None, _not_callable(tool, function)
     try:
@@ -307,7 +347,11 @@ async def call_tool(
             if retry:
                 await sleep(handling.backoff_seconds(retry - 1))
             attempts += 1
-            result, problem, timed_out = await _try_once(function, arguments, handling, returns)
+            token = _CURRENT_CALL.set(ToolCall(call_id, tool.name, attempts))
+            try:  # the attempt's task copies the context when it is created
+                result, problem, timed_out = await _try_once(function, arguments, handling, returns)
+            finally:
+                _CURRENT_CALL.reset(token)
             if problem is None:
                 break
         else:

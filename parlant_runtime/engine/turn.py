@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from parlant_runtime.engine import tools as tooling
 from parlant_runtime.engine.compiled import (
@@ -75,6 +75,9 @@ class TurnInput:
     variables: list[Variable]
     message: str | None
     set_variables: Mapping[str, Any] = field(default_factory=dict)
+    call_key: str | None = None
+    """What makes tool call ids stable when the turn is computed again (the session and
+    the message's idempotency key); random when ``None``."""
 
 
 @dataclass
@@ -110,6 +113,7 @@ class _Turn:
         self.tool_calls: list[str] = []
         self.tool_results: dict[str, Any] = {}
         self.private_tools: set[str] = set()
+        self.call_key = inp.call_key or uuid4().hex
         """Tools whose last result went to a private variable: hidden from templates."""
         self.values: dict[str, Any] = {v.key: v.value for v in inp.variables}
         self.private = {v.key for v in inp.variables if v.is_private}
@@ -365,7 +369,10 @@ async def _run_tool(
     except tooling.ToolError as exc:
         _fall_back(turn, f"tool {tool.name!r}: {exc}")
         return False
-    outcome = await tooling.call_tool(tool, tools.get(tool.name), arguments)
+    call_id = tooling.stable_call_id(
+        turn.call_key, tool.name, turn.tool_calls.count(tool.name), arguments
+    )
+    outcome = await tooling.call_tool(tool, tools.get(tool.name), arguments, call_id=call_id)
     turn.tool_calls.append(tool.name)
     hidden = tooling.private_argument_names(tool, state.tool_config, turn.private)
     result_variable = state.tool_config.get("resultVariable")
@@ -434,9 +441,7 @@ def _render(
         skipped.append((label, template.error or "does not compile"))
         return None
     try:
-        return template.compiled.render(
-            context if context is not None else turn.template_context()
-        )
+        return template.compiled.render(context if context is not None else turn.template_context())
     except TemplateSandboxError as exc:  # a field that cannot be filled: never send half a text
         skipped.append((label, str(exc)))
         return None

@@ -21,6 +21,7 @@ import pytest
 from parlant_runtime import bundle_from_data, load_bundle
 from parlant_runtime.engine import Runtime, ScriptedEvaluator, ToolRegistry, TurnResult
 from parlant_runtime.engine.runtime import MAX_ATTEMPTS
+from parlant_runtime.engine.tools import current_call
 from parlant_runtime.model import EventType, Session
 from parlant_runtime.storage import MemoryStore
 from parlant_runtime.storage.migrate import upgrade
@@ -194,16 +195,22 @@ def racing_flow() -> dict[str, Any]:
 
 @pytest.mark.parametrize("racers", [2, MAX_ATTEMPTS])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_concurrent_turns_on_one_session_all_succeed_with_contiguous_offsets(
+def test_concurrent_turns_from_several_processes_all_succeed_with_contiguous_offsets(
     backend: str, racers: int, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    """One runtime per racer (as separate processes would be): turns really race, the
+    losers are computed again, and a tool call made again keeps its call id."""
     open_store = opener(backend, request, tmp_path)
     calls = 0
+    call_ids: list[str] = []
     everyone = asyncio.Event()
 
     async def slow(arguments: dict[str, Any]) -> Any:
         nonlocal calls
         calls += 1
+        current = current_call()
+        assert current is not None
+        call_ids.append(current.call_id)
         if calls >= racers:
             everyone.set()
         # the first round waits until every racer has read the session: a real race
@@ -217,15 +224,23 @@ def test_concurrent_turns_on_one_session_all_succeed_with_contiguous_offsets(
             report = await store.publish(WS, bundle_from_data(racing_flow()))
             tools = ToolRegistry()
             tools.register("slow", slow)
-            runtime = Runtime(store, evaluator=ScriptedEvaluator(["start", "go"]), tools=tools)
-            session = await runtime.start_session(WS, report.agent_id)
-            await runtime.process_message(WS, session.id, "hi")
+            runtimes = [
+                Runtime(store, evaluator=ScriptedEvaluator(["start", "go"]), tools=tools)
+                for _ in range(racers)
+            ]
+            session = await runtimes[0].start_session(WS, report.agent_id)
+            await runtimes[0].process_message(WS, session.id, "hi")
             texts = [f"go {n}" for n in range(racers)]
             results = await asyncio.gather(
-                *(runtime.process_message(WS, session.id, text) for text in texts)
+                *(
+                    runtime.process_message(WS, session.id, text)
+                    for runtime, text in zip(runtimes, texts, strict=True)
+                )
             )
             assert [r.state for r in results] == ["a"] * racers
             assert calls > racers  # some turn lost the race and was computed again
+            # ... and called its tool again with the same call id: one id per message
+            assert len(set(call_ids)) == racers
             events = await store.list_events(WS, session.id)
             assert [e.offset for e in events] == list(range(len(events)))
             final = await store.get_session(WS, session.id)
@@ -235,11 +250,67 @@ def test_concurrent_turns_on_one_session_all_succeed_with_contiguous_offsets(
             ]
             assert messages[0] == "hi"
             assert sorted(messages[1:]) == texts  # each exactly once, in some order
+            recorded = {e.tool_call_id for e in events if e.event_type is EventType.TOOL_CALL}
+            assert recorded == set(call_ids)
             for result in results:  # a turn's events sit together, in its own order
                 own = result.events[: len(TURN)]  # see test_a_turn_result_holds_only_its_events
                 offsets = [e.offset for e in own]
                 assert offsets == list(range(offsets[0], offsets[0] + len(TURN)))
                 assert kinds(own) == TURN
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_many_concurrent_turns_on_one_session_are_serialised_in_a_runtime(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Far more racers than MAX_ATTEMPTS on one runtime: each turn runs once, in turn."""
+    racers = 4 * MAX_ATTEMPTS
+    open_store = opener(backend, request, tmp_path)
+    running = 0
+    overlapped = False
+    calls = 0
+
+    async def slow(arguments: dict[str, Any]) -> Any:
+        nonlocal running, overlapped, calls
+        calls += 1
+        running += 1
+        overlapped = overlapped or running > 1
+        await asyncio.sleep(0.001)
+        running -= 1
+        return calls
+
+    async def scenario() -> None:
+        store = await open_store()
+        try:
+            await store.ensure_workspace(WS)
+            report = await store.publish(WS, bundle_from_data(racing_flow()))
+            tools = ToolRegistry()
+            tools.register("slow", slow)
+            runtime = Runtime(store, evaluator=ScriptedEvaluator(["start", "go"]), tools=tools)
+            session = await runtime.start_session(WS, report.agent_id)
+            other = await runtime.start_session(WS, report.agent_id)
+            await runtime.process_message(WS, session.id, "hi")
+            texts = [f"go {n}" for n in range(racers)]
+            results = await asyncio.gather(
+                *(runtime.process_message(WS, session.id, text) for text in texts),
+                runtime.process_message(WS, other.id, "hi"),  # another session is not held up
+            )
+            assert [r.state for r in results] == ["a"] * (racers + 1)
+            assert calls == racers  # no turn was computed twice: no tool ran twice
+            assert not overlapped
+            assert runtime.busy_sessions == 0  # no lock is kept for an idle session
+            events = await store.list_events(WS, session.id)
+            assert [e.offset for e in events] == list(range(len(events)))
+            for result in results[:racers]:
+                assert kinds(result.events) == TURN
+            values = {v.key: v.value for v in await store.get_variables(WS, session.id)}
+            assert values["calls"] == racers  # the last turn saw every earlier one
+            await runtime.end(WS, session.id)
+            assert runtime.busy_sessions == 0
         finally:
             await store.close()
 

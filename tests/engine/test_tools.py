@@ -20,12 +20,15 @@ from parlant_runtime.engine.tools import (
     PRIVATE_PLACEHOLDER,
     ErrorHandling,
     ToolArgumentError,
+    ToolCall,
     ToolError,
     ToolOutcome,
     ToolRegistry,
     build_arguments,
     call_tool,
+    current_call,
     private_argument_names,
+    stable_call_id,
     tool_events,
     usage_deltas,
 )
@@ -589,3 +592,39 @@ def test_duration_is_measured_with_the_injected_clock() -> None:
         call_tool(make_tool(), slots, {}, clock=lambda: next(ticks), sleep=FakeSleep())
     )
     assert outcome.duration_ms == 250.0
+
+
+# ------------------------------------------------------------------ call ids
+
+
+def test_a_tool_sees_its_call_id_on_every_attempt_and_only_inside_the_call() -> None:
+    seen: list[ToolCall | None] = []
+
+    async def flaky(arguments: dict[str, Any]) -> Any:
+        seen.append(current_call())
+        if len(seen) == 1:
+            raise RuntimeError("try again")
+        return {"slots": []}
+
+    outcome = asyncio.run(
+        call_tool(
+            make_tool({"retries": 1}), flaky, {"day": "monday"}, call_id="abc", sleep=FakeSleep()
+        )
+    )
+    assert outcome.ok
+    assert outcome.tool_call_id == "abc"
+    assert seen == [ToolCall("abc", "check_slots", 1), ToolCall("abc", "check_slots", 2)]
+    assert current_call() is None
+
+
+def test_a_stable_call_id_depends_on_the_turn_the_tool_its_ordinal_and_its_arguments() -> None:
+    base = stable_call_id("turn-1", "check_slots", 0, {"day": "monday", "n": 1})
+    assert base == stable_call_id("turn-1", "check_slots", 0, {"n": 1, "day": "monday"})
+    others = {
+        stable_call_id("turn-2", "check_slots", 0, {"day": "monday", "n": 1}),
+        stable_call_id("turn-1", "book", 0, {"day": "monday", "n": 1}),
+        stable_call_id("turn-1", "check_slots", 1, {"day": "monday", "n": 1}),
+        stable_call_id("turn-1", "check_slots", 0, {"day": "tuesday", "n": 1}),
+    }
+    assert base not in others
+    assert len(others) == 4
