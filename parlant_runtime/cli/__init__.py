@@ -11,6 +11,7 @@ import click
 from parlant_runtime.cli.chat import chat
 from parlant_runtime.cli.db import db
 from parlant_runtime.cli.diagram import diagram
+from parlant_runtime.cli.generate_tests import generate_tests_command
 from parlant_runtime.cli.publish import export, publish
 from parlant_runtime.cli.test_command import test
 from parlant_runtime.cli.validate import validate
@@ -30,6 +31,7 @@ cli.add_command(db)
 cli.add_command(publish)
 cli.add_command(export)
 cli.add_command(test)
+cli.add_command(generate_tests_command)
 cli.add_command(chat)
 
 
