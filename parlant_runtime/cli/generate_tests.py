@@ -157,8 +157,9 @@ def _generate(
 ) -> GeneratedTests:
     """Generate, with a progress bar over the journeys on stderr."""
     names = dict(enumerate(known))
+    order = [index for index, title in enumerate(known) if not titles or title in titles]
     with click.progressbar(
-        length=len(titles) or len(known),
+        order,
         label="Generating",
         file=sys.stderr,
         hidden=not progress,
@@ -166,9 +167,8 @@ def _generate(
     ) as bar:
 
         def advance(indices: Iterator[int]) -> Iterator[int]:
-            for index in indices:
-                bar.update(1, index)
-                yield index
+            wanted = set(indices)
+            return (index for index in bar if index in wanted)
 
         return generate_tests(loaded, titles=titles, progress=advance)
 
