@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pty
 import re
 import select
 import shutil
@@ -451,33 +453,31 @@ def _read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
     return seen
 
 
-@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_the_repl_in_a_pseudo_terminal(tmp_path: Path) -> None:
-    controller, terminal = os.openpty()
-    environment = {**os.environ, "TERM": "dumb", "NO_COLOR": "1"}
-    child = subprocess.Popen(
-        [str(CONSOLE), "chat", str(MINIMAL), "--database-url", sqlite(tmp_path)],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=environment,
-        close_fds=True,
-    )
-    os.close(terminal)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("leave", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_the_repl_in_a_pseudo_terminal(tmp_path: Path, leave: bytes) -> None:
+    command = [str(CONSOLE), "chat", str(MINIMAL), "--database-url", sqlite(tmp_path)]
+    pid, controller = pty.fork()  # the child gets the terminal as its controlling one
+    if pid == 0:  # pragma: no cover (the child process)
+        os.execve(command[0], command, {**os.environ, "TERM": "dumb"})
     try:
         assert b"/help lists the commands" in _read_until(controller, b"you> ")
         os.write(controller, b"I'd like to book an appointment\n")
-        assert b"Which day suits you?" in _read_until(controller, b"you> ")
+        answer = _read_until(controller, b"you> ")
+        assert b"Which day suits you?" in answer
+        assert b"\x1b[" in answer  # a terminal: coloured
         os.write(controller, b"/frobnicate\n")
         assert b"unknown command '/frobnicate'" in _read_until(controller, b"you> ")
-        os.write(controller, b"\x04")  # Ctrl-D leaves
+        os.write(controller, leave)  # Ctrl-D or Ctrl-C leaves, cleanly
         tail = _read_until(controller, b"resume with --session")
-        assert child.wait(timeout=60) == 0
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
         assert b"Traceback" not in tail
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
         os.close(controller)
 
 

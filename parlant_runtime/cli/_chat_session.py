@@ -404,8 +404,9 @@ async def prepare_database(url: str | None) -> tuple[str, list[str]]:
             f"chat does not upgrade it: run `parlant-runtime db upgrade --database-url {where}`"
         )
     await migrate.upgrade(resolved)
-    done = "created the database schema" if at is None else f"upgraded the schema from {at}"
-    return resolved, [f"{done} in {where}"]
+    if at is None:
+        return resolved, ["created the database schema (first use)"]
+    return resolved, [f"upgraded the database schema from revision {at} to {head}"]
 
 
 def stub_tools(chat_stubs: dict[str, Any], names: list[str]) -> ToolRegistry:
@@ -492,8 +493,9 @@ async def open_chat(options: ChatOptions, loaded: LoadedBundle | None) -> tuple[
     from parlant_runtime.storage.port import NotFound  # noqa: PLC0415
     from parlant_runtime.storage.sql.store import SqlStore  # noqa: PLC0415
 
-    resolved, banner = await prepare_database(options.url)
+    resolved, done = await prepare_database(options.url)
     where = migrate.redact(resolved)
+    banner = [f"database {where}, workspace {options.workspace!r}", *done]
     store = SqlStore.open(resolved)
     try:
         if loaded is not None:
@@ -516,6 +518,7 @@ async def open_chat(options: ChatOptions, loaded: LoadedBundle | None) -> tuple[
             evaluator=KeywordEvaluator(agent.bundle.terms),
             tools=stub_tools(stubs, [tool.name for tool in agent.bundle.tools]),
         )
+        banner.append(EVALUATOR_NOTE)
         session_id = await _session(runtime, options, agent_id, banner)
     except NotFound as exc:
         await store.close()
@@ -524,7 +527,6 @@ async def open_chat(options: ChatOptions, loaded: LoadedBundle | None) -> tuple[
         await store.close()
         raise
     chat = Chat(store, runtime, options.workspace, agent, session_id, options.trace, stubs)
-    banner += [f"database {where}, workspace {options.workspace!r}", EVALUATOR_NOTE]
     return chat, banner
 
 

@@ -60,7 +60,8 @@ def _load(bundle_path: str, agent_name: str | None) -> LoadedBundle:
         _fail(f"{bundle_path}: cannot read\n{exc}", 2)
     report = validate_bundle(loaded)
     if not report.ok:
-        click.echo(render_text([FileResult(bundle_path, report=report)], strict=False), err=True)
+        findings = render_text([FileResult(bundle_path, report=report)], strict=False)
+        click.echo(findings, err=True, nl=False)
         _fail("not published, chat not started: fix the errors above first", 1)
     name = loaded.bundle.agent.name
     if agent_name is not None and agent_name != name:
