@@ -110,7 +110,7 @@ def _keyboard() -> Iterator[tuple[int, str]]:
 
 
 @click.command()
-@click.argument("bundle_path", metavar="BUNDLE", required=False)
+@click.argument("bundle_path", metavar="[BUNDLE]", required=False)
 @click.option("--database-url", "url", metavar="URL", help=DATABASE_URL_HELP)
 @click.option(
     "--workspace",
