@@ -29,7 +29,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -277,6 +277,8 @@ class Backend:
     agent_name: str = ""
     database: str = ""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    open_streams: int = 0
+    """Event streams being served now (``GET /healthz`` shows it)."""
     _loop: asyncio.AbstractEventLoop | None = None
 
     # -------------------------------------------------------------- lifecycle
@@ -346,7 +348,14 @@ class Backend:
 
     async def health(self, request: Request) -> Response:
         self._runtime()
-        return JSONResponse({"ok": True, "agent": self.agent_name, "database": self.database})
+        return JSONResponse(
+            {
+                "ok": True,
+                "agent": self.agent_name,
+                "database": self.database,
+                "open_streams": self.open_streams,
+            }
+        )
 
     async def create_session(self, request: Request) -> Response:
         body = await _parse(request, NewSession, empty_ok=True)
@@ -418,10 +427,19 @@ class Backend:
             stopping=self.stopping,
         )
         return StreamingResponse(
-            stream,
+            self._counted(stream),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
+
+    async def _counted(self, stream: AsyncGenerator[str, None]) -> AsyncIterator[str]:
+        self.open_streams += 1
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            self.open_streams -= 1
+            await stream.aclose()
 
     # -------------------------------------------------------------- answers
 

@@ -15,10 +15,9 @@ process, and resumes).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -65,6 +64,28 @@ def closes_session(event: Event) -> bool:
     )
 
 
+_DETACHED: set[asyncio.Future[Sequence[Event]]] = set()
+
+
+def _finished(task: asyncio.Future[Sequence[Event]]) -> None:
+    _DETACHED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not warn about it
+
+
+def _detach(task: asyncio.Future[Sequence[Event]]) -> None:
+    """Let a wait finish by itself (within its timeout, or when the store closes).
+
+    Cancelling it could interrupt a query, and the SQLite driver then throws its
+    connection away; a wait that is left alone returns its connection cleanly.
+    """
+    if task.done():
+        _finished(task)
+        return
+    _DETACHED.add(task)
+    task.add_done_callback(_finished)
+
+
 async def _next_events(
     store: Store,
     workspace_id: str,
@@ -81,13 +102,13 @@ async def _next_events(
     stopped = asyncio.ensure_future(stopping.wait())
     try:
         await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the client left
+        _detach(waiting)
+        raise
     finally:
-        for task in (waiting, stopped):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        stopped.cancel()
     if stopping.is_set():
+        _detach(waiting)
         return None
     return waiting.result()
 
@@ -100,7 +121,7 @@ async def event_stream(
     after: int,
     keepalive: float,
     stopping: asyncio.Event,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """The session's events after ``after``, as SSE text, until closed or stopped.
 
     A client that disconnects cancels the iteration (Starlette does); a database

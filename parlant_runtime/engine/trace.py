@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import json
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -34,10 +36,6 @@ STORED_TRACE_ITEMS = 200
 
 STORED_TRACE_TEXT = 300
 """Most characters a compacted stored trace keeps per text, before it shrinks further."""
-
-_JSON_BLOWUP = 6
-"""Most bytes one character of text can take in JSON (``\\u001f``): a trace whose texts
-fit the budget even at that size needs no measuring."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +84,13 @@ class Trace:
     guidelines: list[str] = field(default_factory=list)
     reply: ReplyTrace | None = None
     errors: list[str] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls in order: ``tool``, ``by`` (``state <journey>/<state>`` or ``guideline
+    <name>``), ``called``, ``call_id``, ``ok``, ``attempts``, ``fell_back``, ``error``."""
+    knowledge: list[dict[str, Any]] = field(default_factory=list)
+    """Knowledge bases searched, in the order used: ``knowledge_base``, ``threshold``,
+    ``max_results``, ``kept`` (``[id, score]`` pairs), ``below_threshold``,
+    ``over_max_results``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The trace as JSON-ready data (what :func:`dataclasses.asdict` gives, built faster)."""
@@ -104,7 +109,7 @@ class Trace:
         - while that is still too large, both limits are halved.
         """
         full = self.to_dict()
-        if _bound(full) <= STORED_TRACE_BYTES or _size(full) <= STORED_TRACE_BYTES:
+        if _size(full) <= STORED_TRACE_BYTES:
             return full
         items, text = STORED_TRACE_ITEMS, STORED_TRACE_TEXT
         while True:
@@ -124,15 +129,39 @@ def _names(cls: type) -> tuple[str, ...]:
     return names
 
 
-_ATOMS = (str, int, float, bool, type(None))
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_ATOM_HINTS = frozenset({"str", "int", "float", "bool", "None"})
+_FLAT: dict[type, Callable[[Any], tuple[Any, ...]] | None] = {}
+
+
+def _flat(cls: type) -> Callable[[Any], tuple[Any, ...]] | None:
+    """For a row class whose fields all hold plain values: a getter of them all."""
+    if cls not in _FLAT:
+        hints = [str(f.type).replace(" ", "").split("|") for f in fields(cls)]
+        plain = all(set(hint) <= _ATOM_HINTS for hint in hints)
+        names = _names(cls)
+        getter = operator.attrgetter(*names) if plain and len(names) > 1 else None
+        _FLAT[cls] = getter
+    return _FLAT[cls]
+
+
+def _rows(rows: list[Any]) -> list[Any]:
+    """A list of the trace as :func:`dataclasses.asdict` would copy it."""
+    if rows and type(rows[0]) in _ROWS:
+        cls = type(rows[0])
+        getter = _flat(cls)
+        if getter is not None and all(type(row) is cls for row in rows):
+            names = _names(cls)
+            return [dict(zip(names, values, strict=True)) for values in map(getter, rows)]
+    return [_plain(row) for row in rows]
 
 
 def _plain(value: Any) -> Any:
     """``value`` as :func:`dataclasses.asdict` would copy it (entries are flat dataclasses)."""
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, _ATOMS):
+    if type(value) in _ATOMS:
         return value
+    if isinstance(value, list):
+        return _rows(value)
     if type(value) in _ROWS:
         return {name: _plain(getattr(value, name)) for name in _names(type(value))}
     if type(value) is tuple:
@@ -140,24 +169,13 @@ def _plain(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def _bound(value: Any) -> int:
-    """Never less than the bytes of ``value`` as JSON (a text counts at its worst)."""
-    if isinstance(value, str):
-        return len(value) * _JSON_BLOWUP + 2
-    if isinstance(value, dict):
-        return sum(len(key) * _JSON_BLOWUP + 4 + _bound(item) for key, item in value.items()) + 2
-    if isinstance(value, list | tuple):
-        return sum(_bound(item) + 1 for item in value) + 2
-    if isinstance(value, bool) or value is None:
-        return 5
-    if isinstance(value, int) and -(10**20) < value < 10**20:
-        return 22
-    return _size(value)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, default=str)
 
 
 def _size(value: Any) -> int:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-    return len(text.encode())
+    """Never less than the bytes of ``value`` as compact UTF-8 JSON (each character
+    beyond ASCII counts as its ``\\uXXXX`` escape, at least as long)."""
+    return len(_ENCODER.encode(value))
 
 
 def _cut(value: Any, text: int) -> Any:

@@ -104,9 +104,9 @@ class _Turn:
         self.agent = inp.agent
         self.natural = natural
         self.trace = Trace()
-        self.decided: dict[Condition, tuple[bool, str | None]] = {}
-        """Expression conditions decided in advance, in one batch (the reply phase only:
-        the context no longer changes there)."""
+        self.decided: dict[int, tuple[bool, str | None]] = {}
+        """Expression conditions decided in advance, in one batch, by ``id()`` (the reply
+        phase only: the context no longer changes there)."""
         self.events: list[NewEvent] = []
         self.changes: list[VariableChange] = []
         self.usage: dict[str, int] = {}
@@ -191,7 +191,7 @@ class _Turn:
         return text
 
     def check(self, where: str, condition: Condition) -> bool:
-        known = self.decided.get(condition)
+        known = self.decided.get(id(condition))
         result, reason = (
             known
             if known is not None
