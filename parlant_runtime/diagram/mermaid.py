@@ -54,6 +54,9 @@ _CLASS_DEFS: tuple[tuple[str, str], ...] = (
 )
 
 
+_COVERAGE_CLASSES = frozenset({"covered", "uncovered"})
+
+
 def escape_mermaid(text: str) -> str:
     """``text`` as it can stand in a quoted state label or after an edge's ``:``.
 
@@ -118,8 +121,10 @@ def to_mermaid(diagram: JourneyDiagram) -> str:
     for node in diagram.nodes:
         for name in _node_classes(node):
             members[name].append(node.id)
+    drawn = any(node.covered is not None for node in diagram.nodes)
     for name, style in _CLASS_DEFS:
-        lines.append(f"{_INDENT}classDef {name} {style}")
+        if drawn or name not in _COVERAGE_CLASSES:  # plain diagrams stay as they were
+            lines.append(f"{_INDENT}classDef {name} {style}")
     for name, _ in _CLASS_DEFS:
         if members[name]:
             lines.append(f"{_INDENT}class {','.join(members[name])} {name}")

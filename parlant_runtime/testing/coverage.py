@@ -12,9 +12,9 @@ and failing cases alike; what a failing case reached before it failed was reache
   lines of the report;
 - a **guideline** is covered when a step matched it (``trace.guidelines``; a
   journey's link to a guideline counts for the guideline);
-- a **canned response** is *chosen* when a step sent it and *eligible* when its
-  conditions held and it rendered at a step (it was a candidate); it is covered
-  when chosen.
+- a **canned response** is covered when a step sent it (``trace.reply``). Whether
+  one was a candidate is not counted: strict composition stops at the first
+  canned response that fits, so the others are never tried.
 
 Disabled guidelines and canned responses can never be reached and are left out.
 Files that ran against the same bundle (same resolved path) add up into one
@@ -146,11 +146,10 @@ class GuidelineCoverage:
 
 @dataclass(frozen=True, slots=True)
 class CannedCoverage:
-    """One enabled canned response: steps where it was a candidate, and where it was sent."""
+    """One enabled canned response and how many steps sent it."""
 
     name: str
     line: int | None
-    eligible: int
     chosen: int
 
 
@@ -224,7 +223,6 @@ class _Counter:
         self.states: dict[tuple[int, str], int] = {}
         self.transitions: dict[tuple[int, int], int] = {}
         self.guidelines: dict[str, int] = {}
-        self.eligible: dict[str, int] = {}
         self.chosen: dict[str, int] = {}
         self.cases = 0
         self.files: list[str] = []
@@ -242,13 +240,9 @@ class _Counter:
                 self.transitions[at] = self.transitions.get(at, 0) + 1
         for name in trace.guidelines:
             self.guidelines[name] = self.guidelines.get(name, 0) + 1
-        if trace.reply is not None:
-            skipped = {label for label, _ in trace.reply.skipped}
-            for label in _canned_labels(self.loaded.bundle):
-                if label not in skipped:
-                    self.eligible[label] = self.eligible.get(label, 0) + 1
-            if trace.reply.source == "canned_response" and trace.reply.chosen is not None:
-                self.chosen[trace.reply.chosen] = self.chosen.get(trace.reply.chosen, 0) + 1
+        reply = trace.reply
+        if reply is not None and reply.source == "canned_response" and reply.chosen is not None:
+            self.chosen[reply.chosen] = self.chosen.get(reply.chosen, 0) + 1
 
     def result(self, shown: str) -> BundleCoverage:
         bundle, source = self.loaded.bundle, self.loaded.source
@@ -268,7 +262,6 @@ class _Counter:
             CannedCoverage(
                 c.name or f"#{i}",
                 source.line_of(("cannedResponses", i)),
-                self.eligible.get(_canned_label(c.name, i), 0),
                 self.chosen.get(_canned_label(c.name, i), 0),
             )
             for i, c in enumerate(bundle.canned_responses)
@@ -297,10 +290,6 @@ def taken_transitions(bundle: AgentBundle, traces: Iterable[Trace]) -> set[tuple
 def _canned_label(name: str | None, order: int) -> str:
     # the label the engine's trace gives a canned response (see engine/turn.py)
     return f"canned {name or order}"
-
-
-def _canned_labels(bundle: AgentBundle) -> list[str]:
-    return [_canned_label(c.name, i) for i, c in enumerate(bundle.canned_responses) if c.enabled]
 
 
 def _state_of(bundle: AgentBundle, entered: str) -> tuple[int, str] | None:
@@ -421,9 +410,8 @@ def render_coverage_text(report: CoverageReport) -> str:
         lines.append(f"  canned responses chosen: {_ratio(chosen, len(measured.canned_responses))}")
         for canned in measured.canned_responses:
             if not canned.chosen:
-                why = "eligible but never sent" if canned.eligible else "never eligible"
                 where = _where(measured.bundle, canned.line)
-                lines.append(f"    never chosen:  {where} canned response {canned.name} ({why})")
+                lines.append(f"    never chosen:  {where} canned response {canned.name}")
         covered, total = measured.transitions
         visited, states = measured.states
         lines.append(
@@ -467,7 +455,7 @@ def coverage_to_json(report: CoverageReport) -> dict[str, Any]:
                         len(measured.canned_responses),
                     ),
                     "items": [
-                        {"name": c.name, "line": c.line, "eligible": c.eligible, "chosen": c.chosen}
+                        {"name": c.name, "line": c.line, "chosen": c.chosen}
                         for c in measured.canned_responses
                     ],
                 },
