@@ -2,8 +2,9 @@
 
 Start with :class:`Runtime` (the embedding API). Plugins are small protocols:
 :class:`ConditionEvaluator` (natural-language conditions, batched),
-:class:`ResponseGenerator` (fluid composition) and tools registered by name in a
-:class:`ToolRegistry`. Deterministic implementations ship for each.
+:class:`ResponseGenerator` (fluid composition), :class:`Retriever` (knowledge bases, batched)
+and tools registered by name in a :class:`ToolRegistry`. Deterministic implementations
+ship for each.
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ from parlant_runtime.engine.conditions import (
     KeywordEvaluator,
     ScriptedEvaluator,
 )
+from parlant_runtime.engine.knowledge import (
+    KeywordRetriever,
+    KnowledgeError,
+    KnowledgeQuery,
+    Passage,
+    Retriever,
+)
 from parlant_runtime.engine.runtime import Runtime, SessionClosed, TurnResult
-from parlant_runtime.engine.tools import ToolError, ToolRegistry
+from parlant_runtime.engine.tools import ToolCall, ToolError, ToolRegistry, current_call
 from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
 
 __all__ = [
@@ -31,15 +39,22 @@ __all__ = [
     "ConditionTrace",
     "DeterministicGenerator",
     "KeywordEvaluator",
+    "KeywordRetriever",
+    "KnowledgeError",
+    "KnowledgeQuery",
+    "Passage",
     "Reply",
     "ReplyTrace",
     "ResponseGenerator",
+    "Retriever",
     "Runtime",
     "ScriptedEvaluator",
     "SessionClosed",
+    "ToolCall",
     "ToolError",
     "ToolRegistry",
     "Trace",
     "TransitionTrace",
     "TurnResult",
+    "current_call",
 ]

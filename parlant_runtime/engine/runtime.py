@@ -26,6 +26,7 @@ from uuid import UUID, uuid4, uuid5
 from parlant_runtime.engine.compiled import AgentCache, CompiledAgent, compile_agent
 from parlant_runtime.engine.compose import DeterministicGenerator, ResponseGenerator
 from parlant_runtime.engine.conditions import ConditionEvaluator, KeywordEvaluator
+from parlant_runtime.engine.knowledge import Retriever
 from parlant_runtime.engine.tools import ToolRegistry
 from parlant_runtime.engine.trace import Trace
 from parlant_runtime.engine.turn import (
@@ -83,8 +84,11 @@ class Runtime:
         evaluator: ConditionEvaluator | None = None,
         generator: ResponseGenerator | None = None,
         tools: ToolRegistry | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self.store = store
+        self.retriever = retriever
+        """Searches the agent's knowledge bases each turn; ``None``: ``kb`` stays empty."""
         self.evaluator: ConditionEvaluator = evaluator or KeywordEvaluator()
         self.generator: ResponseGenerator = generator or DeterministicGenerator()
         self.tools = tools or ToolRegistry()
@@ -313,6 +317,7 @@ class Runtime:
                 tools=self.tools,
                 record_message=record,
                 idempotency_key=idempotency_key,
+                retriever=self.retriever,
             )
             outcome.metadata.setdefault(RUNTIME_KEY, {})["answered"] = (
                 session.event_count + len(outcome.events) - 1

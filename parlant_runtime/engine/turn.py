@@ -17,12 +17,15 @@ at its last waiting state.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
+from parlant_runtime.bundle.schema import ToolSpec
+from parlant_runtime.engine import knowledge
 from parlant_runtime.engine import tools as tooling
 from parlant_runtime.engine.compiled import (
     CompiledAgent,
@@ -33,6 +36,7 @@ from parlant_runtime.engine.compiled import (
 )
 from parlant_runtime.engine.compose import Candidate, ComposeRequest, Reply, ResponseGenerator
 from parlant_runtime.engine.conditions import Condition, ConditionEvaluator, normalise
+from parlant_runtime.engine.knowledge import Retriever
 from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
 from parlant_runtime.errors import TemplateSandboxError
 from parlant_runtime.model import (
@@ -55,6 +59,9 @@ __all__ = [
     "run_turn",
     "value_type_of",
 ]
+
+KNOWLEDGE_TIMEOUT = 5.0
+"""Seconds the knowledge-base search of a turn may take."""
 
 MAX_CHAIN = 32
 """Most states one turn may pass through before it stops with an error event."""
@@ -113,8 +120,10 @@ class _Turn:
         self.tool_calls: list[str] = []
         self.tool_results: dict[str, Any] = {}
         self.private_tools: set[str] = set()
-        self.call_key = inp.call_key or uuid4().hex
         """Tools whose last result went to a private variable: hidden from templates."""
+        self.call_key = inp.call_key or uuid4().hex
+        self.kb: list[dict[str, Any]] = []
+        """The knowledge-base passages of the turn, in order (``kb`` in templates)."""
         self.values: dict[str, Any] = {v.key: v.value for v in inp.variables}
         self.private = {v.key for v in inp.variables if v.is_private}
         self.types = {v.key: v.value_type for v in inp.variables}
@@ -154,7 +163,7 @@ class _Turn:
             "journey": journey,
             "state": state,
             "tool": dict(self.tool_results),
-            "kb": [],
+            "kb": list(self.kb),
             "mentions": self._mentions,
         }
 
@@ -353,6 +362,62 @@ def _next(turn: _Turn, journey: CompiledJourney, source: str) -> str | None:
     return target
 
 
+async def _call(
+    turn: _Turn,
+    tool: ToolSpec,
+    tool_config: Mapping[str, Any],
+    tools: tooling.ToolRegistry,
+    *,
+    by: str,
+    private_result: bool = False,
+) -> tooling.ToolOutcome | str:
+    """Build the arguments and call ``tool``: its events, usage and trace entry are
+    written; the outcome, or why no call was made."""
+    try:
+        arguments = tooling.build_arguments(
+            tool, tool_config, turn.template_context() | {"vars": turn.values}, turn.values
+        )
+    except tooling.ToolError as exc:
+        turn.trace.tools.append({"tool": tool.name, "by": by, "called": False, "error": str(exc)})
+        return f"tool {tool.name!r}: {exc}"
+    call_id = tooling.stable_call_id(
+        turn.call_key, tool.name, turn.tool_calls.count(tool.name), arguments
+    )
+    outcome = await tooling.call_tool(tool, tools.get(tool.name), arguments, call_id=call_id)
+    turn.tool_calls.append(tool.name)
+    hidden = tooling.private_argument_names(tool, tool_config, turn.private)
+    journey_id = turn.journey.spec.id if turn.journey is not None else None
+    state_id = (
+        turn.journey.states[turn.state].spec.id
+        if turn.journey is not None and turn.state is not None
+        else None
+    )
+    turn.events.extend(
+        tooling.tool_events(
+            outcome,
+            journey_id,
+            state_id,
+            private_arguments=hidden,
+            private_result=private_result,
+        )
+    )
+    for key, delta in tooling.usage_deltas(outcome, tool.id).items():
+        turn.usage[key] = turn.usage.get(key, 0) + delta
+    turn.trace.tools.append(
+        {
+            "tool": tool.name,
+            "by": by,
+            "called": outcome.attempts > 0,
+            "call_id": outcome.tool_call_id,
+            "ok": outcome.ok,
+            "attempts": outcome.attempts,
+            "fell_back": outcome.fell_back,
+            "error": turn.redact(outcome.error) if outcome.error else None,
+        }
+    )
+    return outcome
+
+
 async def _run_tool(
     turn: _Turn, journey: CompiledJourney, name: str, tools: tooling.ToolRegistry
 ) -> bool:
@@ -362,32 +427,19 @@ async def _run_tool(
     if tool is None:
         _fall_back(turn, f"state {name!r} names tool {state.tool!r}, which the agent lacks")
         return False
-    try:
-        arguments = tooling.build_arguments(
-            tool, state.tool_config, turn.template_context() | {"vars": turn.values}, turn.values
-        )
-    except tooling.ToolError as exc:
-        _fall_back(turn, f"tool {tool.name!r}: {exc}")
-        return False
-    call_id = tooling.stable_call_id(
-        turn.call_key, tool.name, turn.tool_calls.count(tool.name), arguments
-    )
-    outcome = await tooling.call_tool(tool, tools.get(tool.name), arguments, call_id=call_id)
-    turn.tool_calls.append(tool.name)
-    hidden = tooling.private_argument_names(tool, state.tool_config, turn.private)
     result_variable = state.tool_config.get("resultVariable")
     private_result = isinstance(result_variable, str) and result_variable in turn.private
-    turn.events.extend(
-        tooling.tool_events(
-            outcome,
-            journey.spec.id,
-            state.id,
-            private_arguments=hidden,
-            private_result=private_result,
-        )
+    outcome = await _call(
+        turn,
+        tool,
+        state.tool_config,
+        tools,
+        by=f"state {journey.title}/{name}",
+        private_result=private_result,
     )
-    for key, delta in tooling.usage_deltas(outcome, tool.id).items():
-        turn.usage[key] = turn.usage.get(key, 0) + delta
+    if isinstance(outcome, str):
+        _fall_back(turn, outcome)
+        return False
     if not outcome.advances:
         _fall_back(turn, outcome.error or f"tool {tool.name!r} failed")
         return False
@@ -402,6 +454,51 @@ async def _run_tool(
         _go_back(turn)
         return False
     return True
+
+
+async def _run_guideline_tools(
+    turn: _Turn, guidelines: Sequence[CompiledGuideline], tools: tooling.ToolRegistry
+) -> None:
+    """Call the tools named by the matched guidelines, in priority order, each tool once
+    per turn; arguments come from the variables of the tool's required parameters.
+    A failed call writes an error event and leaves ``tool.<name>`` unset; the turn goes
+    on (no state is involved, so nothing moves back)."""
+    called: set[str] = set()
+    for guideline in guidelines:
+        label = f"guideline {guideline.spec.name or guideline.order}"
+        for name in guideline.spec.tools:
+            if name in called:
+                continue
+            called.add(name)
+            tool = turn.agent.tools.get(name)
+            if tool is None:
+                turn.error(f"{label} names tool {name!r}, which the agent lacks")
+                continue
+            outcome = await _call(turn, tool, {}, tools, by=label)
+            if isinstance(outcome, str):
+                turn.error(outcome)
+            elif not outcome.advances:
+                turn.error(outcome.error or f"tool {name!r} failed")
+            else:
+                turn.tool_results[name] = outcome.result
+                turn.private_tools.discard(name)
+
+
+async def _retrieve(turn: _Turn, retriever: Retriever) -> None:
+    """Search the agent's knowledge bases for the message (one batch); see
+    :mod:`parlant_runtime.engine.knowledge`. A retriever that fails or takes longer
+    than :data:`KNOWLEDGE_TIMEOUT` seconds writes an error event; ``kb`` stays empty."""
+    links = turn.agent.stored.bundle.knowledge_bases
+    queries = knowledge.queries_for(links, turn.inp.message or "")
+    if not queries:
+        return
+    try:
+        found = await asyncio.wait_for(retriever.retrieve(queries), KNOWLEDGE_TIMEOUT)
+        turn.kb, turn.trace.knowledge = knowledge.select(links, queries, found)
+    except TimeoutError:
+        turn.error(f"the knowledge-base search took longer than {KNOWLEDGE_TIMEOUT} s")
+    except Exception as exc:  # the plugin's failure, not the turn's
+        turn.error(f"the knowledge-base search failed: {type(exc).__name__}: {exc}")
 
 
 def _matched_guidelines(turn: _Turn) -> list[CompiledGuideline]:
@@ -548,6 +645,7 @@ async def run_turn(
     tools: tooling.ToolRegistry,
     record_message: bool = True,
     idempotency_key: str | None = None,
+    retriever: Retriever | None = None,
 ) -> TurnOutcome:
     """Compute one turn (see the module docstring)."""
     turn = _Turn(inp, {})
@@ -558,6 +656,8 @@ async def run_turn(
         turn.count("agent", inp.agent.stored.agent_id, "total_messages")
     for key, value in inp.set_variables.items():
         turn.set_variable(key, value, source="caller")
+    if retriever is not None and inp.message is not None:
+        await _retrieve(turn, retriever)
     if inp.message is not None:
         texts = natural_texts(inp.agent.conditions)
         decided = await evaluator.evaluate(
@@ -582,6 +682,7 @@ async def run_turn(
                 await _enter(turn, journey, target, tools)
     guidelines = _matched_guidelines(turn)
     turn.trace.guidelines = [g.spec.name or g.spec.action for g in guidelines]
+    await _run_guideline_tools(turn, guidelines, tools)
     reply = await _compose(turn, guidelines, generator)
     replies = []
     if reply is not None:
