@@ -37,10 +37,14 @@ COMMAND = "parlant-runtime"
 TIMEOUT_SECONDS = 120
 
 # Examples known to be wrong in pages this module does not own, pinned until fixed
-# (strict: once the page is right the test passes and this entry must go).
+# (strict: once the page is right the test passes and this entry must go). Keyed by
+# the page and the block's first line, which survive edits elsewhere in the page.
 KNOWN_WRONG = {
-    "README.md:27": "the README's transcript shows exit status 0 and 5 files for a run that "
-    "exits 1 and now checks 6 (examples/web/agent.yaml); its command line needs `# exit 1`",
+    (
+        "README.md",
+        "$ parlant-runtime validate examples/ tests/bundles/broken/dead_end.yaml",
+    ): "the README's transcript shows exit status 0 and 5 files for a run that exits 1 and "
+    "now checks 6 (examples/web/agent.yaml); its command line needs `# exit 1`",
 }
 
 
@@ -70,6 +74,10 @@ class Block:
     @property
     def id(self) -> str:
         return f"{_name(self.page)}:{self.line}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return _name(self.page), self.text.split("\n", 1)[0].strip()
 
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
@@ -115,8 +123,8 @@ def _cases(blocks: list[Block]) -> list[object]:
         pytest.param(
             b,
             id=b.id,
-            marks=[pytest.mark.xfail(reason=KNOWN_WRONG[b.id], strict=True)]
-            if b.id in KNOWN_WRONG
+            marks=[pytest.mark.xfail(reason=KNOWN_WRONG[b.key], strict=True)]
+            if b.key in KNOWN_WRONG
             else [],
         )
         for b in blocks
