@@ -241,6 +241,14 @@ def test_the_trace_shows_tools_guidelines_and_passed_over_responses(tmp_path: Pa
     assert "emergency ✗" in hours
 
 
+def test_the_trace_names_the_canned_response_a_strict_agent_sent(tmp_path: Path) -> None:
+    result = chat(BANK, "--trace", "--database-url", sqlite(tmp_path), stdin="I lost my card\n")
+    assert result.exit_code == 0, result.output
+    assert "Card services assistant: To start, what are the last four digits" in result.stdout
+    assert "reply       canned response ask_card\n" in result.stdout
+    assert "guidelines  matched: never_ask_secrets" in result.stdout
+
+
 # ---------------------------------------------------------------------- slash commands
 
 

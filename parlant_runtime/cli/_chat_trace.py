@@ -144,7 +144,7 @@ def _reply(trace: Trace, conditions: _Conditions, state: str | None) -> list[str
     }
     if trace.reply is None:
         return []
-    chosen = f" {trace.reply.chosen}" if trace.reply.chosen else ""
+    chosen = f" {trace.reply.chosen.removeprefix('canned ')}" if trace.reply.chosen else ""
     if trace.reply.source == "state_prompt" and state:
         chosen = f" of {state}"
     lines = [click.style(trace.reply.source.replace("_", " ") + chosen, bold=True)]
