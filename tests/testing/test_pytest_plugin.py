@@ -7,6 +7,7 @@ through its ``pytest11`` entry point.
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import entry_points
 
 import pytest
@@ -48,6 +49,7 @@ def test_each_case_is_an_item_and_a_failure_shows_the_report(pytester: pytest.Py
     (pytester.path / "booking.conversation.yaml").write_text(CASES)
     result = run(pytester, "-rf")
     result.assert_outcomes(passed=1, failed=1)
+    assert "conversation test coverage" not in result.stdout.str()  # only when asked
     result.stdout.fnmatch_lines(
         [
             "*_ case: fails _*",
@@ -112,3 +114,20 @@ def test_strict_settings_and_warnings_as_errors_are_not_disturbed(
     )
     result = run(pytester, "-k", "passes or plain")
     result.assert_outcomes(passed=2, deselected=1, warnings=0)
+
+
+def test_coverage_in_the_terminal_summary_and_as_json(pytester: pytest.Pytester) -> None:
+    (pytester.path / "booking.conversation.yaml").write_text(CASES)
+    result = run(pytester, "--conversation-coverage", "--conversation-coverage-json=cov.json")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*conversation test coverage*",
+            f"coverage of {MINIMAL} (2 cases in 1 file)",
+            "  journey 'Book a visit': states 1/3 (33.3%), transitions 0/2 (0%)",
+            "    never taken:   *minimal.yaml:*transition ask_day -> confirm*",
+        ]
+    )
+    data = json.loads((pytester.path / "cov.json").read_text())
+    assert data["format"] == "parlant-runtime-coverage/1"
+    assert data["bundles"][0]["transitions"] == {"covered": 0, "total": 2, "percent": 0.0}
