@@ -11,11 +11,22 @@ files, one item per case), and from Python::
     result = asyncio.run(run_conversation_file("tests/clinic.conversation.yaml"))
     assert result.passed, render_text([result])
 
-This package does not import pytest; only the plugin module does.
+Coverage (:mod:`~parlant_runtime.testing.coverage`) reads what the cases reached
+from their traces; :mod:`~parlant_runtime.testing.generate` writes cases that
+take every transition of a bundle's journeys. This package does not import
+pytest; only the plugin module does.
 """
 
 from __future__ import annotations
 
+from parlant_runtime.testing.coverage import (
+    COVERAGE_FORMAT,
+    CoverageReport,
+    coverage_of,
+    coverage_to_json,
+    render_coverage_text,
+)
+from parlant_runtime.testing.generate import GeneratedTests, generate_tests, render_generated
 from parlant_runtime.testing.loader import (
     ConversationFile,
     ConversationFileError,
@@ -57,26 +68,34 @@ from parlant_runtime.testing.schema import (
 
 __all__ = [
     "CONVERSATION_FILE_SUFFIX",
+    "COVERAGE_FORMAT",
     "Case",
     "CaseFailure",
     "CaseResult",
     "ConversationFile",
     "ConversationFileError",
     "ConversationSpec",
+    "CoverageReport",
     "Expect",
     "FileResult",
+    "GeneratedTests",
     "Mismatch",
     "Outcome",
     "Step",
     "StepRecord",
     "ToolStub",
     "ToolStubError",
+    "coverage_of",
+    "coverage_to_json",
     "exit_status",
     "failure_headline",
     "failure_text",
+    "generate_tests",
     "load_case_bundle",
     "loads_conversation_file",
     "read_conversation_file",
+    "render_coverage_text",
+    "render_generated",
     "render_text",
     "resolve_bundle",
     "run_case",
