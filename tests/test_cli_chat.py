@@ -335,6 +335,23 @@ def test_bad_commands_stop_a_script_with_their_line(
     assert "Traceback" not in result.output
 
 
+def test_set_reads_json_text_and_quoted_values(tmp_path: Path) -> None:
+    result = chat(
+        CLINIC,
+        "--database-url",
+        sqlite(tmp_path),
+        stdin='/set patient_name="Ada Lovelace" clinic_phone=1234 count=3 '
+        'times=\'["09:00", "10:00"]\' day=Monday\nhello\n/vars\n',
+    )
+    assert result.exit_code == 0, result.output
+    listed = result.stdout.split("you> /vars")[1]
+    assert 'patient_name = "Ada Lovelace"' in listed
+    assert 'clinic_phone = "1234"' in listed  # declared a string: the text as typed
+    assert "count = 3" in listed
+    assert 'times = ["09:00", "10:00"]' in listed
+    assert 'day = "Monday"' in listed
+
+
 def test_a_value_of_the_wrong_type_is_refused_and_nothing_is_sent(tmp_path: Path) -> None:
     talk = script(tmp_path, "/set verification=42\nhello\n")
     result = chat(BANK, "--script", talk, "--database-url", sqlite(tmp_path))

@@ -227,10 +227,10 @@ class Chat:
             if not eq or not key.isidentifier():
                 raise LineError(f"{item!r} is not KEY=VALUE (e.g. /set day=Monday)")
             spec = declared.get(key)
+            value = _value(raw)
             if spec is not None and spec.value_type is ValueType.STRING:
-                values[key] = raw
-            else:
-                values[key] = _value(raw)
+                value = value if isinstance(value, str) else raw  # code=1234 stays text
+            values[key] = value
         self.pending.update(values)
         return [_note(f"set with the next message: {self._shown(values)}")]
 
