@@ -12,6 +12,7 @@ named does not exist, or the file cannot be written.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,7 +104,10 @@ def generate_tests_command(
     if progress is None:
         progress = sys.stderr.isatty()
     tests = _generate(loaded, titles, known, progress=progress)
-    command = "parlant-runtime generate-tests " + bundle
+    words = ["parlant-runtime", "generate-tests", bundle]
+    for title in titles:
+        words += ["--journey", title]
+    command = shlex.join(words)
     if not tests.cases:
         click.echo(f"{bundle}: no case could be generated", err=True)
         _report_uncovered(tests)
