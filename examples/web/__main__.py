@@ -12,11 +12,14 @@ from pathlib import Path
 
 import uvicorn
 
-from .app import Settings, StartupError, create_app
+from .app import Settings, create_app
+
+STARTUP_FAILURE = 3
+"""The exit status when the backend cannot start (uvicorn's own)."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the options, serve until interrupted; 0 on a clean stop, 1 when it cannot start."""
+    """Parse the options and serve until interrupted; 0 on a clean stop, 3 when it cannot start."""
     defaults = Settings.from_environment()
     parser = argparse.ArgumentParser(
         prog="python -m examples.web",
@@ -56,12 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=5,  # a backstop: open event streams end at once anyway
     )
     server = uvicorn.Server(config)
-    try:
-        server.run()
-    except StartupError as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
-        return 1
-    return 0 if server.started else 1
+    server.run()
+    # a failed start-up ("cannot start: ..." in the log) exits with uvicorn's status 3
+    return 0 if server.started else STARTUP_FAILURE
 
 
 if __name__ == "__main__":

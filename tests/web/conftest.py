@@ -46,6 +46,7 @@ class Server:
         keepalive: float = 0.5,
         bundle: Path | None = None,
     ) -> None:
+        self.database_url = database_url
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -10,7 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web.conftest import Server, read_events, sse_messages
+from parlant_runtime import Runtime, load_bundle
+from parlant_runtime.storage.sql.store import SqlStore
+from tests.web.conftest import ROOT, Server, read_events, sse_messages
+
+BUNDLE = ROOT / "examples" / "web" / "agent.yaml"
 
 
 def new_session(client: httpx.Client, **body: Any) -> str:
@@ -294,3 +299,40 @@ def test_bad_stream_positions_are_400(client: httpx.Client) -> None:
 def test_unknown_routes_and_methods_answer_json(client: httpx.Client) -> None:
     assert_error(client.get("/nowhere"), 404, "not_found")
     assert_error(client.delete("/sessions"), 405, "method_not_allowed")
+
+
+# ---------------------------------------------------------------------- tenancy
+
+
+def test_sessions_of_another_workspace_are_404(sqlite_server: Server) -> None:
+    url = sqlite_server.database_url
+
+    async def foreign_session() -> str:
+        store = SqlStore.open(url)
+        try:
+            await store.ensure_workspace("someone-else")
+            report = await store.publish("someone-else", load_bundle(BUNDLE))
+            session = await Runtime(store).start_session("someone-else", report.agent_id)
+            return str(session.id)
+        finally:
+            await store.close()
+
+    session_id = asyncio.run(foreign_session())
+    with httpx.Client(base_url=sqlite_server.base_url, timeout=10.0) as client:
+        for response in (
+            client.get(f"/sessions/{session_id}"),
+            client.post(f"/sessions/{session_id}/messages", json={"text": "hello"}),
+            client.get(f"/sessions/{session_id}/events"),
+            client.post(f"/sessions/{session_id}/end"),
+        ):
+            assert_error(response, 404, "unknown_session")
+
+    async def untouched() -> tuple[int, str]:
+        store = SqlStore.open(url)
+        try:
+            session = await store.get_session("someone-else", uuid.UUID(session_id))
+            return session.event_count, session.status.value
+        finally:
+            await store.close()
+
+    assert asyncio.run(untouched()) == (0, "active")
