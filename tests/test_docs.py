@@ -15,6 +15,9 @@ Conventions (also written down in ``docs/index.md``, "About these pages"):
   with other commands is an error. ``text`` and ``sh`` blocks are not checked.
 - Relative links (``[text](target)``) must point at a file or folder of the repository,
   and ``page.md#anchor`` at a heading of that page.
+- Every ``parlant-runtime`` command line shown anywhere in a block (``sh``, ``text``,
+  synopses included) names a command and options that exist, so a renamed command or
+  option cannot linger in a page that is not run.
 """
 
 from __future__ import annotations
@@ -246,6 +249,52 @@ def output_matches(expected: list[str], actual: list[str]) -> bool:
     return match(0, 0)
 
 
+def command_lines(page: Path) -> list[tuple[int, str]]:
+    """``(line, text)`` of every ``parlant-runtime`` command line in the page's blocks.
+
+    In a block, a line that starts with ``parlant-runtime`` or ``$ parlant-runtime``;
+    the text stops at a shell comment or at the next command of a pipeline or list.
+    """
+    found: list[tuple[int, str]] = []
+    for block in fenced_blocks(page):
+        if block.language.startswith("{"):  # a MyST directive, not code
+            continue
+        for offset, raw in enumerate(block.text.splitlines(), start=1):
+            line = raw.strip().removeprefix("$ ")
+            if not line.startswith(f"{COMMAND} ") and line != COMMAND:
+                continue
+            line = re.split(r"\s#|\s\|\s|&&|;|\s[12]?>", line, maxsplit=1)[0]
+            found.append((block.line + offset, line))
+    return found
+
+
+def unknown_command_parts(line: str) -> list[str]:
+    """The subcommands and options of ``line`` that the command line does not have."""
+    import click
+
+    from parlant_runtime.cli import cli
+
+    words = line.split()[1:]
+    command: click.Command = cli
+    names = [COMMAND]
+    while isinstance(command, click.Group) and words and not words[0].startswith("-"):
+        found = command.get_command(click.Context(command), words[0])
+        if found is None:
+            return [f"no command {' '.join([*names, words[0]])!r}"]
+        names.append(words.pop(0))
+        command = found
+    known = {"-h", "--help"} | {
+        option
+        for param in command.params
+        if isinstance(param, click.Option)
+        for option in (*param.opts, *param.secondary_opts)
+    }
+    if command is cli:
+        known |= {"--version"}
+    used = re.findall(r"(?<![\w/.:=-])(--?[A-Za-z][\w-]*)", " ".join(words))
+    return [f"{' '.join(names)} has no option {option}" for option in used if option not in known]
+
+
 # ------------------------------------------------------------------ running
 
 
@@ -297,6 +346,16 @@ def test_site_builds_without_warnings(tmp_path: Path) -> None:
 @pytest.mark.parametrize("page", pages(), ids=_name)
 def test_relative_links_resolve(page: Path) -> None:
     assert broken_links(page) == []
+
+
+@pytest.mark.parametrize("page", pages(), ids=_name)
+def test_commands_shown_exist(page: Path) -> None:
+    problems = [
+        f"{_name(page)}:{number}: {problem}  (in `{line}`)"
+        for number, line in command_lines(page)
+        for problem in unknown_command_parts(line)
+    ]
+    assert problems == []
 
 
 @pytest.mark.parametrize("block", _cases([b for b in _blocks("python") if not b.not_run]))
@@ -395,6 +454,34 @@ def test_checker_parses_blocks_markers_and_transcripts(tmp_path: Path) -> None:
     assert [(c.line, c.expected, c.exit_status) for c in commands] == [
         ("parlant-runtime validate x.yaml", ["one", "```"], 1),
         ("parlant-runtime --version", ["two"], 0),
+    ]
+
+
+def test_checker_finds_commands_and_options_that_do_not_exist() -> None:
+    assert unknown_command_parts("parlant-runtime db upgrade --database-url x") == []
+    assert unknown_command_parts("parlant-runtime validate --no-color --strict a.yaml") == []
+    assert unknown_command_parts("parlant-runtime --version") == []
+    assert unknown_command_parts("parlant-runtime test [--junit FILE] [--format text|json]") == []
+    assert unknown_command_parts("parlant-runtime valdate x") == [
+        "no command 'parlant-runtime valdate'"
+    ]
+    assert unknown_command_parts("parlant-runtime db upgrade --url x") == [
+        "parlant-runtime db upgrade has no option --url"
+    ]
+    assert unknown_command_parts('parlant-runtime publish b.yaml --map "J/a-b=c"') == []
+
+
+def test_checker_reads_command_lines_from_blocks(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "Prose: parlant-runtime valdate is not checked here.\n\n"
+        "```sh\nparlant-runtime diagram x.yaml --format dot | dot -Tsvg  # draw\n```\n\n"
+        "```text\n$ parlant-runtime --help\nUsage: parlant-runtime [OPTIONS]\n```\n",
+        encoding="utf-8",
+    )
+    assert command_lines(page) == [
+        (4, "parlant-runtime diagram x.yaml --format dot"),
+        (8, "parlant-runtime --help"),
     ]
 
 
