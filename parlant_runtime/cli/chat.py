@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -176,14 +176,17 @@ def chat(  # click passes options as keywords
         click.echo(text, color=color)
 
     with asyncio.Runner() as runner:
-        conversation, banner = _run(runner, open_chat(options, loaded))
+        try:
+            conversation, banner = _run(runner, open_chat(options, loaded))
+        except KeyboardInterrupt:
+            _fail("interrupted before the chat started; nothing was sent", 130)
         for line in banner:
             echo(click.style(f"· {line}", dim=True))
         if interactive:
             echo(click.style("· /help lists the commands; Ctrl-D or /quit leaves", dim=True))
         status = 0
         try:
-            status = _converse(runner, conversation, lines, source, echo)
+            status = _converse(runner, conversation, lines, source=source, echo=echo, color=color)
         except KeyboardInterrupt:
             echo("")
             status = 0 if interactive else 130
@@ -198,8 +201,10 @@ def _converse(
     runner: asyncio.Runner,
     conversation: Chat,
     lines: Iterator[tuple[int, str]],
+    *,
     source: str,
-    echo: Any,
+    echo: Callable[[str], None],
+    color: bool | None,
 ) -> int:
     """Feed the lines to the chat; the exit status (1 when a scripted line failed)."""
     for number, raw in lines:
@@ -214,9 +219,9 @@ def _converse(
             output = _run(runner, conversation.handle(raw))
         except LineError as exc:
             if not source:
-                click.echo(click.style(str(exc), fg="red"), err=True)
+                click.echo(click.style(str(exc), fg="red"), err=True, color=color)
                 continue
-            click.echo(f"{source}:{number}: {exc}", err=True)
+            click.echo(f"{source}:{number}: {exc}", err=True, color=color)
             return 1
         for text in output:
             echo(text)
