@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from parlant_runtime.bundle.schema import (
@@ -136,6 +137,9 @@ class CompiledAgent:
     """The expression conditions of canned responses, decided together (fluid agents)."""
     canned_by_priority: list[CompiledCanned] = field(default_factory=list)
     """The canned responses in the order composition tries them (priority, then file)."""
+    memo: dict[Any, Any] = field(default_factory=dict)
+    """What turns derive from this version alone (trace rows of conditions decided in a
+    batch, usage keys), kept for the next turn; bounded by the agent's size."""
 
     @property
     def version(self) -> int:

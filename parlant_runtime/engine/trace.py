@@ -109,7 +109,7 @@ class Trace:
         - while that is still too large, both limits are halved.
         """
         full = self.to_dict()
-        if _size(full) <= STORED_TRACE_BYTES:
+        if self._bound() <= STORED_TRACE_BYTES or _size(full) <= STORED_TRACE_BYTES:
             return full
         items, text = STORED_TRACE_ITEMS, STORED_TRACE_TEXT
         while True:
@@ -118,6 +118,23 @@ class Trace:
                 return compact
             items, text = max(items // 2, 1), max(text // 2, 16)
 
+    def _bound(self) -> int:
+        """Never less than the bytes of :meth:`to_dict` as JSON: each text counted at its
+        worst (:data:`_JSON_BLOWUP` bytes a character), each other value at 22 bytes.
+        Cheap (no JSON is built), so that a trace of ordinary size is never measured."""
+        total = 64
+        for name in _names(Trace):
+            value = getattr(self, name)
+            total += len(name) + 4
+            if isinstance(value, list):
+                total += _rows_bound(value)
+            elif value is not None:
+                total += _rows_bound([value])
+        return total
+
+
+_JSON_BLOWUP = 6
+"""Most bytes one character of text can take in JSON (``\\u001f``)."""
 
 _NAMES: dict[type, tuple[str, ...]] = {}
 
@@ -150,10 +167,54 @@ def _rows(rows: list[Any]) -> list[Any]:
     if rows and type(rows[0]) in _ROWS:
         cls = type(rows[0])
         getter = _flat(cls)
-        if getter is not None and all(type(row) is cls for row in rows):
+        if getter is not None and set(map(type, rows)) == {cls}:
             names = _names(cls)
             return [dict(zip(names, values, strict=True)) for values in map(getter, rows)]
     return [_plain(row) for row in rows]
+
+
+_TEXT_HINTS = frozenset({"str", "None"})
+_COLUMNS: dict[type, tuple[int, tuple[tuple[Callable[[Any], Any], bool], ...]] | None] = {}
+
+
+def _columns(cls: type) -> tuple[int, tuple[tuple[Callable[[Any], Any], bool], ...]] | None:
+    """For a row class of plain fields: bytes of its keys and punctuation, and a getter
+    per field with whether it holds text (else a number, a flag or null)."""
+    if cls not in _COLUMNS:
+        hints = [set(str(f.type).replace(" ", "").split("|")) for f in fields(cls)]
+        if all(hint <= _ATOM_HINTS for hint in hints):
+            names = _names(cls)
+            fixed = sum(len(name) + 4 for name in names) + 2
+            getters = tuple(
+                (operator.attrgetter(name), hint <= _TEXT_HINTS)
+                for name, hint in zip(names, hints, strict=True)
+            )
+            _COLUMNS[cls] = (fixed, getters)
+        else:
+            _COLUMNS[cls] = None
+    return _COLUMNS[cls]
+
+
+def _rows_bound(rows: list[Any]) -> int:
+    """Never less than the bytes of ``rows`` (as :func:`_plain` gives them) as JSON."""
+    if not rows:
+        return 2
+    types = set(map(type, rows))
+    if types == {str}:
+        return sum(map(len, rows)) * _JSON_BLOWUP + 3 * len(rows) + 2
+    cls = type(rows[0])
+    columns = _columns(cls) if cls in _ROWS else None
+    if columns is None or len(types) > 1:
+        return _size(_plain(rows))
+    fixed, getters = columns
+    total = (fixed + 1) * len(rows) + 2
+    for getter, text in getters:
+        if text:
+            chars = sum(map(len, filter(None, map(getter, rows))))
+            total += chars * _JSON_BLOWUP + 6 * len(rows)  # quotes, or null
+        else:
+            total += 22 * len(rows)
+    return total
 
 
 def _plain(value: Any) -> Any:

@@ -201,6 +201,14 @@ class _Turn:
 
     def check(self, where: str, condition: Condition) -> bool:
         known = self.decided.get(id(condition))
+        if known is not None and known[1] is None:  # decided in a batch: the row is reused
+            key = (where, id(condition), known[0])
+            row = self.agent.memo.get(key)
+            if row is None:
+                row = ConditionTrace(where, condition.text, condition.kind.value, known[0])
+                self.agent.memo[key] = row
+            self.trace.conditions.append(row)
+            return known[0]
         result, reason = (
             known
             if known is not None
@@ -246,7 +254,10 @@ class _Turn:
         return True
 
     def count(self, entity: str, entity_id: UUID, counter: str) -> None:
-        key = f"{entity}:{entity_id}:{counter}"
+        memo = (entity, entity_id, counter)
+        key = self.agent.memo.get(memo)
+        if key is None:
+            key = self.agent.memo[memo] = f"{entity}:{entity_id}:{counter}"
         self.usage[key] = self.usage.get(key, 0) + 1
 
 

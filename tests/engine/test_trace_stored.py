@@ -103,3 +103,16 @@ def test_a_turn_of_a_large_agent_stores_a_bounded_trace_and_returns_the_whole() 
         assert stored["guidelines"] == ["g7"]
 
     run_chat(data, scenario)
+
+
+def test_the_cheap_size_bound_is_never_below_the_json_size() -> None:
+    worst = "\x01\"\\é😀 "  # escapes, multi-byte characters, a surrogate pair in JSON
+    traces = [
+        Trace(),
+        sample(),
+        sample(300, text=worst * 40),
+        Trace(path=[worst * 100], errors=[worst], guidelines=["g", worst]),
+        Trace(reply=ReplyTrace("none", None, ((worst, worst),))),
+    ]
+    for trace in traces:
+        assert trace._bound() >= json_bytes(trace.to_dict())
