@@ -12,15 +12,21 @@ from pathlib import Path
 
 import uvicorn
 
-from .app import Settings, create_app
+from .app import Settings, StartupError, create_app
 
 STARTUP_FAILURE = 3
 """The exit status when the backend cannot start (uvicorn's own)."""
+USAGE_ERROR = 2
+"""The exit status for unusable options or environment variables (argparse's)."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the options and serve until interrupted; 0 on a clean stop, 3 when it cannot start."""
-    defaults = Settings.from_environment()
+    """Serve until interrupted: 0 on a clean stop, 2 for bad options, 3 when it cannot start."""
+    try:
+        defaults = Settings.from_environment()
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     parser = argparse.ArgumentParser(
         prog="python -m examples.web",
         description="The parlant-runtime embedding example: a chat backend with a chat page.",
@@ -45,12 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default="info", help="uvicorn's log level")
     options = parser.parse_args(argv)
-    settings = Settings(
-        database_url=options.database_url,
-        bundle=options.bundle,
-        workspace=options.workspace,
-        keepalive=options.keepalive,
-    )
+    try:
+        settings = Settings(
+            database_url=options.database_url,
+            bundle=options.bundle,
+            workspace=options.workspace,
+            keepalive=options.keepalive,
+        )
+    except StartupError as exc:
+        parser.error(str(exc))  # exits with status 2
     config = uvicorn.Config(
         create_app(settings),
         host=options.host,

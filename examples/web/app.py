@@ -105,18 +105,36 @@ class Settings:
     bundle: Path = DEFAULT_BUNDLE
     workspace: str = DEFAULT_WORKSPACE
     keepalive: float = 15.0
-    """Seconds between keep-alive comments on an idle event stream."""
+    """Seconds between keep-alive comments on an idle event stream (0.05 to 3600)."""
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.keepalive <= 3600:  # also refuses NaN
+            raise StartupError(
+                f"the keep-alive interval must be 0.05 to 3600 seconds, not {self.keepalive}"
+            )
+        if not self.workspace.strip():
+            raise StartupError("the workspace id is empty; name one (default: web-example)")
 
     @classmethod
     def from_environment(cls) -> Settings:
         """``PARLANT_DATABASE_URL``, ``PARLANT_WEB_BUNDLE``, ``PARLANT_WEB_WORKSPACE``,
-        ``PARLANT_WEB_KEEPALIVE``."""
-        keepalive = os.environ.get("PARLANT_WEB_KEEPALIVE")
+        ``PARLANT_WEB_KEEPALIVE``.
+
+        Raises:
+            StartupError: a variable has a value that cannot be used.
+        """
+        raw = os.environ.get("PARLANT_WEB_KEEPALIVE", "").strip()
+        try:
+            keepalive = float(raw) if raw else 15.0
+        except ValueError:
+            raise StartupError(
+                f"PARLANT_WEB_KEEPALIVE={raw!r} is not a number of seconds"
+            ) from None
         return cls(
             database_url=os.environ.get(migrate.DATABASE_URL_ENV) or None,
             bundle=Path(os.environ.get("PARLANT_WEB_BUNDLE") or DEFAULT_BUNDLE),
             workspace=os.environ.get("PARLANT_WEB_WORKSPACE") or DEFAULT_WORKSPACE,
-            keepalive=float(keepalive) if keepalive else 15.0,
+            keepalive=keepalive,
         )
 
 
@@ -225,6 +243,14 @@ async def _parse(request: Request, model: type[M], *, empty_ok: bool) -> M:
         if empty_ok:
             return model()
         raise ApiError(400, "bad_json", "the request needs a JSON body")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        # also keeps plain HTML forms of other sites from posting here (they cannot send JSON)
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the body as application/json, not {media_type or 'without a content type'}",
+        )
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -271,7 +297,8 @@ def _offset(raw: str, where: str) -> int:
 class Backend:
     """The runtime, its store and the agent, from start-up to shut-down."""
 
-    settings: Settings
+    given: Settings | None = None
+    """``None``: read from the environment at start-up (errors then stop the start)."""
     runtime: Runtime | None = None
     agent_id: UUID | None = None
     agent_name: str = ""
@@ -280,6 +307,14 @@ class Backend:
     open_streams: int = 0
     """Event streams being served now (``GET /healthz`` shows it)."""
     _loop: asyncio.AbstractEventLoop | None = None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in use (known once the backend started)."""
+        if self._settings is None:
+            raise ApiError(503, "starting", "the server is not ready yet; try again")
+        return self._settings
 
     # -------------------------------------------------------------- lifecycle
 
@@ -287,6 +322,7 @@ class Backend:
         """Migrate, open the store, create the workspace, publish the bundle."""
         self._loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
+        self._settings = self.given or Settings.from_environment()
         try:
             loaded = read_bundle(self.settings.bundle)
         except Exception as exc:
@@ -586,8 +622,11 @@ class ChatBackendApp:
 
 
 def create_app(settings: Settings | None = None) -> ChatBackendApp:
-    """The ASGI application; nothing is opened before the server starts it."""
-    backend = Backend(settings or Settings.from_environment())
+    """The ASGI application; nothing is read or opened before the server starts it.
+
+    ``settings``: ``None`` reads the environment at start-up (:meth:`Settings.from_environment`).
+    """
+    backend = Backend(settings)
     routes = [
         Route("/", backend.page, methods=["GET"]),
         Route("/healthz", _translate(backend.health), methods=["GET"]),

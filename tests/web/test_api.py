@@ -270,19 +270,36 @@ def test_a_bad_message_body_is_refused_and_writes_nothing(
 def test_a_bad_session_body_is_refused(client: httpx.Client) -> None:
     assert_error(client.post("/sessions", json={"customer_id": 7}), 422, "invalid_request")
     assert_error(client.post("/sessions", json={"metadata": {}}), 422, "invalid_request")
-    assert_error(client.post("/sessions", content=b"{nope"), 400, "bad_json")
+    json_type = {"content-type": "application/json"}
+    assert_error(client.post("/sessions", content=b"{nope", headers=json_type), 400, "bad_json")
+
+
+def test_a_body_that_is_not_json_is_415(client: httpx.Client) -> None:
+    session_id = new_session(client)
+    path = f"/sessions/{session_id}/messages"
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"content-type": content_type} if content_type else {}
+        response = client.post(path, content=b'{"text": "hi"}', headers=headers)
+        assert_error(response, 415, "unsupported_media_type")
+    ok = client.post(
+        path, content=b'{"text": "hi"}', headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert ok.status_code == 200
+    assert client.get(f"/sessions/{session_id}").json()["last_offset"] == ok.json()["last_offset"]
 
 
 def test_an_oversized_body_is_413_with_or_without_a_length(client: httpx.Client) -> None:
     session_id = new_session(client)
     big = json.dumps({"text": "x" * 20_000}).encode()
-    assert_error(client.post(f"/sessions/{session_id}/messages", content=big), 413, "too_large")
+    json_type = {"content-type": "application/json"}
+    response = client.post(f"/sessions/{session_id}/messages", content=big, headers=json_type)
+    assert_error(response, 413, "too_large")
 
     def chunks() -> Any:  # no content-length: the server counts as it reads
         for start in range(0, len(big), 1000):
             yield big[start : start + 1000]
 
-    response = client.post(f"/sessions/{session_id}/messages", content=chunks())
+    response = client.post(f"/sessions/{session_id}/messages", content=chunks(), headers=json_type)
     assert "content-length" not in response.request.headers
     assert_error(response, 413, "too_large")
     assert client.get(f"/sessions/{session_id}").json()["last_offset"] == -1

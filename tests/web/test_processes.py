@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ import pytest
 
 from tests.postgres import postgres_url
 from tests.web.conftest import (
+    ROOT,
     Server,
     assert_clean_stop,
     read_events,
@@ -210,3 +214,27 @@ def test_two_processes_share_one_session_without_losing_or_doubling(
     assert [e["offset"] for e in events] == list(range(last + 1))
     customer = [e["content"]["text"] for e in events if e["type"] == "customer_message"]
     assert sorted(customer) == ["an espresso", "hello", "hi there"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "expected"),
+    [
+        (["--keepalive", "0"], {}, "keep-alive interval must be 0.05 to 3600 seconds"),
+        ([], {"PARLANT_WEB_KEEPALIVE": "soon"}, "PARLANT_WEB_KEEPALIVE='soon' is not a number"),
+    ],
+)
+def test_unusable_options_are_refused_before_serving(
+    arguments: list[str], environment: dict[str, str], expected: str
+) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "examples.web", *arguments],
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert expected in finished.stderr
+    assert "Traceback" not in finished.stderr
