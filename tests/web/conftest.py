@@ -45,27 +45,27 @@ class Server:
         *,
         keepalive: float = 0.5,
         bundle: Path | None = None,
+        via_uvicorn: bool = False,
     ) -> None:
         self.database_url = database_url
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
-        command = [
-            sys.executable,
-            "-m",
-            "examples.web",
-            "--port",
-            str(self.port),
-            "--database-url",
-            database_url,
-            "--keepalive",
-            str(keepalive),
-        ]
-        if bundle is not None:
-            command += ["--bundle", str(bundle)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARLANT_WEB_")}
         env["PYTHONUNBUFFERED"] = "1"
+        if via_uvicorn:  # uvicorn's own command line; the app reads the environment
+            command = [sys.executable, "-m", "uvicorn", "examples.web.app:app"]
+            command += ["--port", str(self.port)]
+            env["PARLANT_DATABASE_URL"] = database_url
+            env["PARLANT_WEB_KEEPALIVE"] = str(keepalive)
+            if bundle is not None:
+                env["PARLANT_WEB_BUNDLE"] = str(bundle)
+        else:
+            command = [sys.executable, "-m", "examples.web", "--port", str(self.port)]
+            command += ["--database-url", database_url, "--keepalive", str(keepalive)]
+            if bundle is not None:
+                command += ["--bundle", str(bundle)]
         self.process = subprocess.Popen(
             command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env
         )

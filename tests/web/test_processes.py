@@ -42,8 +42,11 @@ def new_session(server: Server) -> str:
 # ---------------------------------------------------------------------- one process
 
 
-def test_shutdown_ends_open_streams_at_once(tmp_path: Path) -> None:
-    server = start_server(f"sqlite:///{tmp_path / 'chat.db'}", tmp_path / "server.log")
+@pytest.mark.parametrize("via_uvicorn", [False, True], ids=["python -m examples.web", "uvicorn"])
+def test_shutdown_ends_open_streams_at_once(tmp_path: Path, via_uvicorn: bool) -> None:
+    server = start_server(
+        f"sqlite:///{tmp_path / 'chat.db'}", tmp_path / "server.log", via_uvicorn=via_uvicorn
+    )
     session_id = new_session(server)
     ended = threading.Event()
     outcome: list[BaseException | None] = []
