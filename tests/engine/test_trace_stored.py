@@ -106,7 +106,7 @@ def test_a_turn_of_a_large_agent_stores_a_bounded_trace_and_returns_the_whole() 
 
 
 def test_the_cheap_size_bound_is_never_below_the_json_size() -> None:
-    worst = "\x01\"\\é😀 "  # escapes, multi-byte characters, a surrogate pair in JSON
+    worst = '\x01"\\é😀 '  # escapes, multi-byte characters, a surrogate pair in JSON
     traces = [
         Trace(),
         sample(),
