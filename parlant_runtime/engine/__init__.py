@@ -21,6 +21,7 @@ from parlant_runtime.engine.conditions import (
     KeywordEvaluator,
     ScriptedEvaluator,
 )
+from parlant_runtime.engine.health import IntegrationHealth, ToolHealth
 from parlant_runtime.engine.knowledge import (
     KeywordRetriever,
     KnowledgeError,
@@ -38,6 +39,7 @@ __all__ = [
     "ConditionEvaluator",
     "ConditionTrace",
     "DeterministicGenerator",
+    "IntegrationHealth",
     "KeywordEvaluator",
     "KeywordRetriever",
     "KnowledgeError",
@@ -52,6 +54,7 @@ __all__ = [
     "SessionClosed",
     "ToolCall",
     "ToolError",
+    "ToolHealth",
     "ToolRegistry",
     "Trace",
     "TransitionTrace",

@@ -26,6 +26,7 @@ from uuid import UUID, uuid4, uuid5
 from parlant_runtime.engine.compiled import AgentCache, CompiledAgent, compile_agent
 from parlant_runtime.engine.compose import DeterministicGenerator, ResponseGenerator
 from parlant_runtime.engine.conditions import ConditionEvaluator, KeywordEvaluator
+from parlant_runtime.engine.health import ToolHealth, tool_health
 from parlant_runtime.engine.knowledge import Retriever
 from parlant_runtime.engine.tools import ToolRegistry
 from parlant_runtime.engine.trace import Trace
@@ -42,6 +43,7 @@ from parlant_runtime.model import Event, EventType, Session, SessionMode, Sessio
 from parlant_runtime.storage.port import (
     ConcurrentUpdate,
     NewEvent,
+    NotFound,
     SessionStart,
     Store,
     TurnCommit,
@@ -284,6 +286,20 @@ class Runtime:
         async with self._locks.hold(session_id):
             result = await self._simple(workspace_id, session_id, [event], status=status)
         return result.session
+
+    async def tool_health(self, workspace_id: str, agent_id: UUID, tool: str) -> ToolHealth:
+        """Use count, errors, success rate and health of the agent's tool ``tool``
+        (derived on read: :mod:`parlant_runtime.engine.health`).
+
+        Raises:
+            NotFound: the agent has no tool of that name.
+        """
+        compiled = await self.agent(workspace_id, agent_id)
+        spec = compiled.tools.get(tool)
+        if spec is None:
+            known = ", ".join(sorted(compiled.tools)) or "none"
+            raise NotFound(f"agent {agent_id} has no tool {tool!r}; its tools: {known}")
+        return await tool_health(self.store, workspace_id, spec)
 
     @property
     def busy_sessions(self) -> int:

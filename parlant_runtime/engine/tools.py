@@ -17,10 +17,11 @@ and the turn records the error; ``fallback``: the result becomes ``fallback``, d
 to every failed call, a disabled tool and a missing function included.
 
 Reporting: :func:`tool_events` gives the ``tool_call``/``tool_result`` pair,
-:func:`usage_deltas` the ``use_count`` delta for ``TurnCommit.usage``, and
-``outcome.advances`` says whether the state moves on. Success rate, error count, last
-error and health of the integration rows derive from ``outcome.ok`` and
-``outcome.error`` in whoever owns those rows; this module writes nothing.
+:func:`usage_deltas` the usage deltas for ``TurnCommit.usage`` (the tool's
+``use_count`` when its function ran; the ``error_count`` of the integration the call
+went to, :func:`route`, when it then failed), and ``outcome.advances`` says whether
+the state moves on. Success rate and health derive from those counters
+(:mod:`parlant_runtime.engine.health`); this module writes nothing.
 
 Tool functions must be ``async`` and honour cancellation (blocking code belongs in
 ``asyncio.to_thread``); one that ignores it is abandoned after a short grace period.
@@ -45,7 +46,7 @@ from uuid import UUID
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
-from parlant_runtime.bundle.schema import ToolSpec
+from parlant_runtime.bundle.schema import ToolIntegrationSpec, ToolSpec
 from parlant_runtime.errors import ParlantRuntimeError, TemplateSandboxError
 from parlant_runtime.model import EventType
 from parlant_runtime.sandbox import (
@@ -70,6 +71,7 @@ __all__ = [
     "call_tool",
     "current_call",
     "private_argument_names",
+    "route",
     "stable_call_id",
     "tool_events",
     "usage_deltas",
@@ -200,6 +202,14 @@ class ToolCall:
     tool: str
     attempt: int
     """1 for the first attempt, then 2, 3, ... for ``errorHandling`` retries."""
+    integration: ToolIntegrationSpec | None = None
+    """Where the call goes (:func:`route`): the tool's first enabled integration."""
+
+
+def route(tool: ToolSpec) -> ToolIntegrationSpec | None:
+    """The integration a call of ``tool`` goes to: its first enabled one, in bundle order
+    (``None`` without one). Its ``error_count`` counts the calls that failed."""
+    return next((i for i in tool.integrations if i.enabled), None)
 
 
 _CURRENT_CALL: contextvars.ContextVar[ToolCall | None] = contextvars.ContextVar(
@@ -347,7 +357,7 @@ async def call_tool(
             if retry:
                 await sleep(handling.backoff_seconds(retry - 1))
             attempts += 1
-            token = _CURRENT_CALL.set(ToolCall(call_id, tool.name, attempts))
+            token = _CURRENT_CALL.set(ToolCall(call_id, tool.name, attempts, route(tool)))
             try:  # the attempt's task copies the context when it is created
                 result, problem, timed_out = await _try_once(function, arguments, handling, returns)
             finally:
@@ -407,9 +417,18 @@ def tool_events(
     ]
 
 
-def usage_deltas(outcome: ToolOutcome, tool_id: UUID) -> dict[str, int]:
-    """The tool's ``use_count`` delta: 1 when its function ran at all, else nothing."""
-    return {f"tool:{tool_id}:use_count": 1} if outcome.attempts else {}
+def usage_deltas(
+    outcome: ToolOutcome, tool_id: UUID, integration_id: UUID | None = None
+) -> dict[str, int]:
+    """The usage deltas of a call: the tool's ``use_count`` +1 when its function ran at
+    all; when it ran and failed (a fallback included), the ``error_count`` +1 of
+    ``integration_id`` (the integration the call went to, see :func:`route`)."""
+    if not outcome.attempts:
+        return {}
+    deltas = {f"tool:{tool_id}:use_count": 1}
+    if not outcome.ok and integration_id is not None:
+        deltas[f"tool_integration:{integration_id}:error_count"] = 1
+    return deltas
 
 
 # ---------------------------------------------------------------------- internals

@@ -412,7 +412,9 @@ async def _call(
             private_result=private_result,
         )
     )
-    for key, delta in tooling.usage_deltas(outcome, tool.id).items():
+    integration = tooling.route(tool)
+    deltas = tooling.usage_deltas(outcome, tool.id, integration.id if integration else None)
+    for key, delta in deltas.items():
         turn.usage[key] = turn.usage.get(key, 0) + delta
     turn.trace.tools.append(
         {

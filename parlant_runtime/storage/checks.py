@@ -41,6 +41,7 @@ USAGE_COUNTERS: dict[str, frozenset[str]] = {
     "transition": frozenset({"use_count"}),
     "journey_guideline": frozenset({"match_count"}),
     "tool": frozenset({"use_count"}),
+    "tool_integration": frozenset({"error_count"}),
 }
 """The usage counters a turn may bump, by entity (counter columns of the SQL tables)."""
 

@@ -98,6 +98,7 @@ def _entity_ids(bundle: AgentBundle, entity: str) -> set[UUID]:
         "transition": [tr.id for j in journeys for tr in j.transitions],
         "journey_guideline": [link.id for j in journeys for link in j.guidelines],
         "tool": [tool.id for tool in bundle.tools],
+        "tool_integration": [i.id for tool in bundle.tools for i in tool.integrations],
     }
     return set(ids.get(entity, ()))
 

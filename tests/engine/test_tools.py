@@ -28,6 +28,7 @@ from parlant_runtime.engine.tools import (
     call_tool,
     current_call,
     private_argument_names,
+    route,
     stable_call_id,
     tool_events,
     usage_deltas,
@@ -500,6 +501,44 @@ def test_a_call_that_ran_counts_one_use_in_the_storage_key_format() -> None:
     tool_id = UUID(int=7)
     outcome = run_call(make_tool({"retries": 2}), raises)
     assert usage_deltas(outcome, tool_id) == {f"tool:{tool_id}:use_count": 1}
+
+
+def test_a_failed_call_counts_one_error_on_the_integration_it_went_to() -> None:
+    async def raises(arguments: dict[str, Any]) -> Any:
+        raise ValueError
+
+    async def works(arguments: dict[str, Any]) -> Any:
+        return {"slots": []}
+
+    tool_id, integration_id = UUID(int=7), UUID(int=8)
+    failed = run_call(make_tool({"retries": 2}), raises)
+    assert usage_deltas(failed, tool_id, integration_id) == {
+        f"tool:{tool_id}:use_count": 1,
+        f"tool_integration:{integration_id}:error_count": 1,
+    }
+    fell_back = run_call(make_tool({"onError": "fallback"}), raises)
+    assert f"tool_integration:{integration_id}:error_count" in usage_deltas(
+        fell_back, tool_id, integration_id
+    )
+    ok = run_call(make_tool(), works)
+    assert usage_deltas(ok, tool_id, integration_id) == {f"tool:{tool_id}:use_count": 1}
+
+
+def test_a_call_goes_to_the_first_enabled_integration() -> None:
+    tool = ToolSpec.model_validate(
+        {
+            "name": "t",
+            "integrations": [
+                {"integrationType": "mcp_server", "targetId": "a", "enabled": False},
+                {"integrationType": "custom_tool", "targetId": "b"},
+                {"integrationType": "workflow_block", "targetId": "c"},
+            ],
+        }
+    )
+    routed = route(tool)
+    assert routed is not None
+    assert routed.target_id == "b"
+    assert route(make_tool()) is None
 
 
 # ------------------------------------------------------------------ errorHandling

@@ -79,6 +79,7 @@ _USAGE_TABLES: dict[str, sa.Table] = {
     "transition": t.journey_transition,
     "journey_guideline": t.journey_guideline,
     "tool": t.tool,
+    "tool_integration": t.tool_integration,
 }
 
 
@@ -794,6 +795,9 @@ def _owned_by(entity: str, ws: str) -> Any:
     agents_of_workspace = sa.select(t.agent.c.id).where(t.agent.c.workspace_id == ws)
     if entity in ("agent", "tool"):
         return table.c.workspace_id == ws
+    if entity == "tool_integration":
+        tools = sa.select(t.tool.c.id).where(t.tool.c.workspace_id == ws)
+        return table.c.parlant_tool_id.in_(tools)
     if entity in ("guideline", "canned_response", "journey"):
         return table.c.agent_id.in_(agents_of_workspace)
     journeys = sa.select(t.journey.c.id).where(t.journey.c.agent_id.in_(agents_of_workspace))
