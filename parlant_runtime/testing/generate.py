@@ -164,7 +164,10 @@ ALTERNATIVES = 4
 shortest one cannot be planned or run: up to ``ALTERNATIVES ** 2`` paths per transition."""
 
 _SEARCH_LIMIT = 200
-"""Simple paths looked at per leg before the shortest few are kept (bounds the work)."""
+"""Simple paths looked at per leg end before the shortest few are kept (bounds the work)."""
+
+_DETOUR = 3
+"""Alternative paths are at most this many transitions longer than the shortest."""
 
 
 def _candidates(
@@ -178,21 +181,36 @@ def _candidates(
     finals = [state.name for state in journey.states if state.ends_journey]
     reachable = nx.descendants(graph, initial) | {initial}
 
+    simple = nx.DiGraph(graph)
+    first = {
+        (e.spec.from_state, e.spec.to_state): e for es in outgoing.values() for e in reversed(es)
+    }
+
     def legs(start: str, ends: Sequence[str]) -> list[list[_Edge]]:
-        """Up to ALTERNATIVES simple edge paths from ``start`` to any of ``ends``."""
+        """The shortest path from ``start`` to the nearest of ``ends``, then up to
+        ALTERNATIVES - 1 other simple edge paths (a few steps longer at most)."""
         if start in ends:
             return [[]]
+        distance = nx.single_source_shortest_path_length(simple, start)
+        targets = sorted(
+            (end for end in ends if end in distance),
+            key=lambda end: (distance[end], ends.index(end)),
+        )
+        if not targets:
+            return [[]]
+        nodes_path = nx.shortest_path(simple, start, targets[0])
+        shortest = [first[pair] for pair in itertools.pairwise(nodes_path)]
         found: list[list[_Edge]] = []
-        targets = [end for end in ends if end in nx.descendants(graph, start)]
         for end in targets:
-            paths = nx.all_simple_edge_paths(graph, start, end)
+            paths = nx.all_simple_edge_paths(graph, start, end, cutoff=distance[end] + _DETOUR)
             found.extend(
                 [by_index[key] for _, _, key in path]
                 for path in itertools.islice(paths, _SEARCH_LIMIT)
             )
         # shortest first; among equals, the one whose transitions are tried first
         found.sort(key=lambda path: (len(path), [rank[e.index] for e in path]))
-        return found[:ALTERNATIVES] or [[]]
+        others = [path for path in found if path != shortest]
+        return [shortest, *others[: ALTERNATIVES - 1]]
 
     candidates: dict[int, list[list[_Edge]]] = {}
     for edges in outgoing.values():

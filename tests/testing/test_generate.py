@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from parlant_runtime.bundle import LoadedBundle, bundle_from_data, loads_bundle, read_bundle
 from parlant_runtime.cli import cli
 from parlant_runtime.testing import loads_conversation_file, render_text, run_case
-from parlant_runtime.testing.coverage import coverage_of
+from parlant_runtime.testing.coverage import coverage_of, taken_transitions
 from parlant_runtime.testing.generate import (
     example_for_pattern,
     example_for_schema,
@@ -24,7 +24,7 @@ from parlant_runtime.testing.generate import (
     render_generated,
 )
 from parlant_runtime.testing.results import FileResult
-from tests.strategies import valid_journeys
+from tests.strategies import arbitrary_journeys, valid_journeys
 from tests.testing.support import EXAMPLES
 
 EXAMPLE_BUNDLES = sorted(EXAMPLES.glob("*.yaml"))
@@ -106,6 +106,31 @@ def test_generated_tests_take_every_transition_of_random_journeys(data: dict[str
     assert result.passed, render_text([result]) + text
     taken = set().union(*(case.covers for j in tests.journeys for case in j.cases))
     assert taken == set(range(len(bundle.journeys[0].transitions)))
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(arbitrary_journeys())
+def test_on_any_journey_each_transition_is_taken_or_reported_never_both(
+    data: dict[str, Any],
+) -> None:
+    bundle = bundle_from_data(with_activation(data))
+    loaded = LoadedBundle(bundle, read_bundle(EXAMPLES / "minimal.yaml").source, "any.yaml")
+    tests = generate_tests(loaded)
+    (journey,) = tests.journeys
+    taken = set().union(*(case.covers for case in journey.cases))
+    reported = {item.index: item.reason for item in journey.uncovered}
+    assert taken | set(reported) == set(range(len(bundle.journeys[0].transitions)))
+    assert not taken & set(reported)
+    assert all(reason for reason in reported.values())
+    if tests.cases:
+        _, result = run_generated(loaded, "any.yaml")
+        assert result.passed, render_text([result])
+        traces = [trace for case in result.cases for trace in case.traces]
+        assert {i for _, i in taken_transitions(bundle, traces)} == taken
 
 
 def generated(text: str) -> Any:
