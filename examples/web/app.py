@@ -86,6 +86,8 @@ DEFAULT_WORKSPACE = "web-example"
 MAX_BODY_BYTES = 16 * 1024
 """Largest request body accepted (a chat message is far smaller); beyond it: 413."""
 MAX_IDEMPOTENCY_KEY = 200
+MAX_OFFSET = 2**31 - 1
+"""Largest offset a stream may start after (the databases store offsets as 32-bit integers)."""
 
 logger = logging.getLogger("examples.web")
 
@@ -283,9 +285,11 @@ def _offset(raw: str, where: str) -> int:
         value = int(raw)
     except ValueError:
         value = -2
-    if value < -1:
+    if not -1 <= value <= MAX_OFFSET:
         raise ApiError(
-            400, "bad_offset", f"{where} must be an event offset (an integer, -1 or more)"
+            400,
+            "bad_offset",
+            f"{where} must be an event offset (an integer from -1 to {MAX_OFFSET})",
         )
     return value
 

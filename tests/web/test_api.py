@@ -102,6 +102,8 @@ def test_a_retried_message_is_recorded_once(client: httpx.Client) -> None:
     assert again["replies"] == first["replies"]
     assert again["events"] == first["events"]
     assert client.get(f"/sessions/{session_id}").json()["last_offset"] == first["last_offset"]
+    unkeyed = say(client, session_id, "thanks", idempotency_key=None)  # null: no key
+    assert unkeyed["duplicate"] is False
 
 
 # ---------------------------------------------------------------------- the event stream
@@ -249,6 +251,13 @@ def test_a_closed_session_refuses_messages_with_409(client: httpx.Client) -> Non
         (b'{"text": "   "}', 422, "invalid_request", "text"),
         (b'{"text": "hi", "colour": "red"}', 422, "invalid_request", "colour"),
         (b'{"text": "hi", "idempotency_key": ""}', 422, "invalid_request", "idempotency_key"),
+        (
+            b'{"text": "hi", "idempotency_key": "%s"}' % (b"k" * 201),
+            422,
+            "invalid_request",
+            "idempotency_key",
+        ),
+        (b'{"text": "a\\u0000b"}', 422, "invalid_request", "text"),
     ],
 )
 def test_a_bad_message_body_is_refused_and_writes_nothing(
@@ -307,7 +316,7 @@ def test_an_oversized_body_is_413_with_or_without_a_length(client: httpx.Client)
 
 def test_bad_stream_positions_are_400(client: httpx.Client) -> None:
     session_id = new_session(client)
-    for query in ("after=x", "after=-5", "after=1.5"):
+    for query in ("after=x", "after=-5", "after=1.5", f"after={10**30}", "after=2147483648"):
         assert_error(client.get(f"/sessions/{session_id}/events?{query}"), 400, "bad_offset")
     response = client.get(f"/sessions/{session_id}/events", headers={"last-event-id": "abc"})
     assert "Last-Event-ID" in assert_error(response, 400, "bad_offset")["message"]
