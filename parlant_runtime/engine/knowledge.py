@@ -8,7 +8,9 @@ whose score reaches the link's threshold, at most ``maxResults`` of each link, a
 orders them: links by priority (higher first, ties in bundle order), passages of a
 link by score (higher first, ties in the order the retriever gave). Templates and
 expression conditions read the result as ``kb``: a list of
-``{"knowledge_base", "id", "text", "score", "metadata"}``.
+``{"knowledge_base", "id", "text", "score", "metadata"}``. Each link searched counts
+one ``search_count`` (a usage counter of ``parlant_agent_knowledge_base``) when the
+retriever answered.
 
 :class:`KeywordRetriever` is the deterministic built-in one, for tests and offline
 use: documents registered in memory by knowledge base id, scored by the share of

@@ -508,6 +508,9 @@ async def _retrieve(turn: _Turn, retriever: Retriever) -> None:
     try:
         found = await asyncio.wait_for(retriever.retrieve(queries), KNOWLEDGE_TIMEOUT)
         turn.kb, turn.trace.knowledge = knowledge.select(links, queries, found)
+        for link in links:
+            if link.enabled:
+                turn.count("agent_knowledge_base", link.id, "search_count")
     except TimeoutError:
         turn.error(f"the knowledge-base search took longer than {KNOWLEDGE_TIMEOUT} s")
     except Exception as exc:  # the plugin's failure, not the turn's

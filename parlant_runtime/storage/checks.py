@@ -42,6 +42,7 @@ USAGE_COUNTERS: dict[str, frozenset[str]] = {
     "journey_guideline": frozenset({"match_count"}),
     "tool": frozenset({"use_count"}),
     "tool_integration": frozenset({"error_count"}),
+    "agent_knowledge_base": frozenset({"search_count"}),
 }
 """The usage counters a turn may bump, by entity (counter columns of the SQL tables)."""
 

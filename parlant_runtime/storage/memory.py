@@ -99,6 +99,7 @@ def _entity_ids(bundle: AgentBundle, entity: str) -> set[UUID]:
         "journey_guideline": [link.id for j in journeys for link in j.guidelines],
         "tool": [tool.id for tool in bundle.tools],
         "tool_integration": [i.id for tool in bundle.tools for i in tool.integrations],
+        "agent_knowledge_base": [kb.id for kb in bundle.knowledge_bases],
     }
     return set(ids.get(entity, ()))
 

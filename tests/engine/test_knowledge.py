@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from parlant_runtime import bundle_from_data
 from parlant_runtime.bundle.schema import KnowledgeBaseLinkSpec
-from parlant_runtime.engine import KeywordRetriever, KnowledgeError, KnowledgeQuery, Passage
+from parlant_runtime.engine import (
+    KeywordRetriever,
+    KnowledgeError,
+    KnowledgeQuery,
+    Passage,
+    Runtime,
+)
 from parlant_runtime.engine.knowledge import queries_for, select, words
 from parlant_runtime.model import EventType
-from tests.engine.test_turns import Chat, bundle, kinds, open_chat
+from parlant_runtime.storage.sql import schema
+from parlant_runtime.storage.sql.engine import create_engine
+from tests.engine.test_persisted import BACKENDS, opener
+from tests.engine.test_turns import WS, Chat, bundle, kinds, open_chat
 
 
 def query(kb: str, text: str, threshold: int = 0, max_results: int = 10) -> KnowledgeQuery:
@@ -212,6 +223,13 @@ def test_passages_reach_templates_as_kb_in_priority_order_and_the_trace() -> Non
         assert len(retriever.batches) == 2
         stored = (await c.events())[-1].metadata["trace"]
         assert stored["knowledge"][0]["kept"] == []
+        links = {
+            kb.knowledge_base_id: kb.id
+            for kb in (await c.store.load_agent(WS, c.agent_id)).bundle.knowledge_bases
+        }
+        for name, searches in (("faq", 2), ("policies", 2), ("old", 0)):
+            usage = await c.store.usage(WS, "agent_knowledge_base", links[name])
+            assert usage == {"search_count": searches}
 
     asyncio.run(scenario())
 
@@ -259,6 +277,53 @@ def test_a_failing_retriever_costs_the_turn_its_kb_not_its_reply(
         status = result.events[1]
         assert status.event_type is EventType.STATUS_UPDATE
         assert error in status.content["error"]
+        link = (await c.store.load_agent(WS, c.agent_id)).bundle.knowledge_bases[0]
+        assert await c.store.usage(WS, "agent_knowledge_base", link.id) == {"search_count": 0}
         assert (await c.current()).event_count == 3
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_searches_are_counted_per_link_on_every_store(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    open_store = opener(backend, request, tmp_path)
+    url = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'parlant.db'}"
+    elif backend == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+
+    async def scenario() -> None:
+        store = await open_store()
+        try:
+            await store.ensure_workspace(WS)
+            if url is not None:  # the host's knowledge_base rows the links point at
+                engine = create_engine(url)
+                async with engine.begin() as conn:
+                    rows = [{"id": name, "name": name} for name in DOCS]
+                    await conn.execute(schema.knowledge_base.insert(), rows)
+                await engine.dispose()
+            report = await store.publish(WS, bundle_from_data(kb_agent()))
+            runtime = Runtime(store, retriever=KeywordRetriever(DOCS))
+            session = await runtime.start_session(WS, report.agent_id)
+            first = await runtime.process_message(WS, session.id, "parking fines?")
+            assert first.replies[0].startswith("[policies] Parking fines")
+            await runtime.process_message(WS, session.id, "and parking?")
+            links = {
+                kb.knowledge_base_id: kb.id
+                for kb in (await store.load_agent(WS, report.agent_id)).bundle.knowledge_bases
+            }
+            for rolled in (False, True):
+                if rolled:
+                    await store.roll_up_usage()
+                counts = {
+                    name: (await store.usage(WS, "agent_knowledge_base", link))["search_count"]
+                    for name, link in links.items()
+                }
+                assert counts == {"faq": 2, "policies": 2, "old": 0}
+        finally:
+            await store.close()
 
     asyncio.run(scenario())

@@ -80,6 +80,7 @@ _USAGE_TABLES: dict[str, sa.Table] = {
     "journey_guideline": t.journey_guideline,
     "tool": t.tool,
     "tool_integration": t.tool_integration,
+    "agent_knowledge_base": t.agent_knowledge_base,
 }
 
 
@@ -798,7 +799,7 @@ def _owned_by(entity: str, ws: str) -> Any:
     if entity == "tool_integration":
         tools = sa.select(t.tool.c.id).where(t.tool.c.workspace_id == ws)
         return table.c.parlant_tool_id.in_(tools)
-    if entity in ("guideline", "canned_response", "journey"):
+    if entity in ("guideline", "canned_response", "journey", "agent_knowledge_base"):
         return table.c.agent_id.in_(agents_of_workspace)
     journeys = sa.select(t.journey.c.id).where(t.journey.c.agent_id.in_(agents_of_workspace))
     return table.c.journey_id.in_(journeys)  # transition, journey_guideline
