@@ -1,11 +1,11 @@
-"""Engine behaviour found while writing the example conversation tests, pinned as xfail.
+"""Engine behaviour found while writing the example conversation tests.
 
-Each test states what a user of the example bundles would expect; it fails today
-because of the engine (not of the bundle or the test runner). When the engine is
-fixed the test passes, ``xfail_strict`` turns that into a failure, and the marker
-must go (and the matching case can join ``examples/tests``). The root cause of the
-first is also pinned, on a made-up bundle, in ``tests/engine/test_hostile.py``;
-this one shows what it does to a customer of an example bundle.
+Each test states what a user of the example bundles expects. They were pinned as
+strict xfails while the engine got them wrong; the engine now does what they say,
+so they stay as regression tests (a new finding is added here as a strict xfail
+until it is fixed; its matching case can then join ``examples/tests``). The root
+cause of the first is also tested, on a made-up bundle, in
+``tests/engine/test_hostile.py``; this one shows it on a customer of an example bundle.
 """
 
 from __future__ import annotations
