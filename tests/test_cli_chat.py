@@ -273,12 +273,13 @@ def test_modes_record_without_answering_and_auto_answers_what_is_pending(tmp_pat
         "--database-url",
         sqlite(tmp_path),
         stdin="/mode manual\nbook an appointment\n/mode paused\nbook an appointment\n"
-        "/mode auto\n/state\n",
+        "/human A colleague will call you back.\n/mode auto\n/state\n",
     )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "(Clinic assistant says nothing: the session is in manual mode)" in out
     assert "(Clinic assistant says nothing: the session is in paused mode)" in out
+    assert "human agent: A colleague will call you back." in out
     after_auto = out.split("you> /mode auto")[1]
     assert "Clinic assistant: Which day suits you?" in after_auto
     assert "mode auto" in after_auto

@@ -48,6 +48,7 @@ Type what the customer says; the agent answers. Commands:
   /mode auto|manual|paused
                        auto answers; manual and paused record messages unanswered;
                        back to auto from paused answers what is pending
+  /human TEXT          reply as a human agent (what manual mode is for)
   /end                 close this session (completed) and start a new one
   /help                this text
   /quit                leave (Ctrl-D and Ctrl-C too); the session stays resumable
@@ -290,6 +291,15 @@ class Chat:
             lines += self._turn_lines(result)
         return lines
 
+    async def _human(self, argument: str) -> list[str]:
+        if not argument:
+            raise LineError("say /human TEXT: what the human agent replies")
+        try:
+            await self.runtime.post_human_message(self.workspace, self.session_id, argument)
+        except SessionClosed as exc:
+            raise LineError(f"{exc} (/end starts one)") from exc
+        return [f"{click.style('human agent:', fg='blue', bold=True)} {argument}"]
+
     async def _end(self, argument: str) -> list[str]:
         with contextlib.suppress(SessionClosed):  # already closed: just start anew
             await self.runtime.end(self.workspace, self.session_id)
@@ -311,6 +321,7 @@ _COMMANDS = {
     "set": Chat._set,
     "tool": Chat._tool,
     "mode": Chat._mode,
+    "human": Chat._human,
     "end": Chat._end,
     "quit": Chat._quit,
     "exit": Chat._quit,
