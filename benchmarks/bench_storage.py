@@ -281,12 +281,20 @@ async def raw_turn(pool: asyncpg.Pool, target: TurnTarget, number: int) -> None:
 Turn = Callable[[TurnTarget, int], Awaitable[None]]
 
 
-async def latency(turn: Turn, target: TurnTarget, count: int, start: int) -> list[float]:
+async def latency(
+    turn: Turn, target: TurnTarget, count: int, start: int, cpu: list[float] | None = None
+) -> list[float]:
+    """Wall time of each turn; with ``cpu``, appends this process's CPU time per turn
+    (client cost: what SQLAlchemy, pydantic and the driver spend, whatever else the
+    machine runs)."""
     samples = []
+    cpu_began = time.process_time()
     for number in range(start, start + count):
         began = time.perf_counter()
         await turn(target, number)
         samples.append(time.perf_counter() - began)
+    if cpu is not None:
+        cpu.append((time.process_time() - cpu_began) / count)
     return samples
 
 
@@ -341,9 +349,11 @@ async def bench_turns(url: str, settings: Settings) -> dict[str, Any]:
         await latency(by_raw, raw_one, 50, 0)
         store_samples: list[float] = []
         raw_samples: list[float] = []
+        store_cpu: list[float] = []
+        raw_cpu: list[float] = []
         for start in range(50, 50 + settings.turns, settings.block):
-            store_samples += await latency(by_store, store_one, settings.block, start)
-            raw_samples += await latency(by_raw, raw_one, settings.block, start)
+            store_samples += await latency(by_store, store_one, settings.block, start, store_cpu)
+            raw_samples += await latency(by_raw, raw_one, settings.block, start, raw_cpu)
         sent = await statements_of_a_turn(store, store_one)
 
         store_many = [await new_target() for _ in range(CONCURRENT_SESSIONS)]
@@ -368,6 +378,9 @@ async def bench_turns(url: str, settings: Settings) -> dict[str, Any]:
         "raw_p99_ms": p99(raw_samples) * 1e3,
         "latency_ratio": statistics.median(store_samples) / statistics.median(raw_samples),
         "p99_ratio": p99(store_samples) / p99(raw_samples),
+        "store_cpu_ms": statistics.median(store_cpu) * 1e3,
+        "raw_cpu_ms": statistics.median(raw_cpu) * 1e3,
+        "cpu_ratio": statistics.median(store_cpu) / statistics.median(raw_cpu),
         "sessions": CONCURRENT_SESSIONS,
         "seconds": settings.seconds,
         "store_turns_per_s": store_rate,
@@ -434,6 +447,13 @@ async def timed(action: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - began
 
 
+async def cpu_timed(action: Callable[[], Awaitable[object]]) -> float:
+    """This process's CPU time for the action (the client's cost, whatever the load)."""
+    began = time.process_time()
+    await action()
+    return time.process_time() - began
+
+
 async def bench_load(
     url: str, runs: int, driver: Callable[[list[tuple[str, Any]], int], Awaitable[list[float]]]
 ) -> dict[str, float]:
@@ -449,6 +469,7 @@ async def bench_load(
         assert (states, len(loaded.bundle.guidelines)) == (JOURNEYS * STATES, GUIDELINES)
         statements = await captured_load(setup, agent_id)
         warm = [await timed(lambda: setup.load_agent(WS, agent_id)) for _ in range(runs)]
+        warm_cpu = [await cpu_timed(lambda: setup.load_agent(WS, agent_id)) for _ in range(runs)]
     finally:
         await setup.close()
 
@@ -483,6 +504,7 @@ async def bench_load(
         "cold_ms": statistics.median(cold) * 1e3,
         "first_on_warm_engine_ms": statistics.median(first) * 1e3,
         "warm_ms": statistics.median(warm) * 1e3,
+        "warm_cpu_ms": statistics.median(warm_cpu) * 1e3,
         "connect_ms": statistics.median(connect) * 1e3,
         "driver_ms": statistics.median(await driver(statements, runs)) * 1e3,
         "model_ms": statistics.median(model) * 1e3,
@@ -583,6 +605,7 @@ def print_table(results: dict[str, Any]) -> None:
     rows = [
         ("latency median, ms", turn["store_median_ms"], turn["raw_median_ms"], "latency_ratio"),
         ("latency p99, ms", turn["store_p99_ms"], turn["raw_p99_ms"], "p99_ratio"),
+        ("client CPU per turn, ms", turn["store_cpu_ms"], turn["raw_cpu_ms"], "cpu_ratio"),
         (
             f"throughput, {turn['sessions']} sessions, turns/s",
             turn["store_turns_per_s"],
@@ -609,6 +632,7 @@ def print_table(results: dict[str, Any]) -> None:
         ("cold: fresh store, first load", "cold_ms"),
         ("first load on a warm engine", "first_on_warm_engine_ms"),
         ("warm load (same store, again)", "warm_ms"),
+        ("  its client CPU", "warm_cpu_ms"),
         ("  open a store and connect, no load", "connect_ms"),
         ("  driver: the same statements, raw", "driver_ms"),
         ("  model: AgentBundle.model_validate", "model_ms"),

@@ -8,16 +8,32 @@ deletes and upserts in dependency order inside the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from parlant_runtime.bundle.schema import AgentBundle
+from parlant_runtime.bundle.schema import (
+    AgentBundle,
+    AgentSpec,
+    CannedResponseSpec,
+    GuidelineSpec,
+    JourneyGuidelineSpec,
+    JourneySpec,
+    KnowledgeBaseLinkSpec,
+    StateSpec,
+    TermSpec,
+    ToolIntegrationSpec,
+    ToolSpec,
+    TransitionSpec,
+    VariableSpec,
+)
 from parlant_runtime.storage.port import InvalidData, NotFound
 from parlant_runtime.storage.sql import schema as t
+from parlant_runtime.storage.sql.trusted import Trusted
 
 __all__ = [
     "agent_version",
@@ -289,13 +305,6 @@ async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int |
     return version
 
 
-def _plain(row: sa.Row[Any], *drop: str) -> dict[str, Any]:
-    return {key: value for key, value in row._mapping.items() if key not in drop}
-
-
-_ROW_ONLY = ("created_at", "updated_at", "position")
-
-
 async def read_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> tuple[AgentBundle, int]:
     """The agent as a bundle (with the stored ids) and its version; a fixed query count."""
     agent_row = (
@@ -359,150 +368,104 @@ async def read_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> tuple[A
     return _assemble(agent_row, fetched), int(agent_row.version)
 
 
+S = TypeVar("S", bound=BaseModel)
+
+_AGENT = Trusted(AgentSpec)
+_GUIDELINE = Trusted(GuidelineSpec)
+_CANNED = Trusted(CannedResponseSpec)
+_TERM = Trusted(TermSpec)
+_TOOL = Trusted(ToolSpec)
+_INTEGRATION = Trusted(ToolIntegrationSpec)
+_VARIABLE = Trusted(VariableSpec)
+_KNOWLEDGE_BASE = Trusted(KnowledgeBaseLinkSpec)
+_JOURNEY = Trusted(JourneySpec)
+_STATE = Trusted(StateSpec)
+_TRANSITION = Trusted(TransitionSpec)
+_LINK = Trusted(JourneyGuidelineSpec)
+_BUNDLE = Trusted(AgentBundle)
+
+
 def _assemble(
     agent_row: sa.Row[Any], fetched: dict[sa.Table, Sequence[sa.Row[Any]]]
 ) -> AgentBundle:
-    """Rows to a bundle, each list in its stored order."""
+    """Rows to a bundle, each list in its stored order.
+
+    The rows are this library's own, validated when they were published, so the bundle
+    is built without validating them again (:mod:`.trusted`): each spec takes the
+    columns that are its fields; names replace the ids that rows refer by.
+    """
     tool_rows, integrations = fetched[t.tool], fetched[t.tool_integration]
-    guidelines, canned, terms = fetched[t.guideline], fetched[t.canned_response], fetched[t.term]
-    variables, kbs, journeys = (
-        fetched[t.variable],
-        fetched[t.agent_knowledge_base],
-        fetched[t.journey],
-    )
-    states, transitions = fetched[t.journey_state], fetched[t.journey_transition]
-    links = fetched[t.journey_guideline]
+    guidelines, links = fetched[t.guideline], fetched[t.journey_guideline]
+    states = fetched[t.journey_state]
     tool_names = {str(row.id): row.name for row in tool_rows}
     guideline_names = {row.id: row.name or str(row.id) for row in guidelines}
     state_names = {row.id: row.name for row in states}
-    agent_fields = _plain(
-        agent_row,
-        "workspace_id",
-        "created_by",
-        "version",
-        "deleted_at",
-        "last_active_at",
-        "total_sessions",
-        "total_messages",
-        "total_tokens_used",
-        "total_cost",
-        *_ROW_ONLY,
-    )
-    data: dict[str, Any] = {
-        "agent": agent_fields,
-        "guidelines": [
-            {
-                **_plain(row, "agent_id", "tool_ids", "match_count", "last_matched_at", *_ROW_ONLY),
-                "name": guideline_names[row.id] if row.name or _is_linked(row.id, links) else None,
-                "tools": [tool_names[tool_id] for tool_id in row.tool_ids if tool_id in tool_names],
-            }
-            for row in _ordered(guidelines)
-        ],
-        "canned_responses": [
-            _plain(row, "agent_id", "use_count", "last_used_at", *_ROW_ONLY)
-            for row in _ordered(canned)
-        ],
-        "terms": [_plain(row, "agent_id", *_ROW_ONLY) for row in _ordered(terms)],
-        "tools": [
-            {
-                **_plain(
-                    row,
-                    "workspace_id",
-                    "sim_tool_id",
-                    "is_public",
-                    "use_count",
-                    "success_rate",
-                    "last_used_at",
-                    *_ROW_ONLY,
-                ),
-                "integrations": [
-                    _plain(
-                        i,
-                        "parlant_tool_id",
-                        "last_health_check",
-                        "health_status",
-                        "error_count",
-                        "last_error",
-                        *_ROW_ONLY,
-                    )
-                    for i in _ordered(integrations)
-                    if i.parlant_tool_id == row.id
-                ],
-            }
-            for row in _ordered(tool_rows)
-        ],
-        "variables": [
-            _plain(row, "agent_id", "session_id", "customer_id", *_ROW_ONLY)
-            for row in _ordered(variables)
-        ],
-        "knowledge_bases": [
-            _plain(row, "agent_id", "search_count", "last_searched_at", *_ROW_ONLY)
-            for row in _ordered(kbs)
-        ],
-        "journeys": [],
-    }
-    states_of, transitions_of, links_of = (
-        _by_journey(states),
-        _by_journey(transitions),
-        _by_journey(links),
-    )
-    for journey in _ordered(journeys):
-        data["journeys"].append(
-            {
-                **_plain(
-                    journey,
-                    "agent_id",
-                    "total_sessions",
-                    "completion_rate",
-                    "last_used_at",
-                    *_ROW_ONLY,
-                ),
-                "states": [
-                    {
-                        **_plain(row, "journey_id", "tool_id", *_ROW_ONLY),
-                        "tool": tool_names.get(row.tool_id) if row.tool_id else None,
-                    }
-                    for row in states_of.get(journey.id, [])
-                ],
-                "transitions": [
-                    {
-                        "id": row.id,
-                        "from": state_names[row.from_state_id],
-                        "to": state_names[row.to_state_id],
-                        "condition": row.condition,
-                        "priority": row.priority,
-                    }
-                    for row in transitions_of.get(journey.id, [])
-                ],
-                "guidelines": [
-                    {
-                        **_plain(
-                            row,
-                            "journey_id",
-                            "guideline_id",
-                            "match_count",
-                            "last_matched_at",
-                            *_ROW_ONLY,
-                        ),
-                        "guideline": guideline_names[row.guideline_id],
-                    }
-                    for row in links_of.get(journey.id, [])
-                ],
-            }
+    linked = {row.guideline_id for row in links}
+
+    def build(spec: Trusted[S], rows: Sequence[sa.Row[Any]]) -> list[S]:
+        picks = spec.picks(rows[0]._fields) if rows else ()
+        return [spec.picked(row, picks) for row in _ordered(rows)]
+
+    integrations_of: dict[UUID, list[ToolIntegrationSpec]] = {}
+    picks = _INTEGRATION.picks(integrations[0]._fields) if integrations else ()
+    for row in _ordered(integrations):
+        integrations_of.setdefault(row.parlant_tool_id, []).append(_INTEGRATION.picked(row, picks))
+    states_of: dict[UUID, list[StateSpec]] = {}
+    picks = _STATE.picks(states[0]._fields) if states else ()
+    for row in _ordered(states):
+        tool = tool_names.get(row.tool_id) if row.tool_id else None
+        states_of.setdefault(row.journey_id, []).append(_STATE.picked(row, picks, tool=tool))
+    transitions_of: dict[UUID, list[TransitionSpec]] = {}
+    for row in _ordered(fetched[t.journey_transition]):
+        transitions_of.setdefault(row.journey_id, []).append(
+            _TRANSITION(
+                {
+                    "id": row.id,
+                    "from_state": state_names[row.from_state_id],
+                    "to_state": state_names[row.to_state_id],
+                    "condition": row.condition,
+                    "priority": row.priority,
+                }
+            )
         )
-    return AgentBundle.model_validate(data)
-
-
-def _is_linked(guideline_id: UUID, links: Sequence[sa.Row[Any]]) -> bool:
-    return any(link.guideline_id == guideline_id for link in links)
-
-
-def _by_journey(rows: Sequence[sa.Row[Any]]) -> dict[UUID, list[sa.Row[Any]]]:
-    """Rows grouped by their journey, each group in stored order (one sort for all)."""
-    grouped: dict[UUID, list[sa.Row[Any]]] = {}
-    for row in _ordered(rows):
-        grouped.setdefault(row.journey_id, []).append(row)
-    return grouped
+    links_of: dict[UUID, list[JourneyGuidelineSpec]] = {}
+    picks = _LINK.picks(links[0]._fields) if links else ()
+    for row in _ordered(links):
+        links_of.setdefault(row.journey_id, []).append(
+            _LINK.picked(row, picks, guideline=guideline_names[row.guideline_id])
+        )
+    picks = _GUIDELINE.picks(guidelines[0]._fields) if guidelines else ()
+    return _BUNDLE(
+        {
+            "agent": _AGENT.row(agent_row),
+            "guidelines": [
+                _GUIDELINE.picked(
+                    row,
+                    picks,
+                    name=guideline_names[row.id] if row.name or row.id in linked else None,
+                    tools=[tool_names[tid] for tid in row.tool_ids if tid in tool_names],
+                )
+                for row in _ordered(guidelines)
+            ],
+            "canned_responses": build(_CANNED, fetched[t.canned_response]),
+            "terms": build(_TERM, fetched[t.term]),
+            "tools": [
+                _TOOL.row(row, integrations=integrations_of.get(row.id, []))
+                for row in _ordered(tool_rows)
+            ],
+            "variables": build(_VARIABLE, fetched[t.variable]),
+            "knowledge_bases": build(_KNOWLEDGE_BASE, fetched[t.agent_knowledge_base]),
+            "journeys": [
+                _JOURNEY.row(
+                    journey,
+                    states=states_of.get(journey.id, []),
+                    transitions=transitions_of.get(journey.id, []),
+                    guidelines=links_of.get(journey.id, []),
+                )
+                for journey in _ordered(fetched[t.journey])
+            ],
+        }
+    )
 
 
 def _ordered(rows: Sequence[sa.Row[Any]]) -> list[sa.Row[Any]]:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 from uuid import UUID
@@ -64,6 +64,7 @@ from parlant_runtime.storage.sql.agents import (
 )
 from parlant_runtime.storage.sql.engine import create_engine
 from parlant_runtime.storage.sql.notify import EventNotifier
+from parlant_runtime.storage.sql.trusted import Trusted
 
 __all__ = ["SqlStore"]
 
@@ -98,12 +99,27 @@ def _check_workspace(workspace_id: str) -> None:
         raise NotFound(f"nothing of that id in workspace {workspace_id!r}")
 
 
+_SESSION = Trusted(Session)
+_EVENT = Trusted(Event)
+_VARIABLE = Trusted(Variable)
+
+
 def _session(row: sa.Row[Any]) -> Session:
-    return Session.model_validate({k: v for k, v in row._mapping.items() if k != "notified"})
+    return _SESSION.row(row)
 
 
 def _event(row: sa.Row[Any]) -> Event:
-    return Event.model_validate(dict(row._mapping))
+    return _EVENT.row(row)
+
+
+# Statements of the hot path, built once: SQLAlchemy then finds their compiled form in
+# its cache by a memoised key instead of building and hashing a new statement per call.
+_SESSION_BY_ID = sa.select(t.session).where(
+    t.session.c.id == sa.bindparam("sid"), t.session.c.workspace_id == sa.bindparam("ws")
+)
+_INSERT_EVENTS = t.event.insert()
+_INSERT_USAGE = t.usage.insert()
+_EVENT_COLUMNS = ("content", "metadata", "tool_call_id", "journey_id", "state_id")
 
 
 class SqlStore:
@@ -119,6 +135,15 @@ class SqlStore:
         self._engine: AsyncEngine | None = engine
         self._writer = writer or engine
         self.dialect = engine.dialect.name
+        # reads on PostgreSQL run in autocommit (no BEGIN/ROLLBACK round trips); an
+        # engine with the option set shares the pool and sets it at checkout
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else engine
+        )
+        self._updates: dict[_TurnShape, Any] = {}
+        self._upserts: dict[VariableScope, Any] = {}
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
 
     def _check_open(self) -> AsyncEngine:
@@ -162,11 +187,9 @@ class SqlStore:
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; on PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips)."""
-        engine = self.engine
+        self._check_open()
         try:
-            async with engine.connect() as conn:
-                if self.dialect == "postgresql":
-                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with self._reader.connect() as conn:
                 yield conn
         except DBAPIError as exc:
             raise StorageError(f"the database refused the read: {exc.orig}") from exc
@@ -188,11 +211,7 @@ class SqlStore:
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
 
     async def _session_row(self, conn: AsyncConnection, ws: str, sid: UUID) -> sa.Row[Any]:
-        row = (
-            await conn.execute(
-                sa.select(t.session).where(t.session.c.id == sid, t.session.c.workspace_id == ws)
-            )
-        ).first()
+        row = (await conn.execute(_SESSION_BY_ID, {"sid": sid, "ws": ws})).first()
         if row is None:
             raise NotFound(f"no session {sid} in workspace {ws!r}")
         return row
@@ -542,8 +561,7 @@ class SqlStore:
                 if row.customer_id is not None
                 else "definition"
             )
-            data = {k: val for k, val in row._mapping.items() if k != "position"}
-            variable = Variable.model_validate(data)
+            variable = _VARIABLE.row(row)
             if variable.key not in merged or merged[variable.key][0] <= rank[level]:
                 merged[variable.key] = (rank[level], variable)
         return [merged[key][1] for key in sorted(merged)]
@@ -567,14 +585,19 @@ class SqlStore:
                 base = row.event_count - len(turn.events)
                 if turn.events:
                     await conn.execute(
-                        t.event.insert(),
+                        _INSERT_EVENTS,
                         [
                             {
-                                **event.model_dump(by_alias=False, exclude={"event_type"}),
                                 "id": uuid.uuid4(),
                                 "session_id": turn.session_id,
                                 "offset": base + index,
                                 "event_type": event.event_type.value,
+                                "content": event.content,
+                                "metadata": event.metadata,
+                                "tool_call_id": event.tool_call_id,
+                                "journey_id": event.journey_id,
+                                "state_id": event.state_id,
+                                "idempotency_key": event.idempotency_key,
                             }
                             for index, event in enumerate(turn.events)
                         ],
@@ -591,44 +614,47 @@ class SqlStore:
     async def _advance_session(
         self, conn: AsyncConnection, ws: str, turn: TurnCommit
     ) -> sa.Row[Any]:
-        s = t.session
+        journeys = {e.journey_id for e in turn.events if e.journey_id is not None}
+        if turn.current_journey_id is not None:
+            journeys.add(turn.current_journey_id)
+        states = {e.state_id for e in turn.events if e.state_id is not None}
+        ends = turn.status in _ENDED
+        shape = _TurnShape(
+            mode=turn.mode is not None,
+            metadata=turn.metadata is not None,
+            status=turn.status is not None,
+            ends=ends,
+            state=turn.current_state_id is not None,
+            journeys=bool(journeys),
+            states=bool(states),
+            notify=bool(turn.events) and self.dialect == "postgresql",
+        )
+        statement = self._updates.get(shape)
+        if statement is None:
+            statement = self._updates[shape] = _session_update(shape)
         messages = sum(1 for event in turn.events if event.event_type.value in _MESSAGES)
-        values: dict[str, Any] = {
-            "version": s.c.version + 1,
-            "event_count": s.c.event_count + len(turn.events),
-            "message_count": s.c.message_count + messages,
-            "current_journey_id": turn.current_journey_id,
-            "current_state_id": turn.current_state_id,
-            "last_activity_at": sa.func.now(),
-            "updated_at": sa.func.now(),
+        parameters: dict[str, Any] = {
+            "sid": turn.session_id,
+            "ws": ws,
+            "expected": turn.expected_version,
+            "new_events": len(turn.events),
+            "new_messages": messages,
+            "journey": turn.current_journey_id,
+            "state": turn.current_state_id,
         }
         if turn.mode is not None:
-            values["mode"] = turn.mode.value
+            parameters["new_mode"] = turn.mode.value
         if turn.metadata is not None:
-            values["metadata"] = turn.metadata
+            parameters["new_metadata"] = turn.metadata
         if turn.status is not None:
-            values["status"] = turn.status.value
-            if turn.status in _ENDED:
-                values["ended_at"] = sa.func.now()
-        conditions = [s.c.id == turn.session_id, s.c.workspace_id == ws]
-        conditions.append(s.c.version == turn.expected_version)
-        if turn.current_state_id is not None:
-            conditions.append(_state_of_agent(turn.current_journey_id, turn.current_state_id))
-        conditions.extend(_named_ids_of_agent(turn))
-        returning: list[Any] = list(s.c)
-        if turn.events and self.dialect == "postgresql":
-            # tell listeners in the same round trip (delivered at commit)
-            payload = (
-                sa.cast(s.c.id, sa.Text)
-                + ":"
-                + sa.cast(s.c.event_count - 1, sa.Text)  # RETURNING sees the new count
-            )
-            returning.append(sa.func.pg_notify("parlant_events", payload).label("notified"))
-        row = (
-            await conn.execute(
-                sa.update(s).where(*conditions).values(**values).returning(*returning)
-            )
-        ).first()
+            parameters["new_status"] = turn.status.value
+        if journeys:
+            parameters["journeys"] = sorted(journeys)
+            parameters["journey_count"] = len(journeys)
+        if states:
+            parameters["states"] = sorted(states)
+            parameters["state_count"] = len(states)
+        row = (await conn.execute(statement, parameters)).first()
         if row is None:
             current = await self._session_row(conn, ws, turn.session_id)
             if current.version != turn.expected_version:
@@ -645,6 +671,7 @@ class SqlStore:
     async def _write_variables(
         self, conn: AsyncConnection, session: sa.Row[Any], turn: TurnCommit
     ) -> None:
+        by_scope: dict[VariableScope, list[dict[str, Any]]] = {}
         for change in turn.variables:
             row = {
                 "id": uuid.uuid4(),
@@ -657,25 +684,34 @@ class SqlStore:
             }
             if change.scope is VariableScope.CUSTOMER:  # commit_turn checked it has a customer
                 row["customer_id"] = session.customer_id
-                conflict: dict[str, Any] = {
-                    "index_elements": ["agent_id", "customer_id", "key"],
-                    "index_where": t.variable.c.customer_id.is_not(None),
-                }
             else:
                 row["session_id"] = session.id
-                conflict = {"index_elements": ["session_id", "key"]}
-            statement = self._insert(t.variable).values(row)
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    **conflict,
-                    set_={
-                        "value": statement.excluded.value,
-                        "value_type": statement.excluded.value_type,
-                        "is_private": statement.excluded.is_private,
-                        "updated_at": sa.func.now(),
-                    },
-                )
-            )
+            by_scope.setdefault(change.scope, []).append(row)
+        for scope, rows in by_scope.items():
+            statement = self._upserts.get(scope)
+            if statement is None:
+                statement = self._upserts[scope] = self._variable_upsert(scope)
+            await conn.execute(statement, rows)
+
+    def _variable_upsert(self, scope: VariableScope) -> Any:
+        """``INSERT ... ON CONFLICT DO UPDATE`` of one scope's variable rows (built once)."""
+        if scope is VariableScope.CUSTOMER:
+            conflict: dict[str, Any] = {
+                "index_elements": ["agent_id", "customer_id", "key"],
+                "index_where": t.variable.c.customer_id.is_not(None),
+            }
+        else:
+            conflict = {"index_elements": ["session_id", "key"]}
+        statement = self._insert(t.variable)
+        return statement.on_conflict_do_update(
+            **conflict,
+            set_={
+                "value": statement.excluded.value,
+                "value_type": statement.excluded.value_type,
+                "is_private": statement.excluded.is_private,
+                "updated_at": sa.func.now(),
+            },
+        )
 
     async def _explain_integrity_error(
         self, ws: str, turn: TurnCommit, exc: IntegrityError
@@ -725,7 +761,7 @@ class SqlStore:
                 }
             )
         if rows:
-            await conn.execute(t.usage.insert(), rows)
+            await conn.execute(_INSERT_USAGE, rows)
 
     async def usage(self, workspace_id: str, entity: str, entity_id: UUID) -> dict[str, int]:
         """Stored totals plus the deltas not yet rolled up."""
@@ -810,43 +846,89 @@ def _usage_table(entity: str) -> tuple[sa.Table, frozenset[str]]:
     return _USAGE_TABLES[entity], counters
 
 
-def _named_ids_of_agent(turn: TurnCommit) -> list[Any]:
-    """Conditions on the session row: every journey and state the turn names (its position
-    and its events') belongs to the session's agent. Checked inside the compare-and-set,
-    so they cost no round trip of their own."""
-    journeys = {e.journey_id for e in turn.events if e.journey_id is not None}
-    if turn.current_journey_id is not None:
-        journeys.add(turn.current_journey_id)
-    states = {e.state_id for e in turn.events if e.state_id is not None}
-    conditions: list[Any] = []
-    j, st = t.journey, t.journey_state
-    if journeys:
+@dataclass(frozen=True, slots=True)
+class _TurnShape:
+    """What the session UPDATE of a turn sets and checks (one statement per shape)."""
+
+    mode: bool
+    metadata: bool
+    status: bool
+    ends: bool
+    state: bool
+    journeys: bool
+    states: bool
+    notify: bool
+
+
+def _session_update(shape: _TurnShape) -> Any:
+    """The compare-and-set ``UPDATE ... RETURNING`` of a turn of this shape, with bound
+    parameters (see :meth:`SqlStore._advance_session` for their names).
+
+    Every journey and state the turn names (its position and its events') must belong to
+    the session's agent: checked inside the compare-and-set, so they cost no round trip
+    of their own.
+    """
+    s, j, st = t.session, t.journey, t.journey_state
+    values: dict[str, Any] = {
+        "version": s.c.version + 1,
+        "event_count": s.c.event_count + sa.bindparam("new_events", type_=sa.Integer),
+        "message_count": s.c.message_count + sa.bindparam("new_messages", type_=sa.Integer),
+        "current_journey_id": sa.bindparam("journey", type_=s.c.current_journey_id.type),
+        "current_state_id": sa.bindparam("state", type_=s.c.current_state_id.type),
+        "last_activity_at": sa.func.now(),
+        "updated_at": sa.func.now(),
+    }
+    if shape.mode:
+        values["mode"] = sa.bindparam("new_mode", type_=s.c.mode.type)
+    if shape.metadata:
+        values["metadata"] = sa.bindparam("new_metadata", type_=s.c.metadata.type)
+    if shape.status:
+        values["status"] = sa.bindparam("new_status", type_=s.c.status.type)
+    if shape.ends:
+        values["ended_at"] = sa.func.now()
+    conditions: list[Any] = [
+        s.c.id == sa.bindparam("sid"),
+        s.c.workspace_id == sa.bindparam("ws"),
+        s.c.version == sa.bindparam("expected"),
+    ]
+    if shape.state:  # the state is one of the agent's, of the journey given with it
+        conditions.append(
+            sa.exists(
+                sa.select(st.c.id)
+                .join(j, j.c.id == st.c.journey_id)
+                .where(
+                    st.c.id == sa.bindparam("state"),
+                    j.c.id == sa.bindparam("journey"),
+                    j.c.agent_id == s.c.agent_id,
+                )
+            )
+        )
+    if shape.journeys:
         owned = (
             sa.select(sa.func.count())
             .select_from(j)
-            .where(j.c.id.in_(sorted(journeys)), j.c.agent_id == t.session.c.agent_id)
+            .where(
+                j.c.id.in_(sa.bindparam("journeys", expanding=True)), j.c.agent_id == s.c.agent_id
+            )
             .scalar_subquery()
         )
-        conditions.append(owned == len(journeys))
-    if states:
+        conditions.append(owned == sa.bindparam("journey_count"))
+    if shape.states:
         owned = (
             sa.select(sa.func.count())
             .select_from(st.join(j, j.c.id == st.c.journey_id))
-            .where(st.c.id.in_(sorted(states)), j.c.agent_id == t.session.c.agent_id)
+            .where(
+                st.c.id.in_(sa.bindparam("states", expanding=True)), j.c.agent_id == s.c.agent_id
+            )
             .scalar_subquery()
         )
-        conditions.append(owned == len(states))
-    return conditions
-
-
-def _state_of_agent(journey_id: UUID | None, state_id: UUID) -> Any:
-    """A condition on the session row: the state is one of its agent's (and of the journey)."""
-    s, j = t.journey_state, t.journey
-    query = (
-        sa.select(s.c.id)
-        .join(j, j.c.id == s.c.journey_id)
-        .where(s.c.id == state_id, j.c.agent_id == t.session.c.agent_id)
-    )
-    if journey_id is not None:
-        query = query.where(j.c.id == journey_id)
-    return sa.exists(query)
+        conditions.append(owned == sa.bindparam("state_count"))
+    returning: list[Any] = list(s.c)
+    if shape.notify:  # tell listeners in the same round trip (delivered at commit)
+        payload = (
+            sa.cast(s.c.id, sa.Text)
+            + ":"
+            + sa.cast(s.c.event_count - 1, sa.Text)  # RETURNING sees the new count
+        )
+        returning.append(sa.func.pg_notify("parlant_events", payload).label("notified"))
+    return sa.update(s).where(*conditions).values(values).returning(*returning)
