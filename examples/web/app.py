@@ -89,7 +89,7 @@ MAX_IDEMPOTENCY_KEY = 200
 MAX_OFFSET = 2**31 - 1
 """Largest offset a stream may start after (the databases store offsets as 32-bit integers)."""
 
-logger = logging.getLogger("examples.web")
+logger = logging.getLogger("uvicorn.error")  # printed with the server's own messages
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -361,7 +361,10 @@ class Backend:
             store, evaluator=KeywordEvaluator(loaded.bundle.terms), tools=cafe_tools()
         )
         logger.info(
-            "serving agent %r (version %s) from %s", self.agent_name, published.version, url
+            "serving agent %r (version %s) from %s",
+            self.agent_name,
+            published.version,
+            self.database,  # redacted: no password in logs
         )
 
     def stop_streams(self) -> None:

@@ -30,7 +30,7 @@ RETRY_MILLISECONDS = 1000
 
 CLOSED_STATUSES = frozenset({"completed", "abandoned"})
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("uvicorn.error")  # printed with the server's own messages
 
 
 def event_data(event: Event) -> dict[str, Any]:
