@@ -6,24 +6,33 @@ For each journey, :func:`generate_tests` works in four steps:
    edge per transition (keyed by its position, so two transitions between the same
    two states stay two edges).
 2. **Candidate paths.** For every transition ``t`` reachable from the initial
-   state, one candidate: the shortest path from the initial state to ``t``'s
-   source, then ``t``, then the shortest path from ``t``'s target to the nearest
-   final state. Between two states the path uses the transition tried first
-   (highest priority), which has no rival to get past.
+   state: up to :data:`ALTERNATIVES` ways from the initial state to ``t``'s source
+   (the shortest first, then the shortest simple paths at most :data:`_DETOUR`
+   transitions longer), and a suggested way on from ``t``'s target to the
+   nearest final state. Between two states the shortest path uses the transition
+   tried first (highest priority), which has no rival to get past.
 3. **Greedy set cover.** Repeatedly the candidate that takes the most transitions
    not yet taken (the shorter on ties, then file order) becomes a case, until
    every transition is taken or no candidate is left: the classic greedy
    approximation, within a factor ``ln(n)`` of the fewest cases.
-4. **Planning and checking.** Each path is turned into steps: a step per
-   customer turn (the first starts the journey; each later one leaves the chat
-   state the session waits in), with ``holds`` listing the natural-language
-   conditions the path needs and leaving out those of every transition that
-   would win first; ``set``, starting ``variables`` and tool stubs built from
-   the expression conditions it can read (``is defined``, comparisons with a
-   constant, truthiness, ``not``/``and``/``or``, ``mentions('term')``) and from
-   the tools' parameter and return schemas. The case is then **run** with the
-   real runner; only the transitions it really took count, and a case that does
-   not pass is dropped. A transition no case took is reported with the reason.
+4. **Planning.** Each path is turned into steps: a step per customer turn (the
+   first starts the journey; each later one leaves the chat state the session
+   waits in), with ``holds`` listing the natural-language conditions the path
+   needs and leaving out those of every transition that would win first; ``set``
+   values and tool stubs built from the expression conditions it can read (``is
+   defined``, comparisons with a constant, truthiness, ``not``/``and``/``or``,
+   ``mentions('term')``) and from the tools' parameter and return schemas. A
+   value set in a step holds for the whole step, so every expression the step
+   decided is checked again after each one; a contradiction ("``score > 3``" and
+   "not ``score > 2``" in one turn) makes the path unplannable. After ``t``, the
+   way on to a final state is searched depth first (the suggested one first,
+   then the others nearest a final state, within a bounded detour and budget),
+   so that a way on that contradicts the path so far is replaced by one that
+   does not.
+5. **Checking.** The case is then **run** with the real runner; only the
+   transitions it really took count, and a case that does not pass (or does not
+   take ``t``) is dropped and the next candidate tried. A transition no case
+   took is reported with the reason.
 
 Where a person must write something, the text says ``TODO``: each customer
 message is a placeholder (``"TODO: ..."``, carrying a glossary term where a
@@ -160,19 +169,44 @@ def _graph(journey: JourneySpec, outgoing: Mapping[str, list[_Edge]]) -> nx.Mult
 
 
 ALTERNATIVES = 4
-"""Paths tried per leg (to the transition, and from it to a final state) when the
-shortest one cannot be planned or run: up to ``ALTERNATIVES ** 2`` paths per transition."""
+"""Ways to a transition tried, the shortest first, when one cannot be planned or run."""
 
 _SEARCH_LIMIT = 200
 """Simple paths looked at per leg end before the shortest few are kept (bounds the work)."""
 
 _DETOUR = 3
-"""Alternative paths are at most this many transitions longer than the shortest."""
+"""Alternative ways (to a transition, and on to a final state) are at most this many
+transitions longer than the shortest."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """A way to a transition (``before``), the transition, and a suggested way on to a
+    final state (``after``; the planner may find another when this one cannot be planned)."""
+
+    before: list[_Edge]
+    edge: _Edge
+    after: list[_Edge]
+
+    @property
+    def edges(self) -> list[_Edge]:
+        return [*self.before, self.edge, *self.after]
+
+
+def _to_final(journey: JourneySpec, outgoing: Mapping[str, list[_Edge]]) -> dict[str, int]:
+    """Transitions from each state to the nearest final state (states that reach one)."""
+    reverse = _graph(journey, outgoing).reverse(copy=False)
+    distance: dict[str, int] = {}
+    for state in journey.states:
+        if state.ends_journey:
+            for name, steps in nx.single_source_shortest_path_length(reverse, state.name).items():
+                distance[name] = min(steps, distance.get(name, steps))
+    return distance
 
 
 def _candidates(
     journey: JourneySpec, initial: str, outgoing: Mapping[str, list[_Edge]]
-) -> dict[int, list[list[_Edge]]]:
+) -> dict[int, list[_Route]]:
     """For each reachable transition, paths from ``initial`` through it to a final state,
     shortest first (the first one is the shortest path; the others are alternatives)."""
     graph = _graph(journey, outgoing)
@@ -212,17 +246,16 @@ def _candidates(
         others = [path for path in found if path != shortest]
         return [shortest, *others[: ALTERNATIVES - 1]]
 
-    candidates: dict[int, list[list[_Edge]]] = {}
+    candidates: dict[int, list[_Route]] = {}
     for edges in outgoing.values():
         for edge in edges:
             source = edge.spec.from_state
             if source not in reachable:
                 continue
-            before = legs(initial, [source])
-            after = legs(edge.spec.to_state, finals)
-            candidates[edge.index] = sorted(
-                ([*p, edge, *q] for p in before for q in after), key=len
-            )
+            after = legs(edge.spec.to_state, finals)[0]
+            candidates[edge.index] = [
+                _Route(before, edge, after) for before in legs(initial, [source])
+            ]
     return candidates
 
 
@@ -238,6 +271,22 @@ class _Step:
     terms: list[str] = field(default_factory=list)
     avoid_terms: set[str] = field(default_factory=set)
     takes: list[str] = field(default_factory=list)
+    checks: list[tuple[nodes.Node, bool, str]] = field(default_factory=list)
+    """Expression conditions this step decided, with the truth the path needs."""
+
+    def clone(self) -> _Step:
+        return _Step(
+            holds=list(self.holds),
+            not_holds=set(self.not_holds),
+            sets=copy.deepcopy(self.sets),
+            terms=list(self.terms),
+            avoid_terms=set(self.avoid_terms),
+            takes=list(self.takes),
+            checks=list(self.checks),
+            journey=self.journey,
+            state=self.state,
+        )
+
     journey: str | None = None
     state: str | None = None
 
@@ -477,7 +526,50 @@ class _Planner:
         body = tree.body
         if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
             raise _Unplannable(f"cannot read the condition {text!r}")
-        self.expression(body[0].nodes[0], want, text)
+        node = body[0].nodes[0]
+        self.expression(node, want, text)
+        self.step.checks.append((node, want, text))
+        # a value set for this condition holds for the whole step: recheck the others
+        for other, wanted, other_text in self.step.checks:
+            if self.evaluate(other) not in (None, wanted):
+                raise _Unplannable(
+                    f"{text!r} and {other_text!r} cannot both be as the path needs in one step"
+                )
+
+    def evaluate(self, node: nodes.Node) -> bool | None:
+        """The truth of an expression over the values planned so far; ``None`` when it
+        depends on a tool's result or on something the planner does not read."""
+        if isinstance(node, nodes.Not):
+            inner = self.evaluate(node.node)
+            return None if inner is None else not inner
+        if isinstance(node, nodes.And | nodes.Or):
+            left, right = self.evaluate(node.left), self.evaluate(node.right)
+            if left is None or right is None:
+                return None
+            return (left and right) if isinstance(node, nodes.And) else (left or right)
+        if isinstance(node, nodes.Const):
+            return bool(node.value)
+        if isinstance(node, nodes.Call) and _path_of(node.node) == ("mentions",):
+            if len(node.args) != 1 or not isinstance(node.args[0], nodes.Const):
+                return None
+            return str(node.args[0].value) in self.step.terms
+        target = node.node if isinstance(node, nodes.Test) else node
+        if isinstance(node, nodes.Compare):
+            target = node.expr
+        path = _path_of(target)
+        if path is None or path[0] != "vars" or len(path) < 2 or path[1] in self.result_tools:
+            return None
+        value = self.current(path)
+        if isinstance(node, nodes.Test):
+            if node.name in ("defined", "undefined"):
+                return (value is not _MISSING) == (node.name == "defined")
+            return None
+        if isinstance(node, nodes.Compare):
+            if len(node.ops) != 1 or value is _MISSING:
+                return None
+            constant = self.constant(node.ops[0].expr)
+            return None if constant is _MISSING else _compares(node.ops[0].op, value, constant)
+        return None if value is _MISSING else bool(value)
 
     def natural(self, text: str, want: bool) -> None:
         key = " ".join(text.casefold().split())
@@ -669,11 +761,23 @@ class _Planner:
         self.step.sets[key] = whole
 
     def snapshot(self) -> Any:
-        return copy.deepcopy((self.values, self.stubs, self.steps[-1]))
+        return copy.deepcopy((self.values, self.stubs)), self.steps[-1].clone()
 
     def restore(self, saved: Any) -> None:
-        self.values, self.stubs, last = saved
-        self.steps[-1] = last
+        (self.values, self.stubs), self.steps[-1] = saved
+
+    def save(self) -> Any:
+        """Everything planned so far, to go back to when a branch of the search fails."""
+        return (
+            copy.deepcopy((self.values, self.stubs, self.start)),
+            [step.clone() for step in self.steps],
+            dict(self.results),
+            set(self.ran_this_step),
+        )
+
+    def back_to(self, saved: Any) -> None:
+        (self.values, self.stubs, self.start), self.steps, self.results, ran = saved
+        self.ran_this_step = set(ran)
 
     # -- walking the path ------------------------------------------------------
 
@@ -698,8 +802,8 @@ class _Planner:
                 self.restore(saved)
         raise _Unplannable("no activation condition can be made to hold: " + "; ".join(problems))
 
-    def enter(self, state: StateSpec, waiting: bool) -> None:
-        """Entering ``state`` in the current step; a chat state it should wait in."""
+    def enter(self, state: StateSpec) -> None:
+        """Entering ``state`` in the current step (a chat state is waited in, not skipped)."""
         if state.ends_journey:
             self.step.journey, self.step.state = None, None
             return
@@ -709,7 +813,7 @@ class _Planner:
             and state.condition
             and state.state_type is StateType.CHAT
         )
-        if skippable and waiting:
+        if skippable:
             self.condition(state.condition, False)
         if state.state_type is StateType.CHAT:
             self.step.journey, self.step.state = self.journey.title, state.name
@@ -759,9 +863,14 @@ class _Planner:
             label += f" [{' '.join(edge.spec.condition.split())}]"
         self.step.takes.append(label)
 
-    def plan(self, path: Sequence[_Edge], outgoing: Mapping[str, list[_Edge]]) -> _Plan:
+    def plan(
+        self, route: _Route, outgoing: Mapping[str, list[_Edge]], distance: Mapping[str, int]
+    ) -> tuple[_Plan, list[_Edge]]:
+        """Steps that take ``route.before`` and ``route.edge``, then on to a final state
+        (``route.after`` first, else the first way on that can be planned)."""
         states = {state.name: state for state in self.journey.states}
         initial = next(state for state in self.journey.states if state.is_initial)
+        path = [*route.before, route.edge]
         names = [initial.name, *(edge.spec.to_state for edge in path)]
         if not self.journey.allow_revisiting and len(set(names)) < len(names):
             raise _Unplannable(
@@ -769,18 +878,73 @@ class _Planner:
             )
         self.steps.append(_Step())
         self.activation()
-        waits = [states[e.spec.from_state].state_type is StateType.CHAT for e in path]
-        self.enter(initial, waiting=(bool(waits) and waits[0]) or not path)
-        for position, edge in enumerate(path):
-            source = states[edge.spec.from_state]
-            if source.state_type is StateType.CHAT:
-                self.steps.append(_Step())
-                self.ran_this_step = set()
-            self.take(edge, outgoing[source.name])
-            nxt = position + 1
-            waiting = nxt >= len(path) or waits[nxt]
-            self.enter(states[edge.spec.to_state], waiting=waiting)
-        return _Plan(self.steps, self.stubs, self.start)
+        self.enter(initial)
+        for edge in path:
+            self.along(edge, states, outgoing)
+        search = _Search(states, outgoing, distance, set(names), [_FINISH_BUDGET])
+        rest = self.finish(names[-1], search, list(route.after), _DETOUR)
+        return _Plan(self.steps, self.stubs, self.start), [*path, *rest]
+
+    def along(
+        self, edge: _Edge, states: Mapping[str, StateSpec], outgoing: Mapping[str, list[_Edge]]
+    ) -> None:
+        """Take ``edge``: a new step when it leaves a chat state (the customer speaks)."""
+        if states[edge.spec.from_state].state_type is StateType.CHAT:
+            self.steps.append(_Step())
+            self.ran_this_step = set()
+        self.take(edge, outgoing[edge.spec.from_state])
+        self.enter(states[edge.spec.to_state])
+
+    def finish(self, here: str, search: _Search, hint: list[_Edge], slack: int) -> list[_Edge]:
+        """Plan on from ``here`` to a final state, depth first: the hinted transition first,
+        then those nearest a final state; at most ``slack`` transitions of detour."""
+        if search.states[here].ends_journey or here not in search.distance:
+            return []  # ended, or no final state is reachable: the case ends where it waits
+        wanted = hint[0].index if hint else None
+        options = [
+            edge
+            for edge in search.outgoing.get(here, [])
+            if edge.spec.to_state in search.distance
+            and search.distance[edge.spec.to_state] + 1 - search.distance[here] <= slack
+            and (self.journey.allow_revisiting or edge.spec.to_state not in search.visited)
+        ]
+        options.sort(key=lambda edge: (edge.index != wanted, search.distance[edge.spec.to_state]))
+        failure: _Unplannable | None = None
+        for edge in options:
+            if search.budget[0] <= 0:
+                break
+            search.budget[0] -= 1
+            saved = self.save()
+            target = edge.spec.to_state
+            try:
+                self.along(edge, search.states, search.outgoing)
+                search.visited.add(target)
+                extra = search.distance[target] + 1 - search.distance[here]
+                rest = self.finish(
+                    target, search, hint[1:] if edge.index == wanted else [], slack - extra
+                )
+                return [edge, *rest]
+            except _Unplannable as exc:
+                failure = failure or exc
+                self.back_to(saved)
+        if failure is not None:
+            raise failure
+        raise _Unplannable(f"no way on from {here!r} to a final state can be planned")
+
+
+@dataclass
+class _Search:
+    """What the search for a way on to a final state shares across its branches."""
+
+    states: Mapping[str, StateSpec]
+    outgoing: Mapping[str, list[_Edge]]
+    distance: Mapping[str, int]
+    visited: set[str]
+    budget: list[int]
+
+
+_FINISH_BUDGET = 64
+"""Most transitions tried while searching a way on to a final state, per path."""
 
 
 def _simple_var(template: str) -> str | None:
@@ -894,6 +1058,7 @@ def _journey_tests(loaded: LoadedBundle, index: int, tick: Callable[[], None]) -
     else:
         outgoing = _ordered(journey)
         candidates = _candidates(journey, initial, outgoing)
+        distance = _to_final(journey, outgoing)
         for i in range(total):
             if i not in candidates and i not in reasons:
                 reasons[i] = "no path from the initial state reaches it"
@@ -905,22 +1070,22 @@ def _journey_tests(loaded: LoadedBundle, index: int, tick: Callable[[], None]) -
             best = max(
                 open_,
                 key=lambda i: (
-                    len({e.index for e in candidates[i][0]} - covered),
-                    -len(candidates[i][0]),
+                    len({e.index for e in candidates[i][0].edges} - covered),
+                    -len(candidates[i][0].edges),
                     -i,
                 ),
             )
             tried.add(best)
             tick()
-            for path in candidates[best]:
+            for route in candidates[best]:
                 try:
-                    plan = _Planner(bundle, journey).plan(path, outgoing)
+                    plan, path = _Planner(bundle, journey).plan(route, outgoing, distance)
                 except _Unplannable as exc:
                     reasons.setdefault(best, str(exc))
                     continue
                 number = len(cases) + 1
-                route = " -> ".join([initial, *(e.spec.to_state for e in path)])
-                name = f"{journey.title}: path {number} ({route})"
+                shown = " -> ".join([initial, *(e.spec.to_state for e in path)])
+                name = f"{journey.title}: path {number} ({shown})"
                 data, notes = _case_data(name, plan)
                 passed, taken, why = _run(bundle, data, index)
                 if not passed:
