@@ -584,3 +584,54 @@ def test_a_closed_store_refuses_work(store: Store) -> None:
             await store.load_agent(WS, agent_id)
 
     run(body())
+
+
+def test_nothing_mutable_is_shared_with_callers_at_any_depth(store: Store) -> None:
+    """Copies are cheap (immutable leaves are shared) but share no container or model."""
+
+    async def body() -> None:
+        agent_id = await setup(store)
+        start_metadata: dict[str, Any] = {"tags": ["a"]}
+        session = await store.create_session(
+            WS, SessionStart(agent_id=agent_id, customer_id="c1", metadata=start_metadata)
+        )
+        start_metadata["tags"].append("caller")
+        value: dict[str, Any] = {"items": [{"n": 1}]}
+        metadata: dict[str, Any] = {"deep": {"list": [1]}}
+        event = NewEvent(event_type=EventType.TOOL_RESULT, content={"rows": [{"n": 1}]})
+        committed = await store.commit_turn(
+            WS,
+            TurnCommit(
+                session_id=session.id,
+                expected_version=0,
+                events=[event],
+                metadata=metadata,
+                variables=[VariableChange(key="cart", value=value, value_type=ValueType.OBJECT)],
+            ),
+        )
+        # the caller's objects after the commit, and the objects it got back
+        value["items"][0]["n"] = 2
+        metadata["deep"]["list"].append(2)
+        event.content["rows"][0]["n"] = 2
+        committed.metadata["deep"]["list"].append(3)
+        (stored_event,) = await store.list_events(WS, session.id)
+        stored_event.content["rows"].append({"n": 3})
+        (variable,) = [v for v in await store.get_variables(WS, session.id) if v.key == "cart"]
+        variable.value["items"].clear()
+        bundle = (await store.load_agent(WS, agent_id)).bundle
+        bundle.journeys[0].states[0].metadata["x"] = 1
+        bundle.journeys[0].states.pop()
+
+        again = await store.get_session(WS, session.id)
+        assert again.metadata == {"deep": {"list": [1]}}
+        assert (await store.list_events(WS, session.id))[0].content == {"rows": [{"n": 1}]}
+        (variable,) = [v for v in await store.get_variables(WS, session.id) if v.key == "cart"]
+        assert variable.value == {"items": [{"n": 1}]}
+        journey = (await store.load_agent(WS, agent_id)).bundle.journeys[0]
+        assert len(journey.states) == 3
+        assert journey.states[0].metadata == {}
+        first = (await store.list_sessions(WS, agent_id))[0]
+        assert first.id == session.id
+        assert session.metadata == {"tags": ["a"]}  # the copy it was given at creation
+
+    run(body())

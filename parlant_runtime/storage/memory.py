@@ -6,7 +6,10 @@ and expects the same answers. Everything lives in the process and is gone on exi
 
 Every operation runs under one :class:`asyncio.Lock`, so it is atomic on its event
 loop, and checks everything before it changes anything: a refused publish or turn
-leaves no trace. Stored objects never leave the store; callers get deep copies.
+leaves no trace. Stored objects never leave the store; callers get copies that share
+nothing mutable with it (:func:`_detached`: containers and models are copied, the
+immutable leaves such as strings, numbers, UUIDs and datetimes are shared, which is
+what makes the copies cheap next to ``copy.deepcopy``).
 Where the database would clear a reference (``ON DELETE SET NULL``) because a
 publish removed a journey or a state, this store clears it too.
 """
@@ -20,9 +23,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import Event, EventType, Session, SessionStatus, Variable, VariableScope
@@ -56,6 +61,8 @@ from parlant_runtime.storage.publishing import (
 
 __all__ = ["MemoryStore"]
 
+T = TypeVar("T")
+
 _MESSAGES = frozenset({EventType.CUSTOMER_MESSAGE, EventType.AGENT_MESSAGE})
 _ENDED = frozenset({SessionStatus.COMPLETED, SessionStatus.ABANDONED})
 
@@ -86,6 +93,39 @@ class _Session:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_IMMUTABLE: frozenset[type] = frozenset({str, int, float, bool, type(None), UUID, datetime})
+_new = object.__new__
+
+
+def _detached(value: T) -> T:
+    """A copy of ``value`` that shares nothing mutable with it.
+
+    Dicts, lists and models are copied at every depth; leaves of immutable types (and
+    enums) are shared rather than copied; anything else is deep-copied.
+    """
+    kind = value.__class__
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {key: _detached(item) for key, item in value.items()}  # type: ignore[attr-defined,return-value]
+    if kind is list:
+        return [_detached(item) for item in value]  # type: ignore[attr-defined,return-value]
+    if isinstance(value, BaseModel):
+        model: Any = _new(kind)
+        object.__setattr__(
+            model, "__dict__", {key: _detached(item) for key, item in value.__dict__.items()}
+        )
+        object.__setattr__(model, "__pydantic_fields_set__", set(value.model_fields_set))
+        object.__setattr__(model, "__pydantic_extra__", _detached(value.__pydantic_extra__))
+        object.__setattr__(model, "__pydantic_private__", _detached(value.__pydantic_private__))
+        return model  # type: ignore[no-any-return]
+    if isinstance(value, Enum):
+        return value
+    if kind is tuple:
+        return tuple(_detached(item) for item in value)  # type: ignore[attr-defined,return-value]
+    return copy.deepcopy(value)
 
 
 def _entity_ids(bundle: AgentBundle, entity: str) -> set[UUID]:
@@ -275,7 +315,7 @@ class MemoryStore:
         """The agent's bundle as published, with the workspace's ids."""
         async with self._atomic():
             agent = self._agent(workspace_id, agent_id)
-            bundle = agent.bundle.model_copy(deep=True)
+            bundle = _detached(agent.bundle)
             return StoredAgent(workspace_id, agent_id, agent.version, bundle)
 
     async def agent_version(self, workspace_id: str, agent_id: UUID) -> int:
@@ -304,7 +344,7 @@ class MemoryStore:
             found = self._sessions.get(session_id)
             if found is not None:
                 if found.row.workspace_id == workspace_id and found.row.agent_id == start.agent_id:
-                    return found.row.model_copy(deep=True)
+                    return _detached(found.row)
                 raise InvalidData(f"session id {session_id} is taken; give another or none")
             now = _now()
             data = start.model_dump(by_alias=False, exclude={"session_id"})  # fresh containers
@@ -312,6 +352,7 @@ class MemoryStore:
             row = Session.model_validate(
                 {
                     **data,
+                    "metadata": _detached(start.metadata),
                     **dict.fromkeys(times, now),
                     "id": session_id,
                     "workspace_id": workspace_id,
@@ -319,12 +360,12 @@ class MemoryStore:
             )
             self._sessions[session_id] = _Session(row)
             self._usage_pending.append((workspace_id, "agent", start.agent_id, "total_sessions", 1))
-            return row.model_copy(deep=True)
+            return _detached(row)
 
     async def get_session(self, workspace_id: str, session_id: UUID) -> Session:
         """The session as stored, with its ``version``."""
         async with self._atomic():
-            return self._session(workspace_id, session_id).row.model_copy(deep=True)
+            return _detached(self._session(workspace_id, session_id).row)
 
     async def list_sessions(
         self, workspace_id: str, agent_id: UUID, *, status: SessionStatus | None = None
@@ -333,7 +374,7 @@ class MemoryStore:
         async with self._atomic():
             self._agent(workspace_id, agent_id)
             return [
-                s.row.model_copy(deep=True)
+                _detached(s.row)
                 for s in self._sessions.values()
                 if s.row.agent_id == agent_id and (status is None or s.row.status is status)
             ]
@@ -343,7 +384,7 @@ class MemoryStore:
         if limit is not None and limit < 0:
             raise InvalidData(f"limit must be 0 or more, not {limit}")
         events = found.events[max(after + 1, 0) :]
-        return [e.model_copy(deep=True) for e in events[:limit]]
+        return [_detached(e) for e in events[:limit]]
 
     async def list_events(
         self, workspace_id: str, session_id: UUID, *, after: int = -1, limit: int | None = None
@@ -359,7 +400,7 @@ class MemoryStore:
         async with self._atomic():
             found = self._session(workspace_id, session_id)
             offset = found.keys.get(idempotency_key)
-            return found.events[offset].model_copy(deep=True) if offset is not None else None
+            return _detached(found.events[offset]) if offset is not None else None
 
     async def get_variables(self, workspace_id: str, session_id: UUID) -> Sequence[Variable]:
         """Definitions, then the customer's values, then the session's (later ones win)."""
@@ -373,7 +414,7 @@ class MemoryStore:
             if row.customer_id is not None:
                 merged.update(self._customer_variables.get((row.agent_id, row.customer_id), {}))
             merged.update(self._sessions[session_id].variables)
-            return [merged[key].model_copy(deep=True) for key in sorted(merged)]
+            return [_detached(merged[key]) for key in sorted(merged)]
 
     # ------------------------------------------------------------------ turns
 
@@ -408,8 +449,15 @@ class MemoryStore:
             now = _now()
             events = [
                 Event.model_validate(
-                    copy.deepcopy(new.model_dump(by_alias=False))
-                    | {"id": uuid4(), "session_id": row.id, "offset": offset, "created_at": now}
+                    dict(new.__dict__)
+                    | {
+                        "content": _detached(new.content),
+                        "metadata": _detached(new.metadata),
+                        "id": uuid4(),
+                        "session_id": row.id,
+                        "offset": offset,
+                        "created_at": now,
+                    }
                 )
                 for offset, new in enumerate(turn.events, start=row.event_count)
             ]
@@ -423,7 +471,7 @@ class MemoryStore:
             if turn.mode is not None:
                 row.mode = turn.mode
             if turn.metadata is not None:
-                row.metadata = copy.deepcopy(turn.metadata)
+                row.metadata = _detached(turn.metadata)
             if turn.status is not None:
                 row.status = turn.status
                 if turn.status in _ENDED:
@@ -448,7 +496,7 @@ class MemoryStore:
             if turn.events and found.arrived is not None:
                 found.arrived.set()
                 found.arrived = None
-            return row.model_copy(deep=True)
+            return _detached(row)
 
     @staticmethod
     def _check_ids(agent: _Agent, turn: TurnCommit) -> None:
@@ -486,7 +534,7 @@ class MemoryStore:
                     customer_id=row.customer_id if change.scope is VariableScope.CUSTOMER else None,
                     key=change.key,
                     scope=change.scope,
-                    value=copy.deepcopy(change.value),
+                    value=_detached(change.value),
                     value_type=change.value_type,
                     is_private=change.is_private,
                 )
