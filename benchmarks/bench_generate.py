@@ -26,18 +26,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_validation import journey_data  # noqa: E402
+from bench_validation import journey_data
 
-from parlant_runtime import bundle_from_data  # noqa: E402
-from parlant_runtime.bundle import LoadedBundle  # noqa: E402
-from parlant_runtime.bundle.source import SourceMap  # noqa: E402
-from parlant_runtime.testing import (  # noqa: E402
+from parlant_runtime import bundle_from_data
+from parlant_runtime.bundle import LoadedBundle
+from parlant_runtime.bundle.source import SourceMap
+from parlant_runtime.testing import (
+    CaseResult,
     generate_tests,
     loads_conversation_file,
     render_generated,
     run_case,
 )
-from parlant_runtime.testing.coverage import taken_transitions  # noqa: E402
+from parlant_runtime.testing.coverage import taken_transitions
 
 
 def measure(size: int) -> dict[str, float]:
@@ -49,7 +50,7 @@ def measure(size: int) -> dict[str, float]:
     text = render_generated(tests, bundle_ref="unused.yaml", command="bench")
     conversation = loads_conversation_file(text)
 
-    async def run_all() -> list[object]:
+    async def run_all() -> list[CaseResult]:
         return [
             await run_case(conversation, i, bundle) for i in range(len(conversation.spec.cases))
         ]
@@ -57,7 +58,7 @@ def measure(size: int) -> dict[str, float]:
     started = time.perf_counter()
     results = asyncio.run(run_all())
     run = time.perf_counter() - started
-    traces = [trace for result in results for trace in result.traces]  # type: ignore[attr-defined]
+    traces = [trace for result in results for trace in result.traces]
     (journey,) = tests.journeys
     return {
         "states": size,
