@@ -26,7 +26,8 @@ import click
 from parlant_runtime.cli._chat_trace import render_trace
 from parlant_runtime.engine import KeywordEvaluator, Runtime, SessionClosed, ToolRegistry
 from parlant_runtime.errors import ParlantRuntimeError
-from parlant_runtime.model import EventType, SessionMode, ValueType
+from parlant_runtime.model import EventType, SessionMode, SessionStatus, ValueType
+from parlant_runtime.storage.port import InvalidData, NotFound, PublishRefused
 
 if TYPE_CHECKING:
     from parlant_runtime.bundle import LoadedBundle
@@ -155,7 +156,7 @@ class Chat:
             )
         except SessionClosed as exc:
             raise LineError(f"{exc} (/end starts one)") from exc
-        except _invalid_data() as exc:
+        except InvalidData as exc:
             raise LineError(f"not sent: {exc}") from exc
         return self._turn_lines(result)
 
@@ -380,12 +381,6 @@ def _unquote(item: str) -> str:
     return item
 
 
-def _invalid_data() -> type[Exception]:
-    from parlant_runtime.storage.port import InvalidData  # noqa: PLC0415
-
-    return InvalidData
-
-
 # ---------------------------------------------------------------------- opening
 
 
@@ -442,8 +437,6 @@ def _stub(stubs: dict[str, Any], name: str) -> Any:
 async def _publish(
     store: SqlStore, options: ChatOptions, loaded: LoadedBundle, where: str
 ) -> tuple[PublishReport, str]:
-    from parlant_runtime.storage.port import PublishRefused  # noqa: PLC0415
-
     bundle = loaded.bundle
     await store.ensure_workspace(options.workspace)
     await store.ensure_knowledge_bases(
@@ -501,7 +494,6 @@ async def open_chat(options: ChatOptions, loaded: LoadedBundle | None) -> tuple[
         ChatError: the chat cannot start (with the exit status to end with).
     """
     from parlant_runtime.storage import migrate  # noqa: PLC0415
-    from parlant_runtime.storage.port import NotFound  # noqa: PLC0415
     from parlant_runtime.storage.sql.store import SqlStore  # noqa: PLC0415
 
     resolved, done = await prepare_database(options.url)
@@ -555,7 +547,7 @@ async def _session(
     session = await runtime.store.get_session(options.workspace, wanted)
     if session.agent_id != agent_id:
         raise ChatError(f"session {wanted} belongs to another agent; leave out --session")
-    if session.status.value != "active":
+    if session.status is not SessionStatus.ACTIVE:
         raise ChatError(
             f"session {wanted} is {session.status.value}; leave out --session to start a new one"
         )
