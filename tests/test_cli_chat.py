@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from parlant_runtime.cli import cli
+from parlant_runtime.storage import migrate
 from parlant_runtime.storage.sql.store import SqlStore
 
 ROOT = Path(__file__).parent.parent
@@ -128,6 +129,30 @@ def test_a_script_runs_on_postgresql(postgres_database: str, tmp_path: Path) -> 
     assert resumed.exit_code == 0, resumed.output
     assert "at: Book a visit / confirm" in resumed.stdout
     assert "the journey ended at Book a visit/done" in resumed.stdout
+
+
+def test_an_old_sqlite_file_is_upgraded(tmp_path: Path) -> None:
+    url = sqlite(tmp_path)
+    oldest = migrate.revisions()[0]
+    upgrade = ["db", "upgrade", "--database-url", url, "--revision", oldest]
+    assert CliRunner().invoke(cli, upgrade).exit_code == 0
+    result = chat(MINIMAL, "--script", script(tmp_path, BOOKING), "--database-url", url)
+    assert result.exit_code == 0, result.output
+    assert f"upgraded the database schema from revision {oldest} to {migrate.head()}" in (
+        result.stdout
+    )
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_at_an_old_revision_is_not_upgraded(postgres_database: str) -> None:
+    oldest = migrate.revisions()[0]
+    upgrade = ["db", "upgrade", "--database-url", postgres_database, "--revision", oldest]
+    assert CliRunner().invoke(cli, upgrade).exit_code == 0
+    result = chat(MINIMAL, "--database-url", postgres_database, stdin="hello\n")
+    assert result.exit_code == 2
+    assert f"is at schema revision {oldest}, not {migrate.head()}" in result.stderr
+    assert "run `parlant-runtime db upgrade --database-url" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_the_console_script_runs_the_demo_conversation(tmp_path: Path) -> None:

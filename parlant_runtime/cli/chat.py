@@ -23,14 +23,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from parlant_runtime.bundle import LoadedBundle, read_bundle
-from parlant_runtime.cli._chat_session import (
-    Chat,
-    ChatError,
-    ChatOptions,
-    LineError,
-    open_chat,
-    parse_line,
-)
+from parlant_runtime.cli._chat_open import open_chat
+from parlant_runtime.cli._chat_session import Chat, ChatError, ChatOptions, LineError, parse_line
 from parlant_runtime.cli._database import DATABASE_URL_HELP
 from parlant_runtime.cli._text import render_text
 from parlant_runtime.errors import BundleError
