@@ -16,6 +16,10 @@ is derived on read, from the store's usage counters, the same way on every store
 
 A tool without an enabled integration counts its calls but no failures (there is no
 counter to put them in); give it an integration (``custom_tool``) to follow them.
+
+The SQL stores also write the result into their columns when they roll usage up
+(``parlant_tool.success_rate``, ``parlant_tool_integration.health_status`` and
+``last_health_check``), by the same rule, for whoever reads the tables directly.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from parlant_runtime.bundle.schema import ToolSpec
+from parlant_runtime.storage.checks import TOOL_DEGRADED, TOOL_HEALTHY
 from parlant_runtime.storage.port import Store
 
 __all__ = [
@@ -36,11 +41,11 @@ __all__ = [
     "tool_health",
 ]
 
-HEALTHY = 95
-"""Least success rate (percent) of a healthy tool or integration."""
+HEALTHY = TOOL_HEALTHY
+"""Least success rate (percent) of a healthy tool or integration (95)."""
 
-DEGRADED = 50
-"""Least success rate (percent) of a degraded one; below it, ``failing``."""
+DEGRADED = TOOL_DEGRADED
+"""Least success rate (percent) of a degraded one (50); below it, ``failing``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from parlant_runtime.storage.port import (
 )
 
 __all__ = [
+    "TOOL_DEGRADED",
+    "TOOL_HEALTHY",
     "USAGE_COUNTERS",
     "check_bundle",
     "check_session_start",
@@ -45,6 +47,12 @@ USAGE_COUNTERS: dict[str, frozenset[str]] = {
     "agent_knowledge_base": frozenset({"search_count"}),
 }
 """The usage counters a turn may bump, by entity (counter columns of the SQL tables)."""
+
+TOOL_HEALTHY = 95
+"""Least success rate (percent) of a healthy tool integration (see engine/health.py)."""
+
+TOOL_DEGRADED = 50
+"""Least success rate (percent) of a degraded one; below it, ``failing``."""
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")  # fullmatch: no trailing newline slips in
 

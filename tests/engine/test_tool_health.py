@@ -3,7 +3,8 @@
 Turns write the counters (the tool's ``use_count``, the ``error_count`` of the
 integration a call went to) as usage deltas; :meth:`Runtime.tool_health` derives the
 success rate and health from them, before and after the deltas are rolled up, the
-same on memory, SQLite and PostgreSQL.
+same on memory, SQLite and PostgreSQL; the SQL stores' roll-up writes the same into
+their ``success_rate`` and ``health_status`` columns.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
+import sqlalchemy as sa
 
 from parlant_runtime import bundle_from_data
 from parlant_runtime.engine import Runtime, ScriptedEvaluator, ToolRegistry, current_call
 from parlant_runtime.engine.health import health_of, success_rate
 from parlant_runtime.storage.port import NotFound
+from parlant_runtime.storage.sql import schema
+from parlant_runtime.storage.sql.engine import create_engine
 from tests.engine.test_persisted import BACKENDS, opener
 from tests.engine.test_turns import WS, chat, edge, flow, tool_state
 
@@ -43,11 +48,39 @@ def health_flow() -> dict[str, Any]:
     }
 
 
+async def columns(url: str, tool_id: UUID) -> tuple[int, list[tuple[str, str]]]:
+    """``parlant_tool.success_rate`` and the integrations' ``health_status``."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rate = (
+                await conn.execute(
+                    sa.select(schema.tool.c.success_rate).where(schema.tool.c.id == tool_id)
+                )
+            ).scalar_one()
+            ti = schema.tool_integration
+            rows = await conn.execute(
+                sa.select(ti.c.target_id, ti.c.health_status, ti.c.last_health_check)
+                .where(ti.c.parlant_tool_id == tool_id)
+                .order_by(ti.c.target_id)
+            )
+            found = rows.all()
+            assert all(row.last_health_check is not None for row in found)
+            return rate, [(row.target_id, row.health_status) for row in found]
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_calls_and_failures_give_the_success_rate_and_health_on_every_store(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     open_store = opener(backend, request, tmp_path)
+    url = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'parlant.db'}"
+    elif backend == "postgresql":
+        url = request.getfixturevalue("postgres_database")
     script = [True, False, True, True]  # the second call fails, retried once: one failure
     targets: list[str | None] = []
 
@@ -85,6 +118,11 @@ def test_calls_and_failures_give_the_success_rate_and_health_on_every_store(
                 assert (old.target_id, old.error_count, old.health) == ("old", 0, "disabled")
                 assert (routed.target_id, routed.error_count) == ("wf_lookup", 1)
                 assert routed.health == "degraded"
+            if url is not None:  # the SQL columns, written at roll-up by the same rule
+                assert await columns(url, rolled.tool_id) == (
+                    75,
+                    [("old", "disabled"), ("wf_lookup", "degraded")],
+                )
             never = await runtime.tool_health(WS, report.agent_id, "unregistered")
             assert (never.use_count, never.health, never.integrations) == (0, "unknown", ())
             with pytest.raises(NotFound, match="no tool 'nope'; its tools: lookup, unregistered"):

@@ -36,6 +36,8 @@ from parlant_runtime.model import (
 )
 from parlant_runtime.storage import publishing
 from parlant_runtime.storage.checks import (
+    TOOL_DEGRADED,
+    TOOL_HEALTHY,
     check_bundle,
     check_session_start,
     check_turn,
@@ -823,7 +825,46 @@ class SqlStore:
                         .where(table.c.id == entity_id, _owned_by(entity, workspace_id))
                         .values({column: column + delta})
                     )
+            tools = {i for (_, entity, i, _) in sums if entity == "tool"}
+            integrations = {i for (_, entity, i, _) in sums if entity == "tool_integration"}
+            if tools or integrations:
+                await _derive_tool_health(conn, tools, integrations)
         return folded
+
+
+async def _derive_tool_health(
+    conn: AsyncConnection, tools: set[UUID], integrations: set[UUID]
+) -> None:
+    """``success_rate`` of the tools and ``health_status`` of their integrations, from
+    the counters just rolled up, by the rule of ``parlant_runtime/engine/health.py``."""
+    tool, ti = t.tool, t.tool_integration
+    if integrations:
+        owners = sa.select(ti.c.parlant_tool_id).where(ti.c.id.in_(integrations))
+        tools = tools | set((await conn.execute(owners)).scalars())
+    errors = (
+        sa.select(sa.func.coalesce(sa.func.sum(ti.c.error_count), 0))
+        .where(ti.c.parlant_tool_id == tool.c.id)
+        .scalar_subquery()
+    )
+    rate = sa.case(
+        (tool.c.use_count > 0, (100 * (tool.c.use_count - errors)) // tool.c.use_count),
+        else_=100,
+    )
+    await conn.execute(sa.update(tool).where(tool.c.id.in_(tools)).values(success_rate=rate))
+    uses = sa.select(tool.c.use_count).where(tool.c.id == ti.c.parlant_tool_id).scalar_subquery()
+    share = (100 * (uses - ti.c.error_count)) // uses
+    health = sa.case(
+        (ti.c.enabled == sa.false(), "disabled"),
+        (uses <= 0, "unknown"),
+        (share >= TOOL_HEALTHY, "healthy"),
+        (share >= TOOL_DEGRADED, "degraded"),
+        else_="failing",
+    )
+    await conn.execute(
+        sa.update(ti)
+        .where(ti.c.parlant_tool_id.in_(tools))
+        .values(health_status=health, last_health_check=sa.func.now())
+    )
 
 
 def _owned_by(entity: str, ws: str) -> Any:
