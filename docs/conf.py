@@ -9,8 +9,6 @@ warning, so a broken link, anchor or cross-reference fails CI.
 from __future__ import annotations
 
 from importlib import metadata
-from pathlib import Path
-from typing import Any
 
 project = "parlant-runtime"
 author = "the parlant-runtime authors"
@@ -31,28 +29,6 @@ exclude_patterns = ["_build"]
 myst_heading_anchors = 4
 myst_enable_extensions = ["deflist"]
 
-
 html_theme = "furo"
 html_title = f"parlant-runtime {release}"
 pygments_style = "default"
-
-
-# Pages being written alongside this site. index.md lists them; until a page exists its
-# toctree line is left out (a toctree line naming a missing page is a warning, so an
-# error under -W). Every other page must exist: nothing else is tolerated.
-OPTIONAL_PAGES = ("chat", "testing", "embedding")
-
-
-def _drop_missing_optional_pages(app: Any, docname: str, source: list[str]) -> None:
-    if docname != "index":
-        return
-    folder = Path(app.srcdir)
-    missing = {page for page in OPTIONAL_PAGES if not (folder / f"{page}.md").exists()}
-    if missing:
-        lines = source[0].splitlines(keepends=True)
-        source[0] = "".join(line for line in lines if line.strip() not in missing)
-
-
-def setup(app: Any) -> dict[str, Any]:
-    app.connect("source-read", _drop_missing_optional_pages)
-    return {"parallel_read_safe": True}
