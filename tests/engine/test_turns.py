@@ -1457,3 +1457,85 @@ def test_a_turn_records_its_usage_deltas() -> None:
         assert (await usage("guideline", "guideline:g"))["match_count"] == 2
 
     run_chat(data, scenario, tools={"lookup": lookup})
+
+
+# ---------------------------------------------------------------------- fixes, in more detail
+
+
+def test_a_paused_message_records_its_variables_as_events_and_refuses_a_bad_one() -> None:
+    data = bundle(
+        journey("J", [chat("a"), chat("b")], [edge("a", "b", "go")]),
+        variables=[{"key": "count", "valueType": "number", "value": 0}],
+    )
+
+    async def scenario(c: Chat) -> None:
+        await c.say("hi", "start")
+        await c.runtime.set_mode(WS, c.session.id, SessionMode.PAUSED)
+        result = await c.say("three", variables={"count": 3})
+        assert kinds(result.events) == ["customer_message", "variable_update"]
+        assert result.events[1].content == {"key": "count", "source": "caller", "value": 3}
+        assert (result.replies, result.state) == ((), "a")
+        before = await c.current()
+        with pytest.raises(InvalidData, match="'count'"):
+            await c.say("four", variables={"count": "four"})
+        after = await c.current()
+        assert (after.version, after.event_count) == (before.version, before.event_count)
+        assert (await c.values())["count"] == 3
+        assert c.runtime.busy_sessions == 0  # a refused call keeps no lock either
+
+    run_chat(data, scenario)
+
+
+def test_a_private_tool_result_is_marked_in_its_event_and_conditions_still_read_it() -> None:
+    async def get_pin(arguments: dict[str, Any]) -> Any:
+        return {"pin": "PIN-9876", "valid": True}
+
+    data = bundle(
+        journey(
+            "J",
+            [
+                chat("a"),
+                tool_state("t", "get_pin", toolConfig={"resultVariable": "card"}),
+                chat("ok", "Card checked."),
+                chat("bad", "Card refused."),
+            ],
+            [
+                edge("a", "t", "go"),
+                edge("t", "ok", "{{ tool.get_pin.valid }}"),
+                edge("t", "bad", "{{ not tool.get_pin.valid }}"),
+            ],
+        ),
+        tools=[{"name": "get_pin"}],
+        variables=[{"key": "card", "valueType": "object", "isPrivate": True}],
+    )
+
+    async def scenario(c: Chat) -> None:
+        await c.say("hi", "start")
+        result = await c.say("go", "go")
+        assert (result.state, result.replies) == ("ok", ("Card checked.",))
+        answer = next(e for e in result.events if e.event_type is EventType.TOOL_RESULT)
+        assert answer.content["private"] is True
+        assert "result" not in answer.content
+        assert (await c.values())["card"] == {"pin": "PIN-9876", "valid": True}
+
+    run_chat(data, scenario, tools={"get_pin": get_pin})
+
+
+def test_a_failed_activation_chain_moves_back_outside_any_journey() -> None:
+    async def failing(arguments: dict[str, Any]) -> Any:
+        raise RuntimeError("down")
+
+    data = bundle(
+        journey("J", [tool_state("t", "lookup"), chat("b")], [edge("t", "b")]),
+        tools=[{"name": "lookup"}],
+    )
+
+    async def scenario(c: Chat) -> None:
+        result = await c.say("hi", "start")
+        assert (result.journey, result.state) == (None, None)
+        moves = [e for e in result.events if e.event_type is EventType.JOURNEY_TRANSITION]
+        assert [(m.content["from"], m.content["to"]) for m in moves] == [(None, "t"), ("t", None)]
+        assert moves[-1].content["fallback"] is True
+        assert (moves[-1].journey_id, moves[-1].state_id) == (None, None)
+
+    run_chat(data, scenario, tools={"lookup": failing})
