@@ -90,6 +90,11 @@ def generate_tests_command(
             click.echo(f"  {problem}", err=True)
         sys.exit(2)
     known = [journey.title for journey in loaded.bundle.journeys]
+    if not known:
+        click.echo(
+            f"{bundle}: the bundle has no journeys, so there is nothing to generate", err=True
+        )
+        sys.exit(1)
     missing = [title for title in titles if title not in known]
     if missing:
         listed = ", ".join(repr(title) for title in known) or "none"

@@ -348,3 +348,12 @@ def test_cli_malformed_bundle_lists_its_problems(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"{bundle}:1" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_a_bundle_without_journeys_writes_nothing(tmp_path: Path) -> None:
+    bundle = tmp_path / "empty.yaml"
+    bundle.write_text("agent: {name: A}\n", encoding="utf-8")
+    result = invoke("generate-tests", bundle, "-o", tmp_path)
+    assert result.exit_code == 1
+    assert "has no journeys" in result.output
+    assert not (tmp_path / "empty.generated.conversation.yaml").exists()
