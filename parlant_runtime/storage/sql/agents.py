@@ -305,65 +305,93 @@ async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int |
     return version
 
 
+def _columns(table: sa.Table, spec: type[BaseModel], *more: str) -> list[sa.Column[Any]]:
+    """The columns a spec is built from: its fields, and ``more`` (order, references)."""
+    wanted = set(spec.model_fields) | set(more)
+    return [column for column in table.c if column.name in wanted]
+
+
+# The twelve statements of a load, built once (bound parameters ``agent``, ``ws`` and
+# the expanding ``tools``), each selecting only the columns the bundle is built from:
+# no timestamps or counters to decode.
+_AGENT_ID: sa.BindParameter[Any] = sa.bindparam("agent")
+_JOURNEYS_OF_AGENT = sa.select(t.journey.c.id).where(t.journey.c.agent_id == _AGENT_ID)
+_LOAD: dict[str, Any] = {
+    "agent": sa.select(*_columns(t.agent, AgentSpec, "version")).where(
+        t.agent.c.id == _AGENT_ID,
+        t.agent.c.workspace_id == sa.bindparam("ws"),
+        t.agent.c.deleted_at.is_(None),
+    ),
+    "tools": sa.select(*_columns(t.tool, ToolSpec), t.agent_tool.c.position)
+    .join(t.agent_tool, t.agent_tool.c.tool_id == t.tool.c.id)
+    .where(t.agent_tool.c.agent_id == _AGENT_ID),
+    "integrations": sa.select(
+        *_columns(t.tool_integration, ToolIntegrationSpec, "parlant_tool_id", "position")
+    ).where(t.tool_integration.c.parlant_tool_id.in_(sa.bindparam("tools", expanding=True))),
+    "guidelines": sa.select(*_columns(t.guideline, GuidelineSpec, "tool_ids", "position")).where(
+        t.guideline.c.agent_id == _AGENT_ID
+    ),
+    "canned": sa.select(*_columns(t.canned_response, CannedResponseSpec, "position")).where(
+        t.canned_response.c.agent_id == _AGENT_ID
+    ),
+    "terms": sa.select(*_columns(t.term, TermSpec, "position")).where(
+        t.term.c.agent_id == _AGENT_ID
+    ),
+    "variables": sa.select(*_columns(t.variable, VariableSpec, "position")).where(
+        t.variable.c.agent_id == _AGENT_ID,
+        t.variable.c.session_id.is_(None),
+        t.variable.c.customer_id.is_(None),
+    ),
+    "knowledge_bases": sa.select(
+        *_columns(t.agent_knowledge_base, KnowledgeBaseLinkSpec, "position")
+    ).where(t.agent_knowledge_base.c.agent_id == _AGENT_ID),
+    "journeys": sa.select(*_columns(t.journey, JourneySpec, "position")).where(
+        t.journey.c.agent_id == _AGENT_ID
+    ),
+    "states": sa.select(
+        *_columns(t.journey_state, StateSpec, "journey_id", "tool_id", "position")
+    ).where(t.journey_state.c.journey_id.in_(_JOURNEYS_OF_AGENT)),
+    "transitions": sa.select(
+        *_columns(
+            t.journey_transition,
+            TransitionSpec,
+            "journey_id",
+            "from_state_id",
+            "to_state_id",
+            "position",
+        )
+    ).where(t.journey_transition.c.journey_id.in_(_JOURNEYS_OF_AGENT)),
+    "links": sa.select(
+        *_columns(
+            t.journey_guideline, JourneyGuidelineSpec, "journey_id", "guideline_id", "position"
+        )
+    ).where(t.journey_guideline.c.journey_id.in_(_JOURNEYS_OF_AGENT)),
+}
+
+
 async def read_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> tuple[AgentBundle, int]:
     """The agent as a bundle (with the stored ids) and its version; a fixed query count."""
-    agent_row = (
-        await conn.execute(
-            sa.select(t.agent).where(
-                t.agent.c.id == agent_id,
-                t.agent.c.workspace_id == ws,
-                t.agent.c.deleted_at.is_(None),
-            )
-        )
-    ).first()
+    agent_row = (await conn.execute(_LOAD["agent"], {"agent": agent_id, "ws": ws})).first()
     if agent_row is None:
         raise NotFound(f"no agent {agent_id} in workspace {ws!r}")
-    journeys_of_agent = sa.select(t.journey.c.id).where(t.journey.c.agent_id == agent_id)
+    of_agent = {"agent": agent_id}
 
-    async def select(table: sa.Table, condition: Any) -> Sequence[sa.Row[Any]]:
-        return (await conn.execute(sa.select(table).where(condition))).all()
+    async def select(name: str, parameters: dict[str, Any] = of_agent) -> Sequence[sa.Row[Any]]:
+        return (await conn.execute(_LOAD[name], parameters)).all()
 
-    tool_rows = (
-        await conn.execute(
-            sa.select(t.tool, t.agent_tool.c.position)
-            .join(t.agent_tool, t.agent_tool.c.tool_id == t.tool.c.id)
-            .where(t.agent_tool.c.agent_id == agent_id)
-        )
-    ).all()
-    integrations = await select(
-        t.tool_integration,
-        t.tool_integration.c.parlant_tool_id.in_([row.id for row in tool_rows]),
-    )
-    guidelines = await select(t.guideline, t.guideline.c.agent_id == agent_id)
-    canned = await select(t.canned_response, t.canned_response.c.agent_id == agent_id)
-    terms = await select(t.term, t.term.c.agent_id == agent_id)
-    variables = await select(
-        t.variable,
-        (t.variable.c.agent_id == agent_id)
-        & t.variable.c.session_id.is_(None)
-        & t.variable.c.customer_id.is_(None),
-    )
-    kbs = await select(t.agent_knowledge_base, t.agent_knowledge_base.c.agent_id == agent_id)
-    journeys = await select(t.journey, t.journey.c.agent_id == agent_id)
-    states = await select(t.journey_state, t.journey_state.c.journey_id.in_(journeys_of_agent))
-    transitions = await select(
-        t.journey_transition, t.journey_transition.c.journey_id.in_(journeys_of_agent)
-    )
-    links = await select(
-        t.journey_guideline, t.journey_guideline.c.journey_id.in_(journeys_of_agent)
-    )
+    tool_rows = await select("tools")
     fetched = {
         t.tool: tool_rows,
-        t.tool_integration: integrations,
-        t.guideline: guidelines,
-        t.canned_response: canned,
-        t.term: terms,
-        t.variable: variables,
-        t.agent_knowledge_base: kbs,
-        t.journey: journeys,
-        t.journey_state: states,
-        t.journey_transition: transitions,
-        t.journey_guideline: links,
+        t.tool_integration: await select("integrations", {"tools": [row.id for row in tool_rows]}),
+        t.guideline: await select("guidelines"),
+        t.canned_response: await select("canned"),
+        t.term: await select("terms"),
+        t.variable: await select("variables"),
+        t.agent_knowledge_base: await select("knowledge_bases"),
+        t.journey: await select("journeys"),
+        t.journey_state: await select("states"),
+        t.journey_transition: await select("transitions"),
+        t.journey_guideline: await select("links"),
     }
     return _assemble(agent_row, fetched), int(agent_row.version)
 

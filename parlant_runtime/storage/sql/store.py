@@ -70,6 +70,8 @@ from parlant_runtime.storage.sql.trusted import Trusted
 
 __all__ = ["SqlStore"]
 
+_CLOSE_GRACE = 5.0
+"""Seconds close() waits for operations under way to give their connections back."""
 _MESSAGES = (EventType.CUSTOMER_MESSAGE.value, EventType.AGENT_MESSAGE.value)
 _ENDED = (SessionStatus.COMPLETED, SessionStatus.ABANDONED)
 
@@ -145,6 +147,7 @@ class SqlStore:
             else engine
         )
         self._updates: dict[_TurnShape, Any] = {}
+        self._busy = 0  # operations holding a connection (close waits for them)
         self._upserts: dict[VariableScope, Any] = {}
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
 
@@ -178,6 +181,7 @@ class SqlStore:
         """A write transaction; driver errors other than constraint violations become
         :class:`StorageError` (the transaction is rolled back, nothing is written)."""
         self._check_open()
+        self._busy += 1
         try:
             async with self._writer.begin() as conn:
                 yield conn
@@ -185,16 +189,21 @@ class SqlStore:
             raise
         except DBAPIError as exc:
             raise StorageError(f"the database refused the write: {exc.orig}") from exc
+        finally:
+            self._busy -= 1
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; on PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips)."""
         self._check_open()
+        self._busy += 1
         try:
             async with self._reader.connect() as conn:
                 yield conn
         except DBAPIError as exc:
             raise StorageError(f"the database refused the read: {exc.orig}") from exc
+        finally:
+            self._busy -= 1
 
     async def close(self) -> None:
         """Stop listening and release every connection."""
@@ -203,6 +212,11 @@ class SqlStore:
             return
         self._engine = None  # closed first: woken waiters find it closed, open nothing
         await self._notifier.close()
+        # operations under way (a waiter's poll, say) give their connection back first: one
+        # given back to a disposed pool would never be closed
+        deadline = asyncio.get_running_loop().time() + _CLOSE_GRACE
+        while self._busy and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)
         await engine.dispose()
         if self._writer is not engine:
             await self._writer.dispose()
