@@ -619,6 +619,10 @@ class ChatBackendApp:
         except (StartupError, StorageError, OSError) as exc:
             await send({"type": "lifespan.startup.failed", "message": f"cannot start: {exc}"})
             return
+        except DBAPIError as exc:
+            message = f"cannot start: the database refused: {exc.orig}"
+            await send({"type": "lifespan.startup.failed", "message": message})
+            return
         try:
             with _streams_end_on_exit_signals(self.backend):
                 await send({"type": "lifespan.startup.complete"})
