@@ -7,7 +7,8 @@ change. The surface, by concern:
 - validation: :func:`validate_bundle`, :class:`ValidationReport`, :class:`Finding`, :class:`Code`;
 - diagrams: :func:`build_diagram`, :func:`to_mermaid`, :func:`to_dot`;
 - the domain model: one class per table (:class:`Agent`, :class:`Session`, ...) and the enums;
-- the runtime: :class:`Runtime` and its plugins (condition evaluators, generators, tools);
+- the runtime: :class:`Runtime` and its plugins (condition evaluators, generators, tools,
+  knowledge-base retrievers), tool health;
 - storage: the :class:`Store` port, :class:`MemoryStore`, the turn commit types;
 - errors: :class:`ParlantRuntimeError` and its subclasses.
 """
@@ -43,15 +44,24 @@ from parlant_runtime.diagram import JourneyDiagram, build_diagram, to_dot, to_me
 from parlant_runtime.engine import (
     ConditionEvaluator,
     DeterministicGenerator,
+    IntegrationHealth,
     KeywordEvaluator,
+    KeywordRetriever,
+    KnowledgeError,
+    KnowledgeQuery,
+    Passage,
     ResponseGenerator,
+    Retriever,
     Runtime,
     ScriptedEvaluator,
     SessionClosed,
+    ToolCall,
     ToolError,
+    ToolHealth,
     ToolRegistry,
     Trace,
     TurnResult,
+    current_call,
 )
 from parlant_runtime.errors import (
     BundleError,
@@ -165,6 +175,7 @@ __all__ = [
     "Guideline",
     "GuidelineFields",
     "GuidelineSpec",
+    "IntegrationHealth",
     "IntegrationType",
     "InvalidData",
     "Journey",
@@ -179,16 +190,21 @@ __all__ = [
     "JourneyTransition",
     "JourneyTransitionFields",
     "KeywordEvaluator",
+    "KeywordRetriever",
     "KnowledgeBase",
     "KnowledgeBaseLinkSpec",
+    "KnowledgeError",
+    "KnowledgeQuery",
     "LoadedBundle",
     "MemoryStore",
     "NewEvent",
     "NotFound",
     "ParlantRuntimeError",
+    "Passage",
     "PublishRefused",
     "PublishReport",
     "ResponseGenerator",
+    "Retriever",
     "Runtime",
     "ScriptedEvaluator",
     "Session",
@@ -208,8 +224,10 @@ __all__ = [
     "TermFields",
     "TermSpec",
     "Tool",
+    "ToolCall",
     "ToolError",
     "ToolFields",
+    "ToolHealth",
     "ToolIntegration",
     "ToolIntegrationFields",
     "ToolIntegrationSpec",
@@ -232,6 +250,7 @@ __all__ = [
     "__version__",
     "build_diagram",
     "bundle_from_data",
+    "current_call",
     "dump_bundle",
     "dumps_bundle",
     "load_bundle",
