@@ -13,6 +13,8 @@ state (:meth:`SqlStore.commit_turn`: the compare-and-set ``UPDATE ... RETURNING`
 the event insert, the ``NOTIFY``). Measured two ways:
 
 - latency: turns one after another on one session; median and p99 per turn;
+- client CPU: this process's CPU time per turn (median of the blocks), which holds
+  better than wall time when the machine is busy with other work;
 - throughput: 8 tasks, each on its own session, for a few seconds; turns/s.
 
 The store is opened as ``SqlStore.open`` opens it (SQLAlchemy's default pool: 5
@@ -32,7 +34,7 @@ guideline links each) and 100 guidelines from PostgreSQL (:meth:`SqlStore.load_a
 - first on a warm engine: a fresh store that has already run a query (connected),
   its first ``load_agent`` (SQLAlchemy compiles the twelve statements once per
   engine; asyncpg prepares them once per connection);
-- warm: later loads on the same store, for reference;
+- warm: later loads on the same store, for reference, and their client CPU;
 - connect: opening a store and running one small query, no load (part of cold).
 
 References: ``driver``, the same twelve statements (captured from the store) run on

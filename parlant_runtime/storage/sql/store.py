@@ -3,10 +3,12 @@
 One class serves both dialects through SQLAlchemy Core; what differs (upserts,
 LISTEN/NOTIFY versus polling) is chosen by the dialect at run time. A turn is one
 transaction: a compare-and-set ``UPDATE ... RETURNING`` of the session row (which
-also checks that the new journey and state belong to the session's agent), one
-multi-row insert of events with offsets taken from the updated row, the variable
+also checks that the new journey and state belong to the session's agent), the
+events in one ``executemany`` with offsets taken from the updated row, the variable
 upserts and the usage deltas. Nothing is read before it, so a turn costs three
-to five statements and one round trip each.
+to five statements and one round trip each. The statements of the hot path are
+built once and reused with bound parameters, and rows become models without being
+validated again (:mod:`.trusted`); see "Speed" in ``docs/storage.md``.
 """
 
 from __future__ import annotations
