@@ -33,7 +33,20 @@ def as_json(*args: str | Path) -> tuple[int, dict[str, Any]]:
 def test_valid_examples_exit_0() -> None:
     result = run("validate", EXAMPLES)
     assert result.exit_code == 0, result.output
-    assert "4 files checked: 0 errors, 0 warnings, 0 infos" in result.output
+    assert "5 files checked: 0 errors, 0 warnings, 0 infos" in result.output
+
+
+def test_a_folder_is_searched_for_bundles_and_conversation_tests_are_left_out() -> None:
+    code, report = as_json(EXAMPLES)
+    assert code == 0
+    checked = {Path(entry["path"]).relative_to(EXAMPLES).as_posix() for entry in report["files"]}
+    assert checked == {
+        "bank_card.yaml",
+        "clinic.yaml",
+        "minimal.yaml",
+        "returns.yaml",
+        "web/agent.yaml",  # a subfolder is searched too
+    }
 
 
 def test_errors_exit_1_and_name_file_line_and_code() -> None:
@@ -63,7 +76,7 @@ def test_unreadable_input_exits_2_with_the_reason(name: str) -> None:
 def test_unreadable_wins_over_errors_and_every_file_is_still_checked() -> None:
     code, data = as_json(BROKEN / "dead_end.yaml", MALFORMED / "not_yaml.yaml", EXAMPLES)
     assert code == 2
-    assert len(data["files"]) == 6
+    assert len(data["files"]) == 2 + 5  # the two named files and the five examples
     assert data["summary"]["unreadable"] == 1
     assert data["summary"]["errors"] == 1
 
