@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ __all__ = [
     "diagram_file_stem",
     "render_coverage_text",
     "taken_transitions",
+    "transition_positions",
 ]
 
 COVERAGE_FORMAT = "parlant-runtime-coverage/1"
@@ -214,12 +215,7 @@ class _Counter:
         bundle = loaded.bundle
         self.loaded = loaded
         # the cases ran on a store that rebased the ids into the test workspace
-        published = rebase_ids(bundle, NAMESPACE, workspace_root(WORKSPACE))
-        self.transition_at: dict[str, tuple[int, int]] = {
-            str(t.id): (j, i)
-            for j, journey in enumerate(published.journeys)
-            for i, t in enumerate(journey.transitions)
-        }
+        self.transition_at = transition_positions(bundle)
         self.states: dict[tuple[int, str], int] = {}
         self.transitions: dict[tuple[int, int], int] = {}
         self.guidelines: dict[str, int] = {}
@@ -270,20 +266,31 @@ class _Counter:
         return BundleCoverage(shown, tuple(self.files), self.cases, journeys, guidelines, canned)
 
 
-def taken_transitions(bundle: AgentBundle, traces: Iterable[Trace]) -> set[tuple[int, int]]:
-    """``(journey index, transition index)`` of every transition the traces took, for a
-    bundle run by the conversation-test runner (its ids rebased into the test workspace)."""
+def transition_positions(bundle: AgentBundle) -> dict[str, tuple[int, int]]:
+    """``(journey index, transition index)`` by transition id, as the conversation-test
+    runner publishes ``bundle`` (its ids rebased into the test workspace)."""
     published = rebase_ids(bundle, NAMESPACE, workspace_root(WORKSPACE))
-    at = {
+    return {
         str(t.id): (j, i)
         for j, journey in enumerate(published.journeys)
         for i, t in enumerate(journey.transitions)
     }
+
+
+def taken_transitions(
+    bundle: AgentBundle,
+    traces: Iterable[Trace],
+    positions: Mapping[str, tuple[int, int]] | None = None,
+) -> set[tuple[int, int]]:
+    """``(journey index, transition index)`` of every transition the traces took, for a
+    bundle run by the conversation-test runner; ``positions`` is
+    :func:`transition_positions` of the bundle, when already known."""
+    at = transition_positions(bundle) if positions is None else positions
     return {
         at[t.transition_id]
         for trace in traces
         for t in trace.transitions
-        if t.outcome == "taken" and t.transition_id in at
+        if t.outcome == "taken" and t.transition_id is not None and t.transition_id in at
     }
 
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import itertools
 import json
 import os
 import re
@@ -61,7 +60,7 @@ from parlant_runtime.bundle import LoadedBundle
 from parlant_runtime.bundle.schema import AgentBundle, JourneySpec, StateSpec, TransitionSpec
 from parlant_runtime.model import StateType
 from parlant_runtime.sandbox import ConditionKind, condition_kind, expression_source
-from parlant_runtime.testing.coverage import taken_transitions
+from parlant_runtime.testing.coverage import taken_transitions, transition_positions
 from parlant_runtime.testing.loader import loads_conversation_file
 from parlant_runtime.testing.runner import run_case
 
@@ -210,41 +209,50 @@ def _candidates(
     """For each reachable transition, paths from ``initial`` through it to a final state,
     shortest first (the first one is the shortest path; the others are alternatives)."""
     graph = _graph(journey, outgoing)
-    by_index = {e.index: e for es in outgoing.values() for e in es}
+    reverse = graph.reverse(copy=False)
     rank = {e.index: n for es in outgoing.values() for n, e in enumerate(es)}
-    finals = [state.name for state in journey.states if state.ends_journey]
     reachable = nx.descendants(graph, initial) | {initial}
+    distance = _to_final(journey, outgoing)
 
-    simple = nx.DiGraph(graph)
-    first = {
-        (e.spec.from_state, e.spec.to_state): e for es in outgoing.values() for e in reversed(es)
-    }
-
-    def legs(start: str, ends: Sequence[str]) -> list[list[_Edge]]:
-        """The shortest path from ``start`` to the nearest of ``ends``, then up to
-        ALTERNATIVES - 1 other simple edge paths (a few steps longer at most)."""
-        if start in ends:
+    def ways(start: str, end: str) -> list[list[_Edge]]:
+        """The shortest simple paths from ``start`` to ``end``: the shortest first (using
+        the transitions tried first), then up to ALTERNATIVES - 1 others at most _DETOUR
+        transitions longer, found depth first and pruned by the distance still to go."""
+        if start == end:
             return [[]]
-        distance = nx.single_source_shortest_path_length(simple, start)
-        targets = sorted(
-            (end for end in ends if end in distance),
-            key=lambda end: (distance[end], ends.index(end)),
-        )
-        if not targets:
-            return [[]]
-        nodes_path = nx.shortest_path(simple, start, targets[0])
-        shortest = [first[pair] for pair in itertools.pairwise(nodes_path)]
+        to_end = nx.single_source_shortest_path_length(reverse, end)
+        if start not in to_end:
+            return []
+        budget = to_end[start] + _DETOUR
         found: list[list[_Edge]] = []
-        for end in targets:
-            paths = nx.all_simple_edge_paths(graph, start, end, cutoff=distance[end] + _DETOUR)
-            found.extend(
-                [by_index[key] for _, _, key in path]
-                for path in itertools.islice(paths, _SEARCH_LIMIT)
+        stack: list[tuple[str, list[_Edge], frozenset[str]]] = [(start, [], frozenset({start}))]
+        while stack and len(found) < _SEARCH_LIMIT:
+            here, path, seen = stack.pop()
+            if here == end:
+                found.append(path)
+                continue
+            for edge in reversed(outgoing.get(here, [])):  # popped in the order tried
+                nxt = edge.spec.to_state
+                if nxt in seen or nxt not in to_end or len(path) + 1 + to_end[nxt] > budget:
+                    continue
+                stack.append((nxt, [*path, edge], seen | {nxt}))
+        found.sort(key=lambda way: (len(way), [rank[e.index] for e in way]))
+        return found[:ALTERNATIVES]
+
+    def on_to_final(start: str) -> list[_Edge]:
+        """A shortest way from ``start`` to the nearest final state (transitions tried first)."""
+        way: list[_Edge] = []
+        here = start
+        while distance.get(here, 0) > 0:
+            here_distance = distance[here]
+            edge = next(
+                e
+                for e in outgoing.get(here, [])
+                if distance.get(e.spec.to_state, here_distance) == here_distance - 1
             )
-        # shortest first; among equals, the one whose transitions are tried first
-        found.sort(key=lambda path: (len(path), [rank[e.index] for e in path]))
-        others = [path for path in found if path != shortest]
-        return [shortest, *others[: ALTERNATIVES - 1]]
+            way.append(edge)
+            here = edge.spec.to_state
+        return way
 
     candidates: dict[int, list[_Route]] = {}
     for edges in outgoing.values():
@@ -252,9 +260,9 @@ def _candidates(
             source = edge.spec.from_state
             if source not in reachable:
                 continue
-            after = legs(edge.spec.to_state, finals)[0]
+            after = on_to_final(edge.spec.to_state)
             candidates[edge.index] = [
-                _Route(before, edge, after) for before in legs(initial, [source])
+                _Route(before, edge, after) for before in ways(initial, source)
             ]
     return candidates
 
@@ -1022,11 +1030,13 @@ def _describe(spec: TransitionSpec) -> str:
     return text
 
 
-def _run(bundle: AgentBundle, case: dict[str, Any], journey: int) -> tuple[bool, set[int], str]:
+def _run(
+    bundle: AgentBundle, case: dict[str, Any], journey: int, positions: Mapping[str, Any]
+) -> tuple[bool, set[int], str]:
     """Run one case: whether it passed, the transitions of ``journey`` it took, and why not."""
     loaded = loads_conversation_file(yaml.safe_dump({"cases": [case]}, sort_keys=False))
     result = asyncio.run(run_case(loaded, 0, bundle))
-    taken = {i for j, i in taken_transitions(bundle, result.traces) if j == journey}
+    taken = {i for j, i in taken_transitions(bundle, result.traces, positions) if j == journey}
     why = ""
     if result.failure is not None and result.failure.mismatches:
         first = result.failure.mismatches[0]
@@ -1059,6 +1069,7 @@ def _journey_tests(loaded: LoadedBundle, index: int, tick: Callable[[], None]) -
         outgoing = _ordered(journey)
         candidates = _candidates(journey, initial, outgoing)
         distance = _to_final(journey, outgoing)
+        positions = transition_positions(bundle)
         for i in range(total):
             if i not in candidates and i not in reasons:
                 reasons[i] = "no path from the initial state reaches it"
@@ -1087,7 +1098,7 @@ def _journey_tests(loaded: LoadedBundle, index: int, tick: Callable[[], None]) -
                 shown = " -> ".join([initial, *(e.spec.to_state for e in path)])
                 name = f"{journey.title}: path {number} ({shown})"
                 data, notes = _case_data(name, plan)
-                passed, taken, why = _run(bundle, data, index)
+                passed, taken, why = _run(bundle, data, index, positions)
                 if not passed:
                     reasons.setdefault(best, f"the planned case does not run as planned: {why}")
                     continue
