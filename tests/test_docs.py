@@ -42,13 +42,7 @@ TIMEOUT_SECONDS = 120
 # Examples known to be wrong in pages this module does not own, pinned until fixed
 # (strict: once the page is right the test passes and this entry must go). Keyed by
 # the page and the block's first line, which survive edits elsewhere in the page.
-KNOWN_WRONG = {
-    (
-        "README.md",
-        "$ parlant-runtime validate examples/ tests/bundles/broken/dead_end.yaml",
-    ): "the README's transcript shows exit status 0 and 5 files for a run that exits 1 and "
-    "now checks 6 (examples/web/agent.yaml); its command line needs `# exit 1`",
-}
+KNOWN_WRONG: dict[tuple[str, str], str] = {}
 
 
 def pages() -> list[Path]:
