@@ -167,6 +167,9 @@ class MemoryStore:
         self._customer_variables: dict[tuple[UUID, str], dict[str, Variable]] = {}
         self._usage_totals: dict[tuple[str, UUID], dict[str, int]] = {}
         self._usage_pending: list[tuple[str, str, UUID, str, int]] = []
+        # tools belong to the workspace and outlive the agents that drop them (as their
+        # SQL rows do): every tool id a publish of the workspace has named
+        self._workspace_tools: dict[str, set[UUID]] = {}
 
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[None]:
@@ -277,6 +280,7 @@ class MemoryStore:
             if old is not None:
                 del self._agent_names[(workspace_id, old.bundle.agent.name)]  # a rename
             self._agents[agent_id] = _Agent.of(workspace_id, version + 1, new)
+            self._workspace_tools.setdefault(workspace_id, set()).update(t.id for t in new.tools)
             self._agent_names[(workspace_id, new.agent.name)] = agent_id
             now = _now()
             for s, old_state in live:
@@ -567,8 +571,7 @@ class MemoryStore:
         """Every counter of the entity: totals rolled up plus deltas still pending."""
         counters = counters_of(entity)
         async with self._atomic():
-            agents = (a for a in self._agents.values() if a.workspace_id == workspace_id)
-            if not any(entity_id in _entity_ids(a.bundle, entity) for a in agents):
+            if not self._has(workspace_id, entity, entity_id):
                 raise NotFound(f"no {entity} {entity_id} in workspace {workspace_id!r}")
             totals = dict.fromkeys(sorted(counters), 0)
             totals.update(self._usage_totals.get((entity, entity_id), {}))
@@ -577,12 +580,18 @@ class MemoryStore:
                     totals[counter] = totals.get(counter, 0) + delta
             return totals
 
+    def _has(self, workspace_id: str, entity: str, entity_id: UUID) -> bool:
+        """Whether the workspace has this entity (a tool: whether it ever published it)."""
+        if entity == "tool":
+            return entity_id in self._workspace_tools.get(workspace_id, ())
+        agents = (a for a in self._agents.values() if a.workspace_id == workspace_id)
+        return any(entity_id in _entity_ids(a.bundle, entity) for a in agents)
+
     async def roll_up_usage(self) -> int:
         """Fold pending deltas into the totals; returns how many were folded."""
         async with self._atomic():
             for workspace_id, entity, entity_id, counter, delta in self._usage_pending:
-                agents = (a for a in self._agents.values() if a.workspace_id == workspace_id)
-                if not any(entity_id in _entity_ids(a.bundle, entity) for a in agents):
+                if not self._has(workspace_id, entity, entity_id):
                     continue  # a delta naming another workspace's entity is dropped
                 totals = self._usage_totals.setdefault((entity, entity_id), {})
                 totals[counter] = totals.get(counter, 0) + delta

@@ -945,3 +945,23 @@ def test_waiting_on_a_closed_store_opens_no_connection(
             await store.close()
 
     runner.run(body())
+
+
+def test_a_tool_the_agent_drops_keeps_its_counters(store: Store, run: Run) -> None:
+    async def body() -> None:
+        bundle = make_bundle()
+        agent_id = await setup_agent(store, bundle)
+        tool = (await store.load_agent(WS, agent_id)).bundle.tools[0].id
+        session = await store.create_session(WS, SessionStart(agent_id=agent_id))
+        await store.commit_turn(WS, turn(session, usage={usage_key("tool", tool, "use_count"): 2}))
+        await store.roll_up_usage()
+        await publish(store, WS, bundle.model_copy(update={"tools": []}))
+        assert (await store.usage(WS, "tool", tool))["use_count"] == 2  # the workspace's tool
+        with pytest.raises(NotFound):  # but not another workspace's
+            await store.usage(OTHER_WS, "tool", tool)
+        again = await store.get_session(WS, session.id)
+        await store.commit_turn(WS, turn(again, usage={usage_key("tool", tool, "use_count"): 1}))
+        await store.roll_up_usage()
+        assert (await store.usage(WS, "tool", tool))["use_count"] == 3
+
+    run(body())
