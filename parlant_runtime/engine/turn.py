@@ -146,8 +146,10 @@ class _Turn:
 
     def _base(self) -> dict[str, Any]:
         session = self.inp.session
-        journey = {"title": self.journey.title} if self.journey is not None else {}
-        state: dict[str, Any] = {}
+        # outside a journey the keys are there and none, so ``state.name == 'x'`` is
+        # plainly false rather than a condition that cannot be evaluated
+        journey = {"title": self.journey.title if self.journey is not None else None}
+        state: dict[str, Any] = {"name": None, "type": None}
         if self.journey is not None and self.state is not None:
             spec = self.journey.states[self.state].spec
             state = {"name": spec.name, "type": spec.state_type.value}

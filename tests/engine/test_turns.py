@@ -376,6 +376,31 @@ def test_a_condition_that_cannot_be_evaluated_is_false_and_the_trace_says_why(
     run_chat(data, scenario)
 
 
+def test_outside_a_journey_state_and_journey_are_none_so_conditions_on_them_are_plainly_false() -> (
+    None
+):
+    data = bundle(
+        journey("Flow", [chat("a"), chat("b")], [edge("a", "b")]),
+        guidelines=[
+            {"name": "in_a", "condition": "{{ state.name == 'a' }}", "action": "At a."},
+            {"name": "outside", "condition": "{{ journey.title is none }}", "action": "Free."},
+        ],
+    )
+
+    async def scenario(c: Chat) -> None:
+        result = await c.say("hi")
+        assert result.journey is None
+        assert condition_trace(result, "guideline in_a") == (False, None)  # no "cannot"
+        assert condition_trace(result, "guideline outside") == (True, None)
+        assert result.guidelines == ("outside",)
+        result = await c.say("let's go", "start")
+        assert (result.journey, result.state) == ("Flow", "a")
+        assert condition_trace(result, "guideline in_a") == (True, None)
+        assert result.guidelines == ("in_a",)
+
+    run_chat(data, scenario)
+
+
 # ---------------------------------------------------------------------- activation
 
 
