@@ -341,7 +341,7 @@ def test_natural_language_conditions_are_decided_in_one_batch_per_turn() -> None
 BROKEN_CONDITIONS = [
     ("{{ vars.missing > 1 }}", "missing"),  # a value that is missing
     ("{{ 1 / vars.zero > 0 }}", "division"),  # an error while evaluating
-    ("{{ state.name == 'a' }}", "name"),  # no journey: there is no state
+    ("{{ state.label == 'a' }}", "label"),  # a state has a name and a type, nothing else
     ("{{ vars.count.digits.first }}", "digits"),
     ("{{ vars.count > }}", "expression"),  # does not even compile
 ]
