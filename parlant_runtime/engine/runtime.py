@@ -42,6 +42,7 @@ from parlant_runtime.errors import ParlantRuntimeError
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
 from parlant_runtime.storage.port import (
     ConcurrentUpdate,
+    DuplicateMessage,
     NewEvent,
     NotFound,
     SessionStart,
@@ -205,6 +206,12 @@ class Runtime:
                     call_key=call_key,
                 )
             except ConcurrentUpdate:
+                continue
+            except DuplicateMessage:
+                # another process recorded this message between our lookup and our commit:
+                # the next attempt finds it and replays the recorded turn
+                if idempotency_key is None:
+                    raise
                 continue
         raise ConcurrentUpdate(
             f"session {session_id} kept changing under {MAX_ATTEMPTS} attempts; try again"

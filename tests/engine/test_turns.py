@@ -1307,6 +1307,42 @@ def test_a_retried_message_returns_the_recorded_turn_and_writes_nothing() -> Non
     run_chat(simple_flow(), scenario)
 
 
+class KeyRecordedMeanwhile(MemoryStore):
+    """A store on which another process records a message between our lookup and commit.
+
+    The first ``find_message`` of a key answers "not recorded" although it is: what
+    a concurrent process that commits the same message first looks like from here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden: set[str] = set()
+
+    async def find_message(self, workspace_id: str, session_id: UUID, key: str) -> Event | None:
+        if key in self.hidden:
+            self.hidden.discard(key)
+            return None
+        return await super().find_message(workspace_id, session_id, key)
+
+
+def test_a_message_recorded_meanwhile_by_another_process_is_replayed_not_refused() -> None:
+    store = KeyRecordedMeanwhile()
+
+    async def scenario(c: Chat) -> None:
+        await c.say("hi", "start")
+        first = await c.say("go", "go", key="m-1")
+        before = await c.current()
+        store.hidden.add("m-1")
+        retried = await c.say("go", "go", key="m-1")  # computed, then refused as a duplicate
+        assert retried.duplicate
+        assert retried.replies == first.replies
+        assert [e.offset for e in retried.events] == [e.offset for e in first.events]
+        after = await c.current()
+        assert (after.version, after.event_count) == (before.version, before.event_count)
+
+    run_chat(simple_flow(), scenario, store=store)
+
+
 # ---------------------------------------------------------------------- private variables
 
 
