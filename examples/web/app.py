@@ -47,7 +47,6 @@ from starlette.types import Receive, Scope, Send
 
 from parlant_runtime import (
     ConcurrentUpdate,
-    DuplicateMessage,
     InvalidData,
     KeywordEvaluator,
     NotFound,
@@ -421,23 +420,14 @@ class Backend:
     async def post_message(self, request: Request) -> Response:
         session_id = _session_id(request)
         body = await _parse(request, NewMessage, empty_ok=False)
-        runtime = self._runtime()
-        try:
-            turn = await runtime.process_message(
-                self.settings.workspace,
-                session_id,
-                body.text,
-                idempotency_key=body.idempotency_key,
-            )
-        except DuplicateMessage:
-            # the same key raced in from another request and committed first: answer
-            # what that request recorded
-            turn = await runtime.process_message(
-                self.settings.workspace,
-                session_id,
-                body.text,
-                idempotency_key=body.idempotency_key,
-            )
+        # a key that raced in from another request is answered with what that request
+        # recorded (the runtime replays it)
+        turn = await self._runtime().process_message(
+            self.settings.workspace,
+            session_id,
+            body.text,
+            idempotency_key=body.idempotency_key,
+        )
         return JSONResponse(self._turn_data(turn))
 
     async def end_session(self, request: Request) -> Response:
