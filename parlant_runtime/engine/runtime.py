@@ -40,9 +40,11 @@ from parlant_runtime.engine.turn import (
 )
 from parlant_runtime.errors import ParlantRuntimeError
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
+from parlant_runtime.storage.checks import check_turn
 from parlant_runtime.storage.port import (
     ConcurrentUpdate,
     DuplicateMessage,
+    InvalidData,
     NewEvent,
     NotFound,
     SessionStart,
@@ -55,6 +57,9 @@ __all__ = ["MAX_ATTEMPTS", "Runtime", "SessionClosed", "TurnResult"]
 
 MAX_ATTEMPTS = 5
 """How often a turn is recomputed when other turns keep committing first."""
+
+_NO_SESSION = UUID(int=0)
+"""Stands for the session not created yet while its starting variables are checked."""
 
 
 class SessionClosed(ParlantRuntimeError):
@@ -115,14 +120,33 @@ class Runtime:
         variables: Mapping[str, Any] | None = None,
         mode: SessionMode = SessionMode.AUTO,
         session_id: UUID | None = None,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Session:
-        """A new session; ``variables`` are its starting session variables."""
-        session = await self.store.create_session(
-            workspace_id,
-            SessionStart(
-                agent_id=agent_id, customer_id=customer_id, mode=mode, session_id=session_id
-            ),
+        """A new session; ``variables`` are its starting session variables.
+
+        ``metadata`` is the host's own data about the session (JSON, kept as given and
+        visible to conditions and templates as ``session.metadata``); the key
+        ``parlantRuntime`` is the runtime's and may not be set. Everything is checked
+        before the session is created: bad input creates nothing.
+
+        Raises:
+            InvalidData: a variable value, the metadata or the title cannot be stored.
+            NotFound: no such agent in the workspace.
+        """
+        if metadata is not None and RUNTIME_KEY in metadata:
+            raise InvalidData(
+                f"session metadata key {RUNTIME_KEY!r} is the runtime's own; use another key"
+            )
+        start = SessionStart(
+            agent_id=agent_id,
+            customer_id=customer_id,
+            mode=mode,
+            session_id=session_id,
+            title=title,
+            metadata=dict(metadata or {}),
         )
+        changes: list[VariableChange] = []
         if variables:
             agent = await self.agent(workspace_id, agent_id)
             declared = {v.key: v for v in agent.stored.bundle.variables}
@@ -137,6 +161,10 @@ class Runtime:
                 )
                 for key, value in variables.items()
             ]
+            # the same checks the store makes at commit, made before anything exists
+            check_turn(TurnCommit(session_id=_NO_SESSION, expected_version=0, variables=changes))
+        session = await self.store.create_session(workspace_id, start)
+        if changes:
             session = await self.store.commit_turn(
                 workspace_id,
                 TurnCommit(

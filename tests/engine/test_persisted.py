@@ -25,7 +25,7 @@ from parlant_runtime.engine.tools import current_call
 from parlant_runtime.model import EventType, Session
 from parlant_runtime.storage import MemoryStore
 from parlant_runtime.storage.migrate import upgrade
-from parlant_runtime.storage.port import NewEvent, Store, TurnCommit
+from parlant_runtime.storage.port import InvalidData, NewEvent, Store, TurnCommit
 from parlant_runtime.storage.sql.store import SqlStore
 from tests.engine.test_turns import WS, chat, edge, flow, kinds, tool_state
 
@@ -349,5 +349,52 @@ def test_a_turn_result_holds_only_its_events() -> None:
         store.armed = True
         result = await runtime.process_message(WS, session.id, "hi")
         assert kinds(result.events) == ["customer_message", "journey_transition", "agent_message"]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_session_starts_with_the_hosts_metadata_and_title_and_bad_starts_create_nothing(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    open_store = opener(backend, request, tmp_path)
+    data = flow(chat("a"), chat("b"), transitions=[edge("a", "b", "{{ session.metadata.vip }}")])
+
+    async def scenario() -> None:
+        store = await open_store()
+        try:
+            await store.ensure_workspace(WS)
+            agent = (await store.publish(WS, bundle_from_data(data))).agent_id
+            runtime = Runtime(store, evaluator=ScriptedEvaluator(["start"]))
+
+            refused: list[str] = []
+            bad_starts: tuple[dict[str, Any], ...] = (
+                {"metadata": {"parlantRuntime": {"visited": []}}},  # the runtime's own key
+                {"metadata": {"note": "a\x00b"}},  # a NUL no database stores alike
+                {"variables": {"count": "x" * 70_000}},  # a value past the size limit
+                {"variables": {"not an identifier": 1}},
+            )
+            for bad in bad_starts:
+                with pytest.raises(InvalidData) as caught:
+                    await runtime.start_session(WS, agent, customer_id="c1", **bad)
+                refused.append(str(caught.value))
+            assert "'parlantRuntime' is the runtime's own" in refused[0]
+            assert await store.list_sessions(WS, agent) == []  # nothing was created
+
+            session = await runtime.start_session(
+                WS, agent, title="Order #7", metadata={"vip": True, "channel": "web"}
+            )
+            assert (session.title, session.metadata) == (
+                "Order #7",
+                {"vip": True, "channel": "web"},
+            )
+            assert (await runtime.process_message(WS, session.id, "hello")).state == "a"
+            runtime.evaluator = ScriptedEvaluator([])
+            assert (await runtime.process_message(WS, session.id, "next")).state == "b"
+            stored = await store.get_session(WS, session.id)
+            assert stored.metadata["vip"] is True  # beside the runtime's own bookkeeping
+            assert stored.metadata["channel"] == "web"
+        finally:
+            await store.close()
 
     asyncio.run(scenario())
