@@ -29,7 +29,7 @@ from parlant_runtime.engine.knowledge import queries_for, select, words
 from parlant_runtime.model import EventType
 from parlant_runtime.storage.sql import schema
 from parlant_runtime.storage.sql.engine import create_engine
-from tests.engine.test_persisted import BACKENDS, opener
+from tests.engine.test_persisted import BACKENDS, database_url, opener
 from tests.engine.test_turns import WS, Chat, bundle, kinds, open_chat
 
 
@@ -289,11 +289,7 @@ def test_searches_are_counted_per_link_on_every_store(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     open_store = opener(backend, request, tmp_path)
-    url = None
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'parlant.db'}"
-    elif backend == "postgresql":
-        url = request.getfixturevalue("postgres_database")
+    url = database_url(backend, request, tmp_path)  # the database open_store opens
 
     async def scenario() -> None:
         store = await open_store()

@@ -35,18 +35,25 @@ BACKENDS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.pos
 Opener = Callable[[], Awaitable[Store]]
 
 
+def database_url(backend: str, request: pytest.FixtureRequest, folder: Path) -> str | None:
+    """The database of ``backend`` for one test (none for memory)."""
+    if backend == "memory":
+        return None
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'parlant.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
 def opener(backend: str, request: pytest.FixtureRequest, folder: Path) -> Opener:
     """How to open an empty store of ``backend`` (migrating its database first)."""
-    if backend == "memory":
+    url = database_url(backend, request, folder)
+    if url is None:
 
         async def memory() -> Store:
             return MemoryStore()
 
         return memory
-    if backend == "sqlite":
-        url = f"sqlite:///{folder / 'parlant.db'}"
-    else:
-        url = request.getfixturevalue("postgres_database")
 
     async def sql() -> Store:
         await upgrade(url)

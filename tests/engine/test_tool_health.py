@@ -23,7 +23,7 @@ from parlant_runtime.engine.health import health_of, success_rate
 from parlant_runtime.storage.port import NotFound
 from parlant_runtime.storage.sql import schema
 from parlant_runtime.storage.sql.engine import create_engine
-from tests.engine.test_persisted import BACKENDS, opener
+from tests.engine.test_persisted import BACKENDS, database_url, opener
 from tests.engine.test_turns import WS, chat, edge, flow, tool_state
 
 
@@ -76,11 +76,7 @@ def test_calls_and_failures_give_the_success_rate_and_health_on_every_store(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     open_store = opener(backend, request, tmp_path)
-    url = None
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'parlant.db'}"
-    elif backend == "postgresql":
-        url = request.getfixturevalue("postgres_database")
+    url = database_url(backend, request, tmp_path)  # the database open_store opens
     script = [True, False, True, True]  # the second call fails, retried once: one failure
     targets: list[str | None] = []
 
