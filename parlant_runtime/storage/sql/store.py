@@ -123,6 +123,27 @@ def _event(row: sa.Row[Any]) -> Event:
 _SESSION_BY_ID = sa.select(t.session).where(
     t.session.c.id == sa.bindparam("sid"), t.session.c.workspace_id == sa.bindparam("ws")
 )
+_SESSION_SCOPE = t.session.alias("scope")
+# the variables a session sees, found through its own row in one statement: the
+# agent's definitions, its customer's values and its own (no row: no session, or none)
+_VARIABLES_OF_SESSION = (
+    sa.select(t.variable)
+    .join(_SESSION_SCOPE, t.variable.c.agent_id == _SESSION_SCOPE.c.agent_id)
+    .where(
+        _SESSION_SCOPE.c.id == sa.bindparam("sid"),
+        _SESSION_SCOPE.c.workspace_id == sa.bindparam("ws"),
+        sa.or_(
+            t.variable.c.session_id == _SESSION_SCOPE.c.id,
+            sa.and_(
+                t.variable.c.session_id.is_(None),
+                sa.or_(
+                    t.variable.c.customer_id.is_(None),
+                    t.variable.c.customer_id == _SESSION_SCOPE.c.customer_id,
+                ),
+            ),
+        ),
+    )
+)
 _INSERT_EVENTS = t.event.insert()
 _INSERT_USAGE = t.usage.insert()
 _EVENT_COLUMNS = ("content", "metadata", "tool_call_id", "journey_id", "state_id")
@@ -557,18 +578,11 @@ class SqlStore:
         """Definitions, then the customer's values, then the session's (later ones win)."""
         _check_workspace(workspace_id)
         async with self._read() as conn:
-            session = await self._session_row(conn, workspace_id, session_id)
-            v = t.variable
-            scopes = (v.c.session_id.is_(None) & v.c.customer_id.is_(None)) | (
-                v.c.session_id == session_id
-            )
-            if session.customer_id is not None:
-                scopes = scopes | (
-                    v.c.session_id.is_(None) & (v.c.customer_id == session.customer_id)
-                )
             rows = (
-                await conn.execute(sa.select(v).where(v.c.agent_id == session.agent_id, scopes))
+                await conn.execute(_VARIABLES_OF_SESSION, {"sid": session_id, "ws": workspace_id})
             ).all()
+            if not rows:  # no variables at all, or no such session: only the latter raises
+                await self._session_row(conn, workspace_id, session_id)
         rank = {"definition": 0, "customer": 1, "session": 2}
         merged: dict[str, tuple[int, Variable]] = {}
         for row in rows:
