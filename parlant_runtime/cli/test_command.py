@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 import click
 
 from parlant_runtime.bundle import read_bundle
+from parlant_runtime.cli._files import expand_test_paths
 from parlant_runtime.diagram import to_dot, to_mermaid
 from parlant_runtime.errors import BundleError
 from parlant_runtime.testing import (
@@ -41,28 +41,6 @@ from parlant_runtime.testing.coverage import (
 )
 
 __all__ = ["expand_test_paths", "run_files", "test", "write_coverage_diagrams"]
-
-
-def expand_test_paths(paths: Iterable[str]) -> list[str]:
-    """Files as given (whatever their names); folders replaced by the test files below them.
-
-    A path that does not exist is kept, so that reading it reports the problem
-    together with every other file's result.
-    """
-    files: list[str] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            found = sorted(
-                candidate
-                for candidate in path.rglob(f"*{CONVERSATION_FILE_SUFFIX}")
-                if candidate.is_file()
-                and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
-            )
-            files.extend(str(candidate) for candidate in found)
-        else:
-            files.append(given)
-    return list(dict.fromkeys(files))
 
 
 def run_files(files: list[str], *, bundle: str | None = None) -> list[FileResult]:
