@@ -7,16 +7,14 @@ in the file's camelCase spelling, with a message that says what to write instead
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
@@ -29,6 +27,7 @@ from parlant_runtime.bundle.source import (
     format_path,
     parse_text,
     read_utf8,
+    unknown_key_hint,
 )
 from parlant_runtime.errors import BundleError, BundleProblem
 
@@ -262,46 +261,4 @@ def _unknown_key(loc: FieldPath, data: Any) -> str:
     camel = to_camel(key)
     if isinstance(parent, dict) and camel != key and camel in parent:
         return f"{key!r} and {camel!r} are the same field given twice; keep one"
-    return f"unknown key {key!r}" + _suggestion(loc)
-
-
-def _suggestion(loc: FieldPath) -> str:
-    model = _model_at(loc[:-1])
-    if model is None:
-        return "; remove it"
-    known = sorted(info.alias or name for name, info in model.model_fields.items())
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return f"; known keys here: {', '.join(known)}"
-
-
-def _model_at(loc: FieldPath) -> type[BaseModel] | None:
-    """The model class that validates the mapping found at ``loc``."""
-    current: Any = AgentBundle
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = next(
-            (info for name, info in current.model_fields.items() if part in (name, info.alias)),
-            None,
-        )
-        if field is None:
-            return None
-        current = _item_type(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return current
-    return None
-
-
-def _item_type(annotation: Any) -> Any:
-    """``list[X]`` -> ``X``; ``X | None`` -> ``X``; anything else unchanged."""
-    origin = get_origin(annotation)
-    if origin is list:
-        return _item_type(get_args(annotation)[0])
-    if origin in (Union, UnionType):
-        options = [arg for arg in get_args(annotation) if arg is not type(None)]
-        return _item_type(options[0]) if len(options) == 1 else annotation
-    return annotation
+    return f"unknown key {key!r}" + unknown_key_hint(AgentBundle, loc)

@@ -9,12 +9,15 @@ keys that are not text, too large) are collected here, each with its line.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
 from parlant_runtime.errors import BundleProblem
@@ -29,6 +32,7 @@ __all__ = [
     "format_path",
     "parse_text",
     "read_utf8",
+    "unknown_key_hint",
 ]
 
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
@@ -235,3 +239,51 @@ def _refuse_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateJsonKey(f"duplicate key {key!r}; keep one")
         result[key] = value
     return result
+
+
+# ---------------------------------------------------------------------- unknown keys
+
+
+def unknown_key_hint(root: type[BaseModel], loc: FieldPath) -> str:
+    """What to say after "unknown key X" at ``loc`` in a document ``root`` validates:
+    the closest known key, else the keys known there, else "remove it"."""
+    model = _model_at(root, loc[:-1])
+    if model is None:
+        return "; remove it"
+    known = sorted(info.alias or name for name, info in model.model_fields.items())
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; known keys here: {', '.join(known)}"
+
+
+def _model_at(root: type[BaseModel], loc: FieldPath) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``loc`` (lists and maps stepped through,
+    fields found by name or alias)."""
+    current: Any = root
+    for part in loc:
+        current = _optional_of(current)
+        if get_origin(current) is dict:
+            current = get_args(current)[1]
+        elif get_origin(current) is list and isinstance(part, int):
+            current = get_args(current)[0]
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            found = next(
+                (info for name, info in current.model_fields.items() if part in (name, info.alias)),
+                None,
+            )
+            if found is None:
+                return None
+            current = found.annotation
+        else:
+            return None
+    current = _optional_of(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _optional_of(annotation: Any) -> Any:
+    """``X | None`` -> ``X``; anything else unchanged."""
+    if get_origin(annotation) in (Union, UnionType):
+        options = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return options[0] if len(options) == 1 else annotation
+    return annotation

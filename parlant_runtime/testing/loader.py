@@ -9,14 +9,12 @@ the ``test`` command then exits 2.
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from parlant_runtime.bundle.source import (
@@ -26,6 +24,7 @@ from parlant_runtime.bundle.source import (
     format_path,
     parse_text,
     read_utf8,
+    unknown_key_hint,
 )
 from parlant_runtime.errors import BundleProblem, ParlantRuntimeError
 from parlant_runtime.testing.schema import ConversationSpec
@@ -157,7 +156,7 @@ def _problem(error: ErrorDetails, data: Any, source: SourceMap, filename: str | 
     loc: FieldPath = tuple(part for part in error["loc"] if isinstance(part, str | int))
     kind, given = error["type"], error.get("input")
     if kind == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}{_suggestion(loc)}"
+        message = f"unknown key {loc[-1]!r}{unknown_key_hint(ConversationSpec, loc)}"
     elif kind == "missing":
         message = f"required key {loc[-1]!r} is missing; add it"
     elif kind == "too_short" and isinstance(given, list):
@@ -174,43 +173,6 @@ def _problem(error: ErrorDetails, data: Any, source: SourceMap, filename: str | 
     else:
         message = error["msg"].removeprefix("Value error, ")
     return Problem(filename, source.line_of(loc), format_path(loc), message)
-
-
-def _suggestion(loc: FieldPath) -> str:
-    model = _model_at(loc[:-1])
-    if model is None:
-        return "; remove it"
-    known = sorted(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return f"; known keys here: {', '.join(known)}"
-
-
-def _model_at(loc: FieldPath) -> type[BaseModel] | None:
-    """The model that validates the mapping at ``loc`` (lists and maps stepped through)."""
-    current: Any = ConversationSpec
-    for part in loc:
-        if get_origin(current) is dict:
-            current = _unwrap(get_args(current)[1])
-        elif get_origin(current) is list and isinstance(part, int):
-            current = _unwrap(get_args(current)[0])
-        elif isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return None
-            current = _unwrap(field.annotation)
-        else:
-            return None
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """``X | None`` -> ``X``; anything else unchanged."""
-    if get_origin(annotation) in (Union, UnionType):
-        options = [arg for arg in get_args(annotation) if arg is not type(None)]
-        return options[0] if len(options) == 1 else annotation
-    return annotation
 
 
 def _short(value: Any) -> str:
