@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
+
+    from parlant_runtime.storage.port import StorageError
     from parlant_runtime.storage.sql.store import SqlStore
 
-__all__ = ["DATABASE_URL_HELP", "run_with_store"]
+__all__ = ["DATABASE_URL_HELP", "database_failure", "run_with_store"]
 
 T = TypeVar("T")
 
@@ -33,7 +36,7 @@ def run_with_store(url: str | None, work: Callable[[SqlStore], Coroutine[Any, An
     from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
 
     from parlant_runtime.storage import migrate  # noqa: PLC0415
-    from parlant_runtime.storage.port import NotFound, StorageError  # noqa: PLC0415
+    from parlant_runtime.storage.port import StorageError  # noqa: PLC0415
     from parlant_runtime.storage.sql.store import SqlStore  # noqa: PLC0415
 
     async def main() -> T:
@@ -53,16 +56,21 @@ def run_with_store(url: str | None, work: Callable[[SqlStore], Coroutine[Any, An
 
     try:
         return asyncio.run(main())
-    except (_Refused, migrate.DatabaseURLError, migrate.DatabaseUnavailable, NotFound) as exc:
-        message = str(exc)
-    except DBAPIError as exc:
-        message = f"the database refused the operation: {exc.orig}"
-    except OSError as exc:
-        message = f"the database cannot be reached: {exc}"
-    except StorageError as exc:
-        message = str(exc)
+    except (_Refused, DBAPIError, StorageError, OSError) as exc:
+        message = str(exc) if isinstance(exc, _Refused) else database_failure(exc)
     click.echo(message, err=True)
     sys.exit(2)
+
+
+def database_failure(exc: DBAPIError | StorageError | OSError) -> str:
+    """The one sentence a command ends with when the database fails it."""
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+
+    if isinstance(exc, DBAPIError):
+        return f"the database refused the operation: {exc.orig}"
+    if isinstance(exc, OSError):
+        return f"the database cannot be reached: {exc}"
+    return str(exc)  # a StorageError says what and where itself
 
 
 class _Refused(Exception):

@@ -25,7 +25,7 @@ import click
 from parlant_runtime.bundle import LoadedBundle, read_bundle
 from parlant_runtime.cli._chat_open import open_chat
 from parlant_runtime.cli._chat_session import Chat, ChatError, ChatOptions, LineError, parse_line
-from parlant_runtime.cli._database import DATABASE_URL_HELP
+from parlant_runtime.cli._database import DATABASE_URL_HELP, database_failure
 from parlant_runtime.cli._text import render_text
 from parlant_runtime.errors import BundleError
 from parlant_runtime.validation import validate_bundle
@@ -82,12 +82,8 @@ def _run(runner: asyncio.Runner, work: Coroutine[Any, Any, T]) -> T:
         return runner.run(work)
     except ChatError as exc:
         _fail(str(exc), exc.status)
-    except StorageError as exc:
-        _fail(str(exc), 2)
-    except DBAPIError as exc:
-        _fail(f"the database refused the operation: {exc.orig}", 2)
-    except OSError as exc:
-        _fail(f"the database cannot be reached: {exc}", 2)
+    except (StorageError, DBAPIError, OSError) as exc:
+        _fail(database_failure(exc), 2)
 
 
 def _keyboard() -> Iterator[tuple[int, str]]:
