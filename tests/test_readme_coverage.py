@@ -44,7 +44,14 @@ def test_the_readme_coverage_table_matches_a_real_run() -> None:
 
 
 def test_every_example_bundle_is_fully_covered_by_its_tests() -> None:
-    for path, (_, *fractions) in measured_rows().items():
+    rows = measured_rows()
+    bundles = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "examples").rglob("*.yaml")
+        if not path.name.endswith(".conversation.yaml")
+    }
+    assert set(rows) == bundles  # every example bundle has tests, and each is measured
+    for path, (_, *fractions) in rows.items():
         for fraction in fractions:
             covered, total = fraction.split("/")
             assert covered == total, (path, fraction)
