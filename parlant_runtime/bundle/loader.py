@@ -1,6 +1,6 @@
 """Loading bundles from files, text or data, with every problem reported at once.
 
-The contract (``shared/spec/bundle-format.md``): a file that does not follow it is
+The contract (``docs/bundle-format.md``): a file that does not follow it is
 refused as a whole, and each problem names the file, the line and the field path,
 in the file's camelCase spelling, with a message that says what to write instead.
 """

@@ -1,6 +1,6 @@
 """``parlant-runtime test``: run conversation test files against their bundles.
 
-The contract is ``shared/spec/conversation-tests.md``. Exit status: 0 every case
+The contract is ``docs/testing.md``. Exit status: 0 every case
 passed, 1 a case failed, 2 a file (or the ``--bundle`` given) could not be read.
 Every file is run even when an earlier one fails. ``--junit FILE`` writes JUnit
 XML for CI systems next to the text or JSON on stdout. ``--coverage`` adds what

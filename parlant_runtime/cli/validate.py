@@ -1,6 +1,6 @@
 """``parlant-runtime validate``: check bundles before they are published.
 
-Exit status (the contract in ``shared/spec/validation.md``): 0 no errors (warnings
+Exit status (the contract in ``docs/validation.md``): 0 no errors (warnings
 allowed; with ``--strict`` warnings count as errors), 1 at least one error, 2 some
 input could not be read. Every file is checked even when an earlier one fails.
 """

@@ -1,7 +1,7 @@
 """One turn, computed: from the stored position and a customer message to everything
 the turn changes (events, position, variables, usage), without writing anything.
 
-This module makes the turn semantics of ``shared/design/architecture.md`` true;
+This module makes the turn semantics of ``docs/architecture.md`` true;
 :mod:`parlant_runtime.engine.runtime` loads its inputs and commits its outcome.
 The steps, in order: the message and any variables set with it are recorded;
 natural-language conditions are decided in one batch; with no active journey the

@@ -1,6 +1,6 @@
 """Conversation tests: scripted dialogues run against a bundle, with no LLM and no network.
 
-The contract is ``shared/spec/conversation-tests.md``. A test file (YAML, by
+The contract is ``docs/testing.md``. A test file (YAML, by
 convention ``*.conversation.yaml``) names a bundle and lists cases; each case is
 run on a fresh in-memory store, natural-language conditions are false unless a
 step's ``holds`` lists them, and tools answer from the case's stubs. The same

@@ -1,6 +1,6 @@
 """The shape of a conversation test file, as pydantic models.
 
-The contract is ``shared/spec/conversation-tests.md``: a file names a bundle and
+The contract is ``docs/testing.md``: a file names a bundle and
 holds cases; a case is a scripted dialogue of steps; a step says what the customer
 writes, which natural-language conditions hold, which variables an extractor would
 set, and what must be true afterwards. Keys are snake_case as the contract spells

@@ -1,6 +1,6 @@
 """Validation findings: the codes, their severities, and the report that collects them.
 
-The codes and their meaning are a public contract (``shared/spec/validation.md``):
+The codes and their meaning are a public contract (``docs/validation.md``):
 new codes may be added, existing ones never change meaning or severity.
 """
 

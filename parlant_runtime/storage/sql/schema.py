@@ -2,7 +2,7 @@
 and the runtime's extensions.
 
 Names, enum types, defaults and unique indexes follow the one public implementation
-of the seed (``shared/reference/sim-schema-facts.md``) so that the library runs
+of the seed (the host platform's own schema, Sim's) so that the library runs
 against a host database that already has them. Types are native on PostgreSQL
 (uuid, jsonb, enum types) and portable on SQLite (char(32), JSON text, checked
 varchars).
