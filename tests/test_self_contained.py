@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 
 import pytest
 
@@ -50,3 +51,13 @@ def test_the_pattern_catches_what_it_names() -> None:
     assert OUTSIDE.search("see ../shared/citus/README.md")
     assert OUTSIDE.search("the contract is ``shared/spec/validation.md``")
     assert not OUTSIDE.search("a shared/exclusive lock")
+
+
+def test_the_license_file_is_the_license_the_metadata_names() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text
+    assert "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
