@@ -8,6 +8,7 @@ up by the next turn and the old compilation is dropped.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,13 @@ from parlant_runtime.model import StateType
 from parlant_runtime.sandbox import CompiledTemplate, ConditionKind, compile_template
 from parlant_runtime.storage.port import StoredAgent
 
+DEFAULT_MAX_AGENTS = 256
+"""How many compiled agents a runtime keeps. One 50-state journey with 100 guidelines
+and 50 canned responses compiles to about 1 MB (tracemalloc), so a full cache of such
+agents holds about 256 MB."""
+
 __all__ = [
+    "DEFAULT_MAX_AGENTS",
     "AgentCache",
     "CompiledAgent",
     "CompiledCanned",
@@ -276,15 +283,35 @@ def natural_texts(conditions: Sequence[Condition]) -> list[str]:
 
 
 class AgentCache:
-    """Compiled agents by (workspace, agent), replaced when the version moves on."""
+    """Compiled agents by (workspace, agent), replaced when the version moves on.
 
-    def __init__(self) -> None:
-        self._agents: dict[tuple[str, UUID], CompiledAgent] = {}
+    A process that serves many tenants would otherwise keep every agent it ever
+    ran: the cache holds at most ``max_agents`` and drops the one used least
+    recently. A dropped agent is compiled again on its next turn, which costs time
+    and changes nothing else.
+    """
+
+    def __init__(self, max_agents: int = DEFAULT_MAX_AGENTS) -> None:
+        if max_agents < 1:
+            raise ValueError(f"max_agents must be at least 1, not {max_agents}")
+        self.max_agents = max_agents
+        self._agents: OrderedDict[tuple[str, UUID], CompiledAgent] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._agents)
 
     def get(self, workspace_id: str, agent_id: UUID, version: int) -> CompiledAgent | None:
-        agent = self._agents.get((workspace_id, agent_id))
-        return agent if agent is not None and agent.version == version else None
+        key = (workspace_id, agent_id)
+        agent = self._agents.get(key)
+        if agent is None or agent.version != version:
+            return None
+        self._agents.move_to_end(key)
+        return agent
 
     def put(self, agent: CompiledAgent) -> CompiledAgent:
-        self._agents[(agent.stored.workspace_id, agent.stored.agent_id)] = agent
+        key = (agent.stored.workspace_id, agent.stored.agent_id)
+        self._agents[key] = agent
+        self._agents.move_to_end(key)
+        while len(self._agents) > self.max_agents:
+            self._agents.popitem(last=False)
         return agent
