@@ -25,6 +25,10 @@ from sqlalchemy.pool import NullPool
 
 __all__ = ["ADMIN_URL_ENV", "DEFAULT_ADMIN_URL", "REQUIRE_ENV", "postgres_url"]
 
+# whether the running test carries the ``postgres`` marker (None: no test is running,
+# as while a module's fixtures are torn down); set by tests/conftest.py
+marked: bool | None = None
+
 ADMIN_URL_ENV = "PARLANT_TEST_POSTGRES_URL"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REQUIRE_ENV = "PARLANT_REQUIRE_POSTGRES"
@@ -58,6 +62,12 @@ def postgres_url() -> Iterator[str]:
     The URL names the asyncpg driver (``postgresql+asyncpg://...``). Connections
     left open by the test do not stop the drop (``WITH (FORCE)``).
     """
+    if marked is False:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "this test").rsplit(" ", 1)[0]
+        raise AssertionError(
+            f"{test} takes a PostgreSQL database but is not marked: add "
+            "@pytest.mark.postgres (or pytest.param(..., marks=pytest.mark.postgres))"
+        )
     admin = sa.make_url(os.environ.get(ADMIN_URL_ENV, DEFAULT_ADMIN_URL)).set(
         drivername="postgresql+asyncpg"
     )

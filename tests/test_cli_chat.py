@@ -155,6 +155,7 @@ def test_a_postgresql_database_at_an_old_revision_is_not_upgraded(postgres_datab
     assert "Traceback" not in result.output
 
 
+@pytest.mark.subprocess
 def test_the_console_script_runs_the_demo_conversation(tmp_path: Path) -> None:
     completed = subprocess.run(
         [
@@ -182,6 +183,7 @@ def test_the_console_script_runs_the_demo_conversation(tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.subprocess
 def test_customer_lines_can_come_from_a_pipe(tmp_path: Path) -> None:
     completed = subprocess.run(
         [str(CONSOLE), "chat", str(MINIMAL), "--database-url", sqlite(tmp_path)],
@@ -504,6 +506,7 @@ def _read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
     return seen
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a pseudo-terminal")
 @pytest.mark.parametrize("leave", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")

@@ -176,6 +176,7 @@ def test_colour_only_when_asked_or_on_a_terminal() -> None:
     assert "\x1b[31m" in coloured.output
 
 
+@pytest.mark.subprocess
 def test_the_installed_command_prints_no_traceback_for_user_errors(tmp_path: Path) -> None:
     executable = Path(sys.executable).parent / "parlant-runtime"
     if not executable.exists():

@@ -433,6 +433,7 @@ def test_any_names_survive_both_renderers(state_names: list[str], data: st.DataO
     reason="Graphviz's `dot` is not installed (apt-get install graphviz); DOT text is still "
     "checked by the parsers in this module",
 )
+@pytest.mark.subprocess
 @pytest.mark.parametrize("bundle", ["clinic", "dead_end", "dangling_reference", "awkward"])
 def test_graphviz_renders_the_dot_output(
     examples_dir: Path, bundles_dir: Path, bundle: str

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import parlant_runtime
 
 
@@ -49,6 +51,7 @@ def test_every_error_derives_from_the_root() -> None:
         assert issubclass(error, parlant_runtime.ParlantRuntimeError)
 
 
+@pytest.mark.subprocess
 def test_the_core_imports_without_database_drivers() -> None:
     code = (
         "import sys\n"

@@ -387,6 +387,7 @@ def test_concurrent_upgrades_in_one_process_take_turns(database: str) -> None:
     assert run(migrate.differences(database)) == []
 
 
+@pytest.mark.subprocess
 def test_concurrent_upgrades_from_two_processes_apply_each_revision_once(database: str) -> None:
     """Backend processes starting together: the database lock lets one of them migrate."""
     code = (

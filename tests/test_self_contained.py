@@ -31,6 +31,7 @@ def _tracked_files() -> list[str]:
     return [name for name in listed.stdout.decode().split("\0") if name]
 
 
+@pytest.mark.subprocess
 def test_no_tracked_file_refers_outside_the_repository() -> None:
     offenders = []
     for name in _tracked_files():
