@@ -2,14 +2,35 @@
 
 Every error the library raises on purpose derives from :class:`ParlantRuntimeError`,
 so a chat backend can catch the library's errors with one ``except`` clause and
-let programming errors through. The tree stays shallow::
+let programming errors through. The whole tree, with the module that defines each
+class (``tests/test_errors.py`` checks this drawing against the code)::
 
-    ParlantRuntimeError
-    ├── BundleError          a bundle file cannot be read or does not follow the contract
-    └── TemplateSandboxError a template or expression does what the sandbox forbids
+    ParlantRuntimeError      errors: the root
+    ├── BundleError          errors: a bundle file cannot be read or breaks the format
+    ├── TemplateSandboxError errors: a template or expression does what the sandbox forbids
+    ├── StorageError         storage.port: the root of the storage errors
+    │   ├── NotFound             storage.port: no such agent, session or event here
+    │   ├── ConcurrentUpdate     storage.port: another turn committed first; retry
+    │   ├── DuplicateMessage     storage.port: this idempotency key is recorded already
+    │   ├── InvalidData          storage.port: the data breaks a rule; nothing written
+    │   ├── PublishRefused       storage.port: publishing would strand sessions
+    │   ├── DatabaseURLError     storage.migrate: a URL the library cannot use
+    │   ├── DatabaseUnavailable  storage.migrate: the database cannot be reached
+    │   └── MigrationError       storage.migrate: a migration failed and was rolled back
+    ├── SessionClosed        engine.runtime: the session takes no more messages
+    ├── ToolError            engine.tools: a tool is set up wrongly
+    │   └── ToolArgumentError    engine.tools: arguments break the tool's schema
+    ├── KnowledgeError       engine.knowledge: a retriever broke its contract
+    ├── ConversationFileError testing.loader: a conversation test file cannot be read
+    ├── ToolStubError        testing.runner: what a stubbed tool raises in a test
+    ├── ChatError            cli._chat_session: the chat cannot start or go on
+    └── LineError            cli._chat_session: one chat input line cannot be carried out
 
-Messages say what happened and what to do about it; where a file is involved they
-name the file, the line and the field path.
+Module names are relative to ``parlant_runtime``. Messages say what happened and
+what to do about it; where a file is involved they name the file, the line and the
+field path. Driver errors (SQLAlchemy, asyncpg, sqlite3) are translated into
+:class:`StorageError` subclasses at the storage adapter's boundary, with the
+original chained as ``__cause__``.
 """
 
 from __future__ import annotations
