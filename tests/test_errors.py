@@ -34,10 +34,10 @@ def _drawn() -> dict[str, tuple[str | None, str]]:
 
 
 def _actual() -> dict[str, tuple[str | None, str]]:
-    for module in pkgutil.walk_packages(parlant_runtime.__path__, "parlant_runtime."):
-        if module.name.endswith("pytest_plugin"):
+    for info in pkgutil.walk_packages(parlant_runtime.__path__, "parlant_runtime."):
+        if info.name.endswith("pytest_plugin"):
             continue  # imports pytest's internals; defines no error
-        importlib.import_module(module.name)
+        importlib.import_module(info.name)
     found: dict[str, tuple[str | None, str]] = {}
     pending: list[type[BaseException]] = [ParlantRuntimeError]
     while pending:
