@@ -203,7 +203,10 @@ class Chat:
     async def _vars(self, argument: str) -> list[str]:
         variables = await self.store.get_variables(self.workspace, self.session_id)
         shown = {v.key: v.value for v in variables if not v.is_private}
-        lines = [f"{key} = {_json(value)}" for key, value in sorted(shown.items())]
+        lines = [
+            f"{key} (not set)" if value is None else f"{key} = {_json(value)}"
+            for key, value in sorted(shown.items())
+        ]
         if self.pending:
             lines.append(f"(set with the next message: {self._shown(self.pending)})")
         return [_note(line) for line in lines] or [_note("no variables")]

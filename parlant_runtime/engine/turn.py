@@ -124,7 +124,9 @@ class _Turn:
         self.call_key = inp.call_key or uuid4().hex
         self.kb: list[dict[str, Any]] = []
         """The knowledge-base passages of the turn, in order (``kb`` in templates)."""
-        self.values: dict[str, Any] = {v.key: v.value for v in inp.variables}
+        # a variable without a value (declared only, or set to null) is undefined: it is
+        # left out, so ``vars.x is defined`` is false and no tool receives it as null
+        self.values: dict[str, Any] = {v.key: v.value for v in inp.variables if v.value is not None}
         self.private = {v.key for v in inp.variables if v.is_private}
         self.types = {v.key: v.value_type for v in inp.variables}
         book = dict(inp.session.metadata.get(RUNTIME_KEY, {}))
@@ -242,7 +244,10 @@ class _Turn:
                 raise InvalidData(f"variable {key!r}: {value!r} is not a {value_type.value}")
             self.error(f"{source} gave variable {key!r} a value that is not a {value_type.value}")
             return False
-        self.values[key] = value
+        if value is None:  # null unsets: the variable is undefined again
+            self.values.pop(key, None)
+        else:
+            self.values[key] = value
         private = key in self.private
         self.changes.append(
             VariableChange(key=key, value=value, value_type=value_type, is_private=private)

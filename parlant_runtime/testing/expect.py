@@ -32,7 +32,8 @@ class Observed:
     guidelines: tuple[str, ...]
     events: tuple[str, ...]
     variables: Mapping[str, Any]
-    """Every variable of the session after the step (private ones included)."""
+    """Every variable of the session that has a value after the step (private ones
+    included); a variable without a value is left out."""
 
     @property
     def reply(self) -> str | None:
@@ -113,6 +114,8 @@ def _variables(expect: Expect, seen: Observed, line: int | None) -> list[Mismatc
     found: list[Mismatch] = []
     for key, wanted in (expect.variables or {}).items():
         got = seen.variables.get(key, _MISSING)
+        if got is _MISSING and wanted is None:  # ``null`` expects a variable without a value
+            continue
         if got is not _MISSING and json_equal(wanted, got):
             continue
         message = f"expected {shown(wanted)}, got {shown(got)}"

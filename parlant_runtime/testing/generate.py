@@ -495,7 +495,10 @@ class _Planner:
         self.bundle = bundle
         self.journey = journey
         self.tools = {tool.name: tool for tool in bundle.tools}
-        self.values: dict[str, Any] = {v.key: v.value for v in bundle.variables}
+        # declared without a value: not set (see docs/concepts.md, Variables)
+        self.values: dict[str, Any] = {
+            v.key: v.value for v in bundle.variables if v.value is not None
+        }
         self.declared = {v.key: v for v in bundle.variables}
         self.results: dict[str, str] = {}
         """Result variable -> tool, for tool states already run in this case."""

@@ -222,7 +222,8 @@ class _CaseRun:
             variables: dict[str, Any] = {}
             if "variables" in step.expect.model_fields_set:
                 stored = await store.get_variables(WORKSPACE, session.id)
-                variables = {variable.key: variable.value for variable in stored}
+                # a variable without a value is not set, as templates and conditions see it
+                variables = {v.key: v.value for v in stored if v.value is not None}
             found = check_expect(
                 step.expect, _observed(result, variables), _ExpectLines(self, number - 1)
             )

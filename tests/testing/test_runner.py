@@ -253,3 +253,61 @@ def test_runs_are_deterministic(tmp_path: Path) -> None:
 )
 def test_the_path_says_where_each_step_went(record: StepRecord, text: str) -> None:
     assert record.describe() == text
+
+
+DECLARED = """
+agent: {name: Declared, compositionMode: fluid}
+variables:
+  - {key: day, scope: session, valueType: string, isPrivate: true}
+journeys:
+  - title: Book
+    conditions: ["start"]
+    states:
+      - name: ask_day
+        stateType: chat
+        isInitial: true
+        chatPrompt: Which day?
+        condition: "{{ vars.day is defined }}"
+      - {name: confirm, stateType: chat, chatPrompt: Booked.}
+    transitions:
+      - {from: ask_day, to: confirm, condition: "{{ vars.day is defined }}"}
+"""
+
+
+def test_a_declared_variable_without_a_value_is_not_set_in_a_case(tmp_path: Path) -> None:
+    agent = write(tmp_path, DECLARED, "declared.yaml")
+    path = one_case(
+        tmp_path,
+        """
+        steps:
+          - customer: "book"
+            holds: ["start"]
+            expect: {state: ask_day, variables: {day: null}}
+          - customer: "Monday"
+            set: {day: Monday}
+            expect: {state: confirm, variables: {day: Monday}}
+        """,
+        bundle=agent,
+    )
+    result = run(path)
+    assert result.passed, [case.failure for case in result.cases]
+
+
+def test_expecting_a_value_of_a_variable_that_has_none_says_it_is_not_set(
+    tmp_path: Path,
+) -> None:
+    agent = write(tmp_path, DECLARED, "declared.yaml")
+    path = one_case(
+        tmp_path,
+        """
+        steps:
+          - customer: "book"
+            holds: ["start"]
+            expect: {variables: {day: Monday}}
+        """,
+        bundle=agent,
+    )
+    failure = run(path).cases[0].failure
+    assert failure is not None
+    (mismatch,) = failure.mismatches
+    assert mismatch.message == 'expected "Monday", got nothing (not set)'
