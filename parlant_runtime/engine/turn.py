@@ -143,6 +143,9 @@ class _Turn:
         self.waiting_visited = list(self.visited)
         self.entered_chat = False
         self.final_prompt: Template | None = None
+        self.ended: tuple[CompiledJourney, str] | None = None
+        """The journey and final state this turn ended in: the rest of the turn (guidelines,
+        the reply) is composed there, although the session is in no journey afterwards."""
 
     # ------------------------------------------------------------------ context
 
@@ -150,10 +153,14 @@ class _Turn:
         session = self.inp.session
         # outside a journey the keys are there and none, so ``state.name == 'x'`` is
         # plainly false rather than a condition that cannot be evaluated
-        journey = {"title": self.journey.title if self.journey is not None else None}
+        # a turn that entered a final state is composed in it, so that ``state.name ==
+        # '<final state>'`` selects the journey's last message
+        here = (self.journey, self.state) if self.journey is not None else self.ended
+        journey: dict[str, Any] = {"title": None}
         state: dict[str, Any] = {"name": None, "type": None}
-        if self.journey is not None and self.state is not None:
-            spec = self.journey.states[self.state].spec
+        if here is not None and here[0] is not None and here[1] is not None:
+            spec = here[0].states[here[1]].spec
+            journey = {"title": here[0].title}
             state = {"name": spec.name, "type": spec.state_type.value}
         return {
             "message": self.inp.message or "",
@@ -300,6 +307,7 @@ async def _enter(
         if state.spec.ends_journey:
             turn.count("journey", journey.spec.id, "total_sessions")
             turn.final_prompt = state.prompt
+            turn.ended = (journey, target)
             turn.journey, turn.state, turn.visited = None, None, []
             return
         skip = state.skip if journey.spec.allow_skipping else None
