@@ -625,14 +625,13 @@ def test_strict_counts_warnings() -> None:
     assert not report.passes(strict=True)
 
 
-def test_a_state_whose_only_exits_dangle_is_a_dead_end_not_a_trap() -> None:
+def test_a_state_whose_only_exits_dangle_is_no_dead_end_the_dangling_reference_says_it() -> None:
+    # one cause, one finding: the author wrote an exit, only its target is wrong
     report = journey(
         [chat("a", isInitial=True), chat("b"), final()],
-        [("a", "done", "customer leaves"), ("a", "b"), ("b", "ghost")],
+        [("a", "done", "customer leaves"), ("a", "b"), ("b", "ghostly phantom")],
     )
-    assert codes(report) == {"dead_end", "dangling_reference"}
-    (finding,) = of(report, Code.DEAD_END)
-    assert "lead to states that do not exist" in finding.message
+    assert codes(report) == {"dangling_reference"}
 
 
 def test_a_loop_that_never_waits_is_not_also_a_revisit_cycle() -> None:
@@ -663,3 +662,184 @@ def test_private_variables_read_through_get_are_caught() -> None:
     )
     (finding,) = of(report, Code.INVALID_TEMPLATE)
     assert "private variable 'pin'" in finding.message
+
+
+# --- one cause, one finding: a misspelt transition end ------------------------------
+
+
+def test_a_misspelt_transition_target_is_one_finding_with_a_did_you_mean() -> None:
+    report = journey(
+        [chat("a", isInitial=True), chat("b"), chat("c"), final()],
+        [("a", "bb"), ("b", "c"), ("c", "done")],
+    )
+    (finding,) = report.findings
+    assert finding.code is Code.DANGLING_REFERENCE
+    assert finding.message == "Transition to state 'bb' does not exist; did you mean 'b'?"
+
+
+def test_a_transition_to_a_name_like_no_state_reports_no_cascade() -> None:
+    report = journey(
+        [chat("ask", isInitial=True), chat("pay"), chat("ship"), final()],
+        [("ask", "zzzzzzzz"), ("pay", "ship"), ("ship", "done")],
+    )
+    assert [f.code for f in report.findings] == [Code.DANGLING_REFERENCE]
+
+
+def test_a_misspelt_source_is_one_finding_too() -> None:
+    report = journey(
+        [chat("a", isInitial=True), chat("b"), final()],
+        [("a", "b"), ("bb", "done")],
+    )
+    (finding,) = report.findings
+    assert finding.message == "Transition from state 'bb' does not exist; did you mean 'b'?"
+
+
+def test_without_a_dangling_end_unreachable_states_are_reported_again() -> None:
+    report = journey(
+        [chat("a", isInitial=True), chat("b"), chat("lonely"), final()],
+        [("a", "b"), ("b", "done"), ("lonely", "done")],
+    )
+    assert [f.states for f in report.findings] == [("lonely",)]
+
+
+# --- conditions that name states, journeys and state types ------------------------------
+
+
+def test_a_condition_naming_a_state_no_journey_has_is_a_dangling_reference() -> None:
+    report = journey(
+        [chat("ask", isInitial=True), chat("offer"), final()],
+        [("ask", "offer"), ("offer", "done")],
+        cannedResponses=[
+            {"template": "Hi", "conditions": ["{{ state.name == 'offers' }}"]},
+            {"template": "Yo", "conditions": ["{{ 'ask' == state.name or state.name in ['x'] }}"]},
+            {"template": "Ok", "conditions": ["{{ state.name == 'done' }}"]},
+        ],
+    )
+    found = of(report, Code.DANGLING_REFERENCE)
+    assert [f.field for f in found] == [
+        "cannedResponses[0].conditions[0]",
+        "cannedResponses[1].conditions[0]",
+    ]
+    assert found[0].message.endswith("did you mean 'offer'?")
+
+
+def test_inside_a_journey_the_state_must_be_one_of_its_own() -> None:
+    data = {
+        "agent": {"name": "A"},
+        "journeys": [
+            {
+                "title": "One",
+                "states": [chat("a", isInitial=True), final()],
+                "transitions": [
+                    {"from": "a", "to": "done", "condition": "{{ state.name == 'b' }}"}
+                ],
+            },
+            {
+                "title": "Two",
+                "states": [chat("b", isInitial=True), final("end")],
+                "transitions": [{"from": "b", "to": "end"}],
+            },
+        ],
+    }
+    (finding,) = validate_bundle(bundle_from_data(data)).findings
+    assert finding.code is Code.DANGLING_REFERENCE
+    assert "journey 'One' has no state" in finding.message
+
+
+def test_state_type_and_journey_title_comparisons_are_checked_too() -> None:
+    report = journey(
+        [chat("a", isInitial=True), final()],
+        [("a", "done", "{{ state.type == 'chatt' or journey.title == 'j' }}")],
+    )
+    messages = [f.message for f in of(report, Code.DANGLING_REFERENCE)]
+    assert len(messages) == 2
+    assert "did you mean 'chat'?" in messages[1] or "did you mean 'chat'?" in messages[0]
+    assert any("did you mean 'J'?" in m for m in messages)
+
+
+# --- a condition meant as an expression ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["vars.day is defined", "state.name == 'a'", "not vars.done", "mentions('refund')"],
+)
+def test_an_expression_without_braces_is_a_warning_with_the_fix(text: str) -> None:
+    report = journey([chat("a", isInitial=True), final()], [("a", "done", text)])
+    (finding,) = of(report, Code.UNBRACED_EXPRESSION)
+    assert finding.message.endswith(f'write "{{{{ {text} }}}}".')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "customer wants to book",
+        "yes",
+        "customer is angry",
+        "the message mentions a refund",
+        "state of the order is unclear",
+    ],
+)
+def test_natural_language_is_not_mistaken_for_an_expression(text: str) -> None:
+    report = journey([chat("a", isInitial=True), final()], [("a", "done", text)])
+    assert of(report, Code.UNBRACED_EXPRESSION) == []
+
+
+# --- tools: what would fail only when they run ------------------------------------------
+
+
+def tool_report(**tool: Any) -> ValidationReport:
+    return journey(
+        [chat("a", isInitial=True), {"name": "t", "stateType": "tool", "tool": "t"}, final()],
+        [("a", "t"), ("t", "done")],
+        tools=[{"name": "t", **tool}],
+    )
+
+
+def test_error_handling_typos_are_findings_with_a_did_you_mean() -> None:
+    report = tool_report(errorHandling={"onErorr": "fail", "timeOutMs": 300})
+    messages = [f.message for f in of(report, Code.INVALID_TOOL)]
+    assert len(messages) == 2
+    assert "unknown key 'onErorr'; did you mean 'onError'?" in messages[0]
+    assert "unknown key 'timeOutMs'; did you mean 'timeoutMs'?" in messages[1]
+    assert {f.field for f in report.findings} == {"tools[0].errorHandling"}
+
+
+def test_error_handling_values_are_checked_as_the_runtime_does() -> None:
+    report = tool_report(errorHandling={"onError": "fial", "retries": 9})
+    messages = sorted(f.message for f in of(report, Code.INVALID_TOOL))
+    assert any(
+        "onError must be 'fail' or 'fallback', not 'fial'; did you mean 'fail'?" in m
+        for m in messages
+    )
+    assert any("retries must be a whole number from 0 to 5, not 9" in m for m in messages)
+
+
+def test_schemas_are_checked_against_the_metaschema() -> None:
+    report = tool_report(
+        parameters={"type": "objekt", "properties": {"day": {"type": "strng"}}},
+        returnSchema={"type": "object", "required": "day"},
+    )
+    found = {f.field: f.message for f in of(report, Code.INVALID_TOOL)}
+    assert set(found) == {
+        "tools[0].parameters.type",
+        "tools[0].parameters.properties.day.type",
+        "tools[0].returnSchema.required",
+    }
+    assert found["tools[0].parameters.type"].endswith("did you mean 'object'?")
+    assert found["tools[0].parameters.properties.day.type"].endswith("did you mean 'string'?")
+
+
+def test_a_valid_tool_has_no_finding() -> None:
+    report = tool_report(
+        parameters={"type": "object", "properties": {"day": {"type": "string"}}},
+        returnSchema={"type": ["object", "null"]},
+        errorHandling={
+            "timeoutMs": 100,
+            "retries": 1,
+            "backoffMs": 0,
+            "onError": "fallback",
+            "fallback": {"free": False},
+        },
+    )
+    assert report.findings == ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -29,6 +30,7 @@ __all__ = [
     "ParsedText",
     "SourceMap",
     "UnreadableFile",
+    "did_you_mean",
     "format_path",
     "parse_text",
     "read_utf8",
@@ -244,6 +246,19 @@ def _refuse_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- unknown keys
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str | None:
+    """The one of ``known`` that ``word`` most likely misspells, or ``None``.
+
+    Case is ignored (``timeOutMs`` is ``timeoutMs``); otherwise difflib's closeness.
+    """
+    known = list(known)
+    folded = {name.casefold(): name for name in known}
+    if word.casefold() in folded:
+        return folded[word.casefold()]
+    close = difflib.get_close_matches(word, known, n=1)
+    return close[0] if close else None
+
+
 def unknown_key_hint(root: type[BaseModel], loc: FieldPath) -> str:
     """What to say after "unknown key X" at ``loc`` in a document ``root`` validates:
     the closest known key, else the keys known there, else "remove it"."""
@@ -251,9 +266,9 @@ def unknown_key_hint(root: type[BaseModel], loc: FieldPath) -> str:
     if model is None:
         return "; remove it"
     known = sorted(info.alias or name for name, info in model.model_fields.items())
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    close = did_you_mean(str(loc[-1]), known)
     if close:
-        return f"; did you mean {close[0]!r}?"
+        return f"; did you mean {close!r}?"
     return f"; known keys here: {', '.join(known)}"
 
 

@@ -47,6 +47,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
 from parlant_runtime.bundle.schema import ToolIntegrationSpec, ToolSpec
+from parlant_runtime.bundle.source import did_you_mean
 from parlant_runtime.errors import ParlantRuntimeError, TemplateSandboxError
 from parlant_runtime.model import EventType
 from parlant_runtime.sandbox import (
@@ -155,37 +156,52 @@ class ErrorHandling:
         """Parse the JSON object, filling defaults.
 
         Raises:
-            ToolError: an unknown key or a value out of range, named with what is allowed.
+            ToolError: an unknown key or a value out of range, named with what is allowed
+                (every problem of the object, see :meth:`problems`).
         """
-        unknown = sorted(set(raw) - set(_KEYS))
-        if unknown:
-            raise ToolError(
-                f"errorHandling has unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"the keys are {', '.join(_KEYS)}"
-            )
-        numbers: dict[str, int] = {}
-        for key, (default, low, high) in _LIMITS.items():
-            value = raw.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ToolError(
-                    f"errorHandling.{key} must be a whole number from {low} to {high}, "
-                    f"not {value!r}"
-                )
-            numbers[key] = value
-        on_error = raw.get("onError", "fail")
-        if on_error not in ("fail", "fallback"):
-            raise ToolError(f"errorHandling.onError must be 'fail' or 'fallback', not {on_error!r}")
-        try:
-            fallback = _json_copy(raw.get("fallback"))[0]
-        except ValueError as exc:
-            raise ToolError(f"errorHandling.fallback must be JSON data: {exc}") from exc
+        problems = cls.problems(raw)
+        if problems:
+            raise ToolError("; ".join(problems))
+        numbers = {key: raw.get(key, default) for key, (default, _, _) in _LIMITS.items()}
         return cls(
             timeout_ms=numbers["timeoutMs"],
             retries=numbers["retries"],
             backoff_ms=numbers["backoffMs"],
-            on_error=cast(Literal["fail", "fallback"], on_error),
-            fallback=fallback,
+            on_error=cast(Literal["fail", "fallback"], raw.get("onError", "fail")),
+            fallback=_json_copy(raw.get("fallback"))[0],
         )
+
+    @staticmethod
+    def problems(raw: Mapping[str, Any]) -> list[str]:
+        """Everything wrong with an ``errorHandling`` object, each with its fix (a typo
+        gets a did-you-mean); empty when :meth:`parse` would accept it. ``validate``
+        reports these before any tool runs."""
+        found: list[str] = []
+        for key in sorted(set(raw) - set(_KEYS)):
+            close = did_you_mean(str(key), _KEYS)
+            hint = f"did you mean {close!r}?" if close else f"the keys are {', '.join(_KEYS)}"
+            found.append(f"errorHandling has an unknown key {key!r}; {hint}")
+        for key, (default, low, high) in _LIMITS.items():
+            value = raw.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                found.append(
+                    f"errorHandling.{key} must be a whole number from {low} to {high}, "
+                    f"not {value!r}"
+                )
+        on_error = raw.get("onError", "fail")
+        if on_error not in ("fail", "fallback"):
+            close = (
+                did_you_mean(on_error, ("fail", "fallback")) if isinstance(on_error, str) else None
+            )
+            hint = f"; did you mean {close!r}?" if close else ""
+            found.append(
+                f"errorHandling.onError must be 'fail' or 'fallback', not {on_error!r}{hint}"
+            )
+        try:
+            _json_copy(raw.get("fallback"))
+        except ValueError as exc:
+            found.append(f"errorHandling.fallback must be JSON data: {exc}")
+        return found
 
     def backoff_seconds(self, retry: int) -> float:
         """The wait before retry ``retry`` (0 for the first): exponential, capped."""

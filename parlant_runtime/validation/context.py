@@ -8,6 +8,7 @@ computed here once per validation.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,10 +17,13 @@ from functools import cached_property
 from typing import Any
 
 import networkx as nx
+from jinja2 import Environment, nodes
+from jinja2.exceptions import TemplateError
 
 from parlant_runtime.bundle.schema import AgentBundle, JourneySpec, TransitionSpec
-from parlant_runtime.bundle.source import FieldPath, SourceMap, format_path
+from parlant_runtime.bundle.source import FieldPath, SourceMap, did_you_mean, format_path
 from parlant_runtime.sandbox import (
+    CONTEXT_ROOTS,
     Analysis,
     ConditionKind,
     analyse,
@@ -27,9 +31,21 @@ from parlant_runtime.sandbox import (
     expression_source,
     has_template_syntax,
 )
+from parlant_runtime.sandbox.environment import MAX_SOURCE_CHARS
 from parlant_runtime.validation.findings import Code, Finding
 
-__all__ = ["BundleContext", "JourneyContext", "Site", "SiteKind", "is_always_true"]
+_PARSER = Environment(autoescape=False)
+"""Parses only (the runtime's sandbox is what evaluates): for what a text means."""
+
+__all__ = [
+    "BundleContext",
+    "JourneyContext",
+    "Site",
+    "SiteKind",
+    "is_always_true",
+    "parse_expression",
+    "reads_like_expression",
+]
 
 
 class SiteKind(StrEnum):
@@ -58,6 +74,36 @@ class Site:
     def what(self) -> str:
         """A short name of the site for messages."""
         return format_path(self.path)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_expression(source: str) -> nodes.Node | None:
+    """The single Jinja expression ``source`` is, or ``None`` when it is not one (only
+    parsed, never run)."""
+    if len(source) > MAX_SOURCE_CHARS or "{" in source or "}" in source:
+        return None
+    try:
+        body = _PARSER.parse("{{ " + source + " }}").body
+    except (TemplateError, RecursionError):
+        return None
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    node: nodes.Node = body[0].nodes[0]
+    return node
+
+
+def reads_like_expression(condition: str) -> bool:
+    """Whether a condition without ``{{ }}`` is an expression over the turn context
+    (``vars.day is defined``, ``state.name == 'x'``): plain words never parse as one
+    that reads ``vars``, ``state``, ``journey``, ``tool``, ``session``, ``kb``,
+    ``message`` or calls ``mentions``, and a lone word is not enough."""
+    text = condition.strip()
+    if condition_kind(text) is not ConditionKind.NATURAL:
+        return False
+    tree = parse_expression(text)
+    if tree is None or isinstance(tree, nodes.Name):
+        return False
+    return bool({node.name for node in tree.find_all(nodes.Name)} & CONTEXT_ROOTS)
 
 
 def is_always_true(condition: str | None) -> bool:
@@ -161,8 +207,15 @@ class BundleContext:
                 if isinstance(result, str):
                     names.add(result)
         for site in self.sites:
-            if site.analysis is not None:
-                names.update(read.name for read in site.analysis.variables if read.guarded)
+            analysis = site.analysis
+            if (
+                analysis is None
+                and site.kind is SiteKind.CONDITION
+                and reads_like_expression(site.text)
+            ):  # meant as an expression (unbraced_expression says so): count it as one
+                analysis = analyse(site.text.strip(), expression=True)
+            if analysis is not None:
+                names.update(read.name for read in analysis.variables if read.guarded)
         return frozenset(names)
 
     @cached_property
@@ -238,13 +291,41 @@ class JourneyContext:
     index: int
     graph: Any = field(init=False)  # nx.DiGraph; networkx ships no type information
 
+    guesses: dict[str, str] = field(init=False)
+    """Transition ends that name no state, and the state each most likely means."""
+    lost: frozenset[str] = field(init=False)
+    """States with a transition to a name that is no state of the journey."""
+    orphans: frozenset[str] = field(init=False)
+    """States with a transition from a name that is no state of the journey."""
+
     def __post_init__(self) -> None:
+        # A transition with an end that names no state is one dangling_reference; the
+        # path rules stay quiet about what follows from it (no dead_end at its source,
+        # no unreachable_state behind it), as the fix may change all of that.
         graph = nx.DiGraph()
-        graph.add_nodes_from(state.name for state in self.journey.states)
+        names = [state.name for state in self.journey.states]
+        graph.add_nodes_from(names)
+        self.guesses = {}
+        lost: set[str] = set()
+        orphans: set[str] = set()
         for transition in self.journey.transitions:
-            if transition.from_state in graph and transition.to_state in graph:
-                graph.add_edge(transition.from_state, transition.to_state)
+            source, target = transition.from_state, transition.to_state
+            for name in (source, target):
+                if name not in graph and name not in self.guesses:
+                    guess = did_you_mean(name, sorted(names))
+                    if guess is not None:
+                        self.guesses[name] = guess
+            if source in graph and target in graph:
+                graph.add_edge(source, target)
+            elif source in graph:
+                lost.add(source)
+            elif target in graph:
+                orphans.add(target)
+                if source in self.guesses:  # the state it most likely leaves lacks that exit
+                    lost.add(self.guesses[source])
         self.graph = graph
+        self.lost = frozenset(lost)
+        self.orphans = frozenset(orphans)
 
     @property
     def title(self) -> str:

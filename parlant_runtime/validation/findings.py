@@ -45,6 +45,8 @@ class Code(StrEnum):
     INVALID_CONDITION = "invalid_condition"
     UNDEFINED_VARIABLE = "undefined_variable"
     UNUSED_TOOL = "unused_tool"
+    INVALID_TOOL = "invalid_tool"
+    UNBRACED_EXPRESSION = "unbraced_expression"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,12 @@ CODE_INFO: dict[Code, CodeInfo] = {
         _W, "A template or expression reads a variable that nothing defines or sets."
     ),
     Code.UNUSED_TOOL: CodeInfo(_I, "A declared tool is used by no state and no guideline."),
+    Code.INVALID_TOOL: CodeInfo(
+        _E, "A tool's errorHandling or JSON Schemas are wrong, so every call of it would fail."
+    ),
+    Code.UNBRACED_EXPRESSION: CodeInfo(
+        _W, "A condition reads like an expression but has no {{ }}, so it is natural language."
+    ),
 }
 
 

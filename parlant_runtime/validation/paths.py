@@ -22,8 +22,10 @@ def check_unreachable_state(ctx: JourneyContext) -> Iterator[Finding]:
     """Every state must be reachable from the initial state."""
     if not ctx.initial_states:
         return  # no_initial_state says it; every state would be unreachable
+    if any(ctx.is_reachable(name) for name in ctx.lost):
+        return  # a transition that names no state (dangling_reference) may be the way in
     for state in ctx.journey.states:
-        if not ctx.is_reachable(state.name):
+        if not ctx.is_reachable(state.name) and state.name not in ctx.orphans:
             yield ctx.finding(
                 Code.UNREACHABLE_STATE,
                 f"No path from the initial state reaches {state.name!r}; add a transition "
@@ -39,15 +41,13 @@ def check_dead_end(ctx: JourneyContext) -> Iterator[Finding]:
     for state in ctx.journey.states:
         if state.ends_journey or ctx.graph.out_degree(state.name) > 0:
             continue
+        if state.name in ctx.lost:
+            continue  # it has an exit, to a name that is no state: dangling_reference
         example = ctx.path_to(state.name) if ctx.is_reachable(state.name) else None
-        why = (
-            "its only transitions lead to states that do not exist"
-            if state.name in ctx.outgoing
-            else "has no outgoing transition"
-        )
         yield ctx.finding(
             Code.DEAD_END,
-            f"State {state.name!r} is not final and {why}, so a conversation that gets "
+            f"State {state.name!r} is not final and has no outgoing transition, so a "
+            "conversation that gets "
             "there is stuck; add a transition or make it final.",
             ctx.state_path(state.name),
             states=(state.name,),
@@ -60,7 +60,12 @@ def check_cannot_reach_final(ctx: JourneyContext) -> Iterator[Finding]:
     """From every reachable state some final state must stay reachable."""
     if not ctx.final_states:
         return  # no_final_state says it once instead of once per state
+    lost_way = set(ctx.lost)  # states whose way on may be a transition naming no state
+    for name in ctx.lost:
+        lost_way |= nx.ancestors(ctx.graph, name)
     for state in ctx.journey.states:
+        if state.name in lost_way:
+            continue
         name = state.name
         if (
             ctx.is_reachable(name)

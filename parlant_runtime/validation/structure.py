@@ -163,9 +163,11 @@ def check_dangling_transition_states(ctx: JourneyContext) -> Iterator[Finding]:
                 reason = f"belongs to journey {elsewhere[0]!r}, not to {ctx.title!r}"
             else:
                 reason = "does not exist"
+            guess = ctx.guesses.get(name)
+            fix = f"did you mean {guess!r}?" if guess else "name a state of this journey."
             yield ctx.finding(
                 Code.DANGLING_REFERENCE,
-                f"Transition {end} state {name!r} {reason}; name a state of this journey.",
+                f"Transition {end} state {name!r} {reason}; {fix}",
                 (*ctx.transition_path(index), end),
                 states=(name,),
             )

@@ -7,14 +7,14 @@ from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.bundle.source import SourceMap
 
 # the rule modules register themselves on import
-from parlant_runtime.validation import content, paths, structure, transitions
+from parlant_runtime.validation import content, paths, semantics, structure, tools, transitions
 from parlant_runtime.validation.context import BundleContext, JourneyContext
 from parlant_runtime.validation.findings import Finding, ValidationReport
 from parlant_runtime.validation.registry import BUNDLE_RULES, JOURNEY_RULES
 
 __all__ = ["validate_bundle"]
 
-_RULE_MODULES = (content, paths, structure, transitions)
+_RULE_MODULES = (content, paths, semantics, structure, tools, transitions)
 
 
 def validate_bundle(
