@@ -14,8 +14,9 @@ when the message carries its key words, glossary synonyms included).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,8 +40,12 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalise(text: str) -> str:
-    """Condition text compared loosely: case and runs of white space do not matter."""
+    """Condition text compared loosely: case and runs of white space do not matter.
+
+    Remembered: every turn normalises every natural-language condition of the agent.
+    """
     return " ".join(text.casefold().split())
 
 
@@ -104,7 +109,24 @@ class ScriptedEvaluator:
     async def evaluate(
         self, conditions: Sequence[str], *, message: str, context: Mapping[str, Any]
     ) -> Mapping[str, bool]:
-        return {text: normalise(text) in self.holds for text in conditions}
+        return _Holds(conditions, frozenset(self.holds))
+
+
+class _Holds(Mapping[str, bool]):
+    """A scripted evaluator's answers, decided when read: a turn reads a few of the
+    agent's conditions, and a dense agent has thousands."""
+
+    def __init__(self, conditions: Sequence[str], holds: frozenset[str]) -> None:
+        self._conditions, self._holds = conditions, holds
+
+    def __getitem__(self, text: str) -> bool:
+        return normalise(text) in self._holds
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._conditions)
+
+    def __len__(self) -> int:
+        return len(self._conditions)
 
 
 _WORD = re.compile(r"[a-z0-9']+")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
@@ -48,6 +48,7 @@ from parlant_runtime.model import (
     Variable,
     value_fits_type,
 )
+from parlant_runtime.sandbox import ConditionKind
 from parlant_runtime.storage.port import InvalidData, NewEvent, VariableChange
 
 __all__ = [
@@ -220,11 +221,12 @@ class _Turn:
                 self.agent.memo[key] = row
             self.trace.conditions.append(row)
             return known[0]
-        result, reason = (
-            known
-            if known is not None
-            else condition.evaluate(self.condition_context(), self.natural)
-        )
+        if known is not None:
+            result, reason = known
+        else:  # only an expression reads the context: building it is most of a check
+            expression = condition.kind is ConditionKind.EXPRESSION
+            context = self.condition_context() if expression else {}
+            result, reason = condition.evaluate(context, self.natural)
         if reason is not None:
             reason = self.redact(reason)
         self.trace.conditions.append(
@@ -273,6 +275,35 @@ class _Turn:
         if key is None:
             key = self.agent.memo[memo] = f"{entity}:{entity_id}:{counter}"
         self.usage[key] = self.usage.get(key, 0) + 1
+
+
+def _loose_index(agent: CompiledAgent, texts: Sequence[str]) -> dict[str, str]:
+    """Each natural-language text of the agent by its loose form (the last one wins, as
+    one answer per loose form is kept); the same for every turn of this version."""
+    index: dict[str, str] | None = agent.memo.get(_loose_index)
+    if index is None:
+        index = agent.memo[_loose_index] = {normalise(text): text for text in texts}
+    return index
+
+
+class _Decided(Mapping[str, bool]):
+    """The evaluator's answers by loose form, read when a condition needs one rather
+    than copied whole every turn (an agent may have thousands of conditions)."""
+
+    def __init__(self, decided: Mapping[str, Any], index: Mapping[str, str]) -> None:
+        self._decided, self._index = decided, index
+
+    def __getitem__(self, loose: str) -> bool:
+        text = self._index.get(loose, loose)
+        if text in self._decided:
+            return bool(self._decided[text])
+        return bool(self._decided[loose])  # an evaluator that answered by the loose form
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 def value_type_of(value: Any) -> ValueType:
@@ -690,11 +721,13 @@ async def run_turn(
     if retriever is not None and inp.message is not None:
         await _retrieve(turn, retriever)
     if inp.message is not None:
-        texts = natural_texts(inp.agent.conditions)
+        texts = inp.agent.memo.get(natural_texts)  # the same for every turn of this version
+        if texts is None:
+            texts = inp.agent.memo[natural_texts] = natural_texts(inp.agent.conditions)
         decided = await evaluator.evaluate(
             texts, message=inp.message, context=turn.template_context()
         )
-        turn.natural = {normalise(text): bool(value) for text, value in decided.items()}
+        turn.natural = _Decided(decided, _loose_index(inp.agent, texts))
     if turn.journey is None:
         for journey in inp.agent.journeys:
             if not journey.spec.enabled or journey.initial is None:

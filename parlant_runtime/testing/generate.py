@@ -5,16 +5,21 @@ For each journey, :func:`generate_tests` works in four steps:
 1. **Graph.** The journey becomes a networkx multigraph: one node per state, one
    edge per transition (keyed by its position, so two transitions between the same
    two states stay two edges).
-2. **Candidate paths.** For every transition ``t`` reachable from the initial
-   state: up to :data:`ALTERNATIVES` ways from the initial state to ``t``'s source
-   (the shortest first, then the shortest simple paths at most :data:`_DETOUR`
-   transitions longer), and a suggested way on from ``t``'s target to the
-   nearest final state. Between two states the shortest path uses the transition
-   tried first (highest priority), which has no rival to get past.
-3. **Greedy set cover.** Repeatedly the candidate that takes the most transitions
-   not yet taken (the shorter on ties, then file order) becomes a case, until
-   every transition is taken or no candidate is left: the classic greedy
-   approximation, within a factor ``ln(n)`` of the fewest cases.
+2. **Candidate paths** (:class:`_Routes`). One breadth-first tree from the initial
+   state gives, for every transition ``t`` it reaches, the shortest way to ``t``'s
+   source, and the distances to the final states a way on from ``t``'s target.
+   Among equally short ways the tree keeps the one through the transitions tried
+   first (highest priority), which have no rival to get past. Alternatives (up to
+   :data:`ALTERNATIVES` ways, at most :data:`_DETOUR` transitions longer) are
+   searched only for a transition whose first way fails. Linear in the journey,
+   where enumerating paths per transition grew as ``states**4`` on dense journeys.
+3. **Greedy set cover** (:func:`_greedy_cover`). Repeatedly the candidate that
+   takes the most transitions not yet taken (the shorter on ties, then file
+   order) becomes a case, until every transition is taken or no candidate is
+   left: the classic greedy approximation, within a factor ``ln(n)`` of the
+   fewest cases, evaluated lazily on a heap. The chosen way is extended by a walk
+   through transitions not taken yet (:meth:`_Routes.extended`), so that one case
+   takes many transitions of a dense journey.
 4. **Planning.** Each path is turned into steps: a step per customer turn (the
    first starts the journey; each later one leaves the chat state the session
    waits in), with ``holds`` listing the natural-language conditions the path
@@ -29,7 +34,8 @@ For each journey, :func:`generate_tests` works in four steps:
    then the others nearest a final state, within a bounded detour and budget),
    so that a way on that contradicts the path so far is replaced by one that
    does not.
-5. **Checking.** The case is then **run** with the real runner; only the
+5. **Checking** (:class:`_Checker`). The case is then **run** with the real runner
+   (on one published agent when cases cannot see each other's values); only the
    transitions it really took count, and a case that does not pass (or does not
    take ``t``) is dropped and the next candidate tried. A transition no case
    took is reported with the reason.
@@ -44,25 +50,28 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import heapq
 import json
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-import yaml
 from jinja2 import Environment, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
 from parlant_runtime.bundle import LoadedBundle
 from parlant_runtime.bundle.schema import AgentBundle, JourneySpec, StateSpec, TransitionSpec
+from parlant_runtime.bundle.source import SourceMap
 from parlant_runtime.model import StateType
 from parlant_runtime.sandbox import ConditionKind, condition_kind, expression_source
 from parlant_runtime.testing.coverage import taken_transitions, transition_positions
-from parlant_runtime.testing.loader import loads_conversation_file
-from parlant_runtime.testing.runner import run_case
+from parlant_runtime.testing.loader import ConversationFile
+from parlant_runtime.testing.runner import AgentHost, run_case
+from parlant_runtime.testing.schema import ConversationSpec
 
 __all__ = [
     "GeneratedCase",
@@ -203,24 +212,74 @@ def _to_final(journey: JourneySpec, outgoing: Mapping[str, list[_Edge]]) -> dict
     return distance
 
 
-def _candidates(
-    journey: JourneySpec, initial: str, outgoing: Mapping[str, list[_Edge]]
-) -> dict[int, list[_Route]]:
-    """For each reachable transition, paths from ``initial`` through it to a final state,
-    shortest first (the first one is the shortest path; the others are alternatives)."""
-    graph = _graph(journey, outgoing)
-    reverse = graph.reverse(copy=False)
-    rank = {e.index: n for es in outgoing.values() for n, e in enumerate(es)}
-    reachable = nx.descendants(graph, initial) | {initial}
-    distance = _to_final(journey, outgoing)
+class _Routes:
+    """The ways through a journey the cover chooses from.
 
-    def ways(start: str, end: str) -> list[list[_Edge]]:
+    One breadth-first tree from the initial state gives, for every transition, the
+    shortest way to its source (trying transitions in the engine's order, so that
+    among equally short ways the one through the transitions tried first wins), and
+    the distances to a final state give the way on. That is linear in the size of
+    the journey, where enumerating paths per transition grew with its fourth power
+    on dense journeys. Alternatives (longer ways, :data:`ALTERNATIVES` at most) are
+    searched only for a transition whose first way cannot be planned or run.
+    """
+
+    def __init__(
+        self, journey: JourneySpec, initial: str, outgoing: Mapping[str, list[_Edge]]
+    ) -> None:
+        self.initial = initial
+        self.outgoing = outgoing
+        self.graph = _graph(journey, outgoing)
+        self.rank = {e.index: n for es in outgoing.values() for n, e in enumerate(es)}
+        self.distance = _to_final(journey, outgoing)
+        self.parent: dict[str, _Edge | None] = {initial: None}
+        queue = deque([initial])
+        while queue:
+            here = queue.popleft()
+            for edge in outgoing.get(here, []):
+                if edge.spec.to_state not in self.parent:
+                    self.parent[edge.spec.to_state] = edge
+                    queue.append(edge.spec.to_state)
+        self.edges = {e.index: e for es in outgoing.values() for e in es}
+        self.revisit = journey.allow_revisiting
+        self._after: dict[str, list[_Edge]] = {}
+
+    def reachable(self) -> list[int]:
+        """The transitions whose source the initial state reaches, in file order."""
+        return sorted(i for i, e in self.edges.items() if e.spec.from_state in self.parent)
+
+    def first(self, index: int) -> _Route:
+        """The shortest way through transition ``index`` (see the class docstring)."""
+        edge = self.edges[index]
+        before: list[_Edge] = []
+        here = edge.spec.from_state
+        while (step := self.parent[here]) is not None:
+            before.append(step)
+            here = step.spec.from_state
+        before.reverse()
+        return _Route(before, edge, self.on_to_final(edge.spec.to_state))
+
+    def routes(self, index: int, covered: set[int], chat: frozenset[str]) -> Iterator[_Route]:
+        """The first way extended by a walk (:meth:`extended`), the first way, then up to
+        ALTERNATIVES - 1 others, each tried only when the one before it was not good
+        enough."""
+        first = self.first(index)
+        walked = self.extended(first, covered, chat)
+        yield walked
+        if walked is not first:
+            yield first
+        edge = self.edges[index]
+        for before in self.ways(self.initial, edge.spec.from_state)[1:]:
+            if before != first.before:
+                yield _Route(before, edge, first.after)
+
+    def ways(self, start: str, end: str) -> list[list[_Edge]]:
         """The shortest simple paths from ``start`` to ``end``: the shortest first (using
         the transitions tried first), then up to ALTERNATIVES - 1 others at most _DETOUR
         transitions longer, found depth first and pruned by the distance still to go."""
         if start == end:
             return [[]]
-        to_end = nx.single_source_shortest_path_length(reverse, end)
+        to_end = nx.single_source_shortest_path_length(self.graph.reverse(copy=False), end)
         if start not in to_end:
             return []
         budget = to_end[start] + _DETOUR
@@ -231,40 +290,64 @@ def _candidates(
             if here == end:
                 found.append(path)
                 continue
-            for edge in reversed(outgoing.get(here, [])):  # popped in the order tried
+            for edge in reversed(self.outgoing.get(here, [])):  # popped in the order tried
                 nxt = edge.spec.to_state
                 if nxt in seen or nxt not in to_end or len(path) + 1 + to_end[nxt] > budget:
                     continue
                 stack.append((nxt, [*path, edge], seen | {nxt}))
-        found.sort(key=lambda way: (len(way), [rank[e.index] for e in way]))
+        found.sort(key=lambda way: (len(way), [self.rank[e.index] for e in way]))
         return found[:ALTERNATIVES]
 
-    def on_to_final(start: str) -> list[_Edge]:
-        """A shortest way from ``start`` to the nearest final state (transitions tried first)."""
+    def extended(self, route: _Route, covered: set[int], chat: frozenset[str]) -> _Route:
+        """``route`` with its way on replaced by a walk through transitions no case has
+        taken yet (the first untaken one in the engine's order, from chat state to chat
+        state, each transition once, at most :data:`_WALK` long), then on to a final
+        state: on a dense journey one case then takes many transitions instead of one."""
+        used = {e.index for e in route.before} | {route.edge.index}
+        walk: list[_Edge] = []
+        here = route.edge.spec.to_state
+        visited = {self.initial, *(e.spec.to_state for e in [*route.before, route.edge])}
+        while here in chat and len(walk) < _WALK:
+            step = next(
+                (
+                    e
+                    for e in self.outgoing.get(here, [])
+                    if e.index not in covered
+                    and e.index not in used
+                    and e.spec.to_state in self.distance
+                    and (self.revisit or e.spec.to_state not in visited)
+                ),
+                None,
+            )
+            if step is None:
+                break
+            walk.append(step)
+            used.add(step.index)
+            visited.add(step.spec.to_state)
+            here = step.spec.to_state
+        if not walk:
+            return route
+        return _Route(route.before, route.edge, [*walk, *self.on_to_final(here)])
+
+    def on_to_final(self, start: str) -> list[_Edge]:
+        """A shortest way from ``start`` to the nearest final state (transitions tried
+        first); remembered per state."""
+        known = self._after.get(start)
+        if known is not None:
+            return known
         way: list[_Edge] = []
         here = start
-        while distance.get(here, 0) > 0:
-            here_distance = distance[here]
+        while self.distance.get(here, 0) > 0:
+            here_distance = self.distance[here]
             edge = next(
                 e
-                for e in outgoing.get(here, [])
-                if distance.get(e.spec.to_state, here_distance) == here_distance - 1
+                for e in self.outgoing.get(here, [])
+                if self.distance.get(e.spec.to_state, here_distance) == here_distance - 1
             )
             way.append(edge)
             here = edge.spec.to_state
+        self._after[start] = way
         return way
-
-    candidates: dict[int, list[_Route]] = {}
-    for edges in outgoing.values():
-        for edge in edges:
-            source = edge.spec.from_state
-            if source not in reachable:
-                continue
-            after = on_to_final(edge.spec.to_state)
-            candidates[edge.index] = [
-                _Route(before, edge, after) for before in ways(initial, source)
-            ]
-    return candidates
 
 
 # ---------------------------------------------------------------------------
@@ -892,7 +975,9 @@ class _Planner:
         self.enter(initial)
         for edge in path:
             self.along(edge, states, outgoing)
-        search = _Search(states, outgoing, distance, set(names), [_FINISH_BUDGET])
+        search = _Search(
+            states, outgoing, distance, set(names), [_FINISH_BUDGET + len(route.after)]
+        )
         rest = self.finish(names[-1], search, list(route.after), _DETOUR)
         return _Plan(self.steps, self.stubs, self.start), [*path, *rest]
 
@@ -916,7 +1001,10 @@ class _Planner:
             edge
             for edge in search.outgoing.get(here, [])
             if edge.spec.to_state in search.distance
-            and search.distance[edge.spec.to_state] + 1 - search.distance[here] <= slack
+            and (
+                edge.index == wanted
+                or search.distance[edge.spec.to_state] + 1 - search.distance[here] <= slack
+            )
             and (self.journey.allow_revisiting or edge.spec.to_state not in search.visited)
         ]
         options.sort(key=lambda edge: (edge.index != wanted, search.distance[edge.spec.to_state]))
@@ -930,7 +1018,12 @@ class _Planner:
             try:
                 self.along(edge, search.states, search.outgoing)
                 search.visited.add(target)
-                extra = search.distance[target] + 1 - search.distance[here]
+                # the hinted way costs no slack: it may be a long walk on purpose
+                extra = (
+                    0
+                    if edge.index == wanted
+                    else search.distance[target] + 1 - search.distance[here]
+                )
                 rest = self.finish(
                     target, search, hint[1:] if edge.index == wanted else [], slack - extra
                 )
@@ -955,7 +1048,11 @@ class _Search:
 
 
 _FINISH_BUDGET = 64
-"""Most transitions tried while searching a way on to a final state, per path."""
+"""Most transitions tried while searching a way on to a final state, per path, beyond
+those of the suggested way."""
+
+_WALK = 40
+"""Most transitions a case walks past the one it is for (see :meth:`_Routes.extended`)."""
 
 
 def _simple_var(template: str) -> str | None:
@@ -1033,20 +1130,68 @@ def _describe(spec: TransitionSpec) -> str:
     return text
 
 
-def _run(
-    bundle: AgentBundle, case: dict[str, Any], journey: int, positions: Mapping[str, Any]
-) -> tuple[bool, set[int], str]:
-    """Run one case: whether it passed, the transitions of ``journey`` it took, and why not."""
-    loaded = loads_conversation_file(yaml.safe_dump({"cases": [case]}, sort_keys=False))
-    result = asyncio.run(run_case(loaded, 0, bundle))
-    taken = {i for j, i in taken_transitions(bundle, result.traces, positions) if j == journey}
-    why = ""
-    if result.failure is not None and result.failure.mismatches:
-        first = result.failure.mismatches[0]
-        where = f"step {result.failure.step}: " if result.failure.step else ""
-        errors = f" ({'; '.join(result.failure.errors)})" if result.failure.errors else ""
-        why = f"{where}{first.key}: {first.message}{errors}"
-    return result.passed, taken, why
+def _greedy_cover(routes: _Routes, open_: Sequence[int], covered: set[int]) -> Iterator[int]:
+    """The transitions to plan a case for, in the greedy set cover's order.
+
+    Each time, the transition whose first way takes the most transitions not yet
+    covered (the shorter way on ties, then file order). ``covered`` grows as the
+    caller's cases run. Lazy: a way's gain only shrinks as ``covered`` grows, so a
+    stale gain on top of the heap is recomputed and pushed back, and only a fresh
+    one is taken. Same choices as recomputing every gain each time, without the
+    quadratic work.
+    """
+    heap: list[tuple[int, int, int]] = []
+    ways: dict[int, frozenset[int]] = {}
+    for i in open_:
+        route = routes.first(i)
+        ways[i] = frozenset(e.index for e in route.edges)
+        heap.append((-len(ways[i]), len(route.edges), i))
+    heapq.heapify(heap)
+    while heap:
+        stale, length, i = heapq.heappop(heap)
+        if i in covered:
+            continue
+        gain = len(ways[i] - covered)
+        if -gain != stale:
+            heapq.heappush(heap, (-gain, length, i))
+            continue
+        yield i
+
+
+class _Checker:
+    """Runs planned cases with the real runner, on one event loop; where cases cannot
+    see each other (see :meth:`AgentHost.shareable`) on one published agent too."""
+
+    def __init__(self, bundle: AgentBundle, journey: int, positions: Mapping[str, Any]) -> None:
+        self.bundle, self.journey, self.positions = bundle, journey, positions
+        self.loop = asyncio.new_event_loop()
+        self.host: AgentHost | None = None
+        if AgentHost.shareable(bundle):
+            self.host = self.loop.run_until_complete(AgentHost.publish(bundle))
+
+    def run(self, case: dict[str, Any]) -> tuple[bool, set[int], str]:
+        """Run one case: whether it passed, the transitions of the journey it took, and
+        why not."""
+        # as JSON data, which is what the rendered file says (a YAML round trip per case
+        # cost more than running it)
+        data = json.loads(json.dumps({"cases": [case]}))
+        loaded = ConversationFile(ConversationSpec.model_validate(data), SourceMap(), None)
+        result = self.loop.run_until_complete(run_case(loaded, 0, self.bundle, host=self.host))
+        taken = {
+            i
+            for j, i in taken_transitions(self.bundle, result.traces, self.positions)
+            if j == self.journey
+        }
+        why = ""
+        if result.failure is not None and result.failure.mismatches:
+            first = result.failure.mismatches[0]
+            where = f"step {result.failure.step}: " if result.failure.step else ""
+            errors = f" ({'; '.join(result.failure.errors)})" if result.failure.errors else ""
+            why = f"{where}{first.key}: {first.message}{errors}"
+        return result.passed, taken, why
+
+    def close(self) -> None:
+        self.loop.close()
 
 
 def _journey_tests(loaded: LoadedBundle, index: int, tick: Callable[[], None]) -> GeneratedJourney:
@@ -1070,47 +1215,40 @@ def _journey_tests(loaded: LoadedBundle, index: int, tick: Callable[[], None]) -
         )
     else:
         outgoing = _ordered(journey)
-        candidates = _candidates(journey, initial, outgoing)
-        distance = _to_final(journey, outgoing)
+        routes = _Routes(journey, initial, outgoing)
+        distance = routes.distance
         positions = transition_positions(bundle)
+        reachable = routes.reachable()
         for i in range(total):
-            if i not in candidates and i not in reasons:
+            if i not in reachable and i not in reasons:
                 reasons[i] = "no path from the initial state reaches it"
-        tried: set[int] = set()
-        while True:
-            open_ = [i for i in candidates if i not in covered and i not in tried]
-            if not open_:
-                break
-            best = max(
-                open_,
-                key=lambda i: (
-                    len({e.index for e in candidates[i][0].edges} - covered),
-                    -len(candidates[i][0].edges),
-                    -i,
-                ),
-            )
-            tried.add(best)
-            tick()
-            for route in candidates[best]:
-                try:
-                    plan, path = _Planner(bundle, journey).plan(route, outgoing, distance)
-                except _Unplannable as exc:
-                    reasons.setdefault(best, str(exc))
-                    continue
-                number = len(cases) + 1
-                shown = " -> ".join([initial, *(e.spec.to_state for e in path)])
-                name = f"{journey.title}: path {number} ({shown})"
-                data, notes = _case_data(name, plan)
-                passed, taken, why = _run(bundle, data, index, positions)
-                if not passed:
-                    reasons.setdefault(best, f"the planned case does not run as planned: {why}")
-                    continue
-                if best not in taken:  # it ran, but went elsewhere: try the next path
-                    reasons.setdefault(best, "the planned case ran but did not take it")
-                    continue
-                covered |= taken
-                cases.append(GeneratedCase(data, notes, frozenset(taken)))
-                break
+        checker = _Checker(bundle, index, positions)
+        chat = frozenset(s.name for s in journey.states if s.state_type is StateType.CHAT)
+        try:
+            for best in _greedy_cover(routes, reachable, covered):
+                tick()
+                for route in routes.routes(best, covered, chat):
+                    try:
+                        plan, path = _Planner(bundle, journey).plan(route, outgoing, distance)
+                    except _Unplannable as exc:
+                        reasons.setdefault(best, str(exc))
+                        continue
+                    number = len(cases) + 1
+                    shown = " -> ".join([initial, *(e.spec.to_state for e in path)])
+                    name = f"{journey.title}: path {number} ({shown})"
+                    data, notes = _case_data(name, plan)
+                    passed, taken, why = checker.run(data)
+                    if not passed:
+                        reasons.setdefault(best, f"the planned case does not run as planned: {why}")
+                        continue
+                    if best not in taken:  # it ran, but went elsewhere: try the next path
+                        reasons.setdefault(best, "the planned case ran but did not take it")
+                        continue
+                    covered |= taken
+                    cases.append(GeneratedCase(data, notes, frozenset(taken)))
+                    break
+        finally:
+            checker.close()
     uncovered = tuple(
         Uncovered(
             journey.title,

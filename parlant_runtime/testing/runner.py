@@ -19,6 +19,7 @@ import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from parlant_runtime.bundle import AgentBundle, read_bundle
 from parlant_runtime.engine.compiled import natural_texts
@@ -27,6 +28,7 @@ from parlant_runtime.engine.runtime import Runtime, TurnResult
 from parlant_runtime.engine.tools import ToolFunction, ToolRegistry
 from parlant_runtime.engine.trace import Trace
 from parlant_runtime.errors import BundleError, ParlantRuntimeError
+from parlant_runtime.model import VariableScope
 from parlant_runtime.storage import MemoryStore, StorageError
 from parlant_runtime.testing.expect import Observed, check_expect
 from parlant_runtime.testing.loader import (
@@ -49,6 +51,7 @@ from parlant_runtime.testing.schema import Case, Step, ToolStub
 __all__ = [
     "CUSTOMER_ID",
     "WORKSPACE",
+    "AgentHost",
     "ToolStubError",
     "load_case_bundle",
     "run_case",
@@ -129,13 +132,65 @@ async def run_conversation_file(
     return FileResult(str(path), bundle_path, tuple(cases))
 
 
-async def run_case(loaded: ConversationFile, index: int, bundle: AgentBundle) -> CaseResult:
-    """Run case ``index`` of ``loaded`` against ``bundle`` on a fresh store.
+async def run_case(
+    loaded: ConversationFile, index: int, bundle: AgentBundle, *, host: AgentHost | None = None
+) -> CaseResult:
+    """Run case ``index`` of ``loaded`` against ``bundle`` on a fresh store (or on
+    ``host``, where ``bundle`` is published already: a fresh session of the same store).
 
     Raises:
         ConversationFileError: the bundle cannot be published (it is refused as a whole).
     """
-    return await _CaseRun(loaded, index).run(bundle)
+    return await _CaseRun(loaded, index).run(bundle, host)
+
+
+class _CaseTools(ToolRegistry):
+    """A registry whose functions are the stubs of the case being run."""
+
+    def use(self, stubs: ToolRegistry) -> None:
+        self._functions = {name: f for name in stubs.names() if (f := stubs.get(name))}
+
+
+class AgentHost:
+    """A bundle published once into a memory store, for many cases in turn.
+
+    Each case still gets a fresh session, its own stubs and its own ``holds``; what
+    a host shares is the published agent and its compiled form, so checking many
+    cases costs one publish instead of one per case. Only a bundle without
+    customer-scoped variables may share a host: the store keeps those values per
+    customer, across sessions (see :meth:`shareable`).
+    """
+
+    def __init__(self, store: MemoryStore, agent_id: UUID) -> None:
+        self.store = store
+        self.agent_id = agent_id
+        self.evaluator = ScriptedEvaluator()
+        self.tools = _CaseTools()
+        self.runtime = Runtime(store, evaluator=self.evaluator, tools=self.tools)
+        self._known: dict[str, str] | None = None
+
+    @classmethod
+    async def publish(cls, bundle: AgentBundle) -> AgentHost:
+        """A fresh memory store with ``bundle`` published.
+
+        Raises:
+            StorageError: the store refuses the bundle.
+        """
+        store = MemoryStore()
+        await store.ensure_workspace(WORKSPACE)
+        return cls(store, (await store.publish(WORKSPACE, bundle)).agent_id)
+
+    @staticmethod
+    def shareable(bundle: AgentBundle) -> bool:
+        """Whether cases can share one host without seeing each other's values."""
+        return all(v.scope is not VariableScope.CUSTOMER for v in bundle.variables)
+
+    async def known(self) -> dict[str, str]:
+        """The agent's natural-language conditions, by their loose form."""
+        if self._known is None:
+            natural = natural_texts((await self.runtime.agent(WORKSPACE, self.agent_id)).conditions)
+            self._known = {normalise(text): text for text in natural}
+        return self._known
 
 
 class _CaseRun:
@@ -168,15 +223,14 @@ class _CaseRun:
             self.case.name, self.line, outcome, step or 0, failure, tuple(self.traces)
         )
 
-    async def run(self, bundle: AgentBundle) -> CaseResult:
-        store = MemoryStore()
-        await store.ensure_workspace(WORKSPACE)
-        try:
-            agent_id = (await store.publish(WORKSPACE, bundle)).agent_id
-        except StorageError as exc:
-            where = self.loaded.line_of("bundle")
-            problem = Problem(self.loaded.path, where, "bundle", f"cannot publish: {exc}")
-            raise ConversationFileError([problem]) from None
+    async def run(self, bundle: AgentBundle, host: AgentHost | None = None) -> CaseResult:
+        if host is None:
+            try:
+                host = await AgentHost.publish(bundle)
+            except StorageError as exc:
+                where = self.loaded.line_of("bundle")
+                problem = Problem(self.loaded.path, where, "bundle", f"cannot publish: {exc}")
+                raise ConversationFileError([problem]) from None
         tools = sorted(tool.name for tool in bundle.tools)
         strangers = [
             Mismatch(
@@ -192,8 +246,14 @@ class _CaseRun:
         ]
         if strangers:
             return self.failed(Outcome.FAILED, None, strangers)
-        evaluator = ScriptedEvaluator()
-        runtime = Runtime(store, evaluator=evaluator, tools=stub_registry(self.case.tools))
+        evaluator, runtime, store, agent_id = (
+            host.evaluator,
+            host.runtime,
+            host.store,
+            host.agent_id,
+        )
+        evaluator.set(())
+        host.tools.use(stub_registry(self.case.tools))
         try:
             session = await runtime.start_session(
                 WORKSPACE, agent_id, customer_id=CUSTOMER_ID, variables=self.case.variables
@@ -202,8 +262,7 @@ class _CaseRun:
             message = f"the session could not start: {type(exc).__name__}: {exc}"
             start = Mismatch("variables", None, type(exc).__name__, message, self.at("variables"))
             return self.failed(Outcome.ERROR, None, [start])
-        natural = natural_texts((await runtime.agent(WORKSPACE, agent_id)).conditions)
-        known = {normalise(text): text for text in natural}
+        known = await host.known()
         for number, step in enumerate(self.case.steps, start=1):
             unknown = self.unknown_holds(number, step, known)
             if unknown:

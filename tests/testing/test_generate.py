@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 
 from parlant_runtime.bundle import LoadedBundle, bundle_from_data, loads_bundle, read_bundle
+from parlant_runtime.bundle.source import SourceMap
 from parlant_runtime.cli import cli
 from parlant_runtime.testing import loads_conversation_file, render_text, run_case
 from parlant_runtime.testing.coverage import coverage_of, taken_transitions
@@ -357,3 +358,58 @@ def test_cli_a_bundle_without_journeys_writes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "has no journeys" in result.output
     assert not (tmp_path / "empty.generated.conversation.yaml").exists()
+
+
+def dense_bundle(size: int, **journey: Any) -> LoadedBundle:
+    """A journey where every state but the final one leads to every other but the first,
+    each transition on its own natural-language condition."""
+    names = [f"s{i}" for i in range(size)]
+    states: list[dict[str, Any]] = [
+        {"name": name, "stateType": "chat", "chatPrompt": f"{name}?"} for name in names[:-1]
+    ]
+    states[0]["isInitial"] = True
+    states.append({"name": names[-1], "stateType": "final"})
+    transitions = [
+        {"from": names[i], "to": names[j], "condition": f"customer picks {j} at {i}"}
+        for i in range(size - 1)
+        for j in range(1, size)
+        if i != j
+    ]
+    data = {
+        "agent": {"name": "Dense"},
+        "journeys": [
+            {
+                "title": "Dense",
+                "conditions": ["customer starts"],
+                "states": states,
+                "transitions": transitions,
+                **journey,
+            }
+        ],
+    }
+    return LoadedBundle(bundle_from_data(data), SourceMap(), "dense.yaml")
+
+
+def taken(loaded: LoadedBundle, result: FileResult) -> int:
+    traces = [trace for case in result.cases for trace in case.traces]
+    return len(taken_transitions(loaded.bundle, traces))
+
+
+def test_a_dense_journey_is_covered_by_few_cases_that_walk_many_transitions() -> None:
+    # every transition must be taken; a case per transition (the cover of shortest
+    # ways alone) would need about as many cases as transitions and four times the steps
+    loaded = dense_bundle(12)
+    _, result = run_generated(loaded, "dense.yaml")
+    assert result.passed, render_text([result])
+    total = len(loaded.bundle.journeys[0].transitions)
+    assert taken(loaded, result) == total == 111
+    cases = result.cases
+    assert len(cases) <= 2 * 12, len(cases)
+    assert sum(case.steps_run for case in cases) <= total + 3 * len(cases)
+
+
+def test_a_dense_journey_that_forbids_revisiting_is_still_covered() -> None:
+    loaded = dense_bundle(8, allowRevisiting=False)
+    text, result = run_generated(loaded, "dense.yaml")
+    assert result.passed, render_text([result])
+    assert taken(loaded, result) == len(loaded.bundle.journeys[0].transitions), text
