@@ -59,16 +59,19 @@ from parlant_runtime.testing.runner import (
 )
 from parlant_runtime.testing.schema import (
     CONVERSATION_FILE_SUFFIX,
+    CallResult,
     Case,
     ConversationSpec,
     Expect,
     Step,
+    ToolCallExpect,
     ToolStub,
 )
 
 __all__ = [
     "CONVERSATION_FILE_SUFFIX",
     "COVERAGE_FORMAT",
+    "CallResult",
     "Case",
     "CaseFailure",
     "CaseResult",
@@ -83,6 +86,7 @@ __all__ = [
     "Outcome",
     "Step",
     "StepRecord",
+    "ToolCallExpect",
     "ToolStub",
     "ToolStubError",
     "coverage_of",

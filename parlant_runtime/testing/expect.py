@@ -29,6 +29,9 @@ class Observed:
     state: str | None
     replies: tuple[str, ...]
     tool_calls: tuple[str, ...]
+    tool_arguments: tuple[Mapping[str, Any], ...]
+    """The arguments of each call in ``tool_calls`` (as the ``tool_call`` events show
+    them: one fed by a private variable reads ``"[private]"``)."""
     guidelines: tuple[str, ...]
     events: tuple[str, ...]
     variables: Mapping[str, Any]
@@ -126,7 +129,33 @@ def _variables(expect: Expect, seen: Observed, line: int | None) -> list[Mismatc
 
 
 def _tool_calls(expect: Expect, seen: Observed, line: int | None) -> list[Mismatch]:
-    return _plain("tool_calls", expect.tool_calls, list(seen.tool_calls), line)
+    wanted = expect.tool_calls or []
+    names = [item if isinstance(item, str) else item.tool for item in wanted]
+    found = _plain("tool_calls", names, list(seen.tool_calls), line)
+    if found:
+        return found
+    for position, item in enumerate(wanted):
+        if isinstance(item, str):
+            continue
+        arguments = seen.tool_arguments[position] if position < len(seen.tool_arguments) else {}
+        for key, value in item.arguments.items():
+            got = arguments.get(key, _MISSING)
+            if got is not _MISSING and json_equal(value, got):
+                continue
+            message = (
+                f"call {position + 1} ({item.tool}): expected argument {key} = "
+                f"{shown(value)}, got {shown(got)}"
+            )
+            found.append(
+                Mismatch(
+                    f"tool_calls[{position}].arguments.{key}",
+                    value,
+                    None if got is _MISSING else got,
+                    message,
+                    line,
+                )
+            )
+    return found
 
 
 def _guidelines(expect: Expect, seen: Observed, line: int | None) -> list[Mismatch]:

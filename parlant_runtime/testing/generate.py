@@ -562,6 +562,15 @@ def _set_in(target: dict[str, Any], path: Sequence[str], value: Any) -> bool:
     return True
 
 
+def _drop_in(target: dict[str, Any], path: Sequence[str]) -> None:
+    """Remove ``target[p0][p1]...`` if it is there."""
+    here: Any = target
+    for part in path[:-1]:
+        here = here.get(part) if isinstance(here, dict) else None
+    if isinstance(here, dict):
+        here.pop(path[-1], None)
+
+
 def _get_in(source: Any, path: Sequence[str]) -> Any:
     here = source
     for part in path:
@@ -587,6 +596,9 @@ class _Planner:
         """Result variable -> tool, for tool states already run in this case."""
         self.ran_this_step: set[str] = set()
         self.stubs: dict[str, Any] = {}
+        self.placeholders: set[tuple[str, tuple[str, ...]]] = set()
+        """(tool, field path) of stub fields filled in only because the tool's
+        ``returnSchema`` requires them: any value a condition needs may replace them."""
         self.start: dict[str, Any] = {}
         self.steps: list[_Step] = []
         self.hints = _argument_schemas(bundle)
@@ -830,9 +842,17 @@ class _Planner:
             stub = self.stubs.setdefault(tool, {})
             if len(path) == 2:
                 raise _Unplannable(f"{text!r} needs tool {tool!r} to return something specific")
-            if not isinstance(stub, dict) or not _set_in(stub, path[2:], value):
+            field = tuple(path[2:])
+            held = [p for p in self.placeholders if p[0] == tool and field[: len(p[1])] == p[1]]
+            if held and isinstance(stub, dict):  # a schema's placeholder, not a need: replace it
+                self.placeholders.difference_update(held)
+                _drop_in(stub, held[0][1])
+            if not isinstance(stub, dict) or not _set_in(stub, field, value):
+                was = _get_in(stub, field)
                 raise _Unplannable(
-                    f"tool {tool!r} would have to return two different results in one case"
+                    f"tool {tool!r} would have to return two different results in one case: "
+                    f"{'.'.join(field)} is {json.dumps(was, default=str)} for an earlier "
+                    f"condition and {json.dumps(value, default=str)} for {text!r}"
                 )
             if path[0] == "vars":
                 _set_in(self.values, path[1:], value)
@@ -855,10 +875,14 @@ class _Planner:
         self.step.sets[key] = whole
 
     def snapshot(self) -> Any:
-        return copy.deepcopy((self.values, self.stubs)), self.steps[-1].clone()
+        return (
+            copy.deepcopy((self.values, self.stubs)),
+            self.steps[-1].clone(),
+            set(self.placeholders),
+        )
 
     def restore(self, saved: Any) -> None:
-        (self.values, self.stubs), self.steps[-1] = saved
+        (self.values, self.stubs), self.steps[-1], self.placeholders = saved
 
     def save(self) -> Any:
         """Everything planned so far, to go back to when a branch of the search fails."""
@@ -867,11 +891,13 @@ class _Planner:
             [step.clone() for step in self.steps],
             dict(self.results),
             set(self.ran_this_step),
+            set(self.placeholders),
         )
 
     def back_to(self, saved: Any) -> None:
-        (self.values, self.stubs, self.start), self.steps, self.results, ran = saved
+        (self.values, self.stubs, self.start), self.steps, self.results, ran, held = saved
         self.ran_this_step = set(ran)
+        self.placeholders = set(held)
 
     # -- walking the path ------------------------------------------------------
 
@@ -921,7 +947,9 @@ class _Planner:
             example = example_for_schema(tool.return_schema, tool.name)
             if isinstance(example, dict):
                 for key, value in example.items():
-                    stub.setdefault(key, value)
+                    if key not in stub:
+                        stub[key] = value
+                        self.placeholders.add((tool.name, (key,)))
         arguments = state.tool_config.get("arguments") or {}
         schema = tool.parameters if isinstance(tool.parameters, dict) else {}
         properties = schema.get("properties") or {}

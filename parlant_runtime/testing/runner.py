@@ -28,7 +28,7 @@ from parlant_runtime.engine.runtime import Runtime, TurnResult
 from parlant_runtime.engine.tools import ToolFunction, ToolRegistry
 from parlant_runtime.engine.trace import Trace
 from parlant_runtime.errors import BundleError, ParlantRuntimeError
-from parlant_runtime.model import VariableScope
+from parlant_runtime.model import EventType, VariableScope
 from parlant_runtime.storage import MemoryStore, StorageError
 from parlant_runtime.testing.expect import Observed, check_expect
 from parlant_runtime.testing.loader import (
@@ -75,27 +75,33 @@ class ToolStubError(ParlantRuntimeError):
 
 
 def stub_registry(tools: Mapping[str, ToolStub]) -> ToolRegistry:
-    """A registry with one async function per stub: it returns a copy, or raises."""
+    """A registry with one async function per stub: it returns a copy, or raises; a stub
+    with ``calls`` answers each invocation (a retry too) with the next result."""
     registry = ToolRegistry()
     for name, stub in tools.items():
-        registry.register(name, _stub_function(stub))
+        registry.register(name, _stub_function(name, stub))
     return registry
 
 
-def _stub_function(stub: ToolStub) -> ToolFunction:
-    if "raises" in stub.model_fields_set:
-        message = stub.raises or ""
+def _stub_function(name: str, stub: ToolStub) -> ToolFunction:
+    results = stub.results()
+    repeat = stub.calls is None  # `returns`/`raises` answer every call alike
+    made = 0
 
-        async def fail(arguments: dict[str, Any]) -> Any:
-            raise ToolStubError(message)
+    async def answer(arguments: dict[str, Any]) -> Any:
+        nonlocal made
+        made += 1
+        if not repeat and made > len(results):
+            raise ToolStubError(
+                f"the stub of {name!r} lists {len(results)} call(s) and this is call {made}; "
+                "add a result to its `calls`"
+            )
+        result = results[0] if repeat else results[made - 1]
+        if "raises" in result.model_fields_set:
+            raise ToolStubError(result.raises or "")
+        return copy.deepcopy(result.returns)
 
-        return fail
-    value = stub.returns
-
-    async def succeed(arguments: dict[str, Any]) -> Any:
-        return copy.deepcopy(value)
-
-    return succeed
+    return answer
 
 
 def load_case_bundle(
@@ -329,6 +335,11 @@ def _observed(result: TurnResult, variables: Mapping[str, Any]) -> Observed:
         state=result.state,
         replies=result.replies,
         tool_calls=result.tool_calls,
+        tool_arguments=tuple(
+            dict(event.content.get("arguments") or {})
+            for event in result.events
+            if event.event_type is EventType.TOOL_CALL
+        ),
         guidelines=result.guidelines,
         events=tuple(event.event_type.value for event in result.events),
         variables=variables,

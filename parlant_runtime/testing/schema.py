@@ -24,10 +24,12 @@ from parlant_runtime.model import EventType
 __all__ = [
     "CONVERSATION_FILE_SUFFIX",
     "EXPECT_KEYS",
+    "CallResult",
     "Case",
     "ConversationSpec",
     "Expect",
     "Step",
+    "ToolCallExpect",
     "ToolStub",
 ]
 
@@ -101,8 +103,9 @@ class Expect(_Strict):
     """``true``: the agent said nothing; ``false``: it said something."""
     variables: dict[str, Any] | None = None
     """A subset of the session's variables (private ones included), by key."""
-    tool_calls: list[str] | None = None
-    """Names of the tools this step called, in order."""
+    tool_calls: list[str | ToolCallExpect] | None = None
+    """The tools this step called, in order: each a name, or ``{tool: name, arguments:
+    {...}}`` to check the arguments too (those given; a subset)."""
     guidelines: list[str] | None = None
     """Names of the guidelines this step matched, highest priority first."""
     events: list[EventType] | None = None
@@ -162,8 +165,22 @@ class Step(_Strict):
         return _json_data(value)
 
 
-class ToolStub(_Strict):
-    """A tool's stubbed behaviour: ``{returns: value}`` or ``{raises: "message"}``."""
+class ToolCallExpect(_Strict):
+    """An expected tool call with its arguments: ``{tool: check_slots, arguments: {...}}``."""
+
+    tool: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    """The arguments to check (a subset: those not listed are not checked). An argument
+    fed by a private variable reads ``"[private]"``, as in the events."""
+
+    @field_validator("arguments")
+    @classmethod
+    def _arguments_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _json_data(value)
+
+
+class CallResult(_Strict):
+    """What one call of a stubbed tool does: ``{returns: value}`` or ``{raises: "message"}``."""
 
     returns: Any = None
     raises: str | None = None
@@ -177,10 +194,44 @@ class ToolStub(_Strict):
     def _one_of(self) -> Self:
         given = self.model_fields_set & {"returns", "raises"}
         if len(given) != 1:
-            raise ValueError("a tool stub gives exactly one of `returns` or `raises`")
+            raise ValueError("a call result gives exactly one of `returns` or `raises`")
         if "raises" in given and not (self.raises or "").strip():
             raise ValueError("`raises` needs the error message the tool fails with")
         return self
+
+
+class ToolStub(_Strict):
+    """A tool's stubbed behaviour: ``{returns: value}`` or ``{raises: "message"}`` for
+    every call, or ``{calls: [...]}``: one result per call, in order (a call past the
+    last one fails with an error that says so)."""
+
+    returns: Any = None
+    raises: str | None = None
+    calls: list[CallResult] | None = None
+
+    @field_validator("returns")
+    @classmethod
+    def _returns_json(cls, value: Any) -> Any:
+        return _json_data(value)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        given = self.model_fields_set & {"returns", "raises", "calls"}
+        if len(given) != 1:
+            raise ValueError("a tool stub gives exactly one of `returns`, `raises` or `calls`")
+        if "raises" in given and not (self.raises or "").strip():
+            raise ValueError("`raises` needs the error message the tool fails with")
+        if "calls" in given and not self.calls:
+            raise ValueError("`calls` lists one result per call; give at least one")
+        return self
+
+    def results(self) -> list[CallResult]:
+        """One result per call, in order; a stub for every call is a list of one."""
+        if self.calls is not None:
+            return list(self.calls)
+        if "raises" in self.model_fields_set:
+            return [CallResult(raises=self.raises)]
+        return [CallResult(returns=self.returns)]
 
 
 class Case(_Strict):

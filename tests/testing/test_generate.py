@@ -413,3 +413,74 @@ def test_a_dense_journey_that_forbids_revisiting_is_still_covered() -> None:
     text, result = run_generated(loaded, "dense.yaml")
     assert result.passed, render_text([result])
     assert taken(loaded, result) == len(loaded.bundle.journeys[0].transitions), text
+
+
+def test_a_required_result_field_filled_with_a_placeholder_yields_to_a_condition() -> None:
+    # the stub's placeholder for `status` (required by the returnSchema) is no reason
+    # for "two different results": the condition that needs `confirmed` replaces it
+    loaded = loads_bundle(
+        """
+agent: {name: Shop}
+tools:
+  - name: book
+    parameters: {type: object, properties: {day: {type: string}}, required: [day]}
+    returnSchema:
+      type: object
+      properties: {status: {type: string}, code: {type: string}}
+      required: [status, code]
+journeys:
+  - title: Order
+    conditions: ["customer wants to order"]
+    states:
+      - {name: ask_day, stateType: chat, isInitial: true, chatPrompt: "Which day?"}
+      - name: booking
+        stateType: tool
+        tool: book
+        toolConfig: {arguments: {day: "{{ vars.day }}"}, resultVariable: booked}
+      - {name: ok, stateType: chat, chatPrompt: "Booked, code {{ vars.booked.code }}."}
+      - {name: failed, stateType: chat, chatPrompt: "Could not book."}
+      - {name: done, stateType: final}
+    transitions:
+      - {from: ask_day, to: booking, condition: "{{ vars.day is defined }}"}
+      - {from: booking, to: ok, condition: "{{ vars.booked.status == 'confirmed' }}",
+         priority: 200}
+      - {from: booking, to: failed}
+      - {from: ok, to: done}
+      - {from: failed, to: done}
+""",
+        filename="shop.yaml",
+    )
+    text, result = run_generated(loaded, "shop.yaml")
+    assert result.passed, render_text([result])
+    assert "two different results" not in text
+    assert taken(loaded, result) == 5, text
+
+
+def test_two_conditions_that_need_different_results_name_both_values() -> None:
+    loaded = loads_bundle(
+        """
+agent: {name: Shop}
+tools:
+  - {name: check, returnSchema: {type: object, properties: {n: {type: integer}}}}
+journeys:
+  - title: Order
+    conditions: ["customer wants to order"]
+    states:
+      - {name: a, stateType: chat, isInitial: true, chatPrompt: "A?"}
+      - {name: t, stateType: tool, tool: check, toolConfig: {resultVariable: r}}
+      - {name: d, stateType: decision, condition: "Which?"}
+      - {name: b, stateType: chat, chatPrompt: "B?"}
+      - {name: done, stateType: final}
+    transitions:
+      - {from: a, to: t}
+      - {from: t, to: d, condition: "{{ vars.r.n == 1 }}"}
+      - {from: d, to: b, condition: "{{ vars.r.n == 2 }}"}
+      - {from: d, to: done}
+      - {from: b, to: done}
+""",
+        filename="two.yaml",
+    )
+    tests = generate_tests(loaded)
+    reasons = {u.description: u.reason for u in tests.journeys[0].uncovered}
+    reason = reasons["d -> b [{{ vars.r.n == 2 }}]"]
+    assert "n is 1 for an earlier condition and 2 for" in reason, reasons

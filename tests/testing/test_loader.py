@@ -98,10 +98,14 @@ def test_bad_step_values_name_the_field(body: str, field: str, fragment: str) ->
 @pytest.mark.parametrize(
     ("stub", "fragment"),
     [
-        ("{returns: 1, raises: boom}", "exactly one of `returns` or `raises`"),
-        ("{}", "exactly one of `returns` or `raises`"),
+        ("{returns: 1, raises: boom}", "exactly one of `returns`, `raises` or `calls`"),
+        ("{}", "exactly one of `returns`, `raises` or `calls`"),
         ("{raises: ''}", "needs the error message"),
         ("{returns: {when: 2024-01-01}}", "when is a YAML date"),
+        ("{returns: 1, calls: [{returns: 2}]}", "exactly one of `returns`, `raises` or `calls`"),
+        ("{calls: []}", "give at least one"),
+        ("{calls: [{returns: 1, raises: boom}]}", "a call result gives exactly one"),
+        ("{calls: [{retruns: 1}]}", "did you mean 'returns'?"),
     ],
 )
 def test_tool_stubs_give_exactly_one_behaviour(stub: str, fragment: str) -> None:

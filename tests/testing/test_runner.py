@@ -13,6 +13,7 @@ from parlant_runtime.testing import (
     ToolStub,
     ToolStubError,
     failure_text,
+    render_text,
     stub_registry,
     to_json_data,
 )
@@ -311,3 +312,140 @@ def test_expecting_a_value_of_a_variable_that_has_none_says_it_is_not_set(
     assert failure is not None
     (mismatch,) = failure.mismatches
     assert mismatch.message == 'expected "Monday", got nothing (not set)'
+
+
+LOOKUP = """
+agent: {name: Lookup, compositionMode: fluid}
+variables:
+  - {key: pin, scope: session, valueType: string, isPrivate: true}
+tools:
+  - name: check
+    parameters:
+      type: object
+      properties: {day: {type: string}, pin: {type: string}}
+      required: [day]
+    returnSchema: {type: object, properties: {free: {type: boolean}}, required: [free]}
+journeys:
+  - title: Book
+    conditions: ["start"]
+    states:
+      - {name: ask_day, stateType: chat, isInitial: true, chatPrompt: "Which day?"}
+      - name: lookup
+        stateType: tool
+        tool: check
+        toolConfig:
+          arguments: {day: "{{ vars.day }}", pin: "{{ vars.pin }}"}
+          resultVariable: slot
+      - {name: booked, stateType: chat, chatPrompt: Booked.}
+      - {name: done, stateType: final}
+    transitions:
+      - {from: ask_day, to: lookup, condition: "{{ vars.day is defined }}"}
+      - {from: lookup, to: booked, condition: "{{ vars.slot.free }}", priority: 200}
+      - {from: lookup, to: ask_day}
+      - {from: booked, to: done}
+"""
+
+
+def lookup_case(tmp_path: Path, body: str) -> Path:
+    return one_case(tmp_path, body, bundle=write(tmp_path, LOOKUP, "lookup.yaml"))
+
+
+def test_a_stub_with_calls_answers_each_call_in_turn(tmp_path: Path) -> None:
+    path = lookup_case(
+        tmp_path,
+        """
+        variables: {pin: "1234"}
+        tools:
+          check:
+            calls:
+              - {returns: {free: false}}
+              - {raises: "calendar down"}
+              - {returns: {free: true}}
+        steps:
+          - customer: "book"
+            holds: ["start"]
+            expect: {state: ask_day}
+          - customer: "Monday"
+            set: {day: Monday}
+            expect:
+              state: ask_day
+              tool_calls: [{tool: check, arguments: {day: Monday, pin: "[private]"}}]
+          - customer: "Tuesday"
+            set: {day: Tuesday}
+            expect: {state: ask_day, tool_calls: [check]}
+          - customer: "Wednesday"
+            set: {day: Wednesday}
+            expect: {state: booked, tool_calls: [{tool: check, arguments: {day: Wednesday}}]}
+        """,
+    )
+    result = run(path)
+    assert result.passed, render_text([result])
+
+
+def test_a_call_past_the_last_listed_result_fails_and_says_so(tmp_path: Path) -> None:
+    path = lookup_case(
+        tmp_path,
+        """
+        variables: {pin: "1234"}
+        tools:
+          check: {calls: [{returns: {free: false}}]}
+        steps:
+          - customer: "book"
+            holds: ["start"]
+          - customer: "Monday"
+            set: {day: Monday}
+            expect: {state: ask_day}
+          - customer: "Tuesday"
+            set: {day: Tuesday}
+            expect: {state: booked}
+        """,
+    )
+    failure = run(path).cases[0].failure
+    assert failure is not None
+    assert failure.step == 3
+    assert any("lists 1 call(s) and this is call 2" in error for error in failure.errors)
+
+
+def test_an_argument_that_differs_is_a_mismatch_naming_the_call(tmp_path: Path) -> None:
+    path = lookup_case(
+        tmp_path,
+        """
+        variables: {pin: "1234"}
+        tools:
+          check: {returns: {free: true}}
+        steps:
+          - customer: "book"
+            holds: ["start"]
+          - customer: "Monday"
+            set: {day: Monday}
+            expect: {tool_calls: [{tool: check, arguments: {day: Tuesday, week: 3}}]}
+        """,
+    )
+    failure = run(path).cases[0].failure
+    assert failure is not None
+    assert [(m.key, m.message) for m in failure.mismatches] == [
+        (
+            "tool_calls[0].arguments.day",
+            'call 1 (check): expected argument day = "Tuesday", got "Monday"',
+        ),
+        (
+            "tool_calls[0].arguments.week",
+            "call 1 (check): expected argument week = 3, got nothing (not set)",
+        ),
+    ]
+
+
+def test_expected_calls_by_name_still_compare_names_first(tmp_path: Path) -> None:
+    path = lookup_case(
+        tmp_path,
+        """
+        tools:
+          check: {returns: {free: true}}
+        steps:
+          - customer: "book"
+            holds: ["start"]
+            expect: {tool_calls: [{tool: check, arguments: {day: Monday}}]}
+        """,
+    )
+    (mismatch,) = run(path).cases[0].failure.mismatches  # type: ignore[union-attr]
+    assert (mismatch.key, mismatch.expected, mismatch.got) == ("tool_calls", ["check"], [])
