@@ -596,6 +596,10 @@ class _Planner:
         """Result variable -> tool, for tool states already run in this case."""
         self.ran_this_step: set[str] = set()
         self.stubs: dict[str, Any] = {}
+        """The result of each tool's latest call in this case."""
+        self.calls: dict[str, list[Any]] = {}
+        """Every call's result per tool, in order (the last one is ``stubs[tool]``): a tool
+        that runs again gets a result of its own, written as the stub's ``calls``."""
         self.placeholders: set[tuple[str, tuple[str, ...]]] = set()
         """(tool, field path) of stub fields filled in only because the tool's
         ``returnSchema`` requires them: any value a condition needs may replace them."""
@@ -850,7 +854,7 @@ class _Planner:
             if not isinstance(stub, dict) or not _set_in(stub, field, value):
                 was = _get_in(stub, field)
                 raise _Unplannable(
-                    f"tool {tool!r} would have to return two different results in one case: "
+                    f"a call of tool {tool!r} would have to return two different results: "
                     f"{'.'.join(field)} is {json.dumps(was, default=str)} for an earlier "
                     f"condition and {json.dumps(value, default=str)} for {text!r}"
                 )
@@ -876,18 +880,18 @@ class _Planner:
 
     def snapshot(self) -> Any:
         return (
-            copy.deepcopy((self.values, self.stubs)),
+            copy.deepcopy((self.values, self.stubs, self.calls)),
             self.steps[-1].clone(),
             set(self.placeholders),
         )
 
     def restore(self, saved: Any) -> None:
-        (self.values, self.stubs), self.steps[-1], self.placeholders = saved
+        (self.values, self.stubs, self.calls), self.steps[-1], self.placeholders = saved
 
     def save(self) -> Any:
         """Everything planned so far, to go back to when a branch of the search fails."""
         return (
-            copy.deepcopy((self.values, self.stubs, self.start)),
+            copy.deepcopy((self.values, self.stubs, self.calls, self.start)),
             [step.clone() for step in self.steps],
             dict(self.results),
             set(self.ran_this_step),
@@ -895,7 +899,9 @@ class _Planner:
         )
 
     def back_to(self, saved: Any) -> None:
-        (self.values, self.stubs, self.start), self.steps, self.results, ran, held = saved
+        (self.values, self.stubs, self.calls, self.start), self.steps, self.results, ran, held = (
+            saved
+        )
         self.ran_this_step = set(ran)
         self.placeholders = set(held)
 
@@ -942,7 +948,11 @@ class _Planner:
 
     def prepare_tool(self, state: StateSpec) -> None:
         tool = self.tools[state.tool or ""]
+        if tool.name in self.calls:  # called again in this case: a result of its own
+            self.placeholders = {p for p in self.placeholders if p[0] != tool.name}
+            self.stubs[tool.name] = {}
         stub = self.stubs.setdefault(tool.name, {})
+        self.calls.setdefault(tool.name, []).append(stub)
         if isinstance(stub, dict) and tool.return_schema:
             example = example_for_schema(tool.return_schema, tool.name)
             if isinstance(example, dict):
@@ -1007,7 +1017,7 @@ class _Planner:
             states, outgoing, distance, set(names), [_FINISH_BUDGET + len(route.after)]
         )
         rest = self.finish(names[-1], search, list(route.after), _DETOUR)
-        return _Plan(self.steps, self.stubs, self.start), [*path, *rest]
+        return _Plan(self.steps, self.calls, self.start), [*path, *rest]
 
     def along(
         self, edge: _Edge, states: Mapping[str, StateSpec], outgoing: Mapping[str, list[_Edge]]
@@ -1111,7 +1121,8 @@ def _argument_schemas(bundle: AgentBundle) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     steps: list[_Step]
-    stubs: dict[str, Any]
+    stubs: dict[str, list[Any]]
+    """Each stubbed tool's result per call, in order."""
     start: dict[str, Any]
 
 
@@ -1120,6 +1131,13 @@ def _message(step: _Step, number: int) -> str:
     if step.terms:
         text += " - mentions " + ", ".join(dict.fromkeys(step.terms))
     return text
+
+
+def _stub(results: list[Any]) -> dict[str, Any]:
+    """One result for every call when the calls need the same, else one per call."""
+    if all(result == results[0] for result in results):
+        return {"returns": results[0]}
+    return {"calls": [{"returns": result} for result in results]}
 
 
 def _case_data(name: str, plan: _Plan) -> tuple[dict[str, Any], tuple[tuple[str, ...], ...]]:
@@ -1142,7 +1160,7 @@ def _case_data(name: str, plan: _Plan) -> tuple[dict[str, Any], tuple[tuple[str,
     if plan.start:
         case["variables"] = plan.start
     if plan.stubs:
-        case["tools"] = {tool: {"returns": value} for tool, value in sorted(plan.stubs.items())}
+        case["tools"] = {tool: _stub(results) for tool, results in sorted(plan.stubs.items())}
     case["steps"] = steps
     return case, tuple(notes)
 

@@ -484,3 +484,36 @@ journeys:
     reasons = {u.description: u.reason for u in tests.journeys[0].uncovered}
     reason = reasons["d -> b [{{ vars.r.n == 2 }}]"]
     assert "n is 1 for an earlier condition and 2 for" in reason, reasons
+
+
+def test_a_tool_that_runs_twice_gets_a_result_per_call() -> None:
+    loaded = loads_bundle(
+        """
+agent: {name: Clinic}
+tools:
+  - name: check
+    returnSchema: {type: object, properties: {free: {type: boolean}}, required: [free]}
+journeys:
+  - title: Book
+    conditions: ["customer wants to book"]
+    states:
+      - {name: ask_day, stateType: chat, isInitial: true, chatPrompt: "Which day?"}
+      - {name: lookup, stateType: tool, tool: check, toolConfig: {resultVariable: slot}}
+      - {name: other_day, stateType: chat, chatPrompt: "Full. Another day?"}
+      - {name: lookup_again, stateType: tool, tool: check, toolConfig: {resultVariable: slot}}
+      - {name: booked, stateType: final}
+      - {name: gave_up, stateType: final}
+    transitions:
+      - {from: ask_day, to: lookup}
+      - {from: lookup, to: other_day, condition: "{{ not vars.slot.free }}", priority: 200}
+      - {from: lookup, to: booked}
+      - {from: other_day, to: lookup_again}
+      - {from: lookup_again, to: booked, condition: "{{ vars.slot.free }}", priority: 200}
+      - {from: lookup_again, to: gave_up}
+""",
+        filename="loop.yaml",
+    )
+    text, result = run_generated(loaded, "loop.yaml")
+    assert result.passed, render_text([result])
+    assert taken(loaded, result) == 6, text
+    assert "check: {calls: [{returns: {free: false}}, {returns: {free: true}}]}" in text
