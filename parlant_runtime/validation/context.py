@@ -9,6 +9,7 @@ computed here once per validation.
 from __future__ import annotations
 
 import functools
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from parlant_runtime.validation.findings import Code, Finding
 
 _PARSER = Environment(autoescape=False)
 """Parses only (the runtime's sandbox is what evaluates): for what a text means."""
+
+_CONTEXT_WORD = re.compile(r"\b(?:" + "|".join(sorted(CONTEXT_ROOTS)) + r")\b")
+"""A word naming part of the turn context: no expression over it can do without one."""
 
 __all__ = [
     "BundleContext",
@@ -98,8 +102,8 @@ def reads_like_expression(condition: str) -> bool:
     that reads ``vars``, ``state``, ``journey``, ``tool``, ``session``, ``kb``,
     ``message`` or calls ``mentions``, and a lone word is not enough."""
     text = condition.strip()
-    if condition_kind(text) is not ConditionKind.NATURAL:
-        return False
+    if condition_kind(text) is not ConditionKind.NATURAL or not _CONTEXT_WORD.search(text):
+        return False  # the cheap test first: most sentences name no part of the context
     tree = parse_expression(text)
     if tree is None or isinstance(tree, nodes.Name):
         return False

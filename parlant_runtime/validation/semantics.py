@@ -8,6 +8,7 @@ an expression that the runtime would hand to the natural-language evaluator.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from jinja2 import nodes
 from parlant_runtime.bundle.schema import JourneySpec
 from parlant_runtime.bundle.source import did_you_mean
 from parlant_runtime.model import StateType
+from parlant_runtime.sandbox import expression_source
 from parlant_runtime.validation.context import (
     BundleContext,
     Site,
@@ -29,6 +31,9 @@ from parlant_runtime.validation.registry import bundle_rule
 __all__: list[str] = []  # rules register themselves; nothing to import from here
 
 _STATE_TYPES = tuple(kind.value for kind in StateType)
+
+_NAMES_A_FIELD = re.compile(r"\b(?:state|journey)\b")
+"""What an expression that compares ``state.name`` and the like must contain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,10 @@ def check_condition_names(ctx: BundleContext) -> Iterator[Finding]:
             continue
         if site.analysis.error is not None:
             continue  # invalid_condition says it
-        tree = parse_expression(site.text.strip()[2:-2])
+        source = expression_source(site.text)
+        if not _NAMES_A_FIELD.search(source):
+            continue  # the cheap test first: parsing every expression again is not
+        tree = parse_expression(source)
         if tree is None:
             continue
         inside = ctx.bundle.journeys[site.journey] if site.journey is not None else None
