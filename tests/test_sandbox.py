@@ -217,8 +217,6 @@ def test_analyse_collects_tools_and_terms_in_templates() -> None:
         pytest.param("{{ 2 > 3 and vars.x }}", False, id="and_short_circuit"),
         pytest.param("{{ vars.x }}", None, id="reads_a_variable"),
         pytest.param("{{ mentions('x') }}", None, id="calls"),
-        pytest.param("{{ 10 ** 64 ** 64 }}", None, id="power_is_not_folded"),
-        pytest.param("{{ 'x' * 10**8 }}", None, id="repetition_is_not_folded"),
     ],
 )
 def test_constant_folding(condition: str, constant: bool | None) -> None:
@@ -351,7 +349,7 @@ RUNTIME_REFUSALS = [
         id="output",
     ),
     pytest.param(
-        "render", "{{ 'x' * 20001 }}", SAMPLE, "output exceeds 20,000 characters", id="one_chunk"
+        "render", "{{ 'x' * 20001 }}", SAMPLE, "longer than 20,000 characters", id="one_chunk"
     ),
     pytest.param(
         "render",
@@ -717,3 +715,158 @@ def test_deeply_nested_input_is_refused_not_crashed(text: str) -> None:
         compile_expression(text)
     with pytest.raises(TemplateSandboxError):
         compile_template("{{ " + text + " }}")
+
+
+# ---------------------------------------------------------------------- sizes across nesting
+
+ROW = [0] * 1000
+NESTED_CONTEXT = {"vars": {"n": 100_000, "m": 1000, "row": ROW, "rows": [ROW] * 200}}
+MEMORY_CEILING = 5 * 1024 * 1024
+"""Peak bytes a refused hostile text may allocate (the attacks below would take gigabytes)."""
+
+NESTED_BOMBS = [
+    pytest.param("[[0] * 100000] * 100000", id="nested_multiplication"),
+    pytest.param("[[0] * vars.n] * vars.n", id="nested_multiplication_from_vars"),
+    pytest.param("([[0] * vars.m] * vars.m) | length", id="nested_then_length"),
+    pytest.param("[vars.row] * vars.m == [vars.row] * vars.m", id="equality"),
+    pytest.param("0 in [vars.row] * vars.m", id="in"),
+    pytest.param("[range(vars.m) | list] * vars.m", id="range"),
+    pytest.param("('x' * vars.m) * vars.m", id="text_times_text"),
+    pytest.param("[vars.rows, vars.rows]", id="literal"),
+    pytest.param("(vars.rows, vars.rows)", id="tuple_literal"),
+    pytest.param("{'a': vars.rows, 'b': vars.rows}", id="dict_literal"),
+    pytest.param("dict(a=vars.rows, b=vars.rows)", id="dict_global"),
+    pytest.param("namespace(a=vars.rows, b=vars.rows)", id="namespace_global"),
+    pytest.param("(vars.rows ~ '') | length", id="concat"),
+    pytest.param("([vars.row] * 90 ~ [vars.row] * 90) | length", id="concat_of_bounded"),
+    pytest.param("vars.rows | join(',') | length", id="join"),
+    pytest.param("([vars.row] * 99) | join | length", id="join_of_bounded"),
+    pytest.param("vars.rows | tojson | length", id="tojson"),
+    pytest.param("([vars.row] * 99) | tojson | length", id="tojson_of_bounded"),
+    pytest.param("vars.rows | string | length", id="string"),
+    pytest.param("([vars.row] * 99) | string | length", id="string_of_bounded"),
+    pytest.param("vars.rows | upper | length", id="upper"),
+    pytest.param("vars.rows | replace('0', '1') | length", id="replace"),
+    pytest.param("[1] | batch(1000, vars.row) | list | length", id="batch"),
+    pytest.param("([vars.row] * 99) | map('string') | join | length", id="map"),
+    pytest.param("range(1000) | map('replace', '', 'x' * 999) | list | length", id="map_work"),
+    pytest.param("vars.rows | sum(start=[]) | length", id="sum"),
+    pytest.param("([vars.row] * 99) | list + ([vars.row] * 99) | list", id="list_plus"),
+]
+
+
+def _peak_of(run: Any) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        run()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("text", NESTED_BOMBS)
+@pytest.mark.parametrize("how", ["template", "expression"])
+def test_a_value_is_bounded_by_its_size_at_every_level_of_nesting(how: str, text: str) -> None:
+    source = "{{ " + text + " }}" if how == "template" else text
+
+    def run() -> None:
+        with pytest.raises(TemplateSandboxError, match=r"items|characters|from a number"):
+            _run(how, source, NESTED_CONTEXT)
+
+    assert _peak_of(run) < MEMORY_CEILING
+
+
+LOOP_BOMBS = [
+    pytest.param(
+        "{% set a = [0] * 99999 %}{% set b = [0] * 99999 %}"
+        "{% for i in range(1000) %}{% if a == b %}{% endif %}{% endfor %}",
+        id="equality_in_a_loop",
+    ),
+    pytest.param(
+        "{% set a = [0] * 99999 %}{% for i in range(1000) %}{% if 1 in a %}{% endif %}{% endfor %}",
+        id="in_in_a_loop",
+    ),
+    pytest.param(
+        "{% set a = range(999) | list %}"
+        "{% for i in range(1000) %}{{ (a | sort | unique | list) | length > 0 }}{% endfor %}",
+        id="sort_unique_in_a_loop",
+    ),
+    pytest.param(
+        "{% set a = 'x' * 99999 %}{% for i in range(1000) %}{{ a[1:] | length > 0 }}{% endfor %}",
+        id="slices_in_a_loop",
+    ),
+    pytest.param(
+        "{% set ns = namespace(s='') %}{% for i in range(100) %}{% for j in range(100) %}"
+        "{% set ns.s = ns.s ~ 'xxxxxxxxxx' %}{% endfor %}{% endfor %}{{ ns.s | length }}",
+        id="growing_text",
+    ),
+    pytest.param(
+        "{% set ns = namespace(a=[0]) %}{% for i in range(40) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a | length }}",
+        id="doubling_literal",
+    ),
+    pytest.param(
+        "{% set ns = namespace(d=dict(a=[0] * 100)) %}{% for i in range(40) %}"
+        "{% set ns.d = dict(a=ns.d, b=ns.d) %}{% endfor %}{{ ns.d | length }}",
+        id="doubling_dict",
+    ),
+    pytest.param(
+        "{% set a = [[0] * 1000] * 99 %}{{ a }}",
+        id="printing",
+    ),
+]
+
+
+@pytest.mark.parametrize("source", LOOP_BOMBS)
+def test_a_render_is_bounded_in_work_however_its_loops_repeat(source: str) -> None:
+    def run() -> None:
+        with pytest.raises(TemplateSandboxError, match=r"items|characters"):
+            render(source, {})
+
+    assert _peak_of(run) < MEMORY_CEILING
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param("{{ ([[0] * 1000] * 99) | length }}", "99", id="nested_within_bounds"),
+        pytest.param("{{ ([0] * 100000) | length }}", "100000", id="flat_at_the_bound"),
+        pytest.param("{{ [1, [2, 3]] == [1, [2, 3]] }}", "True", id="equality"),
+        pytest.param("{{ 1 < 2 < 3 }} {{ 3 < 2 < 4 }}", "True False", id="chained_comparison"),
+        pytest.param("{{ 'b' in 'abc' and 2 not in [1] }}", "True", id="in"),
+        pytest.param("{{ vars.row | length }}", "1000", id="context_value"),
+        pytest.param("{{ (1, 2) }} {{ {'a': [1]} }}", "(1, 2) {'a': [1]}", id="literals"),
+        pytest.param("{% for a, b in [(1, 2)] %}{{ a + b }}{% endfor %}", "3", id="unpacking"),
+        pytest.param("{{ [1, 2] | join(', ') }}", "1, 2", id="join"),
+        pytest.param("{{ vars.row[:3] }}", "[0, 0, 0]", id="slice"),
+    ],
+)
+def test_values_within_the_size_bound_work_as_before(source: str, expected: str) -> None:
+    assert render(source, NESTED_CONTEXT) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("{{ [[0] * 100000] * 100000 }}", id="nested_multiplication"),
+        pytest.param("{{ vars.x ~ ('x' * 10 ** 9) }}", id="inside_a_varying_expression"),
+        pytest.param("{{ [[0] * 50000, [0] * 50000] }}", id="literal"),
+        pytest.param("{{ ([[0] * 1000] * 99) | tojson }}", id="tojson"),
+        pytest.param("Hello {{ 'x' * 30000 }}", id="printed_too_long"),
+        pytest.param("{% if vars.x %}{{ ([0] * 1000) * 1000 }}{% endif %}", id="in_a_branch"),
+        pytest.param("{{ 10 ** 64 ** 64 }}", id="power"),
+        pytest.param("{{ 'x' * 10**8 }}", id="repetition"),
+    ],
+)
+def test_a_constant_beyond_the_bounds_is_refused_by_static_analysis(text: str) -> None:
+    analysis = analyse(text, expression=False)
+    assert analysis.error is not None
+    assert "beyond the sandbox's bounds" in analysis.error or "longer than" in analysis.error
+
+
+def test_a_constant_expression_beyond_the_bounds_is_refused_by_static_analysis() -> None:
+    assert analyse("([[0] * 100000] * 100000) | length > 0", expression=True).error is not None
+    assert analyse("([[0] * 99] * 99) | length > 0", expression=True).error is None

@@ -4,8 +4,9 @@ Templates (state prompts, canned responses, tool arguments) and expression
 conditions (``{{ ... }}``) come from a database that many people edit, so they run
 in an immutable Jinja sandbox: no attribute that starts with an underscore, no
 internals of functions, frames or generators, no loading of other templates, no
-macros, and every loop, string, list and number a template builds bounded
-(:mod:`.environment` lists the limits). The validator uses the same environment
+macros, and every loop, string, list and number a template builds bounded by
+its size at every level of nesting, with a work budget per render
+(:mod:`.environment` and :mod:`.bounds` list the limits). The validator uses the same environment
 and the same static checks (:func:`analyse`), so a template it accepts is one the
 runtime can run, and one that reaches for ``__class__`` is refused before it is
 published.
@@ -53,6 +54,7 @@ from parlant_runtime.sandbox.environment import (
     MAX_RANGE,
     MAX_SOURCE_CHARS,
     MAX_VALUE_CHARS,
+    MAX_WORK,
     sandbox,
 )
 
@@ -66,6 +68,7 @@ __all__ = [
     "MAX_RANGE",
     "MAX_SOURCE_CHARS",
     "MAX_VALUE_CHARS",
+    "MAX_WORK",
     "Analysis",
     "CompiledExpression",
     "CompiledTemplate",

@@ -11,13 +11,18 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
+from jinja2.environment import TemplateExpression
+from jinja2.exceptions import SecurityError
 
 from parlant_runtime.sandbox._quick import QuickResult, analyse_shape, shape_of
+from parlant_runtime.sandbox.bounds import bounded, helpers, size_of, work_scope
 from parlant_runtime.sandbox.environment import (
     CONTEXT_ROOTS,
     FORBIDDEN_ATTRIBUTES,
+    MAX_OUTPUT_CHARS,
     MAX_SOURCE_CHARS,
     sandbox,
 )
@@ -176,13 +181,70 @@ def _analyse_with_jinja(text: str, *, expression: bool) -> Analysis:
     unknown = collector.unknown - collector.assigned
     if collector.loops:
         unknown.discard("loop")  # the loop variable of a for body
+    constant = _constant_truth(tree) if expression else None
+    beyond = _constant_beyond_bounds(tree)  # last: evaluating rewrites parts of the tree
+    if beyond is not None:
+        return Analysis(error=beyond)
     return Analysis(
         variables=tuple(collector.variables),
         unknown_names=tuple(sorted(unknown)),
         tools=tuple(collector.tools),
         terms=tuple(collector.terms),
-        constant=_constant_truth(tree) if expression else None,
+        constant=constant,
     )
+
+
+# nodes whose value may be large; a constant part without any is as small as its source
+_BUILDERS = (nodes.Mul, nodes.Add, nodes.Pow, nodes.Concat, nodes.Filter, nodes.Test)
+# nodes that read the turn context or call something: never constant
+_VARYING = (nodes.Name, nodes.Call, nodes.ContextReference, nodes.DerivedContextReference)
+
+
+def _constant_beyond_bounds(tree: nodes.Template) -> str | None:
+    """Run each constant part of the text that builds something (``[[0] * 100000] *
+    100000``, ``'x' * 10 ** 9``) in the sandbox, within the same bounds as a render:
+    one that breaks a bound, or prints more than a template may, is an error now
+    rather than in a conversation. Nothing that reads the context is run."""
+    parts: list[tuple[nodes.Expr, bool]] = []
+    _constant_parts(tree, None, parts)
+    for node, printed in parts:
+        try:
+            value = _evaluate(node)
+        except SecurityError as exc:
+            return f"builds a value beyond the sandbox's bounds: {exc}"
+        except Exception:  # a type error and the like: the render reports it, not a bound
+            continue
+        if printed and not isinstance(value, str) and size_of(value) > MAX_OUTPUT_CHARS:
+            return f"prints a value longer than {MAX_OUTPUT_CHARS:,} characters"
+        if printed and isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
+            return f"prints a value longer than {MAX_OUTPUT_CHARS:,} characters"
+    return None
+
+
+def _constant_parts(
+    node: nodes.Node, parent: nodes.Node | None, found: list[tuple[nodes.Expr, bool]]
+) -> tuple[bool, bool]:
+    """Whether ``node`` is constant and whether it builds; collects the largest constant
+    parts that build (and whether each is printed as is)."""
+    children = [(child, _constant_parts(child, node, found)) for child in node.iter_child_nodes()]
+    constant = (
+        isinstance(node, nodes.Expr | nodes.Helper)
+        and not isinstance(node, _VARYING)
+        and all(flag for _, (flag, _) in children)
+    )
+    builds = isinstance(node, _BUILDERS) or any(flag for _, (_, flag) in children)
+    if not constant:
+        for child, (child_constant, child_builds) in children:
+            if child_constant and child_builds and isinstance(child, nodes.Expr):
+                found.append((child, isinstance(node, nodes.Output)))
+    return constant, builds
+
+
+def _evaluate(node: nodes.Expr) -> Any:
+    body = [nodes.Assign(nodes.Name("result", "store"), node, lineno=1)]
+    template = sandbox.from_string(bounded(nodes.Template(body, lineno=1)))
+    with work_scope(MAX_OUTPUT_CHARS):
+        return TemplateExpression(template, undefined_to_none=False)(**helpers())
 
 
 def _is_multiple_outputs(tree: nodes.Template) -> bool:

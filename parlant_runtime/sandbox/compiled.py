@@ -1,8 +1,9 @@
 """Compiling checked templates and expressions, and running them within bounds.
 
-Compilation rewrites the tree before Jinja generates code: every ``for`` loop
-iterates through the render's :class:`LoopBudget`, and every ``~`` goes through
-:func:`bounded_concat`. Expressions are compiled through the same rewrite.
+Compilation rewrites the tree before Jinja generates code
+(:class:`~parlant_runtime.sandbox.bounds.BoundedTree`): loops, ``~``, literals and
+comparisons go through the bounds. Every render or evaluation runs with a fresh
+work budget. Expressions are compiled through the same rewrite.
 """
 
 from __future__ import annotations
@@ -14,16 +15,11 @@ from typing import Any
 from jinja2 import Template, Undefined, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.parser import Parser
-from jinja2.visitor import NodeTransformer
 
 from parlant_runtime.errors import TemplateSandboxError
 from parlant_runtime.sandbox.analysis import analyse
-from parlant_runtime.sandbox.environment import (
-    MAX_OUTPUT_CHARS,
-    LoopBudget,
-    bounded_concat,
-    sandbox,
-)
+from parlant_runtime.sandbox.bounds import bounded, helpers, work_scope
+from parlant_runtime.sandbox.environment import MAX_OUTPUT_CHARS, sandbox
 
 __all__ = [
     "CompiledExpression",
@@ -32,33 +28,6 @@ __all__ = [
     "compile_template",
     "render",
 ]
-
-# names a user cannot write (the analysis refuses names starting with an underscore)
-_BUDGET = "__loop_budget__"
-_CONCAT = "__concat__"
-
-
-class _Bounded(NodeTransformer):
-    """Routes loops through the loop budget and ``~`` through the bounded concat."""
-
-    def visit_For(self, node: nodes.For) -> nodes.Node:
-        self.generic_visit(node)
-        node.iter = nodes.Call(nodes.Name(_BUDGET, "load"), [node.iter], [], None, None)
-        return node
-
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        self.generic_visit(node)
-        return nodes.Call(nodes.Name(_CONCAT, "load"), [nodes.List(node.nodes)], [], None, None)
-
-
-def _bounded(tree: nodes.Template) -> nodes.Template:
-    result = _Bounded().visit(tree)
-    assert isinstance(result, nodes.Template)
-    return result
-
-
-def _helpers() -> dict[str, Any]:
-    return {_BUDGET: LoopBudget(), _CONCAT: bounded_concat}
 
 
 class CompiledTemplate:
@@ -72,7 +41,7 @@ class CompiledTemplate:
             raise TemplateSandboxError(f"template {analysis.error}")
         self.source = source
         try:
-            tree = _bounded(sandbox.parse(source))
+            tree = bounded(sandbox.parse(source))
             self._template: Template = sandbox.from_string(tree)
         except RecursionError as exc:
             raise TemplateSandboxError("template is nested too deeply to compile") from exc
@@ -87,13 +56,14 @@ class CompiledTemplate:
         parts: list[str] = []
         size = 0
         try:
-            for chunk in self._template.generate({**context, **_helpers()}):
-                size += len(chunk)
-                if size > max_chars:
-                    raise TemplateSandboxError(
-                        f"template output exceeds {max_chars:,} characters; shorten it"
-                    )
-                parts.append(chunk)
+            with work_scope(max_chars):
+                for chunk in self._template.generate({**context, **helpers()}):
+                    size += len(chunk)
+                    if size > max_chars:
+                        raise TemplateSandboxError(
+                            f"template output exceeds {max_chars:,} characters; shorten it"
+                        )
+                    parts.append(chunk)
         except TemplateSandboxError:
             raise
         except Exception as exc:  # whatever a user's template does wrong is the template's fault
@@ -115,7 +85,7 @@ class CompiledExpression:
             parser = Parser(sandbox, source, state="variable")
             expression = parser.parse_expression()
             body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)]
-            template = sandbox.from_string(_bounded(nodes.Template(body, lineno=1)))
+            template = sandbox.from_string(bounded(nodes.Template(body, lineno=1)))
         except RecursionError as exc:
             raise TemplateSandboxError("expression is nested too deeply to compile") from exc
         self._expression = TemplateExpression(template, undefined_to_none=False)
@@ -127,7 +97,8 @@ class CompiledExpression:
             TemplateSandboxError: it reads something undefined or breaks a sandbox rule.
         """
         try:
-            value = self._expression(**context, **_helpers())
+            with work_scope(MAX_OUTPUT_CHARS):
+                value = self._expression(**context, **helpers())
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
         except Exception as exc:  # whatever a user's expression does wrong is its own fault

@@ -2,19 +2,23 @@
 
 Everything a template can build is bounded before it is built where that is
 possible (``*``, ``+``, ``**``, ``replace``, ``join``, ``range``) and checked right
-after otherwise (other filters); loops draw from a per-render iteration budget
-(see :mod:`parlant_runtime.sandbox.compiled`). Limits are module constants so that
-docs and tests name them.
+after otherwise (other filters, calls); text is made of a value only once its size
+is known to be within bounds (printing, ``string``, ``tojson``, ``~``); sizes count
+every level of nesting, and every operation draws from the render's work budget
+(:mod:`parlant_runtime.sandbox.bounds`). Limits are module constants so that docs
+and tests name them.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import SecurityError
+from jinja2.filters import make_attrgetter
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import (
     UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
@@ -22,7 +26,22 @@ from jinja2.sandbox import (
     UNSAFE_GENERATOR_ATTRIBUTES,
     ImmutableSandboxedEnvironment,
 )
-from jinja2.utils import Namespace
+from jinja2.utils import Namespace, pass_eval_context
+
+from parlant_runtime.sandbox.bounds import (
+    HELPER_FUNCTIONS,
+    MAX_ITERATIONS,
+    MAX_VALUE_CHARS,
+    MAX_WORK,
+    LoopBudget,
+    bounded_concat,
+    charge,
+    check_text,
+    checked_value,
+    output_limit,
+    size_of,
+    too_big,
+)
 
 __all__ = [
     "CONTEXT_ROOTS",
@@ -34,6 +53,7 @@ __all__ = [
     "MAX_RANGE",
     "MAX_SOURCE_CHARS",
     "MAX_VALUE_CHARS",
+    "MAX_WORK",
     "LoopBudget",
     "bounded_concat",
     "sandbox",
@@ -41,12 +61,6 @@ __all__ = [
 
 MAX_OUTPUT_CHARS = 20_000
 """Longest text a template may render; longer output is an error, never truncated."""
-
-MAX_VALUE_CHARS = 100_000
-"""Longest string or sequence one operation inside a template may build."""
-
-MAX_ITERATIONS = 10_000
-"""Most loop iterations one render may run, all loops together."""
 
 MAX_RANGE = 1_000
 """Longest ``range()`` a template may ask for."""
@@ -157,71 +171,108 @@ _SAFE_FILTERS = frozenset(
 # urlize, xmlattr, safe, forceescape (HTML-only); replace is re-implemented with a bound
 
 
-def _too_big(what: str) -> SecurityError:
-    return SecurityError(f"{what} would build more than {MAX_VALUE_CHARS:,} items")
-
-
-def _size(value: Any) -> int | None:
-    return len(value) if isinstance(value, str | list | tuple) else None
-
-
 def _bounded_range(*args: int) -> range:
     numbers = range(*args)
     if len(numbers) > MAX_RANGE:
         raise SecurityError(f"range() of more than {MAX_RANGE:,} numbers")
+    charge(len(numbers))
     return numbers
 
 
 def _new_dict(*args: Any, **kwargs: Any) -> dict[Any, Any]:
     """``dict(...)`` for templates: a function, so that ``dict.update`` cannot be reached."""
-    return dict(*args, **kwargs)
+    value: dict[Any, Any] = checked_value(dict(*args, **kwargs), "dict()")
+    return value
+
+
+def _new_namespace(*args: Any, **kwargs: Any) -> Namespace:
+    """``namespace(...)``, its size bounded like a mapping's."""
+    value: Namespace = checked_value(Namespace(*args, **kwargs), "namespace()")
+    return value
 
 
 def _bounded_replace(value: Any, old: str, new: str, count: int | None = None) -> str:
+    check_text(value, "replace()")
     text, old, new = str(value), str(old), str(new)
     hits = text.count(old) if old else len(text) + 1
     if count is not None and count >= 0:
         hits = min(hits, count)
-    if len(text) + hits * (len(new) - len(old)) > MAX_VALUE_CHARS:
-        raise _too_big("replace()")
+    size = len(text) + hits * (len(new) - len(old))
+    if size > MAX_VALUE_CHARS:
+        raise too_big("replace()")
+    charge(size)
     return text.replace(old, new, -1 if count is None else count)
 
 
-def bounded_concat(parts: Iterable[Any]) -> str:
-    """The ``~`` operator, with its result size checked before it is built."""
-    texts = [str(part) for part in parts]
-    if sum(map(len, texts)) > MAX_VALUE_CHARS:
-        raise _too_big("~")
-    return "".join(texts)
+@pass_eval_context
+def _bounded_join(
+    eval_ctx: EvalContext, value: Iterable[Any], d: Any = "", attribute: Any = None
+) -> str:
+    """``join``: each item's size checked before it becomes text, the total kept bounded."""
+    if attribute is not None:
+        value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+    check_text(d, "join")
+    separator = str(d)
+    parts: list[str] = []
+    total = 0
+    for item in value:
+        check_text(item, "join", MAX_VALUE_CHARS - total)
+        text = str(item)  # never longer than 26 characters per item of size
+        total += len(text) + (len(separator) if parts else 0)
+        if total > MAX_VALUE_CHARS:
+            raise too_big("join")
+        parts.append(text)
+    return separator.join(parts)
 
 
-class LoopBudget:
-    """Counts loop iterations of one render; every ``for`` loop draws from it."""
-
-    def __init__(self) -> None:
-        self.left = MAX_ITERATIONS
-
-    def __call__(self, iterable: Any) -> Iterator[Any]:
-        for item in iterable:
-            self.left -= 1
-            if self.left < 0:
-                raise SecurityError(f"loops ran more than {MAX_ITERATIONS:,} times")
-            yield item
+_TEXT_FILTERS = frozenset(
+    {
+        "capitalize",
+        "e",
+        "escape",
+        "filesizeformat",
+        "float",
+        "int",
+        "lower",
+        "string",
+        "striptags",
+        "title",
+        "tojson",
+        "trim",
+        "truncate",
+        "upper",
+        "urlencode",
+        "wordcount",
+        "wordwrap",
+    }
+)
+"""Filters that turn their whole input into text (a list or mapping by its ``str``)."""
 
 
 def _checked(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter whose amplifying arguments are checked first and whose result after."""
+    """A filter whose input and amplifying arguments are checked first, its result after."""
+    position = 1 if getattr(original, "jinja_pass_arg", None) is not None else 0
 
     @functools.wraps(original)  # keeps Jinja's pass_context/pass_environment marker
     def checked(*args: Any, **kwargs: Any) -> Any:
+        if name in _TEXT_FILTERS and len(args) > position:
+            check_text(args[position], f"the filter {name!r}")
         _check_filter_arguments(name, args, kwargs)
-        result = original(*args, **kwargs)
-        size = _size(result)
-        if size is not None and size > MAX_VALUE_CHARS:
-            raise _too_big(f"the filter {name!r}")
-        return result
+        return _checked_result(name, original(*args, **kwargs))
 
     return checked
+
+
+def _checked_result(what: str, result: Any) -> Any:
+    """A filter's or a method's result: text and sequences by their length (their items
+    are values already bounded), mappings and namespaces by their size."""
+    if isinstance(result, str | list | tuple):
+        if len(result) > MAX_VALUE_CHARS:
+            raise too_big(what if what.startswith("a ") else f"the filter {what!r}")
+        charge(len(result))
+    elif isinstance(result, dict | Namespace):
+        checked_value(result, what)
+    return result
 
 
 def _argument(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name: str) -> Any:
@@ -232,16 +283,17 @@ def _argument(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name
 
 def _check_filter_arguments(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     # positions count Jinja's own first argument (eval context or environment) where passed
-    if name == "join":
-        items, separator = _argument(args, kwargs, 1, "value"), _argument(args, kwargs, 2, "d")
-        if isinstance(items, list | tuple) and isinstance(separator, str):
-            estimate = len(separator) * len(items) + sum(len(str(item)) for item in items)
-            if estimate > MAX_VALUE_CHARS:
-                raise _too_big("join")
-    elif name == "batch":
+    if name == "batch":
         linecount = _argument(args, kwargs, 1, "linecount")
         if isinstance(linecount, int) and linecount > MAX_RANGE:
             raise SecurityError(f"batch() of more than {MAX_RANGE:,} items")
+        fill = _argument(args, kwargs, 2, "fill_with")
+        if (
+            fill is not None
+            and isinstance(linecount, int)
+            and (size_of(fill) + 1) * linecount > MAX_VALUE_CHARS
+        ):
+            raise too_big("batch()")
     elif name == "tojson":
         indent = _argument(args, kwargs, 2, "indent")
         if isinstance(indent, int) and indent > 8:
@@ -254,6 +306,16 @@ def _check_filter_arguments(name: str, args: tuple[Any, ...], kwargs: dict[str, 
         start = _argument(args, kwargs, 3, "start")
         if start is not None and not isinstance(start, int | float):
             raise SecurityError("sum() starts from a number")
+    elif name == "truncate":
+        end = _argument(args, kwargs, 3, "end")
+        if end is not None:
+            check_text(end, "truncate()")
+
+
+def _sequence_size(value: Any) -> int | None:
+    if isinstance(value, str | list | tuple):
+        return size_of(value)
+    return None
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -278,6 +340,24 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """A slice copies its items: charged like any value built."""
+        value = super().getitem(obj, argument)
+        if isinstance(argument, slice) and isinstance(value, str | list | tuple):
+            charge(len(value))
+        return value
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Any call (a method, ``dict()``, ``namespace()``): what it works on and what it
+        builds are charged, and what it builds is bounded."""
+        if any(__obj is helper for helper in HELPER_FUNCTIONS):
+            return super().call(__context, __obj, *args, **kwargs)
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            charge(len(owner))  # a str method walks its text
+        result = super().call(__context, __obj, *args, **kwargs)
+        return _checked_result("a call", result)
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > MAX_POWER_EXPONENT:
@@ -289,17 +369,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if both_int and left.bit_length() + right.bit_length() > MAX_POWER_BITS:
                 raise SecurityError(f"product larger than {MAX_POWER_BITS:,} bits")
             for sequence, times in ((left, right), (right, left)):
-                size = _size(sequence)
-                if size is not None and isinstance(times, int) and size * times > MAX_VALUE_CHARS:
-                    raise _too_big("*")
+                size = _sequence_size(sequence)
+                if size is not None and isinstance(times, int):
+                    if size * times > MAX_VALUE_CHARS:
+                        raise too_big("*")
+                    charge(max(size * times, 0))
         elif operator == "+":
-            left_size, right_size = _size(left), _size(right)
-            if (
-                left_size is not None
-                and right_size is not None
-                and (left_size + right_size > MAX_VALUE_CHARS)
-            ):
-                raise _too_big("+")
+            left_size, right_size = _sequence_size(left), _sequence_size(right)
+            if left_size is not None and right_size is not None:
+                if left_size + right_size > MAX_VALUE_CHARS:
+                    raise too_big("+")
+                charge(left_size + right_size)
         elif operator == "%" and isinstance(left, str):
             raise SecurityError("% formatting of text is not available; use ~ instead")
         return super().call_binop(context, operator, left, right)
@@ -309,10 +389,18 @@ _PRINTABLE = (str, int, float, bool, list, tuple, dict, type(None))
 
 
 def _plain_output(value: Any) -> Any:
-    """What ``{{ ... }}`` may print: data, never a function, class or other machinery."""
-    if isinstance(value, (*_PRINTABLE, Undefined)):
+    """What ``{{ ... }}`` may print: data, never a function, class or other machinery;
+    and never more than the render's output limit (the text of a value is never
+    shorter than its size, so the size is checked before the text is built)."""
+    if isinstance(value, Undefined):
         return value
-    raise SecurityError("a template prints data only (text, numbers, lists, mappings)")
+    if not isinstance(value, _PRINTABLE):
+        raise SecurityError("a template prints data only (text, numbers, lists, mappings)")
+    limit = output_limit() or MAX_VALUE_CHARS
+    if not isinstance(value, str) and size_of(value, limit) > limit:
+        raise SecurityError(f"a value printed would exceed {limit:,} characters")
+    check_text(value, "printing")
+    return value
 
 
 sandbox = _Sandbox(
@@ -323,6 +411,7 @@ sandbox = _Sandbox(
 ``optimized=False``: Jinja's compile-time constant folding would run user
 expressions while compiling, outside every bound checked at render time.
 """
-sandbox.globals = {"range": _bounded_range, "dict": _new_dict, "namespace": Namespace}
+sandbox.globals = {"range": _bounded_range, "dict": _new_dict, "namespace": _new_namespace}
 sandbox.filters = {name: _checked(name, sandbox.filters[name]) for name in _SAFE_FILTERS}
 sandbox.filters["replace"] = _bounded_replace
+sandbox.filters["join"] = _checked("join", _bounded_join)

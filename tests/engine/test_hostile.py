@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from parlant_runtime.engine.batch import ConditionBatch
+from parlant_runtime.engine.conditions import compile_condition
 from parlant_runtime.model import Event, EventType
 from tests.engine.test_turns import (
     SECRET,
@@ -27,7 +29,12 @@ from tests.engine.test_turns import (
     tool_state,
 )
 
-PRIVATE = [{"key": "secret", "value": SECRET, "isPrivate": True}, {"key": "name", "value": "Ada"}]
+PRIVATE = [
+    {"key": "secret", "value": SECRET, "isPrivate": True},
+    {"key": "name", "value": "Ada"},
+    {"key": "big", "value": 100_000, "valueType": "number"},
+    {"key": "row", "value": [0] * 1000, "valueType": "array"},
+]
 
 
 def dumped(events: list[Event]) -> str:
@@ -63,6 +70,11 @@ HOSTILE_TEMPLATES = [
     pytest.param("{{ '{0.__class__}'.format(vars) }}", id="str-format"),
     pytest.param("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", id="recursion"),
     pytest.param("{% include 'other' %}", id="include"),
+    pytest.param("{{ [[0] * 100000] * 100000 }}", id="nested-repetition"),
+    pytest.param("{{ [[0] * vars.big] * vars.big }}", id="nested-repetition-from-vars"),
+    pytest.param("{{ [vars.row] * 99 }}", id="nested-printing"),
+    pytest.param("{{ ([vars.row] * 99) | tojson }}", id="nested-tojson"),
+    pytest.param("{{ ([vars.row] * 99) | join }}", id="nested-join"),
     pytest.param("Your secret is {{ vars.secret }}", id="private-variable"),
     pytest.param("{{ vars['secret'] }}", id="private-by-key"),
 ]
@@ -154,6 +166,16 @@ def test_a_template_that_renders_an_internal_object_is_skipped(template: str) ->
 
 # ---------------------------------------------------------------------- conditions
 
+NESTED_BOMB_CONDITIONS = [
+    pytest.param("{{ [[0] * 100000] * 100000 }}", id="nested-repetition"),
+    pytest.param("{{ ([[0] * vars.big] * vars.big) | length > 0 }}", id="nested-from-vars"),
+    pytest.param("{{ [vars.row] * vars.big == [vars.row] * vars.big }}", id="nested-equality"),
+    pytest.param("{{ 0 in [vars.row, vars.row] * 60 }}", id="nested-in"),
+    pytest.param("{{ (([vars.row] * 99) | string | length) > 0 }}", id="nested-string"),
+    pytest.param("{{ (([vars.row] * 99) | tojson | length) > 0 }}", id="nested-tojson"),
+    pytest.param("{{ ([vars.row] * 99 ~ 'x') | length > 0 }}", id="nested-concat"),
+]
+
 HOSTILE_CONDITIONS = [
     pytest.param("{{ ''.__class__.__mro__ }}", id="mro"),
     pytest.param("{{ lipsum.__globals__ }}", id="globals"),
@@ -165,6 +187,7 @@ HOSTILE_CONDITIONS = [
     pytest.param("{{ vars.update({'name': 'Eve'}) or true }}", id="mutation"),
     pytest.param("{{ vars.secret > 1 }}", id="private-type-error"),
     pytest.param("{{ 9 ** 999999 > 0 }}", id="huge-power"),
+    *NESTED_BOMB_CONDITIONS,
 ]
 
 
@@ -223,6 +246,35 @@ def test_the_reason_of_a_failed_condition_does_not_show_a_private_value(conditio
         assert result.guidelines == ()
         assert all(SECRET not in (t.reason or "") for t in result.trace.conditions)
         await assert_nothing_leaks(c, *result.replies)
+
+    run_chat(data, scenario)
+
+
+def test_nested_bombs_are_false_on_the_batched_path_and_the_rest_still_decides() -> None:
+    fine = [
+        {
+            "name": f"fine{i}",
+            "condition": f"{{{{ vars.name == 'Ada' and {i} >= 0 }}}}",
+            "action": f"Fine {i}.",
+            "priority": 100 + i,
+        }
+        for i in range(3)
+    ]
+    bad = [
+        {"name": f"bad{i}", "condition": param.values[0], "action": "Never.", "priority": 900}
+        for i, param in enumerate(NESTED_BOMB_CONDITIONS)
+    ]
+    data = bundle(variables=PRIVATE, guidelines=[*bad, *fine])
+    batch = ConditionBatch([compile_condition(str(g["condition"])) for g in [*bad, *fine]])
+    assert len(batch._batched) > 1  # the runtime takes the batched path
+
+    async def scenario(c: Chat) -> None:
+        result = await c.say("hello")
+        assert set(result.guidelines) == {"fine0", "fine1", "fine2"}
+        bombs = [t for t in result.trace.conditions if t.where.startswith("guideline bad")]
+        assert len(bombs) == len(NESTED_BOMB_CONDITIONS)
+        assert all(not t.result and t.reason for t in bombs)
+        assert all(("items" in t.reason or "characters" in t.reason) for t in bombs if t.reason)
 
     run_chat(data, scenario)
 

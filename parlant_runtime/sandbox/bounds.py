@@ -1,0 +1,317 @@
+"""How big a template's values are, and the work one render may spend on them.
+
+A value's *size* counts the items it holds at every level of nesting: one per
+element of a list or tuple, per entry of a mapping, per character of text, and one
+per 64 bits of an integer beyond its first 64. A part held in several places counts
+once per place, because that is what printing, ``tojson``, ``join``, ``string`` and
+``==`` pay for: ``[[0] * 100000] * 100000`` holds two small lists in memory, yet its
+text would take ten billion characters. Bounding only the outer length let such a
+value through; bounding the size does not.
+
+Every value a template builds (``*``, ``+``, ``~``, a list, tuple or mapping
+literal, ``dict()``, ``namespace()``, a filter's result, a method's result) must
+have a size of at most :data:`MAX_VALUE_CHARS`, checked before it is built where the
+size can be computed first, right after otherwise; every conversion to text and
+every comparison first checks the size of what it converts or compares. Each of
+those operations also draws the size it handled from the render's
+:class:`WorkBudget` (:data:`MAX_WORK` items in all), so that a loop cannot repeat
+a bounded operation into an unbounded one. Past a bound: ``SecurityError``, which
+the sandbox turns into a :class:`~parlant_runtime.errors.TemplateSandboxError`.
+
+The rewrite (:class:`BoundedTree`) routes the template's own operations through
+these checks before Jinja generates code: ``for`` loops through the
+:class:`LoopBudget`, ``~`` through :func:`bounded_concat`, literals through
+:func:`checked_value`, comparisons through :func:`bounded_compare`, slices through
+:func:`bounded_slice`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
+from jinja2.utils import Namespace
+from jinja2.visitor import NodeTransformer
+
+__all__ = [
+    "BUDGET_NAME",
+    "COMPARE_NAME",
+    "CONCAT_NAME",
+    "MAX_ITERATIONS",
+    "MAX_VALUE_CHARS",
+    "MAX_WORK",
+    "SLICE_NAME",
+    "VALUE_NAME",
+    "BoundedTree",
+    "LoopBudget",
+    "WorkBudget",
+    "bounded_compare",
+    "bounded_concat",
+    "bounded_slice",
+    "charge",
+    "check_text",
+    "checked_value",
+    "helpers",
+    "size_of",
+    "too_big",
+    "work_scope",
+]
+
+MAX_VALUE_CHARS = 100_000
+"""Largest size (items at every level of nesting) of a value one operation may build."""
+
+MAX_WORK = 1_000_000
+"""Most items one render may build, convert to text or compare, all operations together."""
+
+MAX_ITERATIONS = 10_000
+"""Most loop iterations one render may run, all loops together."""
+
+_NAMESPACE_ATTRS = "_Namespace__attrs"
+
+
+def too_big(what: str) -> SecurityError:
+    """The refusal of an operation whose value would be too big."""
+    return SecurityError(f"{what} would build more than {MAX_VALUE_CHARS:,} items")
+
+
+def size_of(value: Any, limit: int = MAX_VALUE_CHARS) -> int:
+    """The size of ``value`` (see the module docstring), or a number above ``limit``
+    as soon as it is known to exceed it: the walk never takes more than ``limit``
+    steps, however the value nests or shares its parts."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, list | tuple):
+            total += len(item)
+            if total > limit:
+                return total
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            if total > limit:
+                return total
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, Namespace):
+            stack.append(object.__getattribute__(item, _NAMESPACE_ATTRS))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            total += item.bit_length() >> 6
+        if total > limit:
+            return total
+    return total
+
+
+class WorkBudget:
+    """The items one render may still handle (see :data:`MAX_WORK`)."""
+
+    __slots__ = ("left", "output_limit")
+
+    def __init__(self, output_limit: int) -> None:
+        self.left = MAX_WORK
+        self.output_limit = output_limit
+
+
+_WORK: contextvars.ContextVar[WorkBudget | None] = contextvars.ContextVar(
+    "parlant_runtime_sandbox_work", default=None
+)
+
+
+@contextlib.contextmanager
+def work_scope(output_limit: int) -> Iterator[WorkBudget]:
+    """Run a render (or an evaluation) with a fresh :class:`WorkBudget`."""
+    budget = WorkBudget(output_limit)
+    token = _WORK.set(budget)
+    try:
+        yield budget
+    finally:
+        _WORK.reset(token)
+
+
+def charge(items: int) -> None:
+    """Draw ``items`` from the current render's budget (no budget outside a render:
+    then only the bound of each single operation applies)."""
+    budget = _WORK.get()
+    if budget is None:
+        return
+    budget.left -= items
+    if budget.left < 0:
+        raise SecurityError(
+            f"the template handles more than {MAX_WORK:,} items in all; simplify it"
+        )
+
+
+def output_limit() -> int | None:
+    """The output limit of the current render, if one is running."""
+    budget = _WORK.get()
+    return budget.output_limit if budget is not None else None
+
+
+def checked_value(value: Any, what: str = "a literal") -> Any:
+    """``value`` once its size is known to be within bounds (and charged)."""
+    size = size_of(value)
+    if size > MAX_VALUE_CHARS:
+        raise too_big(what)
+    charge(size)
+    return value
+
+
+def check_text(value: Any, what: str, limit: int = MAX_VALUE_CHARS) -> int:
+    """Check and charge what turning ``value`` into text costs; its size.
+
+    The text of a value is never shorter than its size, so a value over ``limit``
+    is refused before its text is built."""
+    size = len(value) if isinstance(value, str) else size_of(value, limit)
+    if size > limit:
+        raise too_big(what)
+    charge(size)
+    return size
+
+
+def bounded_concat(parts: Iterable[Any]) -> str:
+    """The ``~`` operator, with the size of every part checked before it becomes text."""
+    texts: list[str] = []
+    total = 0
+    for part in parts:
+        check_text(part, "~", MAX_VALUE_CHARS - total)
+        text = str(part)
+        total += len(text)
+        if total > MAX_VALUE_CHARS:
+            raise too_big("~")
+        texts.append(text)
+    return "".join(texts)
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda left, right: left in right,
+    "notin": lambda left, right: left not in right,
+}
+
+
+def _compare_cost(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list | tuple | dict | Namespace):
+        return size_of(value, MAX_WORK)
+    return 1
+
+
+def bounded_compare(op: str, left: Any, right: Any) -> Any:
+    """One comparison (``==``, ``<``, ``in`` ...), charged the sizes it may walk."""
+    charge(_compare_cost(left) + _compare_cost(right))
+    return _COMPARISONS[op](left, right)
+
+
+def bounded_slice(value: Any, start: Any, stop: Any, step: Any) -> Any:
+    """``value[start:stop:step]`` (Jinja writes slices straight into Python, past the
+    environment's ``getitem``): the copy is charged like any value built."""
+    result = value[start:stop:step]
+    if isinstance(result, str | list | tuple):
+        charge(len(result))
+    return result
+
+
+class LoopBudget:
+    """Counts loop iterations of one render; every ``for`` loop draws from it."""
+
+    def __init__(self) -> None:
+        self.left = MAX_ITERATIONS
+
+    def __call__(self, iterable: Any) -> Iterator[Any]:
+        for item in iterable:
+            self.left -= 1
+            if self.left < 0:
+                raise SecurityError(f"loops ran more than {MAX_ITERATIONS:,} times")
+            yield item
+
+
+# names a user cannot write (the analysis refuses names starting with an underscore)
+BUDGET_NAME = "__loop_budget__"
+CONCAT_NAME = "__concat__"
+VALUE_NAME = "__value__"
+COMPARE_NAME = "__compare__"
+SLICE_NAME = "__slice__"
+
+HELPER_FUNCTIONS = frozenset({bounded_concat, checked_value, bounded_compare, bounded_slice})
+"""The rewrite's helpers: their calls are not checked again as a user's calls are."""
+
+
+def helpers() -> dict[str, Any]:
+    """What a bounded tree needs in its context (a fresh loop budget each time)."""
+    return {
+        BUDGET_NAME: LoopBudget(),
+        CONCAT_NAME: bounded_concat,
+        VALUE_NAME: checked_value,
+        COMPARE_NAME: bounded_compare,
+        SLICE_NAME: bounded_slice,
+    }
+
+
+def _call(name: str, *args: nodes.Node) -> nodes.Call:
+    return nodes.Call(nodes.Name(name, "load"), list(args), [], None, None)
+
+
+class BoundedTree(NodeTransformer):
+    """Routes a template's loops, ``~``, literals and comparisons through the bounds."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _call(BUDGET_NAME, node.iter)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _call(CONCAT_NAME, nodes.List(node.nodes))
+
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        self.generic_visit(node)
+        return _call(VALUE_NAME, node) if node.items else node
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        self.generic_visit(node)
+        return _call(VALUE_NAME, node) if node.items else node
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        self.generic_visit(node)
+        if node.ctx != "load" or not node.items:
+            return node  # an assignment target, or nothing to bound
+        return _call(VALUE_NAME, node)
+
+    def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:
+        self.generic_visit(node)
+        if not isinstance(node.arg, nodes.Slice) or node.ctx != "load":
+            return node
+        parts = [node.arg.start, node.arg.stop, node.arg.step]
+        bounds = [part if part is not None else nodes.Const(None) for part in parts]
+        return _call(SLICE_NAME, node.node, *bounds)
+
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
+        self.generic_visit(node)
+        left = node.expr
+        result: nodes.Expr | None = None
+        for operand in node.ops:  # a < b < c: (a < b) and (b < c), as Python means it
+            call = _call(COMPARE_NAME, nodes.Const(operand.op), left, operand.expr)
+            result = call if result is None else nodes.And(result, call)
+            left = operand.expr
+        assert result is not None
+        return result
+
+
+def bounded(tree: nodes.Template) -> nodes.Template:
+    """``tree`` rewritten by :class:`BoundedTree`."""
+    result = BoundedTree().visit(tree)
+    assert isinstance(result, nodes.Template)
+    return result
