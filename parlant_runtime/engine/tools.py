@@ -72,6 +72,7 @@ __all__ = [
     "call_tool",
     "current_call",
     "private_argument_names",
+    "reads_private",
     "route",
     "stable_call_id",
     "tool_events",
@@ -87,6 +88,7 @@ PRIVATE_PLACEHOLDER = "[private]"
 MAX_BACKOFF_SECONDS = 5.0
 _CANCEL_GRACE_SECONDS = 0.1  # how long a timed-out function may take to honour cancellation
 _MAX_DETAIL_CHARS = 300
+_PRIVATE_DETAIL = "(details hidden: the call carries private values)"
 _LIMITS = {"timeoutMs": (5000, 1, 120_000), "retries": (0, 0, 5), "backoffMs": (100, 0, 5_000)}
 _KEYS = ("backoffMs", "fallback", "onError", "retries", "timeoutMs")
 _F = TypeVar("_F", bound=ToolFunction)
@@ -337,7 +339,7 @@ def private_argument_names(
         if (
             isinstance(value, str)
             and has_template_syntax(value)
-            and _reads_private(value, private_keys)
+            and reads_private(value, private_keys)
         ):
             names.add(name)
     return frozenset(names)
@@ -351,13 +353,17 @@ async def call_tool(
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     call_id: str | None = None,
+    private: bool = False,
 ) -> ToolOutcome:
     """Call ``function`` with timeouts, retries and the tool's ``errorHandling``.
 
     Never raises for what the tool does (an exception, a hang, bad data): the
     outcome says what happened. ``asyncio.CancelledError`` propagates. ``call_id``
     (random when ``None``) is the outcome's tool call id and what the function sees
-    in :func:`current_call`, the same on every retry.
+    in :func:`current_call`, the same on every retry. With ``private`` (an argument
+    carries a private value, or the result goes to a private variable) the error
+    says what kind of failure it was but never quotes the result, the data or the
+    tool's exception message, which may hold those values.
     """
     started, call_id = clock(), call_id or uuid.uuid4().hex
     attempts, timed_out, result = 0, False, None
@@ -375,7 +381,9 @@ async def call_tool(
             attempts += 1
             token = _CURRENT_CALL.set(ToolCall(call_id, tool.name, attempts, route(tool)))
             try:  # the attempt's task copies the context when it is created
-                result, problem, timed_out = await _try_once(function, arguments, handling, returns)
+                result, problem, timed_out = await _try_once(
+                    function, arguments, handling, returns, private=private
+                )
             finally:
                 _CURRENT_CALL.reset(token)
             if problem is None:
@@ -470,17 +478,24 @@ async def _try_once(
     arguments: dict[str, Any],
     handling: ErrorHandling,
     returns: Draft202012Validator | None,
+    *,
+    private: bool = False,
 ) -> tuple[Any, str | None, bool]:
-    """One attempt: ``(result, problem, timed_out)``; a problem is retried."""
+    """One attempt: ``(result, problem, timed_out)``; a problem is retried. With
+    ``private``, no detail that may quote a value (see :func:`call_tool`)."""
     try:
         raw = await _attempt(function, arguments, handling.timeout_ms / 1000)
     except _TimedOut:
         return None, f"timed out after {handling.timeout_ms} ms", True
     except Exception as exc:  # whatever the tool raises is the tool's failure, not ours
+        if private:
+            return None, f"raised {type(exc).__name__} {_PRIVATE_DETAIL}", False
         return None, f"raised {type(exc).__name__}: {_short(str(exc))}", False
     try:
         result, size = _json_copy(raw)
     except ValueError as exc:
+        if private:
+            return None, f"returned data that is not JSON {_PRIVATE_DETAIL}", False
         return None, f"returned data that is not JSON ({_short(str(exc))})", False
     if size > MAX_VARIABLE_BYTES:
         limit = f"{MAX_VARIABLE_BYTES:,}"
@@ -490,6 +505,8 @@ async def _try_once(
     except ToolError as exc:
         return None, str(exc), False
     error = best_match(errors)
+    if error is not None and private:
+        return None, f"returned data that breaks its return schema {_PRIVATE_DETAIL}", False
     if error is not None:
         where, what = _path(error.absolute_path), _short(error.message)
         return None, f"returned data that breaks its return schema at {where}: {what}", False
@@ -535,7 +552,12 @@ _VARS = re.compile(r"\bvars\b")
 _VARS_ATTRIBUTE = re.compile(r"\bvars\s*\.\s*([A-Za-z_]\w*)\b(?!\s*\()")
 
 
-def _reads_private(template: str, private_keys: Collection[str]) -> bool:
+def reads_private(template: str, private_keys: Collection[str]) -> bool:
+    """Whether ``template`` may read one of ``private_keys``: by name, or through ``vars``
+    read some other way (``vars[x]``, ``vars.items()``, ``vars`` itself), or it cannot be
+    analysed. Conservative: what it says no to never reads a private variable."""
+    if not private_keys:
+        return False
     if analyse(template, expression=False).error is not None:
         return True
     named = _VARS_ATTRIBUTE.findall(template)

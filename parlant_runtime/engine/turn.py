@@ -70,6 +70,13 @@ MAX_CHAIN = 32
 DEFAULT_NO_MATCH = "I'm sorry, I can't help with that here."
 """The no-match reply of a strict agent that does not set its own."""
 
+PRIVATE_REASON = "cannot be evaluated; the reason depends on a private value, so it is not shown"
+"""What the trace says instead of the reason of a condition that may read a private value."""
+
+PRIVATE_DETAIL = "(details hidden: they may depend on a private value)"
+
+_TOOL_NAME = re.compile(r"\btool\b")
+
 RUNTIME_KEY = "parlantRuntime"
 """Where the runtime keeps its own bookkeeping in the session's metadata."""
 
@@ -122,6 +129,7 @@ class _Turn:
         self.tool_results: dict[str, Any] = {}
         self.private_tools: set[str] = set()
         """Tools whose last result went to a private variable: hidden from templates."""
+        self._taint: dict[tuple[str, frozenset[str], frozenset[str]], bool] = {}
         self.call_key = inp.call_key or uuid4().hex
         self.kb: list[dict[str, Any]] = []
         """The knowledge-base passages of the turn, in order (``kb`` in templates)."""
@@ -203,6 +211,21 @@ class _Turn:
 
     # ------------------------------------------------------------------ conditions
 
+    def may_read_private(self, text: str | None) -> bool:
+        """Whether a condition or template text may read a private value: a private
+        variable, ``vars`` as a whole, or the result of a tool whose result is private.
+        Whatever such a text produces (a value, an error message) is tainted."""
+        if not text or not (self.private or self.private_tools):
+            return False
+        memo = (text, frozenset(self.private), frozenset(self.private_tools))
+        known = self._taint.get(memo)
+        if known is None:
+            known = tooling.reads_private(text, self.private) or bool(
+                self.private_tools and _TOOL_NAME.search(text)
+            )
+            self._taint[memo] = known
+        return known
+
     def redact(self, text: str) -> str:
         """``text`` with the values of private variables blanked (for traces and events)."""
         for key in self.private:
@@ -228,7 +251,10 @@ class _Turn:
             context = self.condition_context() if expression else {}
             result, reason = condition.evaluate(context, self.natural)
         if reason is not None:
-            reason = self.redact(reason)
+            # a condition that never compiled never ran: its reason comes from its source
+            ran = condition.expression is not None
+            tainted = ran and self.may_read_private(condition.text)
+            reason = PRIVATE_REASON if tainted else self.redact(reason)
         self.trace.conditions.append(
             ConditionTrace(where, condition.text, condition.kind.value, result, reason)
         )
@@ -250,7 +276,8 @@ class _Turn:
         value_type = self.types.get(key) or value_type_of(value)
         if not value_fits_type(value, value_type):
             if source == "caller":  # the caller's mistake: refuse the call, write nothing
-                raise InvalidData(f"variable {key!r}: {value!r} is not a {value_type.value}")
+                quoted = "its value" if key in self.private else repr(value)
+                raise InvalidData(f"variable {key!r}: {quoted} is not a {value_type.value}")
             self.error(f"{source} gave variable {key!r} a value that is not a {value_type.value}")
             return False
         if value is None:  # null unsets: the variable is undefined again
@@ -429,20 +456,29 @@ async def _call(
     private_result: bool = False,
 ) -> tooling.ToolOutcome | str:
     """Build the arguments and call ``tool``: its events, usage and trace entry are
-    written; the outcome, or why no call was made."""
+    written; the outcome, or why no call was made. Arguments that may carry a private
+    value are hidden in the events, and a call that carries one (in or out) reports
+    no detail that could quote it."""
+    hidden = tooling.private_argument_names(tool, tool_config, turn.private)
     try:
         arguments = tooling.build_arguments(
             tool, tool_config, turn.template_context() | {"vars": turn.values}, turn.values
         )
     except tooling.ToolError as exc:
-        turn.trace.tools.append({"tool": tool.name, "by": by, "called": False, "error": str(exc)})
-        return f"tool {tool.name!r}: {exc}"
+        reason = str(exc) if not hidden else f"its arguments cannot be built {PRIVATE_DETAIL}"
+        turn.trace.tools.append({"tool": tool.name, "by": by, "called": False, "error": reason})
+        return f"tool {tool.name!r}: {reason}"
     call_id = tooling.stable_call_id(
         turn.call_key, tool.name, turn.tool_calls.count(tool.name), arguments
     )
-    outcome = await tooling.call_tool(tool, tools.get(tool.name), arguments, call_id=call_id)
+    outcome = await tooling.call_tool(
+        tool,
+        tools.get(tool.name),
+        arguments,
+        call_id=call_id,
+        private=private_result or bool(hidden),
+    )
     turn.tool_calls.append(tool.name)
-    hidden = tooling.private_argument_names(tool, tool_config, turn.private)
     journey_id = turn.journey.spec.id if turn.journey is not None else None
     state_id = (
         turn.journey.states[turn.state].spec.id

@@ -182,8 +182,9 @@ def check_turn(turn: TurnCommit) -> None:
         if not _KEY.fullmatch(change.key):
             raise InvalidData(f"variable key {change.key!r} is not an identifier")
         if not value_fits_type(change.value, change.value_type):
+            shown = "its value" if change.is_private else repr(change.value)  # never echo it
             raise InvalidData(
-                f"variable {change.key!r}: {change.value!r} is not a {change.value_type.value}"
+                f"variable {change.key!r}: {shown} is not a {change.value_type.value}"
             )
         size = json_size(change.value, f"variable {change.key!r}")
         if size > MAX_VARIABLE_BYTES:
