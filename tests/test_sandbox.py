@@ -817,6 +817,19 @@ LOOP_BOMBS = [
         "{% set a = [[0] * 1000] * 99 %}{{ a }}",
         id="printing",
     ),
+    pytest.param(
+        "{% set a = [0] * 99999 %}{% for i in range(1000) %}{{ 1 is in a }}{% endfor %}",
+        id="in_test_in_a_loop",
+    ),
+    pytest.param(
+        "{% set a = [0] * 99999 %}"
+        "{% for i in range(1000) %}{{ [1] | select('eq', a) | list }}{% endfor %}",
+        id="select_eq_in_a_loop",
+    ),
+    pytest.param(
+        "{% set a = [0] * 99999 %}{% for i in range(1000) %}{{ loop.changed(a) }}{% endfor %}",
+        id="loop_changed_in_a_loop",
+    ),
 ]
 
 

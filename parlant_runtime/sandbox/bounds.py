@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -54,6 +55,8 @@ __all__ = [
     "bounded_concat",
     "bounded_slice",
     "charge",
+    "charge_walk",
+    "charged_test",
     "check_text",
     "checked_value",
     "helpers",
@@ -201,18 +204,47 @@ _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _compare_cost(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, list | tuple | dict | Namespace):
-        return size_of(value, MAX_WORK)
-    return 1
+def charge_walk(*values: Any) -> None:
+    """Charge what walking ``values`` may cost (comparing them, or a call that reads
+    them): text by its length, containers by their size, anything else as one item.
+    A walk never goes further than the budget left."""
+    budget = _WORK.get()
+    limit = budget.left + 1 if budget is not None and budget.left >= 0 else MAX_WORK
+    total = 0
+    for value in values:
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, list | tuple | dict | Namespace):
+            total += size_of(value, limit)
+        else:
+            total += 1
+    charge(total)
 
 
 def bounded_compare(op: str, left: Any, right: Any) -> Any:
     """One comparison (``==``, ``<``, ``in`` ...), charged the sizes it may walk."""
-    charge(_compare_cost(left) + _compare_cost(right))
+    charge_walk(left, right)
     return _COMPARISONS[op](left, right)
+
+
+_COMPARING_TESTS = frozenset(
+    {"in", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<="}
+    | {"gt", "greaterthan", ">", "ge", ">=", "sameas"}
+)
+"""Jinja tests (``x is in y``, ``select('eq', y)``) that compare their arguments."""
+
+
+def charged_test(name: str, test: Callable[..., Any]) -> Callable[..., Any]:
+    """A Jinja test that is charged like a comparison when it compares."""
+    if name not in _COMPARING_TESTS:
+        return test
+
+    @functools.wraps(test)
+    def charged(*args: Any, **kwargs: Any) -> Any:
+        charge_walk(*args, *kwargs.values())
+        return test(*args, **kwargs)
+
+    return charged
 
 
 def bounded_slice(value: Any, start: Any, stop: Any, step: Any) -> Any:

@@ -36,6 +36,8 @@ from parlant_runtime.sandbox.bounds import (
     LoopBudget,
     bounded_concat,
     charge,
+    charge_walk,
+    charged_test,
     check_text,
     checked_value,
     output_limit,
@@ -353,8 +355,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         if any(__obj is helper for helper in HELPER_FUNCTIONS):
             return super().call(__context, __obj, *args, **kwargs)
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str):
-            charge(len(owner))  # a str method walks its text
+        # a method walks its object (a str's text), a call may walk its arguments
+        # (loop.changed compares them with the last ones)
+        charge_walk(owner if isinstance(owner, str) else None, *args, *kwargs.values())
         result = super().call(__context, __obj, *args, **kwargs)
         return _checked_result("a call", result)
 
@@ -415,3 +418,4 @@ sandbox.globals = {"range": _bounded_range, "dict": _new_dict, "namespace": _new
 sandbox.filters = {name: _checked(name, sandbox.filters[name]) for name in _SAFE_FILTERS}
 sandbox.filters["replace"] = _bounded_replace
 sandbox.filters["join"] = _checked("join", _bounded_join)
+sandbox.tests = {name: charged_test(name, test) for name, test in sandbox.tests.items()}
