@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import SecurityError
@@ -418,4 +418,6 @@ sandbox.globals = {"range": _bounded_range, "dict": _new_dict, "namespace": _new
 sandbox.filters = {name: _checked(name, sandbox.filters[name]) for name in _SAFE_FILTERS}
 sandbox.filters["replace"] = _bounded_replace
 sandbox.filters["join"] = _checked("join", _bounded_join)
-sandbox.tests = {name: charged_test(name, test) for name, test in sandbox.tests.items()}
+sandbox.tests = {
+    name: charged_test(name, cast(Callable[..., Any], test)) for name, test in sandbox.tests.items()
+}
