@@ -172,3 +172,31 @@ def test_a_bad_map_entry_is_a_usage_error(url: str) -> None:
     result = publish(url, CLINIC, "--map", "no-slash")
     assert result.exit_code == 2
     assert "JOURNEY/OLD_STATE=NEW_STATE" in result.output
+
+
+VAULT = """\
+agent: {name: Vault, compositionMode: fluid}
+variables:
+  - {key: secret, value: Qx7Vz4Jk9Wm2, isPrivate: true}
+  - {key: greeting, value: Hello}
+guidelines:
+  - {name: g, condition: "{{ vars.secret == 'x' }}", action: "{{ vars.greeting }}."}
+"""
+
+
+def test_export_leaves_out_the_values_of_private_variables(url: str, tmp_path: Path) -> None:
+    bundle = tmp_path / "vault.yaml"
+    bundle.write_text(VAULT)
+    assert publish(url, bundle, "--create-workspace").exit_code == 0
+    out = tmp_path / "exported.yaml"
+    where = ("--database-url", url, "--workspace", "acme", "--agent", "Vault", "-o", out)
+    exported = run("export", *where)
+    assert exported.exit_code == 0, exported.output
+    assert "Qx7V" not in out.read_text() and "Qx7V" not in exported.output
+    assert "left out the value of private variable(s) secret" in exported.output
+    assert "Hello" in out.read_text()  # public values stay
+    private = load_bundle(out).variables[0]
+    assert (private.key, private.is_private, private.value) == ("secret", True, None)
+    included = run("export", *where, "--include-private-values")
+    assert included.exit_code == 0, included.output
+    assert load_bundle(out) == load_bundle(bundle)

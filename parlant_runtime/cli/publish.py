@@ -164,14 +164,24 @@ def publish(  # click passes options as keywords
 @click.option("--agent", "name", required=True, help="The agent's name.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default=None)
+@click.option(
+    "--include-private-values",
+    is_flag=True,
+    help="Also write the values of private variables (left out by default).",
+)
 def export(
     url: str | None,
     workspace: str,
     name: str,
     output: str | None,
     fmt: Literal["yaml", "json"] | None,
+    include_private_values: bool,
 ) -> None:
-    """Write a stored agent as a bundle (YAML unless --format json or a .json output)."""
+    """Write a stored agent as a bundle (YAML unless --format json or a .json output).
+
+    The values of private variables are left out unless --include-private-values:
+    an export is shared and pasted more freely than the database it comes from.
+    """
     from parlant_runtime.storage.port import NotFound  # noqa: PLC0415
     from parlant_runtime.storage.publishing import from_workspace  # noqa: PLC0415
 
@@ -181,9 +191,29 @@ def export(
             raise NotFound(f"workspace {workspace!r} has no agent named {name!r}")
         stored = await store.load_agent(workspace, agent_id)
         chosen = fmt or ("json" if output and output.endswith(".json") else "yaml")
-        return dumps_bundle(from_workspace(stored.bundle, workspace), fmt=chosen)
+        bundle = from_workspace(stored.bundle, workspace)
+        if not include_private_values:
+            hidden = [v.key for v in bundle.variables if v.is_private and v.value is not None]
+            if hidden:
+                bundle = bundle.model_copy(
+                    update={
+                        "variables": [
+                            v.model_copy(update={"value": None}) if v.key in hidden else v
+                            for v in bundle.variables
+                        ]
+                    }
+                )
+                left_out.extend(hidden)
+        return dumps_bundle(bundle, fmt=chosen)
 
+    left_out: list[str] = []
     text = run_with_store(url, work)
+    if left_out:
+        click.echo(
+            f"left out the value of private variable(s) {', '.join(left_out)}; "
+            "--include-private-values writes them",
+            err=True,
+        )
     if output is None:
         click.echo(text, nl=False)
     else:

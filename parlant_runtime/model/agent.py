@@ -159,8 +159,9 @@ class VariableFields(Model):
     @model_validator(mode="after")
     def _value_fits_declared_type(self) -> VariableFields:
         if not value_fits_type(self.value, self.value_type):
+            shown = "the value" if self.is_private else f"value {self.value!r}"  # never echoed
             raise ValueError(
-                f"value {self.value!r} is not a {self.value_type.value}; "
+                f"{shown} is not a {self.value_type.value}; "
                 f"change the value or set valueType to what it holds"
             )
         return self
