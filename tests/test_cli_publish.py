@@ -192,7 +192,8 @@ def test_export_leaves_out_the_values_of_private_variables(url: str, tmp_path: P
     where = ("--database-url", url, "--workspace", "acme", "--agent", "Vault", "-o", out)
     exported = run("export", *where)
     assert exported.exit_code == 0, exported.output
-    assert "Qx7V" not in out.read_text() and "Qx7V" not in exported.output
+    assert "Qx7V" not in out.read_text()
+    assert "Qx7V" not in exported.output
     assert "left out the value of private variable(s) secret" in exported.output
     assert "Hello" in out.read_text()  # public values stay
     private = load_bundle(out).variables[0]

@@ -170,6 +170,7 @@ def publish(  # click passes options as keywords
     help="Also write the values of private variables (left out by default).",
 )
 def export(
+    *,
     url: str | None,
     workspace: str,
     name: str,
