@@ -88,7 +88,7 @@ PRIVATE_PLACEHOLDER = "[private]"
 MAX_BACKOFF_SECONDS = 5.0
 _CANCEL_GRACE_SECONDS = 0.1  # how long a timed-out function may take to honour cancellation
 _MAX_DETAIL_CHARS = 300
-_PRIVATE_DETAIL = "(details hidden: the call carries private values)"
+_PRIVATE_DETAIL = "(details hidden: they may depend on a private value)"
 _LIMITS = {"timeoutMs": (5000, 1, 120_000), "retries": (0, 0, 5), "backoffMs": (100, 0, 5_000)}
 _KEYS = ("backoffMs", "fallback", "onError", "retries", "timeoutMs")
 _F = TypeVar("_F", bound=ToolFunction)
@@ -279,6 +279,8 @@ def build_arguments(
     tool_config: Mapping[str, Any],
     template_context: Mapping[str, Any],
     variables: Mapping[str, Any],
+    *,
+    private_arguments: Collection[str] = (),
 ) -> dict[str, Any]:
     """The arguments of a call, built from ``toolConfig.arguments`` and the variables.
 
@@ -291,7 +293,9 @@ def build_arguments(
     Raises:
         ToolArgumentError: a template fails, a value is not JSON data, or the
             arguments break ``tool.parameters``; the message names the argument
-            but never shows its value.
+            but never shows its value. For ``private_arguments`` (those that may carry
+            a private value, :func:`private_argument_names`) it says what failed but
+            not the detail, which may quote a value derived from a private one.
     """
     configured = tool_config.get("arguments") or {}
     if not isinstance(configured, Mapping):
@@ -303,17 +307,22 @@ def build_arguments(
     ]
     for name, value, from_config in sources:
         where = f"argument {name!r} of tool {tool.name!r}"
+        private = name in private_arguments
         try:
             built = _argument_value(value, template_context) if from_config else value
             arguments[name] = _json_copy(built)[0]
         except TemplateSandboxError as exc:
+            if private:
+                raise ToolArgumentError(f"{where} cannot be built {_PRIVATE_DETAIL}") from None
             raise ToolArgumentError(f"{where}: {exc}") from exc
         except ValueError as exc:
+            if private:
+                raise ToolArgumentError(f"{where} is not JSON data {_PRIVATE_DETAIL}") from None
             raise ToolArgumentError(f"{where} is not JSON data: {exc}") from exc
     what = f"parameters schema of tool {tool.name!r}"
     validator = _validator(tool.parameters, what, ToolArgumentError)
     errors = _schema_errors(validator, arguments, what, ToolArgumentError)
-    problems = sorted(_argument_problem(e) for e in errors)
+    problems = sorted(_argument_problem(e, private_arguments) for e in errors)
     if problems:
         raise ToolArgumentError(
             f"arguments of tool {tool.name!r} break its parameters schema: " + "; ".join(problems)
@@ -611,13 +620,13 @@ def _schema_errors(
         raise error(f"the {what} cannot be used: {_short(str(exc))}") from exc
 
 
-def _argument_problem(error: ValidationError) -> str:
+def _argument_problem(error: ValidationError, private_arguments: Collection[str] = ()) -> str:
     path = list(error.absolute_path)
     if error.validator == "required" and not path and isinstance(error.instance, dict):
         missing = [n for n in cast(list[str], error.validator_value) if n not in error.instance]
         return "; ".join(f"argument {n!r} is required (no argument, no variable)" for n in missing)
     where = f"argument {path[0]!r}" if path else "the arguments"
-    if len(path) > 1:
+    if len(path) > 1 and path[0] not in private_arguments:  # inner keys are the value's own
         where += f" at {_path(path)}"
     rule = _short(json.dumps(error.validator_value, default=str))
     return f"{where} does not satisfy {error.validator!r}: {rule}"

@@ -73,8 +73,6 @@ DEFAULT_NO_MATCH = "I'm sorry, I can't help with that here."
 PRIVATE_REASON = "cannot be evaluated; the reason depends on a private value, so it is not shown"
 """What the trace says instead of the reason of a condition that may read a private value."""
 
-PRIVATE_DETAIL = "(details hidden: they may depend on a private value)"
-
 _TOOL_NAME = re.compile(r"\btool\b")
 
 RUNTIME_KEY = "parlantRuntime"
@@ -462,14 +460,20 @@ async def _call(
     hidden = tooling.private_argument_names(tool, tool_config, turn.private)
     try:
         arguments = tooling.build_arguments(
-            tool, tool_config, turn.template_context() | {"vars": turn.values}, turn.values
+            tool,
+            tool_config,
+            turn.template_context() | {"vars": turn.values},
+            turn.values,
+            private_arguments=hidden,
         )
     except tooling.ToolError as exc:
-        reason = str(exc) if not hidden else f"its arguments cannot be built {PRIVATE_DETAIL}"
-        turn.trace.tools.append({"tool": tool.name, "by": by, "called": False, "error": reason})
-        return f"tool {tool.name!r}: {reason}"
+        turn.trace.tools.append({"tool": tool.name, "by": by, "called": False, "error": str(exc)})
+        return f"tool {tool.name!r}: {exc}"
+    # the id is shown in events: a hash of a short private value (a PIN) could be
+    # reversed by trying every value, so private arguments do not enter it
+    keyed = {n: tooling.PRIVATE_PLACEHOLDER if n in hidden else v for n, v in arguments.items()}
     call_id = tooling.stable_call_id(
-        turn.call_key, tool.name, turn.tool_calls.count(tool.name), arguments
+        turn.call_key, tool.name, turn.tool_calls.count(tool.name), keyed
     )
     outcome = await tooling.call_tool(
         tool,

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import uuid5
 
 import pytest
 
 from parlant_runtime.engine import TurnResult
+from parlant_runtime.engine.tools import stable_call_id
 from parlant_runtime.engine.turn import PRIVATE_REASON
 from parlant_runtime.storage.port import InvalidData
 from tests.engine.test_turns import Chat, bundle, chat, edge, journey, run_chat, tool_state
@@ -250,6 +252,46 @@ def test_a_condition_on_a_private_tool_result_shows_no_trace_of_it() -> None:
         (row,) = [t for t in passed.trace.conditions if t.text == condition]
         assert row.reason == PRIVATE_REASON
         assert_untainted(await everything_shown(c, first, passed))
+
+    run_chat(data, scenario, tools={"verify": verify})
+
+
+def test_a_private_argument_that_breaks_the_schema_names_the_rule_not_the_value() -> None:
+    data = tool_flow({"code": "{{ vars.secret | list }}"}, result_variable=None)
+
+    async def verify(arguments: dict[str, Any]) -> Any:
+        return {"ok": True}
+
+    async def scenario(c: Chat) -> None:
+        first = await c.say("hi", "start")
+        failed = await c.say("go", "go")
+        (error,) = failed.trace.errors
+        assert "argument 'code' does not satisfy 'type'" in error
+        assert_untainted(await everything_shown(c, first, failed))
+
+    run_chat(data, scenario, tools={"verify": verify})
+
+
+def test_the_id_of_a_call_with_a_private_argument_does_not_reveal_it() -> None:
+    """The id is stable (the session, the idempotency key, the arguments) and shown in
+    events; were a private argument part of it, a short one could be found by hashing
+    every candidate with the key the caller knows."""
+    data = tool_flow({"code": "{{ vars.pin | string }}"}, result_variable=None)
+
+    async def verify(arguments: dict[str, Any]) -> Any:
+        return {"ok": True}
+
+    async def scenario(c: Chat) -> None:
+        await c.say("hi", "start", variables={"pin": 4321})
+        await c.say("go", "go", key="k1")
+        (call,) = [e for e in await c.events() if e.event_type.value == "tool_call"]
+        assert call.content["arguments"] == {"code": "[private]"}
+        call_key = str(uuid5(c.session.id, "k1"))
+        guesses = {
+            stable_call_id(call_key, "verify", 0, {"code": str(pin)}) for pin in range(10_000)
+        }
+        assert call.tool_call_id not in guesses
+        assert call.tool_call_id == stable_call_id(call_key, "verify", 0, {"code": "[private]"})
 
     run_chat(data, scenario, tools={"verify": verify})
 
