@@ -314,7 +314,7 @@ class _Collector:
                     self.terms.append(arg.value)
 
     def _filter(self, node: nodes.Filter) -> None:
-        if node.name not in sandbox.filters:
+        if node.name not in sandbox.filters or node.name.startswith("_"):
             self.forbidden.append(
                 f"uses the filter {node.name!r}, which the sandbox does not offer"
             )

@@ -27,7 +27,6 @@ these checks before Jinja generates code: ``for`` loops through the
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import operator
@@ -43,6 +42,7 @@ __all__ = [
     "BUDGET_NAME",
     "COMPARE_NAME",
     "CONCAT_NAME",
+    "HELPER_FILTERS",
     "MAX_ITERATIONS",
     "MAX_VALUE_CHARS",
     "MAX_WORK",
@@ -51,6 +51,7 @@ __all__ = [
     "BoundedTree",
     "LoopBudget",
     "WorkBudget",
+    "bounded",
     "bounded_compare",
     "bounded_concat",
     "bounded_slice",
@@ -60,6 +61,7 @@ __all__ = [
     "check_text",
     "checked_value",
     "helpers",
+    "output_limit",
     "size_of",
     "too_big",
     "work_scope",
@@ -84,10 +86,68 @@ def too_big(what: str) -> SecurityError:
 
 def size_of(value: Any, limit: int = MAX_VALUE_CHARS) -> int:
     """The size of ``value`` (see the module docstring), or a number above ``limit``
-    as soon as it is known to exceed it: the walk never takes more than ``limit``
-    steps, however the value nests or shares its parts."""
+    as soon as it is known to exceed it. The walk takes at most about ``limit`` steps
+    however the value nests, and fewer when it shares its parts (a part is measured
+    once, then counted once per place) or holds flat runs of numbers or text
+    (measured in bulk)."""
+    return _size(value, limit, {}, 0)
+
+
+_SCALAR_TYPES = frozenset({bool, float, type(None)})
+_INT_TYPES = frozenset({int, bool})
+_MEMO_DEPTH = 100  # deeper than this, the plain walk (no recursion) takes over
+
+
+def _flat_size(items: list[Any] | tuple[Any, ...]) -> int | None:
+    """What the elements of a sequence add when all are numbers or all are text,
+    measured in bulk; ``None`` otherwise."""
+    types = set(map(type, items))
+    if types <= _SCALAR_TYPES:
+        return 0
+    if types <= _INT_TYPES:
+        highest, lowest = max(items), min(items)
+        return 0 if max(highest.bit_length(), lowest.bit_length()) <= 64 else None
+    if types == {str}:
+        return sum(map(len, items))
+    return None
+
+
+def _size(value: Any, limit: int, memo: dict[int, int], depth: int) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, bool) or not isinstance(value, int | list | tuple | dict | Namespace):
+        return 0
+    if isinstance(value, int):
+        return value.bit_length() >> 6
+    known = memo.get(id(value))  # every part is alive while its root is walked
+    if known is not None:
+        return known
+    if isinstance(value, Namespace):
+        total = _size(object.__getattribute__(value, _NAMESPACE_ATTRS), limit, memo, depth)
+    else:
+        total = len(value)
+        parts: list[Any] | tuple[Any, ...]
+        parts = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        flat = _flat_size(parts) if total <= limit else None
+        if total > limit:
+            return total
+        if flat is not None:
+            total += flat
+        elif depth >= _MEMO_DEPTH:
+            total += _walk(parts, limit - total)
+        else:
+            for part in parts:
+                total += _size(part, limit - total, memo, depth + 1)
+                if total > limit:
+                    return total
+    memo[id(value)] = total
+    return total
+
+
+def _walk(parts: Any, limit: int) -> int:
+    """The plain walk: no recursion, no sharing noticed, stops past ``limit``."""
     total = 0
-    stack = [value]
+    stack = list(parts)
     while stack:
         item = stack.pop()
         if isinstance(item, str):
@@ -127,15 +187,21 @@ _WORK: contextvars.ContextVar[WorkBudget | None] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def work_scope(output_limit: int) -> Iterator[WorkBudget]:
-    """Run a render (or an evaluation) with a fresh :class:`WorkBudget`."""
-    budget = WorkBudget(output_limit)
-    token = _WORK.set(budget)
-    try:
-        yield budget
-    finally:
-        _WORK.reset(token)
+class work_scope:
+    """Run a render (or an evaluation) with a fresh :class:`WorkBudget` (a class rather
+    than a generator-based context manager: it runs once per condition)."""
+
+    __slots__ = ("_budget", "_token")
+
+    def __init__(self, output_limit: int) -> None:
+        self._budget = WorkBudget(output_limit)
+
+    def __enter__(self) -> WorkBudget:
+        self._token = _WORK.set(self._budget)
+        return self._budget
+
+    def __exit__(self, *exc: object) -> None:
+        _WORK.reset(self._token)
 
 
 def charge(items: int) -> None:
@@ -221,9 +287,21 @@ def charge_walk(*values: Any) -> None:
     charge(total)
 
 
-def bounded_compare(op: str, left: Any, right: Any) -> Any:
-    """One comparison (``==``, ``<``, ``in`` ...), charged the sizes it may walk."""
-    charge_walk(left, right)
+_ATOMS = frozenset({int, float, bool, type(None)})
+_SHORT_TEXT = 64
+
+
+def _cheap(value: Any) -> bool:
+    """Compared in constant time (numbers are at most 4,096 bits): not charged."""
+    kind = type(value)
+    return kind in _ATOMS or (kind is str and len(value) <= _SHORT_TEXT)
+
+
+def bounded_compare(left: Any, op: str, right: Any) -> Any:
+    """One comparison (``==``, ``<``, ``in`` ...), charged the sizes it may walk
+    (nothing for two numbers or short texts: the loop budget bounds how many)."""
+    if not (_cheap(left) and _cheap(right)):
+        charge_walk(left, right)
     return _COMPARISONS[op](left, right)
 
 
@@ -270,30 +348,34 @@ class LoopBudget:
             yield item
 
 
-# names a user cannot write (the analysis refuses names starting with an underscore)
+# names a user cannot write (the analysis refuses names and filters starting with _)
 BUDGET_NAME = "__loop_budget__"
 CONCAT_NAME = "__concat__"
 VALUE_NAME = "__value__"
 COMPARE_NAME = "__compare__"
 SLICE_NAME = "__slice__"
 
-HELPER_FUNCTIONS = frozenset({bounded_concat, checked_value, bounded_compare, bounded_slice})
-"""The rewrite's helpers: their calls are not checked again as a user's calls are."""
+HELPER_FILTERS: dict[str, Callable[..., Any]] = {
+    CONCAT_NAME: bounded_concat,
+    VALUE_NAME: checked_value,
+    COMPARE_NAME: bounded_compare,
+    SLICE_NAME: bounded_slice,
+}
+"""The rewrite's helpers, as filters: Jinja calls a filter directly, where a call of a
+function goes through the sandbox's checks (ten times the cost of a comparison)."""
 
 
 def helpers() -> dict[str, Any]:
-    """What a bounded tree needs in its context (a fresh loop budget each time)."""
-    return {
-        BUDGET_NAME: LoopBudget(),
-        CONCAT_NAME: bounded_concat,
-        VALUE_NAME: checked_value,
-        COMPARE_NAME: bounded_compare,
-        SLICE_NAME: bounded_slice,
-    }
+    """What a bounded tree needs in its context: a fresh loop budget."""
+    return {BUDGET_NAME: LoopBudget()}
 
 
 def _call(name: str, *args: nodes.Node) -> nodes.Call:
     return nodes.Call(nodes.Name(name, "load"), list(args), [], None, None)
+
+
+def _filter(name: str, value: nodes.Node, *args: nodes.Node) -> nodes.Filter:
+    return nodes.Filter(value, name, list(args), [], None, None)
 
 
 class BoundedTree(NodeTransformer):
@@ -306,21 +388,21 @@ class BoundedTree(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
-        return _call(CONCAT_NAME, nodes.List(node.nodes))
+        return _filter(CONCAT_NAME, nodes.List(node.nodes))
 
     def visit_List(self, node: nodes.List) -> nodes.Node:
         self.generic_visit(node)
-        return _call(VALUE_NAME, node) if node.items else node
+        return _filter(VALUE_NAME, node) if node.items else node
 
     def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
         self.generic_visit(node)
-        return _call(VALUE_NAME, node) if node.items else node
+        return _filter(VALUE_NAME, node) if node.items else node
 
     def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
         self.generic_visit(node)
         if node.ctx != "load" or not node.items:
             return node  # an assignment target, or nothing to bound
-        return _call(VALUE_NAME, node)
+        return _filter(VALUE_NAME, node)
 
     def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:
         self.generic_visit(node)
@@ -328,14 +410,14 @@ class BoundedTree(NodeTransformer):
             return node
         parts = [node.arg.start, node.arg.stop, node.arg.step]
         bounds = [part if part is not None else nodes.Const(None) for part in parts]
-        return _call(SLICE_NAME, node.node, *bounds)
+        return _filter(SLICE_NAME, node.node, *bounds)
 
     def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
         self.generic_visit(node)
         left = node.expr
         result: nodes.Expr | None = None
         for operand in node.ops:  # a < b < c: (a < b) and (b < c), as Python means it
-            call = _call(COMPARE_NAME, nodes.Const(operand.op), left, operand.expr)
+            call = _filter(COMPARE_NAME, left, nodes.Const(operand.op), operand.expr)
             result = call if result is None else nodes.And(result, call)
             left = operand.expr
         assert result is not None

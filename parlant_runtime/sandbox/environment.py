@@ -29,7 +29,7 @@ from jinja2.sandbox import (
 from jinja2.utils import Namespace, pass_eval_context
 
 from parlant_runtime.sandbox.bounds import (
-    HELPER_FUNCTIONS,
+    HELPER_FILTERS,
     MAX_ITERATIONS,
     MAX_VALUE_CHARS,
     MAX_WORK,
@@ -352,8 +352,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Any call (a method, ``dict()``, ``namespace()``): what it works on and what it
         builds are charged, and what it builds is bounded."""
-        if any(__obj is helper for helper in HELPER_FUNCTIONS):
-            return super().call(__context, __obj, *args, **kwargs)
+        if type(__obj) is LoopBudget:  # the rewrite's own, once per loop
+            return __obj(*args)
         owner = getattr(__obj, "__self__", None)
         # a method walks its object (a str's text), a call may walk its arguments
         # (loop.changed compares them with the last ones)
@@ -389,13 +389,18 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 _PRINTABLE = (str, int, float, bool, list, tuple, dict, type(None))
+_ATOMS = frozenset({int, float, bool, type(None)})
 
 
 def _plain_output(value: Any) -> Any:
     """What ``{{ ... }}`` may print: data, never a function, class or other machinery;
     and never more than the render's output limit (the text of a value is never
     shorter than its size, so the size is checked before the text is built)."""
-    if isinstance(value, Undefined):
+    kind = type(value)
+    if kind is str:
+        charge(len(value))  # the render checks the output's length as it goes
+        return value
+    if kind in _ATOMS or isinstance(value, Undefined):
         return value
     if not isinstance(value, _PRINTABLE):
         raise SecurityError("a template prints data only (text, numbers, lists, mappings)")
@@ -418,6 +423,7 @@ sandbox.globals = {"range": _bounded_range, "dict": _new_dict, "namespace": _new
 sandbox.filters = {name: _checked(name, sandbox.filters[name]) for name in _SAFE_FILTERS}
 sandbox.filters["replace"] = _bounded_replace
 sandbox.filters["join"] = _checked("join", _bounded_join)
+sandbox.filters.update(HELPER_FILTERS)
 sandbox.tests = {
     name: charged_test(name, cast(Callable[..., Any], test)) for name, test in sandbox.tests.items()
 }
