@@ -337,8 +337,9 @@ class _Collector:
         self, attr: str, owner: nodes.Node, parent: nodes.Node | None, node: nodes.Node
     ) -> None:
         called = isinstance(parent, nodes.Call) and parent.node is node
-        if attr.startswith("_") or attr in FORBIDDEN_ATTRIBUTES:
-            self.forbidden.append(_forbidden_message(attr))
+        if _forbidden_attribute(attr):
+            # the walk meets `a._x.mro` at `mro` first; name the first in reading order
+            self.forbidden.append(_forbidden_message(_first_forbidden(owner) or attr))
         elif called and attr in _UNSAFE_METHODS:
             self.forbidden.append(f"calls {attr!r}, which the sandbox forbids")
         elif _is_name(owner, "vars") and called and attr in _MAPPING_READERS:
@@ -353,6 +354,26 @@ class _Collector:
         assert isinstance(call, nodes.Call)
         if method == "get" and call.args and isinstance(call.args[0], nodes.Const):
             self.variables.append(VariableRead(str(call.args[0].value), guarded=True))
+
+
+def _forbidden_attribute(attr: str) -> bool:
+    return attr.startswith("_") or attr in FORBIDDEN_ATTRIBUTES
+
+
+def _first_forbidden(node: nodes.Node) -> str | None:
+    """The first forbidden attribute, in reading order, of a chain ``a.b['c'].d``."""
+    found = None
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            name = node.arg.value
+        else:
+            name = None
+        if name is not None and _forbidden_attribute(name):
+            found = name
+        node = node.node
+    return found
 
 
 def _is_name(node: nodes.Node, name: str) -> bool:
