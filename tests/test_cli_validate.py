@@ -195,3 +195,20 @@ def test_a_folder_without_bundles_is_an_error_not_a_pass(tmp_path: Path) -> None
     result = run("validate", tmp_path)
     assert result.exit_code == 2
     assert "no bundle files" in result.output
+
+
+def test_a_constant_beyond_the_sandbox_bounds_is_an_error_found_quickly(tmp_path: Path) -> None:
+    """Issue 13: ``{{ [[0]*100000]*100000 }}`` passed validate and, sent, blocked 24 s."""
+    bundle = tmp_path / "bomb.yaml"
+    bundle.write_text(
+        "agent: {name: Bomb, compositionMode: strict}\n"
+        "cannedResponses:\n"
+        '  - {name: bomb, template: "{{ [[0]*100000]*100000 }}"}\n'
+        "guidelines:\n"
+        "  - {name: g, condition: \"{{ ('x' * 10**9) | length > 0 }}\", action: Hi.}\n"
+    )
+    result = run("validate", "--no-color", bundle)
+    assert result.exit_code == 1
+    assert ":3: error invalid_template" in result.output
+    assert "beyond the sandbox's bounds" in result.output
+    assert ":5: error invalid_condition" in result.output
