@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -277,6 +278,26 @@ def test_nested_bombs_are_false_on_the_batched_path_and_the_rest_still_decides()
         assert all(("items" in t.reason or "characters" in t.reason) for t in bombs if t.reason)
 
     run_chat(data, scenario)
+
+
+def test_nested_bombs_in_one_batch_are_refused_within_bounded_memory() -> None:
+    bombs = [compile_condition(str(param.values[0])) for param in NESTED_BOMB_CONDITIONS]
+    fine = [compile_condition(f"{{{{ vars.name == 'Ada' and {i} >= 0 }}}}") for i in range(3)]
+    batch = ConditionBatch([*bombs, *fine])
+    context = {"vars": {"name": "Ada", "big": 100_000, "row": [0] * 1000}}
+    tracemalloc.start()
+    try:
+        decided = batch.evaluate(context)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 1024 * 1024
+    assert all(decided[id(c)] == (True, None) for c in fine)
+    for condition in bombs:
+        result, reason = decided[id(condition)]
+        assert result is False
+        assert reason is not None
+        assert "items" in reason or "characters" in reason
 
 
 # ---------------------------------------------------------------------- tools
