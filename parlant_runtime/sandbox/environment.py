@@ -342,13 +342,6 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             return obj[attribute]
         return super().getattr(obj, attribute)
 
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        """A slice copies its items: charged like any value built."""
-        value = super().getitem(obj, argument)
-        if isinstance(argument, slice) and isinstance(value, str | list | tuple):
-            charge(len(value))
-        return value
-
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Any call (a method, ``dict()``, ``namespace()``): what it works on and what it
         builds are charged, and what it builds is bounded."""

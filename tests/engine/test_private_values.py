@@ -12,6 +12,7 @@ secret reversed, whatever the case.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from uuid import uuid5
@@ -22,7 +23,16 @@ from parlant_runtime.engine import TurnResult
 from parlant_runtime.engine.tools import stable_call_id
 from parlant_runtime.engine.turn import PRIVATE_REASON
 from parlant_runtime.storage.port import InvalidData
-from tests.engine.test_turns import Chat, bundle, chat, edge, journey, run_chat, tool_state
+from tests.engine.test_turns import (
+    Chat,
+    bundle,
+    chat,
+    edge,
+    journey,
+    open_chat,
+    run_chat,
+    tool_state,
+)
 
 SECRET = "Qx7Vz4Jk9Wm2"
 """Distinctive: none of its pieces of four characters occurs in ordinary text."""
@@ -309,3 +319,15 @@ def test_a_private_value_of_the_wrong_type_is_refused_without_echoing_it() -> No
         assert_untainted(str(raised.value))
 
     run_chat(data, scenario)
+
+
+def test_a_session_started_with_a_private_value_of_the_wrong_type_does_not_echo_it() -> None:
+    data = bundle(variables=VARIABLES, guidelines=[{"name": "g", "action": "Hi."}])
+
+    async def main() -> None:
+        with pytest.raises(InvalidData) as raised:
+            await open_chat(data, variables={"pin": SECRET})
+        assert "pin" in str(raised.value)
+        assert_untainted(str(raised.value))
+
+    asyncio.run(main())
