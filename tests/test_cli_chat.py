@@ -384,7 +384,11 @@ def test_a_value_of_the_wrong_type_is_refused_and_nothing_is_sent(tmp_path: Path
     talk = script(tmp_path, "/set verification=42\nhello\n")
     result = chat(BANK, "--script", talk, "--database-url", sqlite(tmp_path))
     assert result.exit_code == 1
-    assert f"{talk}:2: not sent: variable 'verification': 42 is not a object" in result.stderr
+    # verification is private: the error names it, never its value
+    assert f"{talk}:2: not sent: variable 'verification': its value is not a object" in (
+        result.stderr
+    )
+    assert "42 is not" not in result.stderr
 
 
 def test_a_tool_result_given_with_tool_is_what_the_tool_returns(tmp_path: Path) -> None:
