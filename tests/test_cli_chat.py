@@ -541,3 +541,29 @@ def test_the_repl_in_a_pseudo_terminal(tmp_path: Path, leave: bytes) -> None:
 
 def test_the_console_script_is_installed() -> None:
     assert CONSOLE.exists() or shutil.which("parlant-runtime") is not None
+
+
+DERIVING = """\
+agent: {name: Vault, compositionMode: fluid}
+variables:
+  - {key: secret, value: Qx7Vz4Jk9Wm2, isPrivate: true}
+  - {key: name, value: Ada}
+guidelines:
+  - {name: upper, condition: "{{ {}[vars.secret | upper] }}", action: Never.}
+  - {name: reversed, condition: "{{ {}[vars.secret[::-1]] == 1 }}", action: Never.}
+  - {name: hello, action: "Hello {{ vars.name }}."}
+"""
+
+
+def test_trace_and_vars_show_nothing_derived_from_a_private_value(tmp_path: Path) -> None:
+    bundle = tmp_path / "vault.yaml"
+    bundle.write_text(DERIVING)
+    talk = script(tmp_path, "hello\n/vars\n/set secret=Zz9Yy8Xx7Ww6\nagain\n/vars\n")
+    result = chat(bundle, "--script", talk, "--trace", "--database-url", sqlite(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "depends on a private value" in result.output  # the trace says why, not what
+    seen = result.output.casefold()
+    for secret in ("Qx7Vz4Jk9Wm2", "Zz9Yy8Xx7Ww6"):
+        for text in (secret.casefold(), secret[::-1].casefold()):
+            pieces = {text[i : i + 4] for i in range(len(text) - 3)}
+            assert not [piece for piece in pieces if piece in seen]
