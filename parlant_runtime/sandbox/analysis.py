@@ -182,7 +182,8 @@ def _analyse_with_jinja(text: str, *, expression: bool) -> Analysis:
     if collector.loops:
         unknown.discard("loop")  # the loop variable of a for body
     constant = _constant_truth(tree) if expression else None
-    beyond = _constant_beyond_bounds(tree)  # last: evaluating rewrites parts of the tree
+    # last: evaluating rewrites parts of the tree; an expression's value is not printed
+    beyond = _constant_beyond_bounds(tree, printing=not expression)
     if beyond is not None:
         return Analysis(error=beyond)
     return Analysis(
@@ -200,14 +201,15 @@ _BUILDERS = (nodes.Mul, nodes.Add, nodes.Pow, nodes.Concat, nodes.Filter, nodes.
 _VARYING = (nodes.Name, nodes.Call, nodes.ContextReference, nodes.DerivedContextReference)
 
 
-def _constant_beyond_bounds(tree: nodes.Template) -> str | None:
+def _constant_beyond_bounds(tree: nodes.Template, *, printing: bool) -> str | None:
     """Run each constant part of the text that builds something (``[[0] * 100000] *
     100000``, ``'x' * 10 ** 9``) in the sandbox, within the same bounds as a render:
     one that breaks a bound, or prints more than a template may, is an error now
     rather than in a conversation. Nothing that reads the context is run."""
     parts: list[tuple[nodes.Expr, bool]] = []
     _constant_parts(tree, None, parts)
-    for node, printed in parts:
+    for node, output in parts:
+        printed = printing and output
         try:
             value = _evaluate(node)
         except SecurityError as exc:
