@@ -75,6 +75,26 @@ HOSTILE = {
         "template",
         "{% set a = [0] * 99999 %}{% for i in range(1000) %}{% if 1 in a %}{% endif %}{% endfor %}",
     ),
+    "sort | unique of 999 items, 1,000 times": (
+        "template",
+        "{% set a = range(999) | list %}"
+        "{% for i in range(1000) %}{{ a | sort | unique | list | length }}{% endfor %}",
+    ),
+    "map | select of 999 items, 1,000 times": (
+        "template",
+        "{% set a = range(999) | list %}{% for i in range(1000) %}"
+        "{{ a | map('abs') | select('odd') | list | length }}{% endfor %}",
+    ),
+    "wordwrap of 20,000 characters, 1,000 times": (
+        "template",
+        "{% set a = 'x ' * 9999 %}{% for i in range(1000) %}{{ a | wordwrap(1) | length }}"
+        "{% endfor %}",
+    ),
+    "nesting 10,000 deep in a loop": (
+        "template",
+        "{% set ns = namespace(a=0) %}{% for i in range(100) %}{% for j in range(100) %}"
+        "{% set ns.a = [ns.a] %}{% endfor %}{% endfor %}{{ ns.a | length }}",
+    ),
 }
 
 

@@ -31,6 +31,7 @@ from parlant_runtime.sandbox import (
     expression_source,
     render,
 )
+from parlant_runtime.sandbox.bounds import MAX_DEPTH, MAX_WORK
 
 
 def _run(how: str, source: str, context: Mapping[str, Any]) -> Any:
@@ -51,6 +52,8 @@ def test_limits_have_the_documented_values() -> None:
     assert MAX_RANGE == 1_000
     assert MAX_POWER_EXPONENT == 64
     assert MAX_POWER_BITS == 4_096
+    assert MAX_WORK == 250_000
+    assert MAX_DEPTH == 100
 
 
 def test_sandbox_error_is_a_library_error() -> None:
@@ -830,13 +833,28 @@ LOOP_BOMBS = [
         "{% set a = [0] * 99999 %}{% for i in range(1000) %}{{ loop.changed(a) }}{% endfor %}",
         id="loop_changed_in_a_loop",
     ),
+    pytest.param(
+        "{% set ns = namespace(a=0) %}{% for i in range(100) %}{% for j in range(100) %}"
+        "{% set ns.a = [ns.a] %}{% endfor %}{% endfor %}{{ ns.a | length }}",
+        id="deepening_in_a_loop",
+    ),
+    pytest.param(
+        "{% set a = 'x ' * 9999 %}{% for i in range(1000) %}{{ a | wordwrap(1) | length }}"
+        "{% endfor %}",
+        id="wordwrap_in_a_loop",
+    ),
+    pytest.param(
+        "{% set a = range(999) | list %}{% for i in range(1000) %}"
+        "{{ a | map('abs') | select('odd') | list | length }}{% endfor %}",
+        id="map_select_in_a_loop",
+    ),
 ]
 
 
 @pytest.mark.parametrize("source", LOOP_BOMBS)
 def test_a_render_is_bounded_in_work_however_its_loops_repeat(source: str) -> None:
     def run() -> None:
-        with pytest.raises(TemplateSandboxError, match=r"items|characters"):
+        with pytest.raises(TemplateSandboxError, match=r"items|characters|levels deep"):
             render(source, {})
 
     assert _peak_of(run) < MEMORY_CEILING

@@ -43,6 +43,7 @@ __all__ = [
     "COMPARE_NAME",
     "CONCAT_NAME",
     "HELPER_FILTERS",
+    "MAX_DEPTH",
     "MAX_ITERATIONS",
     "MAX_VALUE_CHARS",
     "MAX_WORK",
@@ -70,11 +71,15 @@ __all__ = [
 MAX_VALUE_CHARS = 100_000
 """Largest size (items at every level of nesting) of a value one operation may build."""
 
-MAX_WORK = 1_000_000
-"""Most items one render may build, convert to text or compare, all operations together."""
+MAX_WORK = 250_000
+"""Most items one render may build, convert to text, compare or sort, all operations
+together (about a tenth of a second of work; see ``benchmarks/bench_sandbox.py``)."""
 
 MAX_ITERATIONS = 10_000
 """Most loop iterations one render may run, all loops together."""
+
+MAX_DEPTH = 100
+"""Deepest nesting of a value a template may measure (print, compare, build around)."""
 
 _NAMESPACE_ATTRS = "_Namespace__attrs"
 
@@ -89,13 +94,18 @@ def size_of(value: Any, limit: int = MAX_VALUE_CHARS) -> int:
     as soon as it is known to exceed it. The walk takes at most about ``limit`` steps
     however the value nests, and fewer when it shares its parts (a part is measured
     once, then counted once per place) or holds flat runs of numbers or text
-    (measured in bulk)."""
+    (measured in bulk).
+
+    Raises:
+        SecurityError: the value nests deeper than :data:`MAX_DEPTH` (its text could
+            not be made anyway: Python's own walks stop near a thousand levels).
+    """
     return _size(value, limit, {}, 0)
 
 
 _SCALAR_TYPES = frozenset({bool, float, type(None)})
 _INT_TYPES = frozenset({int, bool})
-_MEMO_DEPTH = 100  # deeper than this, the plain walk (no recursion) takes over
+_BULK = 16  # sequences longer than this are first measured in bulk
 
 
 def _flat_size(items: list[Any] | tuple[Any, ...]) -> int | None:
@@ -113,62 +123,35 @@ def _flat_size(items: list[Any] | tuple[Any, ...]) -> int | None:
 
 
 def _size(value: Any, limit: int, memo: dict[int, int], depth: int) -> int:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str or isinstance(value, str):
         return len(value)
-    if isinstance(value, bool) or not isinstance(value, int | list | tuple | dict | Namespace):
+    if kind in _SCALAR_TYPES or not isinstance(value, int | list | tuple | dict | Namespace):
         return 0
     if isinstance(value, int):
-        return value.bit_length() >> 6
+        return 0 if isinstance(value, bool) else value.bit_length() >> 6
     known = memo.get(id(value))  # every part is alive while its root is walked
     if known is not None:
         return known
+    if depth >= MAX_DEPTH:
+        raise SecurityError(f"a value nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, Namespace):
-        total = _size(object.__getattribute__(value, _NAMESPACE_ATTRS), limit, memo, depth)
+        total = _size(object.__getattribute__(value, _NAMESPACE_ATTRS), limit, memo, depth + 1)
     else:
         total = len(value)
-        parts: list[Any] | tuple[Any, ...]
-        parts = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-        flat = _flat_size(parts) if total <= limit else None
         if total > limit:
             return total
+        parts: list[Any] | tuple[Any, ...]
+        parts = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        flat = _flat_size(parts) if len(parts) > _BULK else None
         if flat is not None:
             total += flat
-        elif depth >= _MEMO_DEPTH:
-            total += _walk(parts, limit - total)
         else:
             for part in parts:
                 total += _size(part, limit - total, memo, depth + 1)
                 if total > limit:
                     return total
     memo[id(value)] = total
-    return total
-
-
-def _walk(parts: Any, limit: int) -> int:
-    """The plain walk: no recursion, no sharing noticed, stops past ``limit``."""
-    total = 0
-    stack = list(parts)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += len(item)
-        elif isinstance(item, list | tuple):
-            total += len(item)
-            if total > limit:
-                return total
-            stack.extend(item)
-        elif isinstance(item, dict):
-            total += len(item)
-            if total > limit:
-                return total
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, Namespace):
-            stack.append(object.__getattribute__(item, _NAMESPACE_ATTRS))
-        elif isinstance(item, int) and not isinstance(item, bool):
-            total += item.bit_length() >> 6
-        if total > limit:
-            return total
     return total
 
 

@@ -251,14 +251,41 @@ _TEXT_FILTERS = frozenset(
 """Filters that turn their whole input into text (a list or mapping by its ``str``)."""
 
 
+_PER_ITEM_COST = {
+    "dictsort": 5,
+    "groupby": 5,
+    "map": 5,
+    "max": 2,
+    "min": 2,
+    "reject": 5,
+    "rejectattr": 5,
+    "select": 5,
+    "selectattr": 5,
+    "sort": 5,
+    "striptags": 5,
+    "sum": 2,
+    "title": 10,
+    "unique": 5,
+    "wordwrap": 20,
+}
+"""Filters that run Python code per item or character (a key, a test, a regular
+expression, ``textwrap``): what each item of their input costs the work budget, in
+units of one item walked, as ``benchmarks/bench_sandbox.py`` measures them."""
+
+
 def _checked(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter whose input and amplifying arguments are checked first, its result after."""
+    """A filter whose input and amplifying arguments are checked first, its result after,
+    and which draws what it works on from the render's budget."""
     position = 1 if getattr(original, "jinja_pass_arg", None) is not None else 0
+    per_item = _PER_ITEM_COST.get(name, 0)
 
     @functools.wraps(original)  # keeps Jinja's pass_context/pass_environment marker
     def checked(*args: Any, **kwargs: Any) -> Any:
-        if name in _TEXT_FILTERS and len(args) > position:
-            check_text(args[position], f"the filter {name!r}")
+        value = args[position] if len(args) > position else None
+        if name in _TEXT_FILTERS:
+            check_text(value, f"the filter {name!r}")
+        items = len(value) if per_item and isinstance(value, str | list | tuple | dict) else 0
+        charge(1 + per_item * items)
         _check_filter_arguments(name, args, kwargs)
         return _checked_result(name, original(*args, **kwargs))
 
