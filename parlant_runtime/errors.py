@@ -20,9 +20,10 @@ class (``tests/test_errors.py`` checks this drawing against the code)::
     ├── SessionClosed        engine.runtime: the session takes no more messages
     ├── ToolError            engine.tools: a tool is set up wrongly
     │   └── ToolArgumentError    engine.tools: arguments break the tool's schema
+    ├── ToolFailure          engine.tools: a tool's own failure, its message always shown
+    │   └── ToolStubError        testing.runner: what a stubbed tool raises in a test
     ├── KnowledgeError       engine.knowledge: a retriever broke its contract
     ├── ConversationFileError testing.loader: a conversation test file cannot be read
-    ├── ToolStubError        testing.runner: what a stubbed tool raises in a test
     ├── ChatError            cli._chat_session: the chat cannot start or go on
     └── LineError            cli._chat_session: one chat input line cannot be carried out
 

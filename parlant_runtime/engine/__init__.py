@@ -30,7 +30,13 @@ from parlant_runtime.engine.knowledge import (
     Retriever,
 )
 from parlant_runtime.engine.runtime import Runtime, SessionClosed, TurnResult
-from parlant_runtime.engine.tools import ToolCall, ToolError, ToolRegistry, current_call
+from parlant_runtime.engine.tools import (
+    ToolCall,
+    ToolError,
+    ToolFailure,
+    ToolRegistry,
+    current_call,
+)
 from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "SessionClosed",
     "ToolCall",
     "ToolError",
+    "ToolFailure",
     "ToolHealth",
     "ToolRegistry",
     "Trace",

@@ -65,6 +65,7 @@ __all__ = [
     "ToolArgumentError",
     "ToolCall",
     "ToolError",
+    "ToolFailure",
     "ToolFunction",
     "ToolOutcome",
     "ToolRegistry",
@@ -100,6 +101,16 @@ class ToolError(ParlantRuntimeError):
 
 class ToolArgumentError(ToolError):
     """A tool's arguments cannot be built or break its ``parameters`` schema."""
+
+
+class ToolFailure(ParlantRuntimeError):
+    """Raise from a tool function to fail with a message that is always shown.
+
+    When a call carries a private value (an argument, or a private
+    ``resultVariable``), the message of an exception the tool raises is hidden, since
+    it may quote the value; a ``ToolFailure``'s message is kept, so word it without
+    the call's values (``"the card is blocked"``, not ``f"card {number} blocked"``).
+    """
 
 
 class ToolRegistry:
@@ -497,7 +508,7 @@ async def _try_once(
     except _TimedOut:
         return None, f"timed out after {handling.timeout_ms} ms", True
     except Exception as exc:  # whatever the tool raises is the tool's failure, not ours
-        if private:
+        if private and not isinstance(exc, ToolFailure):
             return None, f"raised {type(exc).__name__} {_PRIVATE_DETAIL}", False
         return None, f"raised {type(exc).__name__}: {_short(str(exc))}", False
     try:

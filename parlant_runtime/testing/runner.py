@@ -25,9 +25,9 @@ from parlant_runtime.bundle import AgentBundle, read_bundle
 from parlant_runtime.engine.compiled import natural_texts
 from parlant_runtime.engine.conditions import ScriptedEvaluator, normalise
 from parlant_runtime.engine.runtime import Runtime, TurnResult
-from parlant_runtime.engine.tools import ToolFunction, ToolRegistry
+from parlant_runtime.engine.tools import ToolFailure, ToolFunction, ToolRegistry
 from parlant_runtime.engine.trace import Trace
-from parlant_runtime.errors import BundleError, ParlantRuntimeError
+from parlant_runtime.errors import BundleError
 from parlant_runtime.model import EventType, VariableScope
 from parlant_runtime.storage import MemoryStore, StorageError
 from parlant_runtime.testing.expect import Observed, check_expect
@@ -66,7 +66,7 @@ CUSTOMER_ID = "conversation-test-customer"
 """The customer of every case's session."""
 
 
-class ToolStubError(ParlantRuntimeError):
+class ToolStubError(ToolFailure):
     """What a ``{raises: message}`` stub raises: the tool's failure, as a real tool's would be.
 
     The engine catches it like any exception a tool raises and records

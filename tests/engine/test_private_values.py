@@ -20,7 +20,7 @@ from uuid import uuid5
 import pytest
 
 from parlant_runtime.engine import TurnResult
-from parlant_runtime.engine.tools import stable_call_id
+from parlant_runtime.engine.tools import ToolFailure, stable_call_id
 from parlant_runtime.engine.turn import PRIVATE_REASON
 from parlant_runtime.storage.port import InvalidData
 from tests.engine.test_turns import (
@@ -222,6 +222,22 @@ def test_a_tool_argument_built_from_a_private_value_shows_no_trace_of_it(argumen
         assert seen  # the tool got the value
         assert failed.trace.errors
         assert_untainted(await everything_shown(c, first, failed))
+
+    run_chat(data, scenario, tools={"verify": verify})
+
+
+def test_a_tool_failure_keeps_its_message_when_the_call_carries_a_private_value() -> None:
+    data = tool_flow({"code": "{{ vars.secret }}"}, result_variable=None)
+
+    async def verify(arguments: dict[str, Any]) -> Any:
+        raise ToolFailure("the card is blocked; call the bank")
+
+    async def scenario(c: Chat) -> None:
+        await c.say("hi", "start")
+        failed = await c.say("go", "go")
+        assert failed.trace.errors == [
+            "raised ToolFailure: the card is blocked; call the bank (1 attempt)"
+        ]
 
     run_chat(data, scenario, tools={"verify": verify})
 
