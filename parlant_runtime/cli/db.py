@@ -87,3 +87,40 @@ def current(url: str | None) -> None:
         click.echo(f"{at} (head is {newest}: run `parlant-runtime db upgrade`)")
     else:
         click.echo(f"{at} (unknown to this parlant-runtime, whose head is {newest})")
+
+
+@db.command()
+@click.option("--database-url", "url", metavar="URL", help=DATABASE_URL_HELP)
+def adopt(url: str | None) -> None:
+    """Take over a database whose parlant_* tables the host platform created.
+
+    Checks every existing table against what the runtime needs and lists each
+    mismatch (table, column, what to do) without changing anything; otherwise, in one
+    transaction, creates the missing tables, adds the runtime's own columns and
+    indexes, and records the schema revision so that later `db upgrade` runs work.
+    Nothing of the platform's is dropped or changed. Progress goes to standard error.
+    """
+    from parlant_runtime.storage import adopt as adoption  # noqa: PLC0415 (see the module docstring)
+    from parlant_runtime.storage import migrate  # noqa: PLC0415
+
+    def progress(line: str) -> None:
+        click.echo(f"  {line}", err=True)
+
+    async def work() -> tuple[str, adoption.AdoptionReport]:
+        resolved = migrate.database_url(url)
+        return resolved, await adoption.adopt(resolved, progress=progress)
+
+    resolved, report = _run(work)
+    where = migrate.redact(resolved)
+    if report.already:
+        click.echo(
+            f"{where} is already adopted (at {report.revision}); "
+            "run `parlant-runtime db upgrade` for newer revisions"
+        )
+        return
+    for table in report.created:
+        click.echo(f"created {table}")
+    click.echo(
+        f"adopted {where}: checked {len(report.checked)} tables, created {len(report.created)}, "
+        f"added {len(report.added)} columns and indexes; at {report.revision}"
+    )

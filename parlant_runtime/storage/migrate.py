@@ -59,6 +59,8 @@ __all__ = [
     "migration_engine",
     "redact",
     "revisions",
+    "run_in_transaction",
+    "script_location",
     "upgrade",
 ]
 
@@ -157,6 +159,11 @@ def migration_engine(url: str) -> AsyncEngine:
     return create_engine(url, sqlite_begin="BEGIN IMMEDIATE", sqlite_foreign_keys=False, **options)
 
 
+def script_location() -> str:
+    """The folder of the migration scripts (inside the installed package)."""
+    return _script_location()
+
+
 def _script_location() -> str:
     try:
         location = resources.files(_MIGRATIONS_PACKAGE)
@@ -200,7 +207,44 @@ async def upgrade(url: str, revision: str = "head") -> list[str]:
         DatabaseUnavailable: the database cannot be reached or opened.
         MigrationError: a migration failed (nothing was changed) or ``revision`` is unknown.
     """
-    return await _run(url, lambda config: command.upgrade(config, revision), "the upgrade")
+    return await _run(url, lambda config: _upgrade(config, revision), "the upgrade")
+
+
+def _upgrade(config: Config, revision: str) -> None:
+    connection: sa.Connection = config.attributes["connection"]
+    needs_adoption = _needs_adoption(connection)
+    connection.rollback()  # the look ended its implicit transaction: Alembic begins its own
+    if needs_adoption:
+        raise MigrationError(
+            "the database already has the platform's parlant_* tables but no record of the "
+            "runtime's schema; run `parlant-runtime db adopt` once to take them over "
+            "(nothing was changed)"
+        )
+    command.upgrade(config, revision)
+
+
+def _needs_adoption(connection: sa.Connection) -> bool:
+    """Platform tables present, no revision recorded: created by the host's own schema."""
+    if MigrationContext.configure(connection).get_current_revision() is not None:
+        return False
+    return any(name.startswith("parlant_") for name in sa.inspect(connection).get_table_names())
+
+
+async def run_in_transaction(url: str, work: Callable[[sa.Connection], T], *, doing: str) -> T:
+    """Run ``work`` on a migration connection inside one transaction (all or nothing).
+
+    Commands of this module and this one take turns within an event loop; the failure
+    of ``work`` rolls everything back and comes out as :class:`MigrationError` (or its
+    own library error).
+    """
+
+    def inside(connection: sa.Connection) -> T:
+        with connection.begin():
+            return work(connection)
+
+    lock = _COMMAND_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        return await _with_connection(database_url(url), inside, doing=doing)
 
 
 async def downgrade(url: str, revision: str) -> list[str]:

@@ -38,7 +38,7 @@ from parlant_runtime.model.enums import (
     StateType,
 )
 
-__all__ = ["HOST_TABLES", "metadata"]
+__all__ = ["HOST_TABLES", "RUNTIME", "RUNTIME_TABLES", "metadata"]
 
 NAMING_CONVENTION = {
     "ix": "%(table_name)s_%(column_0_N_name)s_idx",
@@ -55,6 +55,8 @@ UUID = sa.Uuid(as_uuid=True)
 NOW = sa.func.now()
 
 HOST_TABLES = ("workspace", "user", "knowledge_base", "custom_tools")
+RUNTIME_TABLES = ("parlant_usage",)
+"""Tables of the runtime's own, which no host schema has."""
 
 
 def _enum(enum: Any, name: str) -> sa.Enum:
@@ -82,9 +84,13 @@ def _counter(name: str) -> sa.Column[Any]:
     return sa.Column(name, sa.Integer, nullable=False, server_default="0")
 
 
+RUNTIME = {"runtime": True}
+"""``Column.info`` of the runtime's extensions: what adopting a host database adds."""
+
+
 def _position() -> sa.Column[Any]:
     """The entry's place in its bundle list: order carries meaning (transition tie-breaks)."""
-    return sa.Column("position", sa.Integer, nullable=False, server_default="0")
+    return sa.Column("position", sa.Integer, nullable=False, server_default="0", info=RUNTIME)
 
 
 def _uuid_pk() -> sa.Column[Any]:
@@ -172,8 +178,8 @@ agent = sa.Table(
     sa.Column("last_active_at", sa.DateTime(timezone=True)),
     *_timestamps(),
     sa.Column("deleted_at", sa.DateTime(timezone=True)),
-    sa.Column("no_match_response", sa.Text),  # extension
-    sa.Column("version", sa.Integer, nullable=False, server_default="1"),  # extension
+    sa.Column("no_match_response", sa.Text, info=RUNTIME),  # extension
+    sa.Column("version", sa.Integer, nullable=False, server_default="1", info=RUNTIME),
     sa.Index(None, "workspace_id"),
     sa.Index(None, "workspace_id", "name"),
 )
@@ -212,7 +218,7 @@ session = sa.Table(
     sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     *_timestamps(),
-    sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # extension
+    sa.Column("version", sa.Integer, nullable=False, server_default="0", info=RUNTIME),
     sa.Index(None, "workspace_id", "agent_id"),
     sa.Index(None, "current_state_id"),
 )
@@ -230,7 +236,7 @@ event = sa.Table(
     _fk("journey_id", "parlant_journey.id", nullable=True, on_delete="SET NULL"),
     _fk("state_id", "parlant_journey_state.id", nullable=True, on_delete="SET NULL"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
-    sa.Column("idempotency_key", sa.Text),  # extension
+    sa.Column("idempotency_key", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "session_id", "offset", unique=True),
     sa.Index(None, "session_id", "idempotency_key", unique=True),
 )
@@ -251,7 +257,7 @@ guideline = sa.Table(
     _counter("match_count"),
     sa.Column("last_matched_at", sa.DateTime(timezone=True)),
     *_timestamps(),
-    sa.Column("name", sa.Text),  # extension
+    sa.Column("name", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "agent_id"),
 )
 
@@ -271,7 +277,7 @@ canned_response = sa.Table(
     _counter("use_count"),
     sa.Column("last_used_at", sa.DateTime(timezone=True)),
     *_timestamps(),
-    sa.Column("name", sa.Text),  # extension
+    sa.Column("name", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "agent_id"),
 )
 
@@ -411,7 +417,7 @@ variable = sa.Table(
     sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("description", sa.Text),
     *_timestamps(),
-    sa.Column("customer_id", sa.Text),  # extension
+    sa.Column("customer_id", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "session_id", "key", unique=True),
     # one customer value per key, one definition per key (partial unique indexes)
     sa.Index(

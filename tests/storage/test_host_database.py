@@ -1,0 +1,495 @@
+"""The runtime on the host platform's own database, created exactly as its schema makes it.
+
+Every test takes a throwaway PostgreSQL database built from
+``tests/fixtures/sim-host-schema.sql`` (the platform's Drizzle DDL, unedited), with one
+user (``u-owner``) owning one workspace (``acme``), as the platform would have them.
+Then: ``db upgrade`` refuses and says to adopt; ``db adopt`` checks the tables (all of
+them, a subset, with rows) and reports every mismatch; the example bundles publish,
+export equal and republish unchanged; conversations run; and rows the platform writes
+by plain SQL, leaving columns to their defaults, run in the runtime, including events
+the platform appends to a session between two turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from parlant_runtime import KeywordEvaluator, Runtime, load_bundle
+from parlant_runtime.bundle import read_bundle
+from parlant_runtime.bundle.schema import AgentBundle
+from parlant_runtime.cli import cli
+from parlant_runtime.storage import migrate
+from parlant_runtime.storage.port import InvalidData
+from parlant_runtime.storage.publishing import from_workspace
+from parlant_runtime.storage.sql.store import SqlStore
+from tests.postgres import postgres_url
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST_DDL = ROOT / "tests" / "fixtures" / "sim-host-schema.sql"
+EXAMPLE_BUNDLES = [*sorted((ROOT / "examples").glob("*.yaml")), ROOT / "examples/web/agent.yaml"]
+WS = "acme"
+OWNER = "u-owner"
+PARLANT_TABLES = (
+    "parlant_agent",
+    "parlant_session",
+    "parlant_event",
+    "parlant_guideline",
+    "parlant_canned_response",
+    "parlant_term",
+    "parlant_journey",
+    "parlant_journey_state",
+    "parlant_journey_transition",
+    "parlant_tool",
+    "parlant_tool_integration",
+    "parlant_variable",
+    "parlant_agent_tool",
+    "parlant_journey_guideline",
+    "parlant_agent_knowledge_base",
+)
+
+
+def _dsn(url: str) -> str:
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _sql(url: str, statement: str, *args: Any) -> list[asyncpg.Record]:
+    """Run plain SQL as the platform would (asyncpg, no library code in between)."""
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        if args:
+            return list(await connection.fetch(statement, *args))
+        await connection.execute(statement)  # a script: several statements
+        return []
+    finally:
+        await connection.close()
+
+
+def sql(url: str, statement: str, *args: Any) -> list[asyncpg.Record]:
+    return asyncio.run(_sql(url, statement, *args))
+
+
+def host_database(url: str, *, without: tuple[str, ...] = ()) -> None:
+    """Create the platform's tables (minus ``without``) and its owner and workspace."""
+    statements = HOST_DDL.read_text(encoding="utf-8").split("--> statement-breakpoint")
+    kept = [s for s in statements if not any(f'"{table}"' in s for table in without)]
+    sql(url, ";\n".join(s.strip().rstrip(";") for s in kept if s.strip()) + ";")
+    sql(
+        url,
+        """INSERT INTO "user" (id, name, email, email_verified, created_at, updated_at)
+        VALUES ('u-owner', 'Owner', 'owner@example.com', true, now(), now()),
+               ('u-editor', 'Editor', 'editor@example.com', true, now(), now());
+        INSERT INTO workspace (id, name, owner_id) VALUES ('acme', 'Acme', 'u-owner');""",
+    )
+
+
+@pytest.fixture
+def host_url() -> Iterator[str]:
+    """A throwaway database holding the platform's tables, not adopted yet."""
+    with postgres_url() as url:
+        host_database(url)
+        yield url
+
+
+@pytest.fixture
+def adopted_url(host_url: str) -> str:
+    result = cli_run("db", "adopt", "--database-url", host_url)
+    assert result.exit_code == 0, result.output
+    return host_url
+
+
+def cli_run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(arg) for arg in args], catch_exceptions=False)
+
+
+def columns(url: str, table: str) -> dict[str, tuple[str, bool, str | None]]:
+    rows = sql(
+        url,
+        """SELECT column_name, data_type, is_nullable, column_default
+        FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1""",
+        table,
+    )
+    return {r[0]: (r[1], r[2] == "YES", r[3]) for r in rows}
+
+
+# ------------------------------------------------------------------ adoption
+
+
+def test_upgrade_on_a_host_database_says_to_adopt_and_changes_nothing(host_url: str) -> None:
+    before = columns(host_url, "parlant_agent")
+    with pytest.raises(migrate.MigrationError, match="db adopt"):
+        asyncio.run(migrate.upgrade(host_url))
+    result = cli_run("db", "upgrade", "--database-url", host_url)
+    assert result.exit_code == 1
+    assert "parlant-runtime db adopt" in result.output
+    assert "already exists" not in result.output
+    assert columns(host_url, "parlant_agent") == before
+
+
+def test_adopt_keeps_every_host_column_and_records_the_revision(host_url: str) -> None:
+    before = {table: columns(host_url, table) for table in PARLANT_TABLES}
+    result = cli_run("db", "adopt", "--database-url", host_url)
+    assert result.exit_code == 0, result.output
+    assert "checked 15 platform tables" in result.output
+    assert asyncio.run(migrate.current(host_url)) == migrate.head()
+    for table, host_columns in before.items():
+        after = columns(host_url, table)
+        for name, shape in host_columns.items():
+            assert after[name] == shape, f"{table}.{name} changed"
+    # later upgrades work (nothing to do) and adopting again is harmless
+    again = cli_run("db", "upgrade", "--database-url", host_url)
+    assert again.exit_code == 0, again.output
+    assert "nothing to apply" in again.output
+    twice = cli_run("db", "adopt", "--database-url", host_url)
+    assert twice.exit_code == 0, twice.output
+    assert "already adopted" in twice.output
+
+
+def test_adopt_creates_the_tables_a_partial_host_database_lacks() -> None:
+    missing = ("parlant_event", "parlant_variable", "parlant_tool_integration", "parlant_term")
+    with postgres_url() as url:
+        host_database(url, without=missing)
+        result = cli_run("db", "adopt", "--database-url", url)
+        assert result.exit_code == 0, result.output
+        for table in missing:
+            assert f"created {table}" in result.output
+            assert columns(url, table)
+        assert asyncio.run(migrate.current(url)) == migrate.head()
+        published = cli_run(
+            "publish", ROOT / "examples/returns.yaml", "--database-url", url, "--workspace", WS
+        )
+        assert published.exit_code == 0, published.output
+
+
+def test_adopt_reports_every_mismatch_and_changes_nothing(host_url: str) -> None:
+    sql(
+        host_url,
+        """ALTER TABLE parlant_event ALTER COLUMN "offset" TYPE text;
+        ALTER TABLE parlant_journey_state DROP COLUMN chat_prompt;
+        ALTER TYPE event_type RENAME VALUE 'tool_result' TO 'tool_output';""",
+    )
+    result = cli_run("db", "adopt", "--database-url", host_url)
+    assert result.exit_code == 1
+    out = result.output
+    assert "parlant_event.offset is text, the runtime needs integer" in out
+    assert "parlant_journey_state.chat_prompt is missing" in out
+    assert "enum type event_type lacks 'tool_result'" in out
+    assert "3 problems" in out
+    assert asyncio.run(migrate.current(host_url)) is None
+    assert "idempotency_key" not in columns(host_url, "parlant_event")
+
+
+def test_adopt_a_database_whose_platform_rows_exist(host_url: str) -> None:
+    agent, session = platform_agent_and_session(host_url)
+    result = cli_run("db", "adopt", "--database-url", host_url)
+    assert result.exit_code == 0, result.output
+    assert asyncio.run(run_platform_session(host_url, agent, session)) == ("Which day suits you?")
+
+
+# ------------------------------------------------------------------ publishing
+
+
+@pytest.mark.parametrize("bundle", EXAMPLE_BUNDLES, ids=lambda p: p.parent.name + "/" + p.name)
+def test_every_example_publishes_exports_equal_and_republishes_unchanged(
+    adopted_url: str, bundle: Path, tmp_path: Path
+) -> None:
+    kb_ids = [kb.knowledge_base_id for kb in load_bundle(bundle).knowledge_bases]
+    for kb in kb_ids:
+        sql(
+            adopted_url,
+            "INSERT INTO knowledge_base (id, user_id, workspace_id, name) VALUES ($1, $2, $3, $1)",
+            kb,
+            OWNER,
+            WS,
+        )
+    first = cli_run("publish", bundle, "--database-url", adopted_url, "--workspace", WS)
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("created")
+    creator = sql(adopted_url, "SELECT created_by, model_provider FROM parlant_agent")
+    assert [row[0] for row in creator] == [OWNER]  # the workspace's owner by default
+    again = cli_run("publish", bundle, "--database-url", adopted_url, "--workspace", WS)
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith("unchanged"), again.output
+    name = load_bundle(bundle).agent.name
+    out = tmp_path / "export.yaml"
+    exported = cli_run(
+        "export", "--database-url", adopted_url, "--workspace", WS, "--agent", name, "-o", out
+    )
+    assert exported.exit_code == 0, exported.output
+    assert read_bundle(out).bundle == host_view(load_bundle(bundle))
+
+
+def host_view(bundle: AgentBundle) -> AgentBundle:
+    """The bundle as the host database holds it: omitted agent model settings take the
+    host columns' defaults (the export says what the database holds)."""
+    agent = bundle.agent.model_copy(
+        update={
+            "model_provider": bundle.agent.model_provider or "openai",
+            "model_name": bundle.agent.model_name or "gpt-4",
+        }
+    )
+    return bundle.model_copy(update={"agent": agent})
+
+
+UNCONDITIONAL = """
+agent: {name: Plain}
+guidelines:
+  - {action: Always be polite.}
+tools:
+  - {name: lookup}
+journeys:
+  - title: Greet
+    conditions: ["customer says hello"]
+    states:
+      - {name: hello, stateType: chat, isInitial: true, chatPrompt: "Hello!"}
+      - {name: done, stateType: final, isFinal: true}
+    transitions:
+      - {from: hello, to: done}
+"""
+
+
+def test_unconditional_guidelines_and_bare_tools_publish_and_export(
+    adopted_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "plain.yaml"
+    path.write_text(UNCONDITIONAL, encoding="utf-8")
+    result = cli_run(
+        "publish",
+        path,
+        "--database-url",
+        adopted_url,
+        "--workspace",
+        WS,
+        "--created-by",
+        "u-editor",
+    )
+    assert result.exit_code == 0, result.output
+    rows = sql(adopted_url, "SELECT created_by FROM parlant_agent")
+    assert [row[0] for row in rows] == ["u-editor"]
+    tool = sql(adopted_url, "SELECT display_name, description, tool_type FROM parlant_tool")
+    assert tuple(tool[0]) == ("lookup", "", "custom")
+    out = tmp_path / "out.yaml"
+    exported = cli_run(
+        "export", "--database-url", adopted_url, "--workspace", WS, "--agent", "Plain", "-o", out
+    )
+    assert exported.exit_code == 0, exported.output
+    assert read_bundle(out).bundle == host_view(read_bundle(path).bundle)
+    again = cli_run("publish", path, "--database-url", adopted_url, "--workspace", WS)
+    assert again.output.startswith("unchanged"), again.output
+
+
+def test_an_unknown_creator_is_refused_with_the_fix(adopted_url: str) -> None:
+    result = cli_run(
+        "publish",
+        ROOT / "examples/minimal.yaml",
+        "--database-url",
+        adopted_url,
+        "--workspace",
+        WS,
+        "--created-by",
+        "nobody",
+    )
+    assert result.exit_code == 2
+    assert "user 'nobody'" in result.output
+    assert "--created-by" in result.output
+    assert sql(adopted_url, "SELECT count(*) FROM parlant_agent")[0][0] == 0
+
+
+def test_create_workspace_on_the_host_needs_an_owner(adopted_url: str) -> None:
+    minimal = ROOT / "examples/minimal.yaml"
+    refused = cli_run(
+        "publish",
+        minimal,
+        "--database-url",
+        adopted_url,
+        "--workspace",
+        "beta",
+        "--create-workspace",
+    )
+    assert refused.exit_code == 2
+    assert "owner" in refused.output
+    assert "--created-by" in refused.output
+    made = cli_run(
+        "publish",
+        minimal,
+        "--database-url",
+        adopted_url,
+        "--workspace",
+        "beta",
+        "--create-workspace",
+        "--created-by",
+        "u-editor",
+    )
+    assert made.exit_code == 0, made.output
+    owner = sql(adopted_url, "SELECT owner_id FROM workspace WHERE id = 'beta'")
+    assert owner[0][0] == "u-editor"
+
+
+# ------------------------------------------------------------------ running
+
+
+def test_a_conversation_runs_and_its_rows_fit_the_host_schema(adopted_url: str) -> None:
+    async def main() -> tuple[tuple[str, ...], tuple[str, ...]]:
+        store = SqlStore.open(adopted_url)
+        try:
+            report = await store.publish(WS, load_bundle(ROOT / "examples/minimal.yaml"))
+            runtime = Runtime(store, evaluator=KeywordEvaluator())
+            session = await runtime.start_session(WS, report.agent_id, customer_id="c-1")
+            first = await runtime.process_message(WS, session.id, "I'd like to book an appointment")
+            second = await runtime.process_message(
+                WS, session.id, "Monday", variables={"day": "Monday"}
+            )
+            return first.replies, second.replies
+        finally:
+            await store.close()
+
+    first, second = asyncio.run(main())
+    assert first == ("Which day suits you?",)
+    assert second == ("Booked for Monday. Anything else?",)
+    messages = sql(
+        adopted_url,
+        'SELECT event_type::text, content FROM parlant_event ORDER BY "offset"',
+    )
+    contents = [(kind, json.loads(content)) for kind, content in messages]
+    said = [c for kind, c in contents if kind in ("customer_message", "agent_message")]
+    assert [c["message"] for c in said] == [
+        "I'd like to book an appointment",
+        "Which day suits you?",
+        "Monday",
+        "Booked for Monday. Anything else?",
+    ]
+    assert [c["sender"] for c in said] == ["customer", "agent", "customer", "agent"]
+    assert all(isinstance(c["timestamp"], str) and c["text"] == c["message"] for c in said)
+
+
+def platform_agent_and_session(url: str) -> tuple[UUID, UUID]:
+    """An agent, a journey and a session written by the platform: plain SQL, defaults."""
+    agent, journey, ask, done, session = (uuid4() for _ in range(5))
+    sql(
+        url,
+        """INSERT INTO parlant_agent (id, workspace_id, created_by, name)
+        VALUES ($1, 'acme', 'u-owner', 'Platform agent')""",
+        agent,
+    )
+    sql(
+        url,
+        """INSERT INTO parlant_journey (id, agent_id, title, conditions)
+        VALUES ($1, $2, 'Book', '["customer wants to book an appointment"]')""",
+        journey,
+        agent,
+    )
+    sql(
+        url,
+        """INSERT INTO parlant_journey_state (id, journey_id, name, state_type, chat_prompt,
+            is_initial, metadata)
+        VALUES ($1, $3, 'ask_day', 'chat', 'Which day suits you?', true, NULL),
+               ($2, $3, 'done', 'final', NULL, false, NULL)""",
+        ask,
+        done,
+        journey,
+    )
+    sql(
+        url,
+        """UPDATE parlant_journey_state SET is_final = true WHERE id = $1""",
+        done,
+    )
+    sql(
+        url,
+        """INSERT INTO parlant_journey_transition (journey_id, from_state_id, to_state_id,
+            condition) VALUES ($1, $2, $3, 'customer says goodbye')""",
+        journey,
+        ask,
+        done,
+    )
+    sql(
+        url,
+        """INSERT INTO parlant_guideline (agent_id, condition, action, tool_ids)
+        VALUES ($1, 'customer is rude', 'Stay calm.', NULL)""",
+        agent,
+    )
+    sql(
+        url,
+        """INSERT INTO parlant_session (id, agent_id, workspace_id, metadata, variables, tags)
+        VALUES ($1, $2, 'acme', NULL, NULL, NULL)""",
+        session,
+        agent,
+    )
+    return agent, session
+
+
+async def run_platform_session(url: str, agent: UUID, session: UUID) -> str:
+    store = SqlStore.open(url)
+    try:
+        runtime = Runtime(store, evaluator=KeywordEvaluator())
+        turn = await runtime.process_message(WS, session, "I'd like to book an appointment")
+        bundle = (await store.load_agent(WS, agent)).bundle
+        from_workspace(bundle, WS)  # export works on it
+        return turn.replies[0]
+    finally:
+        await store.close()
+
+
+def test_the_platforms_own_rows_run_in_the_runtime(adopted_url: str) -> None:
+    agent, session = platform_agent_and_session(adopted_url)
+    assert asyncio.run(run_platform_session(adopted_url, agent, session)) == (
+        "Which day suits you?"
+    )
+    result = cli_run(
+        "export", "--database-url", adopted_url, "--workspace", WS, "--agent", "Platform agent"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Stay calm." in result.output
+
+
+def test_a_host_row_the_runtime_cannot_use_is_named(adopted_url: str) -> None:
+    agent, _session = platform_agent_and_session(adopted_url)
+    sql(adopted_url, "UPDATE parlant_journey SET conditions = '\"not a list\"'")
+
+    async def load() -> None:
+        store = SqlStore.open(adopted_url)
+        try:
+            await store.load_agent(WS, agent)
+        finally:
+            await store.close()
+
+    with pytest.raises(InvalidData, match=r"parlant_journey .* conditions"):
+        asyncio.run(load())
+
+
+def test_events_the_platform_appends_between_turns(adopted_url: str) -> None:
+    _agent, session = platform_agent_and_session(adopted_url)
+    platform_message = """INSERT INTO parlant_event (session_id, "offset", event_type, content)
+        SELECT $1, COALESCE(MAX("offset"), 0) + 1, 'agent_message',
+               '{"message": "A human here.", "sender": "agent", "timestamp": "2025-01-01"}'
+        FROM parlant_event WHERE session_id = $1"""
+    # the platform speaks first: its numbering starts at 1
+    sql(adopted_url, platform_message, session)
+
+    async def main() -> list[int]:
+        store = SqlStore.open(adopted_url)
+        try:
+            runtime = Runtime(store, evaluator=KeywordEvaluator())
+            await runtime.process_message(WS, session, "I'd like to book an appointment")
+            await _sql(adopted_url, platform_message, session)
+            await runtime.process_message(WS, session, "hello again")
+            events = await store.list_events(WS, session)
+            assert events[0].content["text"] == "A human here."  # read as the runtime's own
+            return [event.offset for event in events]
+        finally:
+            await store.close()
+
+    offsets = asyncio.run(main())
+    assert offsets == list(range(1, len(offsets) + 1))
+    count = sql(adopted_url, "SELECT event_count FROM parlant_session WHERE id = $1", session)
+    assert count[0][0] == offsets[-1] + 1
