@@ -169,10 +169,12 @@ def test_trusted_converts_enums_keeps_other_values_and_fills_defaults() -> None:
     assert type(validated.agent_id) is _AsyncpgLikeUUID  # validation keeps the subclass
     assert session.agent_id is raw  # and so does Trusted
     assert session.mode is SessionMode.MANUAL
-    assert session.status is None  # given as None: kept (the schema never stores NULL here)
+    # NULL where the field cannot be empty (a host's looser column): the field's default
+    assert session.status is SessionStatus.ACTIVE
+    assert "status" not in session.model_fields_set
     assert session.metadata == {}
     assert session.tags == []
-    assert session.model_fields_set == {"agent_id", "workspace_id", "mode", "status"}
+    assert session.model_fields_set == {"agent_id", "workspace_id", "mode"}
     other = build({"agent_id": raw, "workspace_id": "w"})
     assert other.metadata is not session.metadata  # defaults are not shared
     with pytest.raises(KeyError):

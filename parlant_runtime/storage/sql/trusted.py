@@ -10,6 +10,15 @@ kept as the driver gives it (as validation keeps it: asyncpg's UUID subclass sta
 Model validators do not run; callers use it only for rows this library wrote
 (``tests/storage/test_trusted_rows.py`` checks the result equals what validation
 gives, type for type).
+
+Rows the host platform wrote share the tables, and its schema is looser: most JSON,
+integer and text columns are nullable there. So two things are checked on every row,
+for the price of a dictionary look-up per field: a NULL in a field that cannot be
+empty means the field's default (what the column's default would have stored), and a
+JSON value of the wrong shape (a string where an object or a list belongs, a list of
+conditions that are not all strings) or a NULL in a field without a default is
+refused with :class:`~parlant_runtime.storage.port.InvalidData` naming the table, the
+row's id and the column, rather than failing later as a raw Python error.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from typing import Any, Generic, TypeVar, Union, get_args, get_origin
 import sqlalchemy as sa
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
+
+from parlant_runtime.storage.port import InvalidData
 
 __all__ = ["Trusted"]
 
@@ -58,10 +69,33 @@ def _converter(annotation: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-class Trusted(Generic[M]):
-    """Builds ``model`` instances from trusted data (see the module docstring)."""
+def _optional(annotation: Any) -> bool:
+    if annotation is Any:
+        return True
+    return get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(annotation)
 
-    def __init__(self, model: type[M]) -> None:
+
+def _shape(annotation: Any) -> tuple[type, type | None] | None:
+    """``(dict, None)``, ``(list, str)``, ``(list, None)`` for JSON containers, else ``None``."""
+    if _optional(annotation):
+        inner = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return _shape(inner[0]) if len(inner) == 1 else None
+    origin = get_origin(annotation)
+    if origin is dict:
+        return dict, None
+    if origin is list:
+        (item,) = get_args(annotation) or (None,)
+        return list, item if item is str else None
+    return None
+
+
+class Trusted(Generic[M]):
+    """Builds ``model`` instances from trusted data (see the module docstring).
+
+    ``table`` names the rows' table in the errors about a row the runtime cannot use.
+    """
+
+    def __init__(self, model: type[M], table: str | None = None) -> None:
         if model.__pydantic_post_init__ is not None:
             raise TypeError(f"{model.__name__} has a post-init hook; build it by validation")
         self.model = model
@@ -78,6 +112,16 @@ class Trusted(Generic[M]):
                 self._defaults[name] = (field.default_factory, None)  # type: ignore[assignment]
             elif field.default is not PydanticUndefined:
                 self._defaults[name] = (None, field.default)
+        self.table = table or model.__name__
+        # fields that cannot hold None: a NULL there is the default (or, without one, unusable)
+        self._not_none = tuple(
+            name for name, field in model.model_fields.items() if not _optional(field.annotation)
+        )
+        self._shapes = tuple(
+            (name, shape)
+            for name, field in model.model_fields.items()
+            if (shape := _shape(field.annotation)) is not None
+        )
 
     def __call__(self, data: dict[str, Any]) -> M:
         """The model of ``data`` (field names -> values; taken over, not copied).
@@ -85,6 +129,21 @@ class Trusted(Generic[M]):
         The fields given are the model's set fields, as with ``model_validate``.
         """
         fields_set = set(data)
+        for name in self._not_none:
+            if name in data and data[name] is None:
+                if name not in self._defaults:
+                    self._refuse(data, name, "is NULL, and the runtime needs a value")
+                del data[name]  # NULL: the field's default, as the column's would be
+                fields_set.discard(name)
+        for name, (container, item) in self._shapes:
+            value = data.get(name)
+            if value is not None and (
+                not isinstance(value, container)
+                or (item is not None and not all(isinstance(v, item) for v in value))  # type: ignore[attr-defined]
+            ):
+                kind = "an object" if container is dict else "a list"
+                what = f"{kind} of strings" if item is str else kind
+                self._refuse(data, name, f"holds {value!r}, not {what}")
         for name, convert in self._convert:
             value = data.get(name)
             if value is not None:
@@ -100,6 +159,13 @@ class Trusted(Generic[M]):
         _set_extra(instance, None)
         _set_private(instance, None)
         return instance
+
+    def _refuse(self, data: dict[str, Any], name: str, problem: str) -> None:
+        row_id = data.get("id", "?")
+        raise InvalidData(
+            f"{self.table} row {row_id}: column {name} {problem}; the runtime cannot use "
+            "this row until it is corrected"
+        )
 
     def row(self, row: sa.Row[Any], **more: Any) -> M:
         """The model of a row: its columns that are fields of the model (others, such as
