@@ -100,7 +100,15 @@ def _report_data(report: PublishReport) -> dict[str, Any]:
 @click.option(
     "--create-workspace",
     is_flag=True,
-    help="Create the workspace and knowledge-base rows if missing (embedded databases).",
+    help="Create the workspace and knowledge-base rows if missing (embedded databases; "
+    "on a host database the workspace needs an owner: --created-by).",
+)
+@click.option(
+    "--created-by",
+    "created_by",
+    metavar="USER_ID",
+    help="The host user credited with a new agent (and owning a workspace "
+    "--create-workspace makes); default: the workspace's owner.",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def publish(  # click passes options as keywords
@@ -112,6 +120,7 @@ def publish(  # click passes options as keywords
     force: bool,
     dry_run: bool,
     create_workspace: bool,
+    created_by: str | None,
     fmt: Literal["text", "json"],
 ) -> None:
     """Validate BUNDLE and write its agent into the database in one transaction.
@@ -135,12 +144,17 @@ def publish(  # click passes options as keywords
 
     async def work(store: SqlStore) -> PublishReport | PublishRefused:
         if create_workspace:
-            await store.ensure_workspace(workspace)
+            await store.ensure_workspace(workspace, owner_id=created_by)
             kb_ids = [kb.knowledge_base_id for kb in loaded.bundle.knowledge_bases]
-            await store.ensure_knowledge_bases(workspace, kb_ids)
+            await store.ensure_knowledge_bases(workspace, kb_ids, user_id=created_by)
         try:
             return await store.publish(
-                workspace, loaded.bundle, state_mapping=mapping, force=force, dry_run=dry_run
+                workspace,
+                loaded.bundle,
+                state_mapping=mapping,
+                force=force,
+                dry_run=dry_run,
+                created_by=created_by,
             )
         except PublishRefused as refused:
             return refused

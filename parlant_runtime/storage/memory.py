@@ -192,8 +192,13 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ agents
 
-    async def ensure_workspace(self, workspace_id: str, name: str | None = None) -> None:
-        """Create the host workspace row if it is missing (embedded use)."""
+    async def ensure_workspace(
+        self, workspace_id: str, name: str | None = None, *, owner_id: str | None = None
+    ) -> None:
+        """Create the host workspace row if it is missing (embedded use); an ``owner_id``
+        must be one of the users this store knows."""
+        if owner_id is not None and owner_id not in self._users:
+            raise InvalidData(f"user {owner_id!r} (workspace owner) is not a known user")
         if not workspace_id:
             raise InvalidData("a workspace id cannot be empty")
         check_text(workspace_id, f"workspace id {workspace_id!r}")
@@ -209,6 +214,7 @@ class MemoryStore:
         state_mapping: Mapping[str, Mapping[str, str]] | None = None,
         force: bool = False,
         dry_run: bool = False,
+        created_by: str | None = None,
     ) -> PublishReport:
         """Write an agent: create it, or update it in place (see :meth:`Store.publish`).
 
@@ -221,6 +227,11 @@ class MemoryStore:
         async with self._atomic():
             if workspace_id not in self._workspaces:
                 raise NotFound(f"no workspace {workspace_id!r}; create it first")
+            if created_by is not None and created_by not in self._users:
+                raise InvalidData(
+                    f"user {created_by!r} (the agent's creator) is not a known user; give the "
+                    "id of an existing user"
+                )
             new = for_workspace(bundle, workspace_id)
             agent_id = new.agent.id
             old = self._agents.get(agent_id)

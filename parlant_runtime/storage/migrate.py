@@ -42,7 +42,7 @@ from sqlalchemy.pool import NullPool
 
 from parlant_runtime.storage.port import StorageError
 from parlant_runtime.storage.sql.engine import create_engine, normalise_url
-from parlant_runtime.storage.sql.schema import metadata
+from parlant_runtime.storage.sql.schema import RUNTIME_TABLES, metadata
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -227,7 +227,8 @@ def _needs_adoption(connection: sa.Connection) -> bool:
     """Platform tables present, no revision recorded: created by the host's own schema."""
     if MigrationContext.configure(connection).get_current_revision() is not None:
         return False
-    return any(name.startswith("parlant_") for name in sa.inspect(connection).get_table_names())
+    platform = {name for name in metadata.tables if name.startswith("parlant_")}
+    return bool(platform.difference(RUNTIME_TABLES) & set(sa.inspect(connection).get_table_names()))
 
 
 async def run_in_transaction(url: str, work: Callable[[sa.Connection], T], *, doing: str) -> T:

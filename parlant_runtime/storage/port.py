@@ -197,8 +197,14 @@ class PublishReport:
 class Store(Protocol):
     """The storage port. Every method is scoped by ``workspace_id``."""
 
-    async def ensure_workspace(self, workspace_id: str, name: str | None = None) -> None:
-        """Create the host workspace row if it is missing (embedded use)."""
+    async def ensure_workspace(
+        self, workspace_id: str, name: str | None = None, *, owner_id: str | None = None
+    ) -> None:
+        """Create the host workspace row if it is missing (embedded use).
+
+        ``owner_id`` names its owner, a user of the host; required where the host's
+        schema requires an owner (the host owns workspaces there).
+        """
 
     async def publish(
         self,
@@ -208,8 +214,13 @@ class Store(Protocol):
         state_mapping: Mapping[str, Mapping[str, str]] | None = None,
         force: bool = False,
         dry_run: bool = False,
+        created_by: str | None = None,
     ) -> PublishReport:
         """Write an agent in one transaction: create it, or update it in place.
+
+        ``created_by`` (a user of the host) is recorded on a new agent; by default the
+        workspace's owner. Where the host's schema requires a creator and there is
+        none, or the user is unknown, the publish is refused with :class:`InvalidData`.
 
         Live sessions on states the new version removes are moved by
         ``state_mapping`` (journey title -> old state name -> new state name);

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -68,7 +68,7 @@ async def _sql(url: str, statement: str, *args: Any) -> list[asyncpg.Record]:
     """Run plain SQL as the platform would (asyncpg, no library code in between)."""
     connection = await asyncpg.connect(_dsn(url))
     try:
-        if args:
+        if args or statement.lstrip().upper().startswith("SELECT"):
             return list(await connection.fetch(statement, *args))
         await connection.execute(statement)  # a script: several statements
         return []
@@ -166,6 +166,12 @@ def test_adopt_creates_the_tables_a_partial_host_database_lacks() -> None:
             assert f"created {table}" in result.output
             assert columns(url, table)
         assert asyncio.run(migrate.current(url)) == migrate.head()
+        refused = cli_run(
+            "publish", ROOT / "examples/returns.yaml", "--database-url", url, "--workspace", WS
+        )
+        assert refused.exit_code == 2
+        assert "create them in the host platform first" in refused.output
+        host_knowledge_bases(url, ROOT / "examples/returns.yaml")
         published = cli_run(
             "publish", ROOT / "examples/returns.yaml", "--database-url", url, "--workspace", WS
         )
@@ -204,15 +210,7 @@ def test_adopt_a_database_whose_platform_rows_exist(host_url: str) -> None:
 def test_every_example_publishes_exports_equal_and_republishes_unchanged(
     adopted_url: str, bundle: Path, tmp_path: Path
 ) -> None:
-    kb_ids = [kb.knowledge_base_id for kb in load_bundle(bundle).knowledge_bases]
-    for kb in kb_ids:
-        sql(
-            adopted_url,
-            "INSERT INTO knowledge_base (id, user_id, workspace_id, name) VALUES ($1, $2, $3, $1)",
-            kb,
-            OWNER,
-            WS,
-        )
+    host_knowledge_bases(adopted_url, bundle)
     first = cli_run("publish", bundle, "--database-url", adopted_url, "--workspace", WS)
     assert first.exit_code == 0, first.output
     assert first.output.startswith("created")
@@ -228,6 +226,18 @@ def test_every_example_publishes_exports_equal_and_republishes_unchanged(
     )
     assert exported.exit_code == 0, exported.output
     assert read_bundle(out).bundle == host_view(load_bundle(bundle))
+
+
+def host_knowledge_bases(url: str, bundle: Path) -> None:
+    """The knowledge bases a bundle links, made by the platform as its own rows."""
+    for kb in {kb.knowledge_base_id for kb in load_bundle(bundle).knowledge_bases}:
+        sql(
+            url,
+            "INSERT INTO knowledge_base (id, user_id, workspace_id, name) VALUES ($1, $2, $3, $1)",
+            kb,
+            OWNER,
+            WS,
+        )
 
 
 def host_view(bundle: AgentBundle) -> AgentBundle:

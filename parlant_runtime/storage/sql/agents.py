@@ -48,8 +48,16 @@ def _agent_tool_id(agent_id: UUID, tool_id: UUID) -> UUID:
     return uuid5(agent_id, f"agent-tool\x1f{tool_id}")
 
 
-def _rows(ws: str, bundle: AgentBundle, version: int) -> dict[sa.Table, list[dict[str, Any]]]:
-    """The rows of every table for one agent, parents before children."""
+def _rows(
+    ws: str, bundle: AgentBundle, version: int, created_by: str | None = None
+) -> dict[sa.Table, list[dict[str, Any]]]:
+    """The rows of every table for one agent, parents before children.
+
+    Empty fields whose host column is NOT NULL without a default get a stored form
+    that reads back as empty (:func:`_assemble` undoes it): an unconditional guideline
+    has the condition ``''``, a tool without a description ``''``, without a display
+    name its name. ``created_by`` is set only when given (new agents).
+    """
     agent = bundle.agent
     tool_ids = {tool.name: tool.id for tool in bundle.tools}
     guideline_ids = {g.name: g.id for g in bundle.guidelines if g.name is not None}
@@ -60,6 +68,7 @@ def _rows(ws: str, bundle: AgentBundle, version: int) -> dict[sa.Table, list[dic
                 "id": agent.id,
                 "workspace_id": ws,
                 "version": version,
+                **({"created_by": created_by} if created_by is not None else {}),
             }
         ],
         t.tool: [
@@ -67,6 +76,8 @@ def _rows(ws: str, bundle: AgentBundle, version: int) -> dict[sa.Table, list[dic
                 **tool.model_dump(by_alias=False, exclude={"id", "integrations"}),
                 "id": tool.id,
                 "workspace_id": ws,
+                "display_name": tool.display_name or tool.name,
+                "description": tool.description or "",
             }
             for tool in bundle.tools
         ],
@@ -83,6 +94,7 @@ def _rows(ws: str, bundle: AgentBundle, version: int) -> dict[sa.Table, list[dic
             {
                 **g.model_dump(by_alias=False, exclude={"id", "tools"}),
                 "id": g.id,
+                "condition": g.condition or "",
                 "agent_id": agent.id,
                 "tool_ids": [str(_lookup(tool_ids, name, "tool")) for name in g.tools],
             }
@@ -218,7 +230,7 @@ _OWNED_BY_AGENT: dict[sa.Table, Any] = {
 def _upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     statement = insert.values(rows)
-    keep = {"id", "created_at"}
+    keep = {"id", "created_at", "created_by"}
     updates: dict[str, Any] = {
         column.name: statement.excluded[column.name]
         for column in table.columns
@@ -230,11 +242,19 @@ def _upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
 
 
 async def upsert_bundle(
-    conn: AsyncConnection, ws: str, bundle: AgentBundle, *, version: int
+    conn: AsyncConnection,
+    ws: str,
+    bundle: AgentBundle,
+    *,
+    version: int,
+    created_by: str | None = None,
 ) -> None:
-    """Insert or update every row of ``bundle`` (ids already the workspace's), parents first."""
+    """Insert or update every row of ``bundle`` (ids already the workspace's), parents first.
+
+    ``created_by`` is written when the agent is created; an update keeps the creator.
+    """
     dialect = conn.dialect.name
-    rows = _rows(ws, bundle, version)
+    rows = _rows(ws, bundle, version, created_by)
     for table in _WRITE_ORDER:
         if rows[table]:
             await conn.execute(_upsert(dialect, table, rows[table]))
@@ -398,18 +418,18 @@ async def read_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> tuple[A
 
 S = TypeVar("S", bound=BaseModel)
 
-_AGENT = Trusted(AgentSpec)
-_GUIDELINE = Trusted(GuidelineSpec)
-_CANNED = Trusted(CannedResponseSpec)
-_TERM = Trusted(TermSpec)
-_TOOL = Trusted(ToolSpec)
-_INTEGRATION = Trusted(ToolIntegrationSpec)
-_VARIABLE = Trusted(VariableSpec)
-_KNOWLEDGE_BASE = Trusted(KnowledgeBaseLinkSpec)
-_JOURNEY = Trusted(JourneySpec)
-_STATE = Trusted(StateSpec)
-_TRANSITION = Trusted(TransitionSpec)
-_LINK = Trusted(JourneyGuidelineSpec)
+_AGENT = Trusted(AgentSpec, "parlant_agent")
+_GUIDELINE = Trusted(GuidelineSpec, "parlant_guideline")
+_CANNED = Trusted(CannedResponseSpec, "parlant_canned_response")
+_TERM = Trusted(TermSpec, "parlant_term")
+_TOOL = Trusted(ToolSpec, "parlant_tool")
+_INTEGRATION = Trusted(ToolIntegrationSpec, "parlant_tool_integration")
+_VARIABLE = Trusted(VariableSpec, "parlant_variable")
+_KNOWLEDGE_BASE = Trusted(KnowledgeBaseLinkSpec, "parlant_agent_knowledge_base")
+_JOURNEY = Trusted(JourneySpec, "parlant_journey")
+_STATE = Trusted(StateSpec, "parlant_journey_state")
+_TRANSITION = Trusted(TransitionSpec, "parlant_journey_transition")
+_LINK = Trusted(JourneyGuidelineSpec, "parlant_journey_guideline")
 _BUNDLE = Trusted(AgentBundle)
 
 
@@ -471,14 +491,20 @@ def _assemble(
                     row,
                     picks,
                     name=guideline_names[row.id] if row.name or row.id in linked else None,
-                    tools=[tool_names[tid] for tid in row.tool_ids if tid in tool_names],
+                    tools=[tool_names[tid] for tid in row.tool_ids or () if tid in tool_names],
+                    condition=row.condition or None,  # '' is how an unconditional one is kept
                 )
                 for row in _ordered(guidelines)
             ],
             "canned_responses": build(_CANNED, fetched[t.canned_response]),
             "terms": build(_TERM, fetched[t.term]),
             "tools": [
-                _TOOL.row(row, integrations=integrations_of.get(row.id, []))
+                _TOOL.row(
+                    row,
+                    integrations=integrations_of.get(row.id, []),
+                    display_name=None if row.display_name in (None, row.name) else row.display_name,
+                    description=row.description or None,
+                )
                 for row in _ordered(tool_rows)
             ],
             "variables": build(_VARIABLE, fetched[t.variable]),

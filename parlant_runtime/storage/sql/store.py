@@ -66,6 +66,7 @@ from parlant_runtime.storage.sql.agents import (
     refuse_taken_ids,
     upsert_bundle,
 )
+from parlant_runtime.storage.sql.columns import LiveColumns, fill_defaults, live_columns
 from parlant_runtime.storage.sql.engine import create_engine
 from parlant_runtime.storage.sql.notify import EventNotifier
 from parlant_runtime.storage.sql.trusted import Trusted
@@ -105,17 +106,39 @@ def _check_workspace(workspace_id: str) -> None:
         raise NotFound(f"nothing of that id in workspace {workspace_id!r}")
 
 
-_SESSION = Trusted(Session)
-_EVENT = Trusted(Event)
-_VARIABLE = Trusted(Variable)
+_SESSION = Trusted(Session, "parlant_session")
+_EVENT = Trusted(Event, "parlant_event")
+_VARIABLE = Trusted(Variable, "parlant_variable")
 
 
 def _session(row: sa.Row[Any]) -> Session:
     return _SESSION.row(row)
 
 
+_SENDERS = {EventType.CUSTOMER_MESSAGE.value: "customer", EventType.AGENT_MESSAGE.value: "agent"}
+_PLATFORM_FIELDS = ("message", "sender", "timestamp")
+
+
+def _stored_content(event_type: str, content: dict[str, Any], at: str) -> dict[str, Any]:
+    """A message's content as both writers read it: the runtime's ``text`` and the host
+    platform's ``message``, ``sender`` and ``timestamp`` (see docs/host-database.md)."""
+    sender = _SENDERS.get(event_type)
+    if sender is None or not isinstance(content.get("text"), str):
+        return content
+    return {"message": content["text"], "sender": sender, "timestamp": at, **content}
+
+
 def _event(row: sa.Row[Any]) -> Event:
-    return _EVENT.row(row)
+    event = _EVENT.row(row)
+    content = event.content
+    if event.event_type.value in _SENDERS:
+        if "text" not in content and isinstance(content.get("message"), str):
+            # written by the platform: its message is the runtime's text
+            event.content = {**content, "text": content["message"]}
+        elif "message" in content and content.get("message") == content.get("text"):
+            # written by the runtime: the platform's copies are not part of the event
+            event.content = {k: v for k, v in content.items() if k not in _PLATFORM_FIELDS}
+    return event
 
 
 # Statements of the hot path, built once: SQLAlchemy then finds their compiled form in
@@ -172,6 +195,7 @@ class SqlStore:
         self._updates: dict[_TurnShape, Any] = {}
         self._busy = 0  # operations holding a connection (close waits for them)
         self._upserts: dict[VariableScope, Any] = {}
+        self._live: LiveColumns | None = None  # the publish tables' constraints, reflected once
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
 
     def _check_open(self) -> AsyncEngine:
@@ -257,22 +281,107 @@ class SqlStore:
 
     # ------------------------------------------------------------------ host rows
 
-    async def ensure_workspace(self, workspace_id: str, name: str | None = None) -> None:
-        """Create the host workspace row if it is missing (embedded use)."""
-        if not workspace_id or not _storable(workspace_id, name or ""):
+    async def ensure_workspace(
+        self, workspace_id: str, name: str | None = None, *, owner_id: str | None = None
+    ) -> None:
+        """Create the host workspace row if it is missing (embedded use).
+
+        On a host database whose ``workspace.owner_id`` is NOT NULL the host owns
+        workspaces: one is created only with an ``owner_id`` naming a user of the host.
+
+        Raises:
+            InvalidData: no usable id, an unknown owner, or no owner where one is required.
+        """
+        if not workspace_id or not _storable(workspace_id, name or "", owner_id or ""):
             raise InvalidData(f"{workspace_id!r} cannot be a workspace id")
-        statement = self._insert(t.workspace).values(id=workspace_id, name=name or workspace_id)
         async with self._write() as conn:
+            found = await conn.scalar(
+                sa.select(t.workspace.c.id).where(t.workspace.c.id == workspace_id)
+            )
+            if found is not None:
+                return
+            live = await self._live_columns(conn)
+            if owner_id is None and live.requires("workspace", "owner_id"):
+                raise InvalidData(
+                    f"no workspace {workspace_id!r}, and this database's workspaces belong to "
+                    "the host platform: each needs an owner. Create it in the platform, or "
+                    "give its owner (--created-by USER_ID, owner_id= in the API)"
+                )
+            if owner_id is not None:
+                await self._check_user(conn, owner_id, "workspace owner")
+            values: dict[str, Any] = {"id": workspace_id, "name": name or workspace_id}
+            if owner_id is not None:
+                values["owner_id"] = owner_id
+            statement = self._insert(t.workspace).values(**values)
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
 
-    async def ensure_knowledge_bases(self, workspace_id: str, ids: Sequence[str]) -> None:
-        """Create placeholder host knowledge-base rows (embedded use, before a publish)."""
+    async def _check_user(self, conn: AsyncConnection, user_id: str, role: str) -> None:
+        if await conn.scalar(sa.select(t.user.c.id).where(t.user.c.id == user_id)) is None:
+            raise InvalidData(
+                f"user {user_id!r} ({role}) is not a user of the host database; give the id "
+                "of an existing user (--created-by USER_ID, created_by= in the API)"
+            )
+
+    async def _live_columns(self, conn: AsyncConnection) -> LiveColumns:
+        if self._live is None:
+            self._live = await live_columns(conn)
+        return self._live
+
+    async def ensure_knowledge_bases(
+        self, workspace_id: str, ids: Sequence[str], *, user_id: str | None = None
+    ) -> None:
+        """Create placeholder host knowledge-base rows (embedded use, before a publish).
+
+        ``user_id`` owns them; required where the host's ``knowledge_base.user_id`` is
+        NOT NULL (otherwise only the missing ones are an error, at publish).
+        """
         if not ids:
             return
-        rows = [{"id": kb, "workspace_id": workspace_id, "name": kb} for kb in ids]
-        statement = self._insert(t.knowledge_base).values(rows)
         async with self._write() as conn:
+            live = await self._live_columns(conn)
+            existing = set(
+                (
+                    await conn.execute(
+                        sa.select(t.knowledge_base.c.id).where(t.knowledge_base.c.id.in_(ids))
+                    )
+                ).scalars()
+            )
+            missing = [kb for kb in ids if kb not in existing]
+            if not missing:
+                return
+            if user_id is None and live.requires("knowledge_base", "user_id"):
+                raise InvalidData(
+                    f"knowledge base(s) {', '.join(map(repr, missing))} do not exist, and this "
+                    "database's knowledge bases belong to a user of the host platform: create "
+                    "them there, or give their owner (--created-by USER_ID)"
+                )
+            rows = [
+                {"id": kb, "workspace_id": workspace_id, "name": kb, "user_id": user_id}
+                for kb in missing
+            ]
+            statement = self._insert(t.knowledge_base).values(rows)
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+
+    async def _refuse_unknown_knowledge_bases(
+        self, conn: AsyncConnection, bundle: AgentBundle
+    ) -> None:
+        ids = sorted({kb.knowledge_base_id for kb in bundle.knowledge_bases})
+        if not ids:
+            return
+        known = set(
+            (
+                await conn.execute(
+                    sa.select(t.knowledge_base.c.id).where(t.knowledge_base.c.id.in_(ids))
+                )
+            ).scalars()
+        )
+        unknown = [kb for kb in ids if kb not in known]
+        if unknown:
+            raise InvalidData(
+                f"the bundle links knowledge base(s) {', '.join(map(repr, unknown))}, which the "
+                "database does not have; create them in the host platform first (or publish "
+                "with --create-workspace on an embedded database)"
+            )
 
     # ------------------------------------------------------------------ agents
 
@@ -314,24 +423,34 @@ class SqlStore:
         state_mapping: Mapping[str, Mapping[str, str]] | None = None,
         force: bool = False,
         dry_run: bool = False,
+        created_by: str | None = None,
     ) -> PublishReport:
         """Write an agent in one transaction (see :meth:`Store.publish`)."""
         _check_workspace(workspace_id)
         check_bundle(bundle)
+        if created_by is not None and not _storable(created_by):
+            raise InvalidData(f"{created_by!r} cannot be a user id")
         new = publishing.for_workspace(bundle, workspace_id)
         agent_id = new.agent.id
         async with self._write() as conn:
             # lock the workspace row: publishes of a workspace queue, even the first one of
             # an agent (whose own row does not exist yet to be locked)
-            lookup = sa.select(t.workspace.c.id).where(t.workspace.c.id == workspace_id)
+            lookup = sa.select(t.workspace.c.id, t.workspace.c.owner_id).where(
+                t.workspace.c.id == workspace_id
+            )
             if self.dialect == "postgresql":
                 lookup = lookup.with_for_update()
-            exists = await conn.scalar(lookup)
-            if exists is None:
+            workspace = (await conn.execute(lookup)).first()
+            if workspace is None:
                 raise NotFound(f"no workspace {workspace_id!r}; create it first")
+            live = await self._live_columns(conn)
+            new = fill_defaults(new, live)
+            await self._refuse_unknown_knowledge_bases(conn, new)
             version = await self._lock_agent(conn, workspace_id, agent_id)
+            creator = None
             if version is None:
                 await self._refuse_taken_name(conn, workspace_id, new)
+                creator = await self._creator(conn, workspace, created_by, live)
             await refuse_taken_ids(conn, workspace_id, new)
             old = (await read_bundle(conn, workspace_id, agent_id))[0] if version else None
             changes = publishing.diff(old, new)
@@ -364,7 +483,9 @@ class SqlStore:
             try:
                 # new rows first, so that sessions can move onto new states; then the moves;
                 # then the removal of what the bundle no longer has
-                await upsert_bundle(conn, workspace_id, new, version=new_version)
+                await upsert_bundle(
+                    conn, workspace_id, new, version=new_version, created_by=creator
+                )
                 moved = await self._move_sessions(conn, moves)
                 await delete_stale(conn, workspace_id, new)
             except IntegrityError as exc:
@@ -379,6 +500,26 @@ class SqlStore:
             moved_sessions=moved,
             written=True,
         )
+
+    async def _creator(
+        self,
+        conn: AsyncConnection,
+        workspace: sa.Row[Any, Any],
+        given: str | None,
+        live: LiveColumns,
+    ) -> str | None:
+        """Who creates a new agent: ``given``, else the workspace's owner; checked here so
+        that a missing or unknown user is a sentence, not a foreign-key error."""
+        if given is not None:
+            await self._check_user(conn, given, "the agent's creator")
+            return given
+        if workspace.owner_id is None and live.requires("parlant_agent", "created_by"):
+            raise InvalidData(
+                f"workspace {workspace.id!r} has no owner to credit with the new agent; give "
+                "its creator (--created-by USER_ID, created_by= in the API)"
+            )
+        owner: str | None = workspace.owner_id
+        return owner
 
     async def _refuse_taken_name(self, conn: AsyncConnection, ws: str, new: AgentBundle) -> None:
         holder = await conn.scalar(
@@ -616,6 +757,7 @@ class SqlStore:
                     )
                 base = row.event_count - len(turn.events)
                 if turn.events:
+                    at = datetime.now(UTC).isoformat()
                     await conn.execute(
                         _INSERT_EVENTS,
                         [
@@ -624,7 +766,9 @@ class SqlStore:
                                 "session_id": turn.session_id,
                                 "offset": base + index,
                                 "event_type": event.event_type.value,
-                                "content": event.content,
+                                "content": _stored_content(
+                                    event.event_type.value, event.content, at
+                                ),
                                 "metadata": event.metadata,
                                 "tool_call_id": event.tool_call_id,
                                 "journey_id": event.journey_id,
@@ -748,6 +892,13 @@ class SqlStore:
     async def _explain_integrity_error(
         self, ws: str, turn: TurnCommit, exc: IntegrityError
     ) -> NoReturn:
+        if "offset" in str(exc.orig):
+            # another writer (the host platform numbers its events MAX(offset) + 1) took
+            # an offset between this turn's count and its insert: nothing was written
+            raise ConcurrentUpdate(
+                f"another writer appended to session {turn.session_id} while the turn was "
+                "committed; reload the session and retry"
+            ) from exc
         for event in turn.events:
             if event.idempotency_key is not None:
                 found = await self.find_message(ws, turn.session_id, event.idempotency_key)
@@ -939,10 +1090,17 @@ def _session_update(shape: _TurnShape) -> Any:
     the session's agent: checked inside the compare-and-set, so they cost no round trip
     of their own.
     """
-    s, j, st = t.session, t.journey, t.journey_state
+    s, j, st, e = t.session, t.journey, t.journey_state, t.event
+    # the next offset comes from the log, not the counter: the host platform appends
+    # events as MAX(offset) + 1 and leaves event_count alone (one index look-up)
+    next_offset = (
+        sa.select(sa.func.coalesce(sa.func.max(e.c.offset) + 1, 0))
+        .where(e.c.session_id == s.c.id)
+        .scalar_subquery()
+    )
     values: dict[str, Any] = {
         "version": s.c.version + 1,
-        "event_count": s.c.event_count + sa.bindparam("new_events", type_=sa.Integer),
+        "event_count": next_offset + sa.bindparam("new_events", type_=sa.Integer),
         "message_count": s.c.message_count + sa.bindparam("new_messages", type_=sa.Integer),
         "current_journey_id": sa.bindparam("journey", type_=s.c.current_journey_id.type),
         "current_state_id": sa.bindparam("state", type_=s.c.current_state_id.type),
