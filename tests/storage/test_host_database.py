@@ -16,12 +16,10 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from parlant_runtime import KeywordEvaluator, Runtime, load_bundle
@@ -32,15 +30,14 @@ from parlant_runtime.storage import migrate
 from parlant_runtime.storage.port import InvalidData
 from parlant_runtime.storage.publishing import from_workspace
 from parlant_runtime.storage.sql.store import SqlStore
+from tests.host_schema import OWNER, create_host_database, host_dsn, run_sql, sql
 from tests.postgres import postgres_url
 
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-HOST_DDL = ROOT / "tests" / "fixtures" / "sim-host-schema.sql"
 EXAMPLE_BUNDLES = [*sorted((ROOT / "examples").glob("*.yaml")), ROOT / "examples/web/agent.yaml"]
 WS = "acme"
-OWNER = "u-owner"
 PARLANT_TABLES = (
     "parlant_agent",
     "parlant_session",
@@ -60,38 +57,11 @@ PARLANT_TABLES = (
 )
 
 
-def _dsn(url: str) -> str:
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _sql(url: str, statement: str, *args: Any) -> list[asyncpg.Record]:
-    """Run plain SQL as the platform would (asyncpg, no library code in between)."""
-    connection = await asyncpg.connect(_dsn(url))
-    try:
-        if args or statement.lstrip().upper().startswith("SELECT"):
-            return list(await connection.fetch(statement, *args))
-        await connection.execute(statement)  # a script: several statements
-        return []
-    finally:
-        await connection.close()
-
-
-def sql(url: str, statement: str, *args: Any) -> list[asyncpg.Record]:
-    return asyncio.run(_sql(url, statement, *args))
-
-
 def host_database(url: str, *, without: tuple[str, ...] = ()) -> None:
-    """Create the platform's tables (minus ``without``) and its owner and workspace."""
-    statements = HOST_DDL.read_text(encoding="utf-8").split("--> statement-breakpoint")
-    kept = [s for s in statements if not any(f'"{table}"' in s for table in without)]
-    sql(url, ";\n".join(s.strip().rstrip(";") for s in kept if s.strip()) + ";")
-    sql(
-        url,
-        """INSERT INTO "user" (id, name, email, email_verified, created_at, updated_at)
-        VALUES ('u-owner', 'Owner', 'owner@example.com', true, now(), now()),
-               ('u-editor', 'Editor', 'editor@example.com', true, now(), now());
-        INSERT INTO workspace (id, name, owner_id) VALUES ('acme', 'Acme', 'u-owner');""",
-    )
+    create_host_database(url, without=without)
+
+
+_sql = run_sql
 
 
 @pytest.fixture
@@ -503,3 +473,44 @@ def test_events_the_platform_appends_between_turns(adopted_url: str) -> None:
     assert offsets == list(range(1, len(offsets) + 1))
     count = sql(adopted_url, "SELECT event_count FROM parlant_session WHERE id = $1", session)
     assert count[0][0] == offsets[-1] + 1
+
+
+def test_a_turn_that_meets_a_platform_event_mid_commit_retries(adopted_url: str) -> None:
+    """The platform inserts an event while a turn commits: the turn computed its offsets
+    before the row was visible, its insert meets the platform's on the unique index, and
+    the runtime retries the turn instead of failing."""
+    _agent, session = platform_agent_and_session(adopted_url)
+
+    async def main() -> tuple[list[int], list[str], str]:
+        store = SqlStore.open(adopted_url)
+        platform = await asyncpg.connect(host_dsn(adopted_url))
+        try:
+            runtime = Runtime(store, evaluator=KeywordEvaluator())
+            transaction = platform.transaction()
+            await transaction.start()
+            await platform.execute(
+                """INSERT INTO parlant_event (session_id, "offset", event_type, content)
+                VALUES ($1, 0, 'status_update', '{"status": "typing"}')""",
+                session,
+            )
+            turn = asyncio.create_task(
+                runtime.process_message(WS, session, "I'd like to book an appointment")
+            )
+            await asyncio.sleep(0.5)  # the turn's insert now waits on the platform's row
+            assert not turn.done()
+            await transaction.commit()
+            result = await turn
+            events = await store.list_events(WS, session)
+            return (
+                [e.offset for e in events],
+                [e.event_type.value for e in events],
+                result.replies[0],
+            )
+        finally:
+            await platform.close()
+            await store.close()
+
+    offsets, kinds, reply = asyncio.run(main())
+    assert reply == "Which day suits you?"
+    assert offsets == list(range(len(offsets)))
+    assert kinds[:2] == ["status_update", "customer_message"]
