@@ -267,6 +267,12 @@ def test_unconditional_guidelines_and_bare_tools_publish_and_export(
     assert read_bundle(out).bundle == host_view(read_bundle(path).bundle)
     again = cli_run("publish", path, "--database-url", adopted_url, "--workspace", WS)
     assert again.output.startswith("unchanged"), again.output
+    path.write_text(UNCONDITIONAL.replace("Hello!", "Hello there!"), encoding="utf-8")
+    changed = cli_run("publish", path, "--database-url", adopted_url, "--workspace", WS)
+    assert changed.exit_code == 0, changed.output
+    assert changed.output.startswith("updated"), changed.output
+    rows = sql(adopted_url, "SELECT created_by FROM parlant_agent")
+    assert [row[0] for row in rows] == ["u-editor"]  # an update keeps the creator
 
 
 def test_an_unknown_creator_is_refused_with_the_fix(adopted_url: str) -> None:

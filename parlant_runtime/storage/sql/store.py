@@ -447,10 +447,13 @@ class SqlStore:
             new = fill_defaults(new, live)
             await self._refuse_unknown_knowledge_bases(conn, new)
             version = await self._lock_agent(conn, workspace_id, agent_id)
-            creator = None
             if version is None:
                 await self._refuse_taken_name(conn, workspace_id, new)
                 creator = await self._creator(conn, workspace, created_by, live)
+            else:  # kept as it is (an upsert's insert row must satisfy NOT NULL all the same)
+                creator = await conn.scalar(
+                    sa.select(t.agent.c.created_by).where(t.agent.c.id == agent_id)
+                )
             await refuse_taken_ids(conn, workspace_id, new)
             old = (await read_bundle(conn, workspace_id, agent_id))[0] if version else None
             changes = publishing.diff(old, new)
