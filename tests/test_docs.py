@@ -13,6 +13,11 @@ Conventions (also written down in ``docs/index.md``, "About these pages"):
   number of lines. The command must exit 0 unless its line ends with ``# exit N``.
   A console block with no ``parlant-runtime`` command is not run; one that mixes them
   with other commands is an error. ``text`` and ``sh`` blocks are not checked.
+- A console block preceded by ``<!-- host-database -->`` runs against a throwaway
+  PostgreSQL database created as the host platform creates it (``tests/host_schema.py``:
+  its DDL, user ``u-owner`` owning workspace ``acme``): ``postgresql://app@db-host/sim``
+  in its commands and output stands for that database. Without a PostgreSQL server the
+  block is skipped, like every ``postgres`` test (failed under ``PARLANT_REQUIRE_POSTGRES=1``).
 - Relative links (``[text](target)``) must point at a file or folder of the repository,
   and ``page.md#anchor`` at a heading of that page.
 - Every ``parlant-runtime`` command line shown anywhere in a block (``sh``, ``text``,
@@ -32,10 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+
+from tests.host_schema import create_host_database
+from tests.postgres import postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NOT_RUN = "<!-- not-run -->"
+HOST_DATABASE = "<!-- host-database -->"
+HOST_URL = "postgresql://app@db-host/sim"
 COMMAND = "parlant-runtime"
 TIMEOUT_SECONDS = 120
 
@@ -67,6 +78,7 @@ class Block:
     language: str
     text: str
     not_run: bool
+    host_database: bool = False
 
     @property
     def id(self) -> str:
@@ -104,7 +116,10 @@ def fenced_blocks(page: Path) -> list[Block]:
                 break
             body.append(lines[index][indent:] if lines[index][:indent].isspace() else lines[index])
             index += 1
-        blocks.append(Block(page, start + 1, language, "\n".join(body) + "\n", previous == NOT_RUN))
+        text = "\n".join(body) + "\n"
+        blocks.append(
+            Block(page, start + 1, language, text, previous == NOT_RUN, previous == HOST_DATABASE)
+        )
         previous = ""
         index += 1
     return blocks
@@ -383,8 +398,29 @@ def test_console_transcript_matches(block: Block, scratch: Path) -> None:
         f"{block.id} mixes parlant-runtime with other commands {others}; "
         f"split the block or mark it {NOT_RUN}"
     )
-    for command in ours:
+    if block.host_database:
+        with postgres_url() as url:
+            create_host_database(url)
+            shown_url = sa.make_url(url).render_as_string(hide_password=True)
+            shown_as = HOST_URL.replace("postgresql://", "postgresql+asyncpg://")
+            _run_transcript(block, ours, scratch, {HOST_URL: url}, {shown_url: shown_as})
+    else:
+        _run_transcript(block, ours, scratch, {}, {})
+
+
+def _run_transcript(
+    block: Block,
+    commands: list[Command],
+    scratch: Path,
+    into_argv: dict[str, str],
+    into_output: dict[str, str],
+) -> None:
+    """Run the commands in order; ``into_argv`` and ``into_output`` swap a placeholder
+    URL for the real database in the arguments and back in what they print."""
+    for command in commands:
         argv = [_console_script(), *shlex.split(command.line)[1:]]
+        for placeholder, real in into_argv.items():
+            argv = [arg.replace(placeholder, real) for arg in argv]
         result = subprocess.run(
             argv,
             stdout=subprocess.PIPE,
@@ -396,6 +432,8 @@ def test_console_transcript_matches(block: Block, scratch: Path) -> None:
             env=_environment(),
         )
         shown = result.stdout.replace(f"{scratch}{os.sep}", "")
+        for real, placeholder in into_output.items():
+            shown = shown.replace(real, placeholder)
         assert result.returncode == command.exit_status, (
             f"{block.id}: `{command.line}` exited {result.returncode}, "
             f"the page says {command.exit_status}:\n{shown}"

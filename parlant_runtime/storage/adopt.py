@@ -36,16 +36,16 @@ from sqlalchemy.schema import CreateIndex
 from parlant_runtime.storage import migrate
 from parlant_runtime.storage.sql.schema import HOST_TABLES, RUNTIME_TABLES, metadata
 
-__all__ = ["AdoptionRefused", "AdoptionReport", "Mismatch", "adopt"]
+__all__ = ["NEEDED_INDEXES", "AdoptionRefused", "AdoptionReport", "Mismatch", "adopt"]
 
 _LOCK_KEY = 0x7061726C616E74  # the key storage/env.py takes: adopt and upgrade queue
 
-# unique indexes the runtime's upserts and checks rely on: created on adopted tables
-_NEEDED_INDEXES = (
+NEEDED_INDEXES = (
     "parlant_event_session_id_idempotency_key_idx",
     "parlant_variable_agent_id_customer_id_key_idx",
     "parlant_variable_agent_id_key_idx",
 )
+"""Unique indexes the runtime's upserts and checks rely on: created on adopted tables."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +208,8 @@ def _adopt(connection: sa.Connection, progress: Callable[[str], None]) -> Adopti
                 _add_column(connection, table, column)
                 report.added.append(f"{table.name}.{column.name}")
         indexes = {index["name"] for index in inspector.get_indexes(table.name)}
-        for index in table.indexes:
-            if index.name in _NEEDED_INDEXES and index.name not in indexes:
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):  # a set: stable order
+            if index.name in NEEDED_INDEXES and index.name not in indexes:
                 progress(f"indexing {table.name} ({', '.join(c.name for c in index.columns)})")
                 connection.execute(CreateIndex(index))
                 report.added.append(f"index {index.name}")

@@ -27,8 +27,11 @@ from parlant_runtime.bundle import read_bundle
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.cli import cli
 from parlant_runtime.storage import migrate
+from parlant_runtime.storage.adopt import NEEDED_INDEXES
 from parlant_runtime.storage.port import InvalidData
 from parlant_runtime.storage.publishing import from_workspace
+from parlant_runtime.storage.sql import schema as t
+from parlant_runtime.storage.sql.schema import RUNTIME_TABLES
 from parlant_runtime.storage.sql.store import SqlStore
 from tests.host_schema import OWNER, create_host_database, host_dsn, run_sql, sql
 from tests.postgres import postgres_url
@@ -520,3 +523,24 @@ def test_a_turn_that_meets_a_platform_event_mid_commit_retries(adopted_url: str)
     assert reply == "Which day suits you?"
     assert offsets == list(range(len(offsets)))
     assert kinds[:2] == ["status_update", "customer_message"]
+
+
+def test_the_drizzle_declarations_in_the_docs_name_every_runtime_column() -> None:
+    """docs/host-database.md tells the platform what to declare so that its schema tool
+    keeps the runtime's additions: every added column and index must be in that list."""
+    page = (ROOT / "docs" / "host-database.md").read_text(encoding="utf-8")
+    block = page.split("```ts", 1)[1].split("```", 1)[0]
+    listed_tables = block.split("the eleven list tables", 1)[1].split("):", 1)[0]
+    for table in t.metadata.sorted_tables:
+        for column in table.columns:
+            if not column.info.get("runtime"):
+                continue
+            assert f"'{column.name}'" in block, f"{table.name}.{column.name} is not declared"
+            if column.name == "position":
+                short = table.name.removeprefix("parlant_")
+                assert short in listed_tables, f"{table.name}.position is not declared"
+    for name in NEEDED_INDEXES:
+        assert f"'{name}'" in block, f"index {name} is not declared"
+    for own in RUNTIME_TABLES:
+        assert f"'!{own}'" in block
+    assert "'!alembic_version'" in block
