@@ -544,3 +544,22 @@ def test_the_drizzle_declarations_in_the_docs_name_every_runtime_column() -> Non
     for own in RUNTIME_TABLES:
         assert f"'!{own}'" in block
     assert "'!alembic_version'" in block
+
+
+def test_a_host_value_outside_the_runtimes_vocabulary_is_named(adopted_url: str) -> None:
+    """``parlant_variable.value_type`` is free text on the host: an unknown kind is the
+    library's error naming the row, at run time and at export, not a raw ValueError."""
+    agent, session = platform_agent_and_session(adopted_url)
+    sql(
+        adopted_url,
+        """INSERT INTO parlant_variable (agent_id, key, value, value_type)
+        VALUES ($1, 'tier', '"gold"', 'colour')""",
+        agent,
+    )
+    with pytest.raises(InvalidData, match=r"parlant_variable row .*value_type holds 'colour'"):
+        asyncio.run(run_platform_session(adopted_url, agent, session))
+    result = cli_run(
+        "export", "--database-url", adopted_url, "--workspace", WS, "--agent", "Platform agent"
+    )
+    assert result.exit_code == 2
+    assert "value_type holds 'colour'" in result.output

@@ -147,7 +147,10 @@ class Trusted(Generic[M]):
         for name, convert in self._convert:
             value = data.get(name)
             if value is not None:
-                data[name] = convert(value)
+                try:
+                    data[name] = convert(value)
+                except ValueError:  # a text column of the host's with a value we do not know
+                    self._refuse(data, name, f"holds {value!r}, which is not a known value")
         if len(fields_set) < len(self.fields):
             for name, (factory, default) in self._defaults.items():
                 if name not in data:
