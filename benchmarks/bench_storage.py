@@ -21,7 +21,7 @@ The store is opened as ``SqlStore.open`` opens it (SQLAlchemy's default pool: 5
 connections, 10 more on demand). The reference, ``asyncpg``, runs the same statements
 on a raw asyncpg pool of 8 connections with the same JSON codecs, no SQLAlchemy and
 no pydantic: ``SELECT *`` of the session row; then in one transaction the same ``UPDATE ... SET
-version=version+1, event_count=event_count+3, ... WHERE id=$1 AND workspace_id=$2
+version=version+1, event_count=<MAX(offset)+1 of the log>+3, ... WHERE id=$1 AND workspace_id=$2
 AND version=$3 AND <state belongs to the agent> RETURNING *``, the three events with
 ``executemany`` and ``pg_notify``. Store and reference alternate in blocks on
 sessions of their own, so that drift in the machine hits both. The ratio is store /
@@ -232,7 +232,10 @@ async def store_turn(store: SqlStore, target: TurnTarget, number: int) -> None:
 RAW_SELECT = "SELECT * FROM parlant_session WHERE id = $1 AND workspace_id = $2"
 RAW_UPDATE = """
 UPDATE parlant_session
-SET version = version + 1, event_count = event_count + 3, message_count = message_count + 2,
+SET version = version + 1,
+    event_count = (SELECT coalesce(max("offset") + 1, 0) FROM parlant_event
+                   WHERE session_id = parlant_session.id) + 3,
+    message_count = message_count + 2,
     current_journey_id = $4, current_state_id = $5, last_activity_at = now(), updated_at = now()
 WHERE id = $1 AND workspace_id = $2 AND version = $3
   AND EXISTS (
