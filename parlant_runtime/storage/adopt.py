@@ -211,6 +211,7 @@ def _adopt(connection: sa.Connection, progress: Callable[[str], None]) -> Adopti
         for index in sorted(table.indexes, key=lambda i: str(i.name)):  # a set: stable order
             if index.name in NEEDED_INDEXES and index.name not in indexes:
                 progress(f"indexing {table.name} ({', '.join(c.name for c in index.columns)})")
+                _refuse_duplicates(connection, table, index)
                 connection.execute(CreateIndex(index))
                 report.added.append(f"index {index.name}")
     if report.added:
@@ -219,6 +220,35 @@ def _adopt(connection: sa.Connection, progress: Callable[[str], None]) -> Adopti
     context.stamp(script, "head")
     report.revision = migrate.head()
     return report
+
+
+def _refuse_duplicates(connection: sa.Connection, table: sa.Table, index: sa.Index) -> None:
+    """Rows the platform wrote that a unique index of the runtime's would refuse: named,
+    rather than left to the index's creation error."""
+    columns = list(index.columns)
+    query = sa.select(*columns, sa.func.count().label("rows")).select_from(table)
+    where = index.dialect_options["postgresql"]["where"]
+    if where is not None:
+        query = query.where(where)
+    query = query.where(*(column.is_not(None) for column in columns))
+    query = query.group_by(*columns).having(sa.func.count() > 1).limit(3)
+    clashes = connection.execute(query).all()
+    if not clashes:
+        return
+    names = ", ".join(column.name for column in columns)
+    scope = f" where {where}" if where is not None else ""
+    raise AdoptionRefused(
+        [
+            Mismatch(
+                table.name,
+                None,
+                f"has {row.rows} rows with the same ({names}) = "
+                f"({', '.join(str(value) for value in row[:-1])}){scope}",
+                "keep one of them; the runtime needs these to be unique",
+            )
+            for row in clashes
+        ]
+    )
 
 
 def _add_column(connection: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:

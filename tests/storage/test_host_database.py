@@ -563,3 +563,22 @@ def test_a_host_value_outside_the_runtimes_vocabulary_is_named(adopted_url: str)
     )
     assert result.exit_code == 2
     assert "value_type holds 'colour'" in result.output
+
+
+def test_adopt_names_platform_rows_that_a_runtime_index_would_refuse(host_url: str) -> None:
+    """Two agent-level rows of one variable key (the platform does not forbid them) would
+    break the runtime's unique index: adoption names them and changes nothing."""
+    agent, _session = platform_agent_and_session(host_url)
+    sql(
+        host_url,
+        """INSERT INTO parlant_variable (agent_id, key, value, value_type)
+        VALUES ($1, 'tier', '"gold"', 'string'), ($1, 'tier', '"silver"', 'string')""",
+        agent,
+    )
+    result = cli_run("db", "adopt", "--database-url", host_url)
+    assert result.exit_code == 1
+    assert f"parlant_variable has 2 rows with the same (agent_id, key) = ({agent}, tier)" in (
+        result.output
+    )
+    assert "keep one of them" in result.output
+    assert asyncio.run(migrate.current(host_url)) is None
