@@ -17,6 +17,7 @@ class (``tests/test_errors.py`` checks this drawing against the code)::
     │   ├── DatabaseURLError     storage.migrate: a URL the library cannot use
     │   ├── DatabaseUnavailable  storage.migrate: the database cannot be reached
     │   └── MigrationError       storage.migrate: a migration failed and was rolled back
+    │       └── AdoptionRefused      storage.adopt: the host's tables do not fit; nothing changed
     ├── SessionClosed        engine.runtime: the session takes no more messages
     ├── ToolError            engine.tools: a tool is set up wrongly
     │   └── ToolArgumentError    engine.tools: arguments break the tool's schema

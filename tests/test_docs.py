@@ -135,9 +135,12 @@ def _cases(blocks: list[Block]) -> list[object]:
         pytest.param(
             b,
             id=b.id,
-            marks=[pytest.mark.xfail(reason=KNOWN_WRONG[b.key], strict=True)]
-            if b.key in KNOWN_WRONG
-            else [],
+            marks=(
+                [pytest.mark.xfail(reason=KNOWN_WRONG[b.key], strict=True)]
+                if b.key in KNOWN_WRONG
+                else []
+            )
+            + ([pytest.mark.postgres] if b.host_database else []),
         )
         for b in blocks
     ]
