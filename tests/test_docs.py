@@ -13,7 +13,7 @@ Conventions (also written down in ``docs/index.md``, "About these pages"):
   number of lines. The command must exit 0 unless its line ends with ``# exit N``.
   A console block with no ``parlant-runtime`` command is not run; one that mixes them
   with other commands is an error. ``text`` and ``sh`` blocks are not checked.
-- A console block preceded by ``<!-- host-database -->`` runs against a throwaway
+- A console or python block preceded by ``<!-- host-database -->`` runs against a throwaway
   PostgreSQL database created as the host platform creates it (``tests/host_schema.py``:
   its DDL, user ``u-owner`` owning workspace ``acme``): ``postgresql://app@db-host/sim``
   in its commands and output stands for that database. Without a PostgreSQL server the
@@ -372,8 +372,17 @@ def test_commands_shown_exist(page: Path) -> None:
 
 @pytest.mark.parametrize("block", _cases([b for b in _blocks("python") if not b.not_run]))
 def test_python_example_runs(block: Block, scratch: Path) -> None:
+    if block.host_database:
+        with postgres_url() as url:
+            create_host_database(url)
+            _run_python(block, scratch, block.text.replace(HOST_URL, url))
+    else:
+        _run_python(block, scratch, block.text)
+
+
+def _run_python(block: Block, scratch: Path, text: str) -> None:
     script = scratch / "example.py"
-    script.write_text(block.text, encoding="utf-8")
+    script.write_text(text, encoding="utf-8")
     result = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
