@@ -127,6 +127,8 @@ def _check_table(inspector: Any, table: sa.Table, enums: dict[str, list[str]]) -
             )
             continue
         want, got = _family(column.type), _family(have["type"])
+        if inspector.dialect.name == "sqlite" and want in ("enum", "uuid"):
+            want = "text"  # SQLite keeps enums as checked text and uuids as char(32)
         if want != got:
             problems.append(
                 Mismatch(

@@ -582,3 +582,37 @@ def test_adopt_names_platform_rows_that_a_runtime_index_would_refuse(host_url: s
     )
     assert "keep one of them" in result.output
     assert asyncio.run(migrate.current(host_url)) is None
+
+
+def test_adopt_on_a_database_without_platform_tables_says_to_upgrade() -> None:
+    with postgres_url() as url:
+        result = cli_run("db", "adopt", "--database-url", url)
+        assert result.exit_code == 1
+        assert "nothing to adopt; run `parlant-runtime db upgrade`" in result.output
+        assert asyncio.run(migrate.current(url)) is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_adopt_works_the_same_on_sqlite(backend: str, tmp_path: Path) -> None:
+    """SQLite has no host platform, but a database whose tables exist without a recorded
+    revision (made by hand, or its version table lost) is adopted the same way."""
+    del backend
+    url = f"sqlite:///{tmp_path / 'parlant.db'}"
+    asyncio.run(migrate.upgrade(url))
+
+    async def forget_revision() -> None:
+        engine = migrate.migration_engine(migrate.database_url(url))
+        try:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql("DROP TABLE alembic_version")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(forget_revision())
+    refused = cli_run("db", "upgrade", "--database-url", url)
+    assert refused.exit_code == 1
+    assert "parlant-runtime db adopt" in refused.output
+    adopted = cli_run("db", "adopt", "--database-url", url)
+    assert adopted.exit_code == 0, adopted.output
+    assert asyncio.run(migrate.current(url)) == migrate.head()
+    assert asyncio.run(migrate.differences(url)) == []
