@@ -616,3 +616,37 @@ def test_adopt_works_the_same_on_sqlite(backend: str, tmp_path: Path) -> None:
     assert adopted.exit_code == 0, adopted.output
     assert asyncio.run(migrate.current(url)) == migrate.head()
     assert asyncio.run(migrate.differences(url)) == []
+
+
+def test_a_platform_event_with_its_notification_wakes_a_waiter(adopted_url: str) -> None:
+    """As docs/host-database.md tells the platform: an insert alone is seen by a waiter
+    only at its timeout; followed by pg_notify('parlant_events', ...) in the same
+    transaction it wakes the waiter at once."""
+    _agent, session = platform_agent_and_session(adopted_url)
+    insert = """INSERT INTO parlant_event (session_id, "offset", event_type, content)
+        VALUES ($1, $2, 'agent_message', '{"message": "Hi", "sender": "agent"}')
+        RETURNING session_id, "offset" """
+    notify = f"""WITH added AS ({insert})
+        SELECT pg_notify('parlant_events', session_id::text || ':' || "offset") FROM added"""
+
+    async def waited_for(statement: str, offset: int, timeout: float) -> tuple[list[str], float]:
+        store = SqlStore.open(adopted_url)
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            waiter = asyncio.create_task(
+                store.wait_for_events(WS, session, after=offset - 1, timeout=timeout)
+            )
+            await asyncio.sleep(0.5)  # the waiter listens and has read nothing yet
+            await run_sql(adopted_url, statement, session, offset)
+            events = await waiter
+            return [e.content["text"] for e in events], loop.time() - started
+        finally:
+            await store.close()
+
+    texts, waited = asyncio.run(waited_for(insert, 1, timeout=3))
+    assert texts == ["Hi"]
+    assert waited >= 2.9  # no notification: seen at the timeout
+    texts, waited = asyncio.run(waited_for(notify, 2, timeout=20))
+    assert texts == ["Hi"]
+    assert waited < 10  # woken by the notification, long before the timeout
