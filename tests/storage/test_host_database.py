@@ -650,3 +650,37 @@ def test_a_platform_event_with_its_notification_wakes_a_waiter(adopted_url: str)
     texts, waited = asyncio.run(waited_for(notify, 2, timeout=20))
     assert texts == ["Hi"]
     assert waited < 10  # woken by the notification, long before the timeout
+
+
+# The checks the platform's later hand-written migrations add (never run by its Drizzle
+# journal, so not in the DDL fixture), written here from their description.
+PLATFORM_CHECKS = """
+ALTER TABLE parlant_journey_transition ADD CONSTRAINT no_self_transition
+    CHECK (from_state_id <> to_state_id);
+ALTER TABLE parlant_journey_state ADD CONSTRAINT initial_not_final
+    CHECK (NOT (is_initial AND is_final));
+ALTER TABLE parlant_journey_state ADD CONSTRAINT content_fits_type CHECK (
+    (state_type <> 'chat' OR chat_prompt IS NOT NULL)
+    AND (state_type <> 'tool' OR tool_id IS NOT NULL)
+    AND (state_type <> 'decision' OR condition IS NOT NULL));
+CREATE UNIQUE INDEX state_name_per_journey ON parlant_journey_state (journey_id, name);
+ALTER TABLE parlant_guideline ADD CONSTRAINT guideline_priority
+    CHECK (priority BETWEEN 1 AND 1000);
+ALTER TABLE parlant_journey_transition ADD CONSTRAINT transition_priority
+    CHECK (priority BETWEEN 1 AND 1000);
+ALTER TABLE parlant_canned_response ADD CONSTRAINT canned_priority
+    CHECK (priority BETWEEN 1 AND 1000);
+ALTER TABLE parlant_agent_tool ADD CONSTRAINT agent_tool_priority
+    CHECK (priority BETWEEN 1 AND 1000);
+ALTER TABLE parlant_term ADD CONSTRAINT term_importance CHECK (importance BETWEEN 1 AND 1000);
+"""
+
+
+def test_every_example_fits_the_platforms_later_checks(adopted_url: str) -> None:
+    """Self-transitions, initial-and-final states, state content by type, unique state
+    names, priorities in 1..1000: every example publishes under these checks too."""
+    sql(adopted_url, PLATFORM_CHECKS)
+    for bundle in EXAMPLE_BUNDLES:
+        host_knowledge_bases(adopted_url, bundle)
+        result = cli_run("publish", bundle, "--database-url", adopted_url, "--workspace", WS)
+        assert result.exit_code == 0, f"{bundle.name}: {result.output}"
