@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import Field, field_validator, model_validator
 
 from parlant_runtime.bundle.ids import derive_ids
 from parlant_runtime.model import (
@@ -33,6 +35,7 @@ from parlant_runtime.model import (
     JourneyStateFields,
     JourneyTransitionFields,
     Model,
+    StateType,
     TermFields,
     ToolFields,
     ToolIntegrationFields,
@@ -43,6 +46,7 @@ __all__ = [
     "AgentBundle",
     "AgentSpec",
     "CannedResponseSpec",
+    "CollectedVariableSpec",
     "GuidelineSpec",
     "JourneyGuidelineSpec",
     "JourneySpec",
@@ -106,11 +110,47 @@ class KnowledgeBaseLinkSpec(AgentKnowledgeBaseFields):
     id: UUID = NIL_ID
 
 
+_VARIABLE_KEY = r"^[A-Za-z_][A-Za-z0-9_]{0,199}$"
+
+
+class CollectedVariableSpec(Model):
+    """A variable a chat state reads out of the customer's words (with a language model).
+
+    ``schema`` is the JSON Schema (Draft 2020-12) the value must satisfy: a value that
+    does not is not stored, and the state asks again.
+    """
+
+    name: str = Field(pattern=_VARIABLE_KEY)
+    value_schema: dict[str, Any] = Field(alias="schema")
+    description: str | None = None
+
+    @field_validator("value_schema")
+    @classmethod
+    def _is_a_json_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        return value
+
+
 class StateSpec(JourneyStateFields):
-    """One state of a journey; ``tool`` names a tool of the bundle."""
+    """One state of a journey; ``tool`` names a tool of the bundle; ``collect`` lists the
+    variables a chat state reads from the customer's words (a language model does)."""
 
     id: UUID = NIL_ID
     tool: str | None = None
+    collect: list[CollectedVariableSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _collects_in_chat_states(self) -> Self:
+        if self.collect and self.state_type is not StateType.CHAT:
+            raise ValueError(
+                f"state {self.name!r} is a {self.state_type.value} state; only chat states "
+                "collect variables (move `collect` to the chat state that asks for them)"
+            )
+        _refuse_duplicates("collected variable", (c.name for c in self.collect))
+        return self
 
 
 class TransitionSpec(JourneyTransitionFields):

@@ -13,15 +13,33 @@ built-in :class:`DeterministicGenerator` never rewrites a text, it only chooses:
 6. nothing.
 
 An LLM-backed generator receives the same request and may rephrase anything but a
-candidate marked ``exact``, which it must send verbatim or not at all.
+candidate marked ``exact``, which it must send verbatim or not at all. It may answer
+in several parts (a sequence of :class:`Reply`: the journey step, then each matched
+guideline; :attr:`ComposeRequest.parts` lists them), each sent as its own message.
+
+In strict composition, a generator that is also a :class:`CannedChooser` is asked to
+choose, per part, among the eligible canned responses (never free text); the runtime
+checks that each choice is one of them. Without one, the highest-priority eligible
+canned response is sent, as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["Candidate", "ComposeRequest", "DeterministicGenerator", "Reply", "ResponseGenerator"]
+from parlant_runtime.engine.understanding import ModelUsage, TokenSink, TurnContext
+
+__all__ = [
+    "Candidate",
+    "CannedChooser",
+    "ComposeRequest",
+    "DeterministicGenerator",
+    "Part",
+    "Reply",
+    "ResponseGenerator",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +50,17 @@ class Candidate:
     text: str
     priority: int
     exact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One message the turn may answer with: the journey step or a matched guideline."""
+
+    kind: str
+    """``step`` (the journey's current state) or ``guideline``."""
+    name: str
+    instruction: str
+    """The state's rendered prompt, or the guideline's action."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +76,16 @@ class ComposeRequest:
     candidates: tuple[Candidate, ...]
     """Eligible canned responses, highest priority first."""
     message: str | None
+    parts: tuple[Part, ...] = ()
+    """What the reply should cover, in order (step first, then guidelines by priority)."""
+    context: TurnContext | None = None
+    """The conversation, glossary, variables (non-private), passages and tool results."""
+    strict: bool = False
+    """Strict composition: only canned responses may be sent."""
+    no_match: str | None = None
+    """The strict agent's reply when no canned response fits."""
+    sink: TokenSink | None = None
+    """Set when the caller streams the reply: a generator that can, sends text as it comes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +95,28 @@ class Reply:
     text: str
     source: str
     name: str | None = None
+    usage: ModelUsage | None = None
+    """What producing it cost (a model's calls), if anything; on the first part only."""
+    errors: tuple[str, ...] = ()
+    """What went wrong on the way (recorded as error events)."""
 
 
 class ResponseGenerator(Protocol):
     """Composes the reply of a fluid agent."""
 
-    async def compose(self, request: ComposeRequest) -> Reply | None:
-        """The reply, or ``None`` to say nothing."""
+    async def compose(self, request: ComposeRequest) -> Reply | Sequence[Reply] | None:
+        """The reply (one or several parts, sent in order), or ``None`` to say nothing."""
+        ...
+
+
+@runtime_checkable
+class CannedChooser(Protocol):
+    """Chooses canned responses for a strict agent (see the module docstring)."""
+
+    async def choose(self, request: ComposeRequest) -> Sequence[Reply]:
+        """One reply per part it answers, each naming (``name``) an eligible candidate;
+        the runtime sends that candidate's text, whatever ``text`` says."""
+        ...
 
 
 class DeterministicGenerator:

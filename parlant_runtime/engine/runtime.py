@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4, uuid5
 
 from parlant_runtime.engine.compiled import AgentCache, CompiledAgent, compile_agent
@@ -31,13 +31,16 @@ from parlant_runtime.engine.knowledge import Retriever
 from parlant_runtime.engine.tools import ToolRegistry
 from parlant_runtime.engine.trace import Trace
 from parlant_runtime.engine.turn import (
+    PLUGIN_TIMEOUT,
     RUNTIME_KEY,
+    TURN_BUDGET,
     TurnInput,
     TurnOutcome,
     record_message,
     run_turn,
     value_type_of,
 )
+from parlant_runtime.engine.understanding import TokenSink, Understander, Utterance
 from parlant_runtime.errors import ParlantRuntimeError
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
 from parlant_runtime.storage.checks import check_turn
@@ -53,7 +56,13 @@ from parlant_runtime.storage.port import (
     VariableChange,
 )
 
-__all__ = ["MAX_ATTEMPTS", "Runtime", "SessionClosed", "TurnResult"]
+if TYPE_CHECKING:
+    from parlant_runtime.llm import LanguageModel
+
+__all__ = ["HISTORY_MESSAGES", "MAX_ATTEMPTS", "Runtime", "SessionClosed", "TurnResult"]
+
+HISTORY_MESSAGES = 20
+"""Messages of the conversation so far a language model sees, by default."""
 
 MAX_ATTEMPTS = 5
 """How often a turn is recomputed when other turns keep committing first."""
@@ -89,16 +98,50 @@ class Runtime:
         self,
         store: Store,
         *,
-        evaluator: ConditionEvaluator | None = None,
+        evaluator: ConditionEvaluator | Understander | None = None,
         generator: ResponseGenerator | None = None,
         tools: ToolRegistry | None = None,
         retriever: Retriever | None = None,
+        language_model: LanguageModel | None = None,
+        history: int | None = None,
+        plugin_timeout: float = PLUGIN_TIMEOUT,
+        turn_budget: float = TURN_BUDGET,
     ) -> None:
+        """Args:
+        store: where agents and sessions live.
+        evaluator: decides natural-language conditions (default: with ``language_model``
+            a :class:`~parlant_runtime.llm.ModelUnderstander`, else keyword matching).
+        generator: composes replies (default: with ``language_model`` a
+            :class:`~parlant_runtime.llm.ModelComposer`, else the built-in chooser).
+        tools: the tool functions.
+        retriever: searches knowledge bases.
+        language_model: a :class:`~parlant_runtime.llm.LanguageModel` for conditions,
+            extraction and replies (see ``docs/language-models.md``).
+        history: messages of the conversation so far given to plug-ins (default
+            :data:`HISTORY_MESSAGES` with a language model, else none).
+        plugin_timeout: seconds one evaluator or generator call may take.
+        turn_budget: seconds all of a turn's plug-in calls may take together.
+        """
         self.store = store
         self.retriever = retriever
         """Searches the agent's knowledge bases each turn; ``None``: ``kb`` stays empty."""
-        self.evaluator: ConditionEvaluator = evaluator or KeywordEvaluator()
+        self.language_model = language_model
+        if language_model is not None:
+            from parlant_runtime.llm import ModelComposer, ModelUnderstander  # noqa: PLC0415
+
+            evaluator = evaluator or ModelUnderstander(language_model)
+            generator = generator or ModelComposer(language_model)
+        self.evaluator: ConditionEvaluator | Understander = evaluator or KeywordEvaluator()
         self.generator: ResponseGenerator = generator or DeterministicGenerator()
+        if history is None:
+            history = HISTORY_MESSAGES if language_model is not None else 0
+        if history < 0 or plugin_timeout <= 0 or turn_budget <= 0:
+            raise ParlantRuntimeError(
+                "history must be 0 or more, plugin_timeout and turn_budget more than 0"
+            )
+        self.history = history
+        self.plugin_timeout = plugin_timeout
+        self.turn_budget = turn_budget
         self.tools = tools or ToolRegistry()
         self._cache = AgentCache()
         self._locks = _SessionLocks()
@@ -185,10 +228,13 @@ class Runtime:
         *,
         idempotency_key: str | None = None,
         variables: Mapping[str, Any] | None = None,
+        sink: TokenSink | None = None,
     ) -> TurnResult:
         """Record a customer message and, in ``auto`` mode, answer it.
 
-        ``variables`` are set before the turn runs (as an extractor would).
+        ``variables`` are set before the turn runs (as an extractor would). ``sink``
+        receives the reply's text as a streaming generator produces it (see
+        :meth:`stream_message`, which is usually what you want).
 
         Raises:
             SessionClosed: the session is completed or abandoned.
@@ -203,6 +249,7 @@ class Runtime:
                 idempotency_key=idempotency_key,
                 variables=variables,
                 call_key=call_key,
+                sink=sink,
             )
 
     async def _process(
@@ -214,6 +261,7 @@ class Runtime:
         idempotency_key: str | None,
         variables: Mapping[str, Any] | None,
         call_key: str,
+        sink: TokenSink | None = None,
     ) -> TurnResult:
         for _ in range(MAX_ATTEMPTS):
             session = await self.store.get_session(workspace_id, session_id)
@@ -232,8 +280,10 @@ class Runtime:
                     idempotency_key=idempotency_key,
                     variables=variables or {},
                     call_key=call_key,
+                    sink=sink,
                 )
             except ConcurrentUpdate:
+                sink = None  # what was streamed stands; the recomputed turn's replies are final
                 continue
             except DuplicateMessage:
                 # another process recorded this message between our lookup and our commit:
@@ -354,10 +404,12 @@ class Runtime:
         record: bool = True,
         idempotency_key: str | None = None,
         call_key: str | None = None,
+        sink: TokenSink | None = None,
     ) -> TurnResult:
         agent = await self.agent(workspace_id, session.agent_id)
         stored_variables = list(await self.store.get_variables(workspace_id, session.id))
-        inp = TurnInput(session, agent, stored_variables, text, variables, call_key)
+        history = await self._history(workspace_id, session) if answer else ()
+        inp = TurnInput(session, agent, stored_variables, text, variables, call_key, history)
         if not answer:  # recorded with its variables, answered on resume
             outcome = record_message(inp, idempotency_key=idempotency_key)
         else:
@@ -369,6 +421,9 @@ class Runtime:
                 record_message=record,
                 idempotency_key=idempotency_key,
                 retriever=self.retriever,
+                plugin_timeout=self.plugin_timeout,
+                turn_budget=self.turn_budget,
+                sink=sink,
             )
             outcome.metadata.setdefault(RUNTIME_KEY, {})["answered"] = (
                 session.event_count + len(outcome.events) - 1
@@ -393,6 +448,24 @@ class Runtime:
             limit=len(outcome.events),  # this turn's own events, not a later turn's
         )
         return _result(committed, events, outcome, agent)
+
+    async def _history(self, workspace_id: str, session: Session) -> tuple[Utterance, ...]:
+        """The last :attr:`history` messages of the session, oldest first."""
+        if self.history <= 0 or session.event_count == 0:
+            return ()
+        window = self.history * 4  # tool, transition and status events sit between messages
+        events = await self.store.list_events(
+            workspace_id, session.id, after=max(-1, session.event_count - 1 - window)
+        )
+        said = [
+            Utterance(
+                "customer" if event.event_type is EventType.CUSTOMER_MESSAGE else "agent",
+                str(event.content.get("text", "")),
+            )
+            for event in events
+            if event.event_type in (EventType.CUSTOMER_MESSAGE, EventType.AGENT_MESSAGE)
+        ]
+        return tuple(said[-self.history :])
 
     async def _simple(
         self,

@@ -47,6 +47,8 @@ class ConditionTrace:
     kind: str
     result: bool
     reason: str | None = None
+    rationale: str | None = None
+    """For a natural-language condition decided by a language model: its short reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,8 @@ class ReplyTrace:
     chosen: str | None
     skipped: tuple[tuple[str, str], ...] = ()
     """(candidate, reason) for each candidate passed over."""
+    parts: tuple[tuple[str, str | None], ...] = ()
+    """(source, chosen) of each message sent, when the reply has more than one part."""
 
 
 @dataclass
@@ -91,6 +95,13 @@ class Trace:
     """Knowledge bases searched, in the order used: ``knowledge_base``, ``threshold``,
     ``max_results``, ``kept`` (``[id, score]`` pairs), ``below_threshold``,
     ``over_max_results``."""
+    model: dict[str, Any] | None = None
+    """Language-model calls of the turn: ``calls``, ``input_tokens``, ``output_tokens``,
+    ``cost_micros`` (millionths of a dollar; ``None`` without a price), ``models``;
+    ``None`` when the turn asked no model."""
+    collected: list[dict[str, Any]] = field(default_factory=list)
+    """Variables read from the customer's words: ``variable``, ``stored`` and, when it
+    was refused, ``error`` (a private variable's value is never shown)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The trace as JSON-ready data (what :func:`dataclasses.asdict` gives, built faster)."""

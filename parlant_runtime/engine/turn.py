@@ -13,16 +13,26 @@ states, within :data:`MAX_CHAIN` steps; guidelines are matched; the reply is
 composed. Anything that goes wrong inside (a tool that fails, a chain that does
 not stop, a decision with no exit) becomes an error event and the session stays
 at its last waiting state.
+
+Plug-ins (the condition evaluator, the response generator) are code the runtime
+does not own: each call runs under :data:`PLUGIN_TIMEOUT` seconds and all of a
+turn's together under its budget (:data:`TURN_BUDGET`); one that raises, hangs or
+answers data of the wrong shape writes an error event, and the turn goes on as if
+it had said nothing (conditions false, the built-in reply).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from parlant_runtime.bundle.schema import ToolSpec
 from parlant_runtime.engine import knowledge
@@ -34,10 +44,28 @@ from parlant_runtime.engine.compiled import (
     Template,
     natural_texts,
 )
-from parlant_runtime.engine.compose import Candidate, ComposeRequest, Reply, ResponseGenerator
+from parlant_runtime.engine.compose import (
+    Candidate,
+    CannedChooser,
+    ComposeRequest,
+    DeterministicGenerator,
+    Part,
+    Reply,
+    ResponseGenerator,
+)
 from parlant_runtime.engine.conditions import Condition, ConditionEvaluator, normalise
 from parlant_runtime.engine.knowledge import Retriever
 from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
+from parlant_runtime.engine.understanding import (
+    CollectSpec,
+    ModelUsage,
+    TokenSink,
+    TurnContext,
+    Understander,
+    Understanding,
+    UnderstandRequest,
+    Utterance,
+)
 from parlant_runtime.errors import TemplateSandboxError
 from parlant_runtime.model import (
     CompositionMode,
@@ -54,6 +82,8 @@ from parlant_runtime.storage.port import InvalidData, NewEvent, VariableChange
 __all__ = [
     "DEFAULT_NO_MATCH",
     "MAX_CHAIN",
+    "PLUGIN_TIMEOUT",
+    "TURN_BUDGET",
     "TurnInput",
     "TurnOutcome",
     "record_message",
@@ -78,6 +108,24 @@ _TOOL_NAME = re.compile(r"\btool\b")
 RUNTIME_KEY = "parlantRuntime"
 """Where the runtime keeps its own bookkeeping in the session's metadata."""
 
+PLUGIN_TIMEOUT = 30.0
+"""Seconds one call of a condition evaluator or response generator may take."""
+
+TURN_BUDGET = 60.0
+"""Seconds all the plug-in calls of one turn may take together."""
+
+CENT_MICROS = 10_000
+"""Millionths of a dollar in a cent: the ``cost`` counters count whole cents."""
+
+_T = TypeVar("_T")
+
+
+class _Failed:
+    """What :meth:`_Turn.guarded` returns for a plug-in call that failed (error recorded)."""
+
+
+FAILED = _Failed()
+
 
 @dataclass(frozen=True)
 class TurnInput:
@@ -91,6 +139,8 @@ class TurnInput:
     call_key: str | None = None
     """What makes tool call ids stable when the turn is computed again (the session and
     the message's idempotency key); random when ``None``."""
+    history: tuple[Utterance, ...] = ()
+    """The conversation before this message, oldest first (for language-model plug-ins)."""
 
 
 @dataclass
@@ -112,10 +162,23 @@ class TurnOutcome:
 class _Turn:
     """The mutable working state of one turn."""
 
-    def __init__(self, inp: TurnInput, natural: Mapping[str, bool]) -> None:
+    def __init__(
+        self,
+        inp: TurnInput,
+        natural: Mapping[str, bool],
+        *,
+        plugin_timeout: float = PLUGIN_TIMEOUT,
+        turn_budget: float = TURN_BUDGET,
+    ) -> None:
         self.inp = inp
         self.agent = inp.agent
         self.natural = natural
+        self.rationales: dict[str, str] = {}
+        """The understander's reason per natural-language condition (normalised text)."""
+        self.model_usage = ModelUsage()
+        self.plugin_timeout = plugin_timeout
+        self.turn_budget = turn_budget
+        self.deadline = time.monotonic() + turn_budget
         self.trace = Trace()
         self.decided: dict[int, tuple[bool, str | None]] = {}
         """Expression conditions decided in advance, in one batch, by ``id()`` (the reply
@@ -253,10 +316,66 @@ class _Turn:
             ran = condition.expression is not None
             tainted = ran and self.may_read_private(condition.text)
             reason = PRIVATE_REASON if tainted else self.redact(reason)
+        rationale = None
+        if self.rationales and condition.text is not None:
+            rationale = self.rationales.get(normalise(condition.text))
         self.trace.conditions.append(
-            ConditionTrace(where, condition.text, condition.kind.value, result, reason)
+            ConditionTrace(where, condition.text, condition.kind.value, result, reason, rationale)
         )
         return result
+
+    # ------------------------------------------------------------------ plug-ins
+
+    async def guarded(self, what: str, call: Awaitable[_T]) -> _T | _Failed:
+        """``call``'s answer, or :data:`FAILED` (and an error event) when it raises, takes
+        longer than the plug-in timeout or goes past the turn's budget."""
+        left = self.deadline - time.monotonic()
+        timeout = min(self.plugin_timeout, left)
+        if timeout <= 0:
+            if asyncio.iscoroutine(call):
+                call.close()
+            self.error(f"{what} not asked: the turn's budget of {self.turn_budget:g} s is spent")
+            return FAILED
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            if timeout < self.plugin_timeout:
+                self.error(f"{what} stopped: the turn's budget of {self.turn_budget:g} s is spent")
+            else:
+                self.error(f"{what} took longer than {self.plugin_timeout:g} s")
+        except Exception as exc:  # the plug-in's failure, not the turn's
+            self.error(f"{what} failed: {type(exc).__name__}: {exc}")
+        return FAILED
+
+    def turn_context(self) -> TurnContext:
+        """What language-model plug-ins see of the turn (no private value)."""
+        bundle = self.agent.stored.bundle
+        spec = bundle.agent
+        template = self.template_context()
+        return TurnContext(
+            agent_name=spec.name,
+            agent_description=spec.description,
+            system_prompt=spec.system_prompt,
+            message=self.inp.message,
+            conversation=tuple(Utterance(u.role, self.redact(u.text)) for u in self.inp.history),
+            glossary=tuple(
+                {"name": t.name, "description": t.description, "synonyms": list(t.synonyms)}
+                for t in bundle.terms
+            ),
+            variables=template["vars"],
+            journey=self.journey.title if self.journey is not None else None,
+            state=self.state if self.journey is not None else None,
+            kb=tuple(self.kb),
+            tools=template["tool"],
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+            model_provider=spec.model_provider,
+            model_name=spec.model_name,
+        )
+
+    def add_usage(self, usage: Any) -> None:
+        if isinstance(usage, ModelUsage):
+            self.model_usage = self.model_usage + usage
 
     # ------------------------------------------------------------------ events
 
@@ -670,44 +789,262 @@ def _candidates(
     return candidates
 
 
+def _parts(
+    turn: _Turn, prompt: str | None, guidelines: Sequence[CompiledGuideline]
+) -> tuple[Part, ...]:
+    """What the reply covers: the journey step (its prompt), then each matched guideline."""
+    parts = []
+    if prompt is not None:
+        where = f"{turn.journey.title}/{turn.state}" if turn.journey is not None else "final"
+        parts.append(Part("step", where, prompt))
+    for guideline in guidelines:
+        parts.append(
+            Part("guideline", guideline.spec.name or str(guideline.order), guideline.spec.action)
+        )
+    return tuple(parts)
+
+
+def _replies(turn: _Turn, answered: Any, what: str) -> list[Reply] | None:
+    """The plug-in's answer as replies, or ``None`` (and an error) when it is not one."""
+    if answered is None:
+        return []
+    listed = [answered] if isinstance(answered, Reply) else answered
+    if isinstance(listed, list | tuple) and all(
+        isinstance(r, Reply) and isinstance(r.text, str) for r in listed
+    ):
+        for reply in listed:
+            turn.add_usage(reply.usage)
+            for error in reply.errors:
+                turn.error(str(error))
+        return [r for r in listed if r.text.strip()]
+    turn.error(
+        f"{what} answered {type(answered).__name__}, not a Reply; the built-in reply is sent"
+    )
+    return None
+
+
 async def _compose(
-    turn: _Turn, guidelines: list[CompiledGuideline], generator: ResponseGenerator
-) -> Reply | None:
+    turn: _Turn,
+    guidelines: list[CompiledGuideline],
+    generator: ResponseGenerator,
+    sink: TokenSink | None = None,
+) -> list[Reply]:
     skipped: list[tuple[str, str]] = []
     strict = turn.agent.stored.bundle.agent.composition_mode is CompositionMode.STRICT
-    candidates = _candidates(turn, skipped, first_only=strict)
-    reply: Reply | None
-    if strict:
-        if candidates:
-            reply = Reply(candidates[0].text, "canned_response", candidates[0].name)
-        else:
-            text = _render(turn.agent.no_match, turn, "no-match response", skipped)
-            reply = Reply(text or DEFAULT_NO_MATCH, "no_match")
-    else:
-        prompt = None
-        final = turn.final_prompt
-        if final is not None:
-            prompt = _render(final, turn, "final state prompt", skipped)
-        elif turn.journey is not None and turn.state is not None:
-            state = turn.journey.states[turn.state]
-            if state.spec.state_type is StateType.CHAT:
-                prompt = _render(state.prompt, turn, f"prompt of {turn.state}", skipped)
-        request = ComposeRequest(
-            prompt=prompt,
-            entered=turn.entered_chat or final is not None,
-            guidelines=tuple(g.spec.action for g in guidelines),
-            candidates=tuple(candidates),
-            message=turn.inp.message,
-        )
-        reply = await generator.compose(request)
-    turn.trace.reply = ReplyTrace(
-        reply.source if reply else "none", reply.name if reply else None, tuple(skipped)
+    chooser = generator if strict and isinstance(generator, CannedChooser) else None
+    candidates = _candidates(turn, skipped, first_only=strict and chooser is None)
+    prompt = None
+    final = turn.final_prompt
+    if final is not None:
+        prompt = _render(final, turn, "final state prompt", skipped)
+    elif turn.journey is not None and turn.state is not None:
+        state = turn.journey.states[turn.state]
+        if state.spec.state_type is StateType.CHAT:
+            prompt = _render(state.prompt, turn, f"prompt of {turn.state}", skipped)
+    parts = _parts(turn, prompt, guidelines)
+    request = ComposeRequest(
+        prompt=prompt,
+        entered=turn.entered_chat or final is not None,
+        guidelines=tuple(g.spec.action for g in guidelines),
+        candidates=tuple(candidates),
+        message=turn.inp.message,
+        parts=parts,
+        context=turn.turn_context() if chooser is not None or not strict else None,
+        strict=strict,
     )
-    if reply is not None and reply.source == "canned_response":
-        for canned in turn.agent.canned:
-            if f"canned {canned.spec.name or canned.order}" == reply.name:
-                turn.count("canned_response", canned.spec.id, "use_count")
-    return reply
+    what = "the response generator"
+    replies: list[Reply] | None
+    if strict:
+        no_match = _render(turn.agent.no_match, turn, "no-match response", skipped)
+        replies = None
+        if chooser is not None and candidates:
+            chosen = await turn.guarded(
+                what, chooser.choose(replace(request, no_match=no_match or DEFAULT_NO_MATCH))
+            )
+            if not isinstance(chosen, _Failed):
+                replies = _chosen(turn, _replies(turn, list(chosen), what), candidates)
+        if replies is None and candidates:  # no chooser, or it failed: the first that fits
+            replies = [Reply(candidates[0].text, "canned_response", candidates[0].name)]
+        if not replies:
+            replies = [Reply(no_match or DEFAULT_NO_MATCH, "no_match")]
+    else:
+        answered = await turn.guarded(what, generator.compose(replace(request, sink=sink)))
+        replies = None if isinstance(answered, _Failed) else _replies(turn, answered, what)
+        if replies is None:
+            fallback = await DeterministicGenerator().compose(request)
+            replies = [fallback] if isinstance(fallback, Reply) else []
+    first = replies[0] if replies else None
+    turn.trace.reply = ReplyTrace(
+        first.source if first else "none",
+        first.name if first else None,
+        tuple(skipped),
+        tuple((r.source, r.name) for r in replies) if len(replies) > 1 else (),
+    )
+    used = {r.name for r in replies if r.source == "canned_response"}
+    for canned in turn.agent.canned:
+        if f"canned {canned.spec.name or canned.order}" in used:
+            turn.count("canned_response", canned.spec.id, "use_count")
+    return replies
+
+
+def _chosen(
+    turn: _Turn, replies: list[Reply] | None, candidates: Sequence[Candidate]
+) -> list[Reply] | None:
+    """The chooser's picks that are eligible candidates, once each, with their own text."""
+    if replies is None:
+        return None
+    by_name = {c.name: c for c in candidates}
+    kept: list[Reply] = []
+    for reply in replies:
+        candidate = by_name.get(reply.name or "")
+        if candidate is None:
+            turn.error(
+                f"the response generator chose {reply.name!r}, which is not an eligible "
+                "canned response; not sent"
+            )
+            continue
+        if all(r.name != candidate.name for r in kept):
+            kept.append(Reply(candidate.text, "canned_response", candidate.name))
+    return kept
+
+
+async def _understand(turn: _Turn, evaluator: ConditionEvaluator | Understander) -> None:
+    """Decide the natural-language conditions (and read the variables to collect)."""
+    texts = turn.agent.memo.get(natural_texts)  # the same for every turn of this version
+    if texts is None:
+        texts = turn.agent.memo[natural_texts] = natural_texts(turn.agent.conditions)
+    what = "the condition evaluator"
+    if not isinstance(evaluator, Understander):
+        decided = await turn.guarded(
+            what,
+            evaluator.evaluate(
+                texts, message=turn.inp.message or "", context=turn.template_context()
+            ),
+        )
+        if isinstance(decided, _Failed):
+            return
+        if not isinstance(decided, Mapping):
+            turn.error(
+                f"{what} answered {type(decided).__name__}, not a mapping of condition to "
+                "true or false; natural-language conditions count as false"
+            )
+            return
+        turn.natural = _Decided(decided, _loose_index(turn.agent, texts))
+        return
+    collect = _collect_specs(turn)
+    if not texts and not collect:
+        return
+    request = UnderstandRequest(tuple(texts), collect, turn.turn_context())
+    found = await turn.guarded(what, evaluator.understand(request))
+    if isinstance(found, _Failed):
+        return
+    if not isinstance(found, Understanding):
+        turn.error(
+            f"{what} answered {type(found).__name__}, not an Understanding; "
+            "natural-language conditions count as false"
+        )
+        return
+    turn.add_usage(found.usage)
+    for error in found.errors:
+        turn.error(str(error))
+    turn.natural = {
+        normalise(str(text)): value is True for text, value in dict(found.holds).items()
+    }
+    turn.rationales = {
+        normalise(str(text)): str(reason)[:500] for text, reason in dict(found.rationales).items()
+    }
+    _store_collected(turn, collect, found.values)
+
+
+def _collect_specs(turn: _Turn) -> tuple[CollectSpec, ...]:
+    """The variables to read this turn: the current state's first, then those of the
+    other states of the active journey (a customer may answer ahead), or of every
+    enabled journey when none is active (the first message may already say them)."""
+    key = ("collect", turn.journey.spec.id if turn.journey else None, turn.state)
+    cached = turn.agent.memo.get(key)
+    if cached is not None:
+        return tuple(cached)
+    places: list[tuple[CompiledJourney, str]] = []
+    if turn.journey is not None and turn.state is not None:
+        places.append((turn.journey, turn.state))
+    journeys = [turn.journey] if turn.journey is not None else turn.agent.journeys
+    places.extend((j, name) for j in journeys if j.spec.enabled for name in j.states)
+    specs: dict[str, CollectSpec] = {}
+    for journey, name in places:
+        for c in journey.states[name].spec.collect:
+            specs.setdefault(
+                c.name,
+                CollectSpec(c.name, c.value_schema, c.description, f"{journey.title}/{name}"),
+            )
+    turn.agent.memo[key] = tuple(specs.values())
+    return tuple(specs.values())
+
+
+def _schema_problem(turn: _Turn, spec: CollectSpec, value: Any) -> str | None:
+    key = ("collect-schema", spec.state, spec.name)
+    validator = turn.agent.memo.get(key)
+    if validator is None:
+        try:
+            validator = turn.agent.memo[key] = Draft202012Validator(dict(spec.schema))
+        except SchemaError as exc:  # checked at load; kept safe for hand-built agents
+            return f"its schema is broken: {exc.message}"
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    return errors[0].message if errors else None
+
+
+def _store_collected(turn: _Turn, collect: Sequence[CollectSpec], values: Any) -> None:
+    """Store the values read that fit their schema; the others are refused (error event)."""
+    if not isinstance(values, Mapping):
+        turn.error("the condition evaluator gave values that are not a mapping; none stored")
+        return
+    specs = {c.name: c for c in collect}
+    declared = {v.key: v for v in turn.agent.stored.bundle.variables}
+    for name, value in values.items():
+        spec = specs.get(name)
+        if spec is None:
+            turn.error(f"the condition evaluator read {name!r}, which is not collected here")
+            continue
+        if value is None:  # not said
+            continue
+        private = name in turn.private or (name in declared and declared[name].is_private)
+        problem = _schema_problem(turn, spec, value)
+        if problem is not None:
+            shown = "the value does not fit its schema" if private else problem
+            turn.error(
+                f"variable {name!r} read from the message was not stored ({shown}); "
+                "the state asks again"
+            )
+            turn.trace.collected.append({"variable": name, "stored": False, "error": shown})
+            continue
+        if private:
+            turn.private.add(name)
+        stored = turn.set_variable(name, value, source="model")
+        turn.trace.collected.append({"variable": name, "stored": stored})
+
+
+def _account(turn: _Turn) -> None:
+    """Tokens and cost of the turn's model calls: into the trace and the usage counters
+    of the session (``tokens_used``, ``cost``) and the agent (``total_tokens_used``,
+    ``total_cost``). Costs are counted in whole cents: the session's exact total, in
+    millionths of a dollar, is kept in its metadata, and a counter moves by the cents
+    that total crosses."""
+    usage = turn.model_usage
+    if not usage.calls:
+        return
+    turn.trace.model = usage.to_dict()
+    session_id = turn.inp.session.id
+    agent_id = turn.agent.stored.agent_id
+    if usage.tokens:
+        for key in (f"session:{session_id}:tokens_used", f"agent:{agent_id}:total_tokens_used"):
+            turn.usage[key] = turn.usage.get(key, 0) + usage.tokens
+    if usage.cost_micros:
+        before = int(turn.book.get("cost_micros", 0))
+        after = before + usage.cost_micros
+        turn.book["cost_micros"] = after
+        cents = after // CENT_MICROS - before // CENT_MICROS
+        if cents:
+            for key in (f"session:{session_id}:cost", f"agent:{agent_id}:total_cost"):
+                turn.usage[key] = turn.usage.get(key, 0) + cents
 
 
 def record_message(inp: TurnInput, *, idempotency_key: str | None = None) -> TurnOutcome:
@@ -742,15 +1079,21 @@ def record_message(inp: TurnInput, *, idempotency_key: str | None = None) -> Tur
 async def run_turn(
     inp: TurnInput,
     *,
-    evaluator: ConditionEvaluator,
+    evaluator: ConditionEvaluator | Understander,
     generator: ResponseGenerator,
     tools: tooling.ToolRegistry,
     record_message: bool = True,
     idempotency_key: str | None = None,
     retriever: Retriever | None = None,
+    plugin_timeout: float = PLUGIN_TIMEOUT,
+    turn_budget: float = TURN_BUDGET,
+    sink: TokenSink | None = None,
 ) -> TurnOutcome:
-    """Compute one turn (see the module docstring)."""
-    turn = _Turn(inp, {})
+    """Compute one turn (see the module docstring).
+
+    ``sink`` receives the reply's text as a generator that streams produces it.
+    """
+    turn = _Turn(inp, {}, plugin_timeout=plugin_timeout, turn_budget=turn_budget)
     if record_message and inp.message is not None:
         turn.emit(
             EventType.CUSTOMER_MESSAGE, {"text": inp.message}, idempotency_key=idempotency_key
@@ -761,13 +1104,7 @@ async def run_turn(
     if retriever is not None and inp.message is not None:
         await _retrieve(turn, retriever)
     if inp.message is not None:
-        texts = inp.agent.memo.get(natural_texts)  # the same for every turn of this version
-        if texts is None:
-            texts = inp.agent.memo[natural_texts] = natural_texts(inp.agent.conditions)
-        decided = await evaluator.evaluate(
-            texts, message=inp.message, context=turn.template_context()
-        )
-        turn.natural = _Decided(decided, _loose_index(inp.agent, texts))
+        await _understand(turn, evaluator)
     if turn.journey is None:
         for journey in inp.agent.journeys:
             if not journey.spec.enabled or journey.initial is None:
@@ -787,9 +1124,8 @@ async def run_turn(
     guidelines = _matched_guidelines(turn)
     turn.trace.guidelines = [g.spec.name or g.spec.action for g in guidelines]
     await _run_guideline_tools(turn, guidelines, tools)
-    reply = await _compose(turn, guidelines, generator)
     replies = []
-    if reply is not None:
+    for reply in await _compose(turn, guidelines, generator, sink):
         replies.append(reply.text)
         state_id = None
         if turn.journey is not None and turn.state is not None:
@@ -800,6 +1136,7 @@ async def run_turn(
             journey_id=turn.journey.spec.id if turn.journey else None,
             state_id=state_id,
         )
+    _account(turn)
     turn.book["visited"] = turn.visited
     metadata = {**inp.session.metadata, RUNTIME_KEY: turn.book}
     if turn.events:

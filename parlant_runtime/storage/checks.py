@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 USAGE_COUNTERS: dict[str, frozenset[str]] = {
-    "agent": frozenset({"total_sessions", "total_messages", "total_tokens_used"}),
+    "agent": frozenset({"total_sessions", "total_messages", "total_tokens_used", "total_cost"}),
+    "session": frozenset({"tokens_used", "cost"}),
     "guideline": frozenset({"match_count"}),
     "canned_response": frozenset({"use_count"}),
     "journey": frozenset({"total_sessions"}),

@@ -595,6 +595,9 @@ class MemoryStore:
         """Whether the workspace has this entity (a tool: whether it ever published it)."""
         if entity == "tool":
             return entity_id in self._workspace_tools.get(workspace_id, ())
+        if entity == "session":
+            found = self._sessions.get(entity_id)
+            return found is not None and found.row.workspace_id == workspace_id
         agents = (a for a in self._agents.values() if a.workspace_id == workspace_id)
         return any(entity_id in _entity_ids(a.bundle, entity) for a in agents)
 
@@ -606,6 +609,9 @@ class MemoryStore:
                     continue  # a delta naming another workspace's entity is dropped
                 totals = self._usage_totals.setdefault((entity, entity_id), {})
                 totals[counter] = totals.get(counter, 0) + delta
+                if entity == "session":  # the session row carries its counters, as in SQL
+                    row = self._sessions[entity_id].row
+                    setattr(row, counter, getattr(row, counter) + delta)
             folded = len(self._usage_pending)
             self._usage_pending.clear()
             return folded

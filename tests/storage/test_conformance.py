@@ -768,7 +768,12 @@ def test_usage_counts_pending_deltas_and_roll_up_folds_them_in(store: Store, run
         await store.commit_turn(WS, turn(session, usage=deltas))
 
         expected = {
-            "agent": {"total_messages": 4, "total_sessions": 2, "total_tokens_used": 0},
+            "agent": {
+                "total_messages": 4,
+                "total_sessions": 2,
+                "total_tokens_used": 0,
+                "total_cost": 0,
+            },
             **{kind: {counter: 4} for kind, (_, counter) in entities.items() if kind != "agent"},
         }
         for kind, (id_, _) in entities.items():
@@ -777,6 +782,29 @@ def test_usage_counts_pending_deltas_and_roll_up_folds_them_in(store: Store, run
         for kind, (id_, _) in entities.items():
             assert await store.usage(WS, kind, id_) == expected[kind], kind
         assert await store.roll_up_usage() == 0
+
+    run(body())
+
+
+def test_a_sessions_tokens_and_cost_roll_up_into_its_row(store: Store, run: Run) -> None:
+    async def body() -> None:
+        agent_id = await setup_agent(store, make_bundle())
+        session = await store.create_session(WS, SessionStart(agent_id=agent_id))
+        other = await store.create_session(WS, SessionStart(agent_id=agent_id))
+        deltas = {
+            usage_key("session", session.id, "tokens_used"): 120,
+            usage_key("session", session.id, "cost"): 1,
+            usage_key("agent", agent_id, "total_tokens_used"): 120,
+            usage_key("agent", agent_id, "total_cost"): 1,
+        }
+        await store.commit_turn(WS, turn(session, usage=deltas))
+        assert await store.usage(WS, "session", session.id) == {"tokens_used": 120, "cost": 1}
+        await store.roll_up_usage()
+        row = await store.get_session(WS, session.id)
+        assert (row.tokens_used, row.cost) == (120, 1)
+        assert (await store.get_session(WS, other.id)).tokens_used == 0
+        totals = await store.usage(WS, "agent", agent_id)
+        assert (totals["total_tokens_used"], totals["total_cost"]) == (120, 1)
 
     run(body())
 

@@ -20,6 +20,7 @@ from parlant_runtime.bundle.schema import (
     AgentBundle,
     AgentSpec,
     CannedResponseSpec,
+    CollectedVariableSpec,
     GuidelineSpec,
     JourneyGuidelineSpec,
     JourneySpec,
@@ -136,7 +137,8 @@ def _rows(
             tool_id = _lookup(tool_ids, state.tool, "tool") if state.tool else None
             rows[t.journey_state].append(
                 {
-                    **state.model_dump(by_alias=False, exclude={"id", "tool"}),
+                    **state.model_dump(by_alias=False, exclude={"id", "tool", "collect"}),
+                    "metadata": _state_metadata(state),
                     "id": state.id,
                     "journey_id": journey.id,
                     "tool_id": str(tool_id) if tool_id else None,
@@ -418,6 +420,27 @@ async def read_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> tuple[A
 
 S = TypeVar("S", bound=BaseModel)
 
+_COLLECT_KEY = "parlantRuntimeCollect"
+"""Where a state's ``collect`` list is kept in its ``metadata`` column: the table has no
+column of its own for it, and a schema change is not needed for a list read whole."""
+
+
+def _state_metadata(state: StateSpec) -> dict[str, Any]:
+    if not state.collect:
+        return dict(state.metadata)
+    collect = [c.model_dump(by_alias=True, exclude_none=True) for c in state.collect]
+    return {**state.metadata, _COLLECT_KEY: collect}
+
+
+def _collected(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``collect`` and ``metadata`` fields of a state row (nothing when it collects none)."""
+    if not metadata or _COLLECT_KEY not in metadata:
+        return {}
+    kept = {k: v for k, v in metadata.items() if k != _COLLECT_KEY}
+    collect = [CollectedVariableSpec.model_validate(c) for c in metadata[_COLLECT_KEY]]
+    return {"metadata": kept, "collect": collect}
+
+
 _AGENT = Trusted(AgentSpec, "parlant_agent")
 _GUIDELINE = Trusted(GuidelineSpec, "parlant_guideline")
 _CANNED = Trusted(CannedResponseSpec, "parlant_canned_response")
@@ -462,7 +485,9 @@ def _assemble(
     picks = _STATE.picks(states[0]._fields) if states else ()
     for row in _ordered(states):
         tool = tool_names.get(row.tool_id) if row.tool_id else None
-        states_of.setdefault(row.journey_id, []).append(_STATE.picked(row, picks, tool=tool))
+        states_of.setdefault(row.journey_id, []).append(
+            _STATE.picked(row, picks, tool=tool, **_collected(row.metadata))
+        )
     transitions_of: dict[UUID, list[TransitionSpec]] = {}
     for row in _ordered(fetched[t.journey_transition]):
         transitions_of.setdefault(row.journey_id, []).append(

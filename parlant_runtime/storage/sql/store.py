@@ -81,6 +81,7 @@ _ENDED = (SessionStatus.COMPLETED, SessionStatus.ABANDONED)
 # the table holding each entity's usage counter columns
 _USAGE_TABLES: dict[str, sa.Table] = {
     "agent": t.agent,
+    "session": t.session,
     "guideline": t.guideline,
     "canned_response": t.canned_response,
     "journey": t.journey,
@@ -1055,7 +1056,7 @@ def _owned_by(entity: str, ws: str) -> Any:
     """A condition on the entity's table: the row belongs to workspace ``ws``."""
     table = _USAGE_TABLES[entity]
     agents_of_workspace = sa.select(t.agent.c.id).where(t.agent.c.workspace_id == ws)
-    if entity in ("agent", "tool"):
+    if entity in ("agent", "tool", "session"):
         return table.c.workspace_id == ws
     if entity == "tool_integration":
         tools = sa.select(t.tool.c.id).where(t.tool.c.workspace_id == ws)
