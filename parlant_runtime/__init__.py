@@ -8,7 +8,7 @@ change. The surface, by concern:
 - diagrams: :func:`build_diagram`, :func:`to_mermaid`, :func:`to_dot`;
 - the domain model: one class per table (:class:`Agent`, :class:`Session`, ...) and the enums;
 - the runtime: :class:`Runtime` and its plugins (condition evaluators, generators, tools,
-  knowledge-base retrievers), tool health;
+  knowledge-base retrievers), tool health; language models in :mod:`parlant_runtime.llm`;
 - storage: the :class:`Store` port, :class:`MemoryStore`, the turn commit types;
 - errors: :class:`ParlantRuntimeError` and its subclasses.
 """
@@ -21,6 +21,7 @@ from parlant_runtime.bundle import (
     AgentBundle,
     AgentSpec,
     CannedResponseSpec,
+    CollectedVariableSpec,
     GuidelineSpec,
     JourneyGuidelineSpec,
     JourneySpec,
@@ -50,6 +51,7 @@ from parlant_runtime.engine import (
     KnowledgeError,
     KnowledgeQuery,
     Passage,
+    ReplyChunk,
     ResponseGenerator,
     Retriever,
     Runtime,
@@ -62,6 +64,7 @@ from parlant_runtime.engine import (
     ToolRegistry,
     Trace,
     TurnResult,
+    Understander,
     current_call,
 )
 from parlant_runtime.errors import (
@@ -164,6 +167,7 @@ __all__ = [
     "CannedResponseSpec",
     "Code",
     "CodeInfo",
+    "CollectedVariableSpec",
     "CompositionMode",
     "ConcurrentUpdate",
     "ConditionEvaluator",
@@ -204,6 +208,7 @@ __all__ = [
     "Passage",
     "PublishRefused",
     "PublishReport",
+    "ReplyChunk",
     "ResponseGenerator",
     "Retriever",
     "Runtime",
@@ -240,6 +245,7 @@ __all__ = [
     "TransitionSpec",
     "TurnCommit",
     "TurnResult",
+    "Understander",
     "User",
     "ValidationReport",
     "ValueType",

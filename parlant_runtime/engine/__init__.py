@@ -4,15 +4,19 @@ Start with :class:`Runtime` (the embedding API). Plugins are small protocols:
 :class:`ConditionEvaluator` (natural-language conditions, batched),
 :class:`ResponseGenerator` (fluid composition), :class:`Retriever` (knowledge bases, batched)
 and tools registered by name in a :class:`ToolRegistry`. Deterministic implementations
-ship for each.
+ship for each. Language-model plug-ins (:class:`Understander`: conditions and variables
+in one call; :class:`CannedChooser`: strict replies) see a :class:`TurnContext`; the
+ones built on a model are in :mod:`parlant_runtime.llm`.
 """
 
 from __future__ import annotations
 
 from parlant_runtime.engine.compose import (
     Candidate,
+    CannedChooser,
     ComposeRequest,
     DeterministicGenerator,
+    Part,
     Reply,
     ResponseGenerator,
 )
@@ -29,7 +33,7 @@ from parlant_runtime.engine.knowledge import (
     Passage,
     Retriever,
 )
-from parlant_runtime.engine.runtime import Runtime, SessionClosed, TurnResult
+from parlant_runtime.engine.runtime import ReplyChunk, Runtime, SessionClosed, TurnResult
 from parlant_runtime.engine.tools import (
     ToolCall,
     ToolError,
@@ -38,9 +42,20 @@ from parlant_runtime.engine.tools import (
     current_call,
 )
 from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
+from parlant_runtime.engine.understanding import (
+    CollectSpec,
+    ModelUsage,
+    TurnContext,
+    Understander,
+    Understanding,
+    UnderstandRequest,
+    Utterance,
+)
 
 __all__ = [
     "Candidate",
+    "CannedChooser",
+    "CollectSpec",
     "ComposeRequest",
     "ConditionEvaluator",
     "ConditionTrace",
@@ -50,8 +65,11 @@ __all__ = [
     "KeywordRetriever",
     "KnowledgeError",
     "KnowledgeQuery",
+    "ModelUsage",
+    "Part",
     "Passage",
     "Reply",
+    "ReplyChunk",
     "ReplyTrace",
     "ResponseGenerator",
     "Retriever",
@@ -65,6 +83,11 @@ __all__ = [
     "ToolRegistry",
     "Trace",
     "TransitionTrace",
+    "TurnContext",
     "TurnResult",
+    "UnderstandRequest",
+    "Understander",
+    "Understanding",
+    "Utterance",
     "current_call",
 ]

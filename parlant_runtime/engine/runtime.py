@@ -59,7 +59,14 @@ from parlant_runtime.storage.port import (
 if TYPE_CHECKING:
     from parlant_runtime.llm import LanguageModel
 
-__all__ = ["HISTORY_MESSAGES", "MAX_ATTEMPTS", "Runtime", "SessionClosed", "TurnResult"]
+__all__ = [
+    "HISTORY_MESSAGES",
+    "MAX_ATTEMPTS",
+    "ReplyChunk",
+    "Runtime",
+    "SessionClosed",
+    "TurnResult",
+]
 
 HISTORY_MESSAGES = 20
 """Messages of the conversation so far a language model sees, by default."""
@@ -89,6 +96,15 @@ class TurnResult:
     trace: Trace
     duplicate: bool = False
     """The message's idempotency key was already recorded: nothing new was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyChunk:
+    """A piece of a reply while it is written (:meth:`Runtime.stream_message`)."""
+
+    part: int
+    """Which message of the reply (0 first; a turn may answer in several)."""
+    text: str
 
 
 class Runtime:
@@ -143,6 +159,7 @@ class Runtime:
         self.plugin_timeout = plugin_timeout
         self.turn_budget = turn_budget
         self.tools = tools or ToolRegistry()
+        self._background: set[asyncio.Task[TurnResult]] = set()
         self._cache = AgentCache()
         self._locks = _SessionLocks()
 
@@ -251,6 +268,57 @@ class Runtime:
                 call_key=call_key,
                 sink=sink,
             )
+
+    async def stream_message(
+        self,
+        workspace_id: str,
+        session_id: UUID,
+        text: str,
+        *,
+        idempotency_key: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[ReplyChunk | TurnResult]:
+        """:meth:`process_message`, streamed: the reply's text as :class:`ReplyChunk`
+        pieces while a streaming generator writes it, then the :class:`TurnResult`.
+
+        The turn is committed once, after the reply is whole; ``TurnResult.replies`` are
+        the messages as stored, which is what to keep (when the model failed half-way
+        the stored reply is the built-in one; chunks are a preview). A generator that
+        does not stream (the built-in one, strict agents) gives each stored message as
+        one chunk. A consumer that stops reading does not stop the turn: it completes
+        and is stored.
+
+        Raises:
+            SessionClosed: the session is completed or abandoned.
+        """
+        queue: asyncio.Queue[ReplyChunk | None] = asyncio.Queue()
+        streamed = False
+
+        async def sink(part: int, piece: str) -> None:
+            nonlocal streamed
+            streamed = True
+            queue.put_nowait(ReplyChunk(part, piece))
+
+        task = asyncio.create_task(
+            self.process_message(
+                workspace_id,
+                session_id,
+                text,
+                idempotency_key=idempotency_key,
+                variables=variables,
+                sink=sink,
+            )
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        while (chunk := await queue.get()) is not None:
+            yield chunk
+        result = await task
+        if not streamed:
+            for part, reply in enumerate(result.replies):
+                yield ReplyChunk(part, reply)
+        yield result
 
     async def _process(
         self,

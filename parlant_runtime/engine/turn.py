@@ -815,7 +815,7 @@ def _replies(turn: _Turn, answered: Any, what: str) -> list[Reply] | None:
         for reply in listed:
             turn.add_usage(reply.usage)
             for error in reply.errors:
-                turn.error(str(error))
+                turn.error(f"{what} reported: {error}")
         return [r for r in listed if r.text.strip()]
     turn.error(
         f"{what} answered {type(answered).__name__}, not a Reply; the built-in reply is sent"
@@ -870,9 +870,12 @@ async def _compose(
     else:
         answered = await turn.guarded(what, generator.compose(replace(request, sink=sink)))
         replies = None if isinstance(answered, _Failed) else _replies(turn, answered, what)
-        if replies is None:
+        if replies is None:  # the built-in choice, else the no-match text: never silence
             fallback = await DeterministicGenerator().compose(request)
-            replies = [fallback] if isinstance(fallback, Reply) else []
+            if not isinstance(fallback, Reply):
+                text = _render(turn.agent.no_match, turn, "no-match response", skipped)
+                fallback = Reply(text or DEFAULT_NO_MATCH, "no_match")
+            replies = [fallback]
     first = replies[0] if replies else None
     turn.trace.reply = ReplyTrace(
         first.source if first else "none",
@@ -946,7 +949,7 @@ async def _understand(turn: _Turn, evaluator: ConditionEvaluator | Understander)
         return
     turn.add_usage(found.usage)
     for error in found.errors:
-        turn.error(str(error))
+        turn.error(f"{what} reported: {error}")
     turn.natural = {
         normalise(str(text)): value is True for text, value in dict(found.holds).items()
     }

@@ -3,13 +3,16 @@
 Speaks the Messages API through the official ``anthropic`` SDK. Structured answers
 use forced tool use: the request offers one tool whose ``input_schema`` is the answer's
 schema and sets ``tool_choice`` to it, and the tool call's input is the answer.
-Credentials and the base URL come from the SDK's usual environment variables
-(``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``) unless given. The SDK's own retries
+The agent's temperature is sent only when the installed SDK's ``messages.create``
+takes one (recent versions of the API dropped it). Credentials and the base URL come
+from the SDK's usual environment variables (``ANTHROPIC_API_KEY``,
+``ANTHROPIC_BASE_URL``) unless given. The SDK's own retries
 are off: :mod:`parlant_runtime.llm.calls` retries, the same way for every provider.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,6 +78,10 @@ class AnthropicMessagesModel:
         self.client = client or anthropic.AsyncAnthropic(
             base_url=base_url, api_key=api_key, max_retries=0
         )
+        # newer Messages APIs dropped ``temperature``: sent only where the SDK takes it
+        self._takes_temperature = (
+            "temperature" in inspect.signature(self.client.messages.create).parameters
+        )
 
     @property
     def name(self) -> str:
@@ -91,7 +98,7 @@ class AnthropicMessagesModel:
             "messages": _alternating(request.messages),
             "max_tokens": request.max_tokens,
         }
-        if request.temperature is not None:
+        if request.temperature is not None and self._takes_temperature:
             arguments["temperature"] = min(max(request.temperature, 0.0), 1.0)
         if request.schema is not None:
             arguments["tools"] = [
