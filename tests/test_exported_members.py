@@ -30,6 +30,7 @@ def test_public_names_are_not_private_modules() -> None:
         "diagram",
         "engine",
         "errors",
+        "llm",
         "model",
         "sandbox",
         "storage",
