@@ -21,7 +21,8 @@ from parlant_runtime.model import SessionStatus
 from parlant_runtime.storage.port import NotFound, PublishRefused
 
 if TYPE_CHECKING:
-    from parlant_runtime.bundle import LoadedBundle
+    from parlant_runtime.bundle import AgentSpec, LoadedBundle
+    from parlant_runtime.llm import LanguageModel
     from parlant_runtime.storage.port import PublishReport
     from parlant_runtime.storage.sql.store import SqlStore
 
@@ -136,6 +137,15 @@ def _refusal(refused: Exception, options: ChatOptions, where: str) -> str:
     return "\n".join(lines)
 
 
+def _model(name: str, agent: AgentSpec) -> LanguageModel:
+    from parlant_runtime.llm import LanguageModelError, model_from_name  # noqa: PLC0415
+
+    try:
+        return model_from_name(name, agent=agent)
+    except LanguageModelError as exc:
+        raise ChatError(f"--model {name}: {exc}") from exc
+
+
 async def open_chat(options: ChatOptions, loaded: LoadedBundle | None) -> tuple[Chat, list[str]]:
     """Everything before the first line; the chat and its banner lines.
 
@@ -165,12 +175,17 @@ async def open_chat(options: ChatOptions, loaded: LoadedBundle | None) -> tuple[
             agent_id = found
         agent = await store.load_agent(options.workspace, agent_id)
         stubs: dict[str, Any] = {}
-        runtime = Runtime(
-            store,
-            evaluator=KeywordEvaluator(agent.bundle.terms),
-            tools=stub_tools(stubs, [tool.name for tool in agent.bundle.tools]),
-        )
-        banner.append(EVALUATOR_NOTE)
+        tools = stub_tools(stubs, [tool.name for tool in agent.bundle.tools])
+        if options.model is None:
+            runtime = Runtime(store, evaluator=KeywordEvaluator(agent.bundle.terms), tools=tools)
+            banner.append(EVALUATOR_NOTE)
+        else:
+            model = _model(options.model, agent.bundle.agent)
+            runtime = Runtime(store, language_model=model, tools=tools)
+            banner.append(
+                f"language model {model.name}: decides conditions, reads the variables states "
+                "collect, writes the replies (one call for conditions, one for the reply)"
+            )
         session_id = await _session(runtime, options, agent_id, banner)
     except NotFound as exc:
         await store.close()

@@ -77,6 +77,8 @@ class ChatOptions:
     agent_name: str | None = None
     session_id: str | None = None
     trace: bool = False
+    model: str | None = None
+    """``openai:MODEL``, ``anthropic:MODEL`` or ``agent``: a language model understands."""
 
 
 @dataclass(frozen=True)

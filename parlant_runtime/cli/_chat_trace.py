@@ -55,7 +55,8 @@ def _condition(trace: ConditionTrace | None) -> str:
     shown = f'"{text}"' if trace.kind == "natural" else text
     reason = f": {trace.reason}" if trace.reason else ""
     kind = click.style(f" ({trace.kind})", dim=True) if trace.kind == "natural" else ""
-    return f"{_mark(trace.result)} {shown}{kind}{click.style(reason, fg='yellow')}"
+    why = click.style(f" - {_short(trace.rationale)}", dim=True) if trace.rationale else ""
+    return f"{_mark(trace.result)} {shown}{kind}{click.style(reason, fg='yellow')}{why}"
 
 
 def _section(label: str, lines: Iterable[str]) -> list[str]:
@@ -155,6 +156,23 @@ def _reply(trace: Trace, conditions: _Conditions, state: str | None) -> list[str
     return lines
 
 
+def _collected(entry: dict[str, object]) -> str:
+    if entry.get("stored"):
+        return f"{_mark(True)} {entry['variable']}"
+    return (
+        f"{_mark(False)} {entry['variable']}: {click.style(str(entry.get('error')), fg='yellow')}"
+    )
+
+
+def _model_line(model: dict[str, object]) -> str:
+    cost = model.get("cost_micros")
+    shown = f", ${int(cost) / 1_000_000:.6f}" if isinstance(cost, int) else ""
+    return (
+        f"{model.get('calls')} call(s), {model.get('input_tokens')} tokens in, "
+        f"{model.get('output_tokens')} out{shown}"
+    )
+
+
 def render_trace(
     trace: Trace,
     *,
@@ -187,6 +205,9 @@ def render_trace(
     lines += _section("reply", _reply(trace, conditions, state))
     lines += _section("tools", _tool_lines(events))
     lines += _section("errors", [click.style(e, fg="red", bold=True) for e in trace.errors])
+    lines += _section("read", [_collected(entry) for entry in trace.collected])
+    if trace.model is not None:
+        lines += _section("model", [_model_line(trace.model)])
     other = conditions.take(lambda c: True)
     lines += _section("other", [f"{c.where}: {_condition(c)}" for c in other])
     return lines

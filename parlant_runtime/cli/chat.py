@@ -122,6 +122,13 @@ def _keyboard() -> Iterator[tuple[int, str]]:
 )
 @click.option("--session", "session_id", metavar="ID", help="Resume this session.")
 @click.option(
+    "--model",
+    metavar="MODEL",
+    help="Understand and answer with a language model: openai:MODEL, anthropic:MODEL, or "
+    "'agent' (the agent's modelProvider and modelName). Keys and base URLs come from "
+    "OPENAI_API_KEY/OPENAI_BASE_URL or ANTHROPIC_API_KEY/ANTHROPIC_BASE_URL.",
+)
+@click.option(
     "--color/--no-color",
     default=None,
     help="Colour the output (default: when stdout is a terminal).",
@@ -135,6 +142,7 @@ def chat(  # click passes options as keywords
     trace: bool,
     script: str | None,
     session_id: str | None,
+    model: str | None,
     color: bool | None,
 ) -> None:
     """Talk to the agent of BUNDLE in the terminal (or run a --script).
@@ -142,7 +150,9 @@ def chat(  # click passes options as keywords
     BUNDLE is validated and published into the database first (publishing the
     same bundle again changes nothing), then a session starts, or --session
     resumes one. Natural-language conditions are decided offline by keyword
-    matching: deterministic, no LLM. Type /help in the chat for its commands.
+    matching: deterministic, no LLM; with --model a language model decides
+    them, reads the variables states collect and writes the replies. Type /help
+    in the chat for its commands.
     Exit status: 0 done, 1 validation errors, publish refused or a scripted
     line failed, 2 unreadable bundle or script, or an unusable database.
     """
@@ -160,7 +170,7 @@ def chat(  # click passes options as keywords
         lines = _keyboard()
         source = ""
     interactive = not source
-    options = ChatOptions(bundle_path, url, workspace, agent_name, session_id, trace)
+    options = ChatOptions(bundle_path, url, workspace, agent_name, session_id, trace, model)
 
     def echo(text: str) -> None:
         click.echo(text, color=color)

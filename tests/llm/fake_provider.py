@@ -333,6 +333,8 @@ def clinic_brain(call: Call) -> Any:
     """Answers the clinic agent (examples/clinic.yaml) the way a model would, by rules:
     intents from key phrases, the department, day, time and confirmation code read from
     plain sentences; replies say each part's instruction."""
+    if call.schema_name is None and "that's all" in call.messages[-1][1].casefold():
+        return "Thank you for calling Riverside Family Clinic. Goodbye!"
     if call.schema_name != "understanding":
         return echo_brain(call)
     doc = call.document()
@@ -354,6 +356,9 @@ def clinic_brain(call: Call) -> Any:
     time_said = re.search(r"\b(\d{1,2})[:.](\d{2})\b", message)
     if "time" in wanted and time_said:
         values["time"] = f"{int(time_said.group(1)):02d}:{time_said.group(2)}"
+    name = re.search(r"\b(?:this is|my name is|i am|i'm) ([A-Z][a-z]+)", str(doc["latest_message"]))
+    if "patient_name" in wanted and name:
+        values["patient_name"] = name.group(1)
     code = re.search(r"\bcl-\d{4}\b", message)
     if "confirmation_code" in wanted and code:
         values["confirmation_code"] = code.group(0).upper()
