@@ -43,13 +43,50 @@ from parlant_runtime.testing.coverage import (
 __all__ = ["expand_test_paths", "run_files", "test", "write_coverage_diagrams"]
 
 
-def run_files(files: list[str], *, bundle: str | None = None) -> list[FileResult]:
-    """Run every file (one event loop for all of them)."""
+def run_files(
+    files: list[str],
+    *,
+    bundle: str | None = None,
+    model: str | None = None,
+    record: bool = False,
+) -> list[FileResult]:
+    """Run every file (one event loop for all of them); with ``model``, each file
+    records its model calls to its cassette, or replays them from it."""
 
     async def work() -> list[FileResult]:
-        return [await run_conversation_file(path, bundle=bundle) for path in files]
+        results = []
+        for path in files:
+            if model is None:
+                results.append(await run_conversation_file(path, bundle=bundle))
+            else:
+                results.append(await _with_model(path, bundle, model, record))
+        return results
 
     return asyncio.run(work())
+
+
+async def _with_model(path: str, bundle: str | None, name: str, record: bool) -> FileResult:
+    from parlant_runtime.llm import LanguageModelError, model_from_name  # noqa: PLC0415
+    from parlant_runtime.llm.recording import cassette_for, recorded  # noqa: PLC0415
+    from parlant_runtime.testing.loader import (  # noqa: PLC0415
+        ConversationFileError,
+        Problem,
+        read_conversation_file,
+    )
+    from parlant_runtime.testing.runner import load_case_bundle  # noqa: PLC0415
+
+    cassette = cassette_for(path)
+    try:
+        _, agent = load_case_bundle(read_conversation_file(path), bundle)
+        # a replay never sends a request, so it needs no key; the SDK wants one all the same
+        key = None if record else "replayed-no-key-needed"
+        model = model_from_name(name, agent=agent.agent, api_key=key)
+        with recorded(cassette, "record" if record else "replay"):
+            return await run_conversation_file(path, bundle=bundle, language_model=model)
+    except ConversationFileError as exc:
+        return FileResult(path, problems=exc.problems)
+    except LanguageModelError as exc:
+        return FileResult(path, problems=(Problem(path, None, "--model", str(exc)),))
 
 
 @click.command()
@@ -82,6 +119,18 @@ def run_files(files: list[str], *, bundle: str | None = None) -> list[FileResult
     "Graphviz DOT (.dot) files (implies --coverage).",
 )
 @click.option(
+    "--model",
+    metavar="MODEL",
+    help="Run with a language model (openai:MODEL, anthropic:MODEL or 'agent') instead of "
+    "`holds`: its HTTP exchanges are replayed from each file's .cassette.yaml, never "
+    "reaching the network (see --record).",
+)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="With --model: call the model for real and write each file's .cassette.yaml.",
+)
+@click.option(
     "--color/--no-color",
     default=None,
     help="Colour the text output (default: when stdout is a terminal).",
@@ -94,15 +143,21 @@ def test(  # click passes options as keywords
     junit: str | None,
     coverage: bool,
     diagram_dir: str | None,
+    model: str | None,
+    record: bool,
     color: bool | None,
 ) -> None:
     """Run conversation tests (files, or folders of *.conversation.yaml files).
 
     Each case is a scripted dialogue run on a fresh in-memory session, with no
     LLM and no network: natural-language conditions hold only where a step's
-    `holds` lists them, and tools answer from the case's stubs. Exit status:
-    0 all cases passed, 1 a case failed, 2 a file could not be read.
+    `holds` lists them, and tools answer from the case's stubs. With --model a
+    language model decides instead, replayed from recordings (--record makes
+    them). Exit status: 0 all cases passed, 1 a case failed, 2 a file could
+    not be read.
     """
+    if record and model is None:
+        raise click.UsageError("--record records a model's answers: give --model too")
     files = expand_test_paths(paths)
     if not files:
         where = ", ".join(paths)
@@ -116,7 +171,7 @@ def test(  # click passes options as keywords
             for problem in exc.problems:
                 click.echo(f"  {problem}", err=True)
             sys.exit(2)
-    results = run_files(files, bundle=bundle)
+    results = run_files(files, bundle=bundle, model=model, record=record)
     if junit is not None:
         try:
             Path(junit).write_text(to_junit(results), encoding="utf-8")

@@ -16,7 +16,11 @@ PROVIDERS = ("openai", "anthropic")
 
 
 def model_from_name(
-    name: str, *, agent: AgentSpec | None = None, price: Price | None = None
+    name: str,
+    *,
+    agent: AgentSpec | None = None,
+    price: Price | None = None,
+    api_key: str | None = None,
 ) -> LanguageModel:
     """The model ``name`` names (see the module docstring).
 
@@ -42,7 +46,7 @@ def model_from_name(
     if provider == "openai":
         from parlant_runtime.llm.openai_chat import OpenAIChatModel  # noqa: PLC0415
 
-        return OpenAIChatModel(model, price=price)
+        return OpenAIChatModel(model, price=price, api_key=api_key)
     from parlant_runtime.llm.anthropic_messages import AnthropicMessagesModel  # noqa: PLC0415
 
-    return AnthropicMessagesModel(model, price=price)
+    return AnthropicMessagesModel(model, price=price, api_key=api_key)

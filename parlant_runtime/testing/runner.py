@@ -9,7 +9,10 @@ the evaluator, sends the customer's message with the step's ``set`` variables,
 and checks the ``expect`` keys. The first step with a mismatch ends the case.
 
 Nothing here reads the clock or the network: the same file gives the same result
-on every run.
+on every run. With a language model (``language_model``) the model decides the
+conditions, reads the variables and writes the replies, and ``holds`` is ignored;
+the CLI then records its HTTP exchanges once and replays them
+(:mod:`parlant_runtime.llm.recording`), so that such a run is deterministic too.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import copy
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from parlant_runtime.bundle import AgentBundle, read_bundle
@@ -47,6 +50,9 @@ from parlant_runtime.testing.results import (
     StepRecord,
 )
 from parlant_runtime.testing.schema import Case, Step, ToolStub
+
+if TYPE_CHECKING:
+    from parlant_runtime.llm import LanguageModel
 
 __all__ = [
     "CUSTOMER_ID",
@@ -126,28 +132,43 @@ def load_case_bundle(
 
 
 async def run_conversation_file(
-    path: str | Path, *, bundle: str | Path | None = None
+    path: str | Path,
+    *,
+    bundle: str | Path | None = None,
+    language_model: LanguageModel | None = None,
 ) -> FileResult:
-    """Read a test file and run every case; an unreadable file is a result too."""
+    """Read a test file and run every case; an unreadable file is a result too.
+
+    With ``language_model`` the model decides what ``holds`` would (see the module
+    docstring)."""
     try:
         loaded = read_conversation_file(path)
         bundle_path, agent = load_case_bundle(loaded, bundle)
-        cases = [await run_case(loaded, index, agent) for index in range(len(loaded.spec.cases))]
+        cases = [
+            await run_case(loaded, index, agent, language_model=language_model)
+            for index in range(len(loaded.spec.cases))
+        ]
     except ConversationFileError as exc:
         return FileResult(str(path), problems=exc.problems)
     return FileResult(str(path), bundle_path, tuple(cases))
 
 
 async def run_case(
-    loaded: ConversationFile, index: int, bundle: AgentBundle, *, host: AgentHost | None = None
+    loaded: ConversationFile,
+    index: int,
+    bundle: AgentBundle,
+    *,
+    host: AgentHost | None = None,
+    language_model: LanguageModel | None = None,
 ) -> CaseResult:
     """Run case ``index`` of ``loaded`` against ``bundle`` on a fresh store (or on
     ``host``, where ``bundle`` is published already: a fresh session of the same store).
+    With ``language_model`` the model decides what ``holds`` would.
 
     Raises:
         ConversationFileError: the bundle cannot be published (it is refused as a whole).
     """
-    return await _CaseRun(loaded, index).run(bundle, host)
+    return await _CaseRun(loaded, index, language_model).run(bundle, host)
 
 
 class _CaseTools(ToolRegistry):
@@ -202,7 +223,10 @@ class AgentHost:
 class _CaseRun:
     """One case being run: where its parts are in the file, and the session's path."""
 
-    def __init__(self, loaded: ConversationFile, index: int) -> None:
+    def __init__(
+        self, loaded: ConversationFile, index: int, model: LanguageModel | None = None
+    ) -> None:
+        self.model = model
         self.loaded = loaded
         self.index = index
         self.case: Case = loaded.spec.cases[index]
@@ -260,6 +284,8 @@ class _CaseRun:
         )
         evaluator.set(())
         host.tools.use(stub_registry(self.case.tools))
+        if self.model is not None:  # the model decides what holds would
+            runtime = Runtime(store, language_model=self.model, tools=host.tools)
         try:
             session = await runtime.start_session(
                 WORKSPACE, agent_id, customer_id=CUSTOMER_ID, variables=self.case.variables
@@ -270,7 +296,7 @@ class _CaseRun:
             return self.failed(Outcome.ERROR, None, [start])
         known = await host.known()
         for number, step in enumerate(self.case.steps, start=1):
-            unknown = self.unknown_holds(number, step, known)
+            unknown = self.unknown_holds(number, step, known) if self.model is None else []
             if unknown:
                 return self.failed(Outcome.FAILED, number, unknown)
             evaluator.set(step.holds)

@@ -8,8 +8,7 @@ metadata reads back as it was written.
 from __future__ import annotations
 
 from parlant_runtime import Store, load_bundle
-from tests.storage.conftest import Run
-from tests.storage.support import EXAMPLES, WS, publish, setup_agent
+from tests.storage.support import EXAMPLES, WS, Run, publish, setup_agent
 
 
 def test_collected_variables_load_back_as_published(store: Store, run: Run) -> None:
