@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.keepalive,
         help="seconds between keep-alive comments on idle event streams",
     )
+    parser.add_argument(
+        "--model",
+        default=defaults.model,
+        help="a language model: openai:MODEL, anthropic:MODEL or agent "
+        "(default: $PARLANT_MODEL, else none: offline keyword matching)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn's log level")
     options = parser.parse_args(argv)
     try:
@@ -57,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             bundle=options.bundle,
             workspace=options.workspace,
             keepalive=options.keepalive,
+            model=options.model,
         )
     except StartupError as exc:
         parser.error(str(exc))  # exits with status 2

@@ -15,6 +15,9 @@ database). Routes (JSON in and out; errors are ``{"error": {"status", "code",
 - ``GET /sessions/{id}``: where the session is;
 - ``POST /sessions/{id}/messages``: ``{"text": "...", "idempotency_key": "..."}``,
   answers with the turn's replies, position and event offsets;
+- ``POST /sessions/{id}/messages/stream``: the same body; answers with server-sent
+  events: ``event: chunk`` (``{"part", "text"}``) while the reply is written, then one
+  ``event: turn`` with what ``/messages`` answers (the replies as stored);
 - ``POST /sessions/{id}/end``: close the session;
 - ``GET /sessions/{id}/events?after=N``: the events as server-sent events
   (:mod:`examples.web.streaming`).
@@ -51,6 +54,7 @@ from parlant_runtime import (
     KeywordEvaluator,
     NotFound,
     PublishRefused,
+    ReplyChunk,
     Runtime,
     Session,
     SessionClosed,
@@ -60,6 +64,7 @@ from parlant_runtime import (
     read_bundle,
     validate_bundle,
 )
+from parlant_runtime.llm import LanguageModelError, model_from_name
 from parlant_runtime.storage import migrate
 from parlant_runtime.storage.sql.store import SqlStore
 
@@ -107,6 +112,9 @@ class Settings:
     workspace: str = DEFAULT_WORKSPACE
     keepalive: float = 15.0
     """Seconds between keep-alive comments on an idle event stream (0.05 to 3600)."""
+    model: str | None = None
+    """A language model (``openai:MODEL``, ``anthropic:MODEL``, ``agent``); ``None``:
+    keyword matching, no model."""
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.keepalive <= 3600:  # also refuses NaN
@@ -119,7 +127,7 @@ class Settings:
     @classmethod
     def from_environment(cls) -> Settings:
         """``PARLANT_DATABASE_URL``, ``PARLANT_WEB_BUNDLE``, ``PARLANT_WEB_WORKSPACE``,
-        ``PARLANT_WEB_KEEPALIVE``.
+        ``PARLANT_WEB_KEEPALIVE``, ``PARLANT_MODEL``.
 
         Raises:
             StartupError: a variable has a value that cannot be used.
@@ -136,6 +144,7 @@ class Settings:
             bundle=Path(os.environ.get("PARLANT_WEB_BUNDLE") or DEFAULT_BUNDLE),
             workspace=os.environ.get("PARLANT_WEB_WORKSPACE") or DEFAULT_WORKSPACE,
             keepalive=keepalive,
+            model=os.environ.get("PARLANT_MODEL") or None,
         )
 
 
@@ -356,9 +365,17 @@ class Backend:
             raise
         self.agent_id = published.agent_id
         self.agent_name = loaded.bundle.agent.name
-        self.runtime = Runtime(
-            store, evaluator=KeywordEvaluator(loaded.bundle.terms), tools=cafe_tools()
-        )
+        if self.settings.model is None:
+            self.runtime = Runtime(
+                store, evaluator=KeywordEvaluator(loaded.bundle.terms), tools=cafe_tools()
+            )
+        else:
+            try:
+                model = model_from_name(self.settings.model, agent=loaded.bundle.agent)
+            except LanguageModelError as exc:
+                await store.close()
+                raise StartupError(f"PARLANT_MODEL={self.settings.model}: {exc}") from exc
+            self.runtime = Runtime(store, language_model=model, tools=cafe_tools())
         logger.info(
             "serving agent %r (version %s) from %s",
             self.agent_name,
@@ -429,6 +446,34 @@ class Backend:
             idempotency_key=body.idempotency_key,
         )
         return JSONResponse(self._turn_data(turn))
+
+    async def stream_message(self, request: Request) -> Response:
+        session_id = _session_id(request)
+        body = await _parse(request, NewMessage, empty_ok=False)
+        pieces = self._runtime().stream_message(
+            self.settings.workspace,
+            session_id,
+            body.text,
+            idempotency_key=body.idempotency_key,
+        )
+        # the first piece comes once the turn has started to answer: a closed or unknown
+        # session fails here, as a JSON error with its status, before any event is sent
+        first = await anext(pieces)
+
+        async def events() -> AsyncIterator[str]:
+            piece: ReplyChunk | TurnResult | None = first
+            while piece is not None:
+                if isinstance(piece, ReplyChunk):
+                    data = {"part": piece.part, "text": piece.text}
+                    yield f"event: chunk\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+                else:
+                    turn = json.dumps(self._turn_data(piece), ensure_ascii=False)
+                    yield f"event: turn\ndata: {turn}\n\n"
+                piece = await anext(pieces, None)
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"cache-control": "no-store"}
+        )
 
     async def end_session(self, request: Request) -> Response:
         session_id = _session_id(request)
@@ -636,6 +681,11 @@ def create_app(settings: Settings | None = None) -> ChatBackendApp:
         Route(
             "/sessions/{session_id}/messages",
             _translate(backend.post_message),
+            methods=["POST"],
+        ),
+        Route(
+            "/sessions/{session_id}/messages/stream",
+            _translate(backend.stream_message),
             methods=["POST"],
         ),
         Route("/sessions/{session_id}/end", _translate(backend.end_session), methods=["POST"]),
