@@ -934,6 +934,7 @@ async def _understand(turn: _Turn, evaluator: ConditionEvaluator | Understander)
             return
         turn.natural = _Decided(decided, _loose_index(turn.agent, texts))
         return
+    texts = _pending_texts(turn)
     collect = _collect_specs(turn)
     if not texts and not collect:
         return
@@ -957,6 +958,28 @@ async def _understand(turn: _Turn, evaluator: ConditionEvaluator | Understander)
         normalise(str(text)): str(reason)[:500] for text, reason in dict(found.rationales).items()
     }
     _store_collected(turn, collect, found.values)
+
+
+def _pending_texts(turn: _Turn) -> list[str]:
+    """The natural-language conditions this turn may read: in a journey, its own
+    (transitions, skips, guideline links) and the agent-wide ones (guidelines, canned
+    responses); outside one, every condition (any journey may start and run a few
+    states). Those not asked count as false, as they would never be read."""
+    journey = turn.journey
+    key = ("pending", journey.spec.id if journey is not None else None)
+    cached = turn.agent.memo.get(key)
+    if cached is None:
+        if journey is None:
+            conditions = turn.agent.conditions
+        else:
+            conditions = [s.skip for s in journey.states.values() if s.skip is not None]
+            conditions += [t.condition for ts in journey.outgoing.values() for t in ts]
+            conditions += [g.link_condition for g in journey.guidelines if g.link_condition]
+            conditions += [g.condition for g in journey.guidelines]
+            conditions += [g.condition for g in turn.agent.guidelines]
+            conditions += [c for canned in turn.agent.canned for c in canned.conditions]
+        cached = turn.agent.memo[key] = natural_texts(conditions)
+    return list(cached)
 
 
 def _collect_specs(turn: _Turn) -> tuple[CollectSpec, ...]:

@@ -321,3 +321,27 @@ def test_the_conversation_so_far_reaches_the_model(provider: tuple[str, FakeProv
         {"role": "agent", "text": "Which day?"},
     ]
     assert fake.calls[2].document()["position"] == {"journey": "Book", "state": "ask_day"}
+
+
+def test_in_a_journey_only_its_own_and_agent_wide_conditions_are_asked() -> None:
+    data = bundle(
+        journey("Book", [chat("ask_day", "Which day?")], conditions=["book"]),
+        journey(
+            "Cancel",
+            [chat("ask_code", "Code?"), chat("other", "Other?")],
+            [edge("ask_code", "other", "customer gives up")],
+            conditions=["cancel"],
+        ),
+        guidelines=[{"name": "hours", "condition": "hours", "action": "Say 8."}],
+    )
+    with serve(echo_brain) as fake:
+
+        async def main() -> None:
+            runtime, _, session = await start(model_for("openai", fake), data)
+            await runtime.process_message(WS, session, "I want to book")
+            await runtime.process_message(WS, session, "Monday")
+
+        asyncio.run(main())
+        asked = [{c["text"] for c in call.document()["conditions"]} for call in fake.calls[::2]]
+    assert asked[0] == {"book", "cancel", "customer gives up", "hours"}  # no journey yet
+    assert asked[1] == {"hours"}  # in Book: not Cancel's activation or transitions
