@@ -849,7 +849,10 @@ async def _compose(
         candidates=tuple(candidates),
         message=turn.inp.message,
         parts=parts,
-        context=turn.turn_context() if chooser is not None or not strict else None,
+        # the built-in generator reads none of the context: not built for it
+        context=turn.turn_context()
+        if chooser is not None or not (strict or isinstance(generator, DeterministicGenerator))
+        else None,
         strict=strict,
     )
     what = "the response generator"
