@@ -8,6 +8,7 @@ up by the next turn and the old compilation is dropped.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ class CompiledCanned:
     template: Template
     conditions: tuple[Condition, ...]
     order: int
+    fields: tuple[str, ...] = ()
+    """The ``fields.<name>`` the template reads: values only a language model fills."""
 
 
 @dataclass
@@ -222,6 +225,10 @@ def _compile_journey(
     )
 
 
+_FIELD = re.compile(r"\bfields\.([A-Za-z_][A-Za-z0-9_]*)")
+"""A field of a canned response's template (``{{ fields.party }}``)."""
+
+
 def compile_agent(stored: StoredAgent) -> CompiledAgent:
     """Compile a stored agent (see the module docstring)."""
     bundle = stored.bundle
@@ -233,7 +240,11 @@ def compile_agent(stored: StoredAgent) -> CompiledAgent:
     journeys = [_compile_journey(j, order, named) for order, j in enumerate(bundle.journeys)]
     canned = [
         CompiledCanned(
-            c, Template.of(c.template), tuple(compile_condition(x) for x in c.conditions), order
+            c,
+            Template.of(c.template),
+            tuple(compile_condition(x) for x in c.conditions),
+            order,
+            tuple(dict.fromkeys(_FIELD.findall(c.template))),
         )
         for order, c in enumerate(bundle.canned_responses)
     ]

@@ -25,7 +25,7 @@ canned response is sent, as before.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -50,6 +50,9 @@ class Candidate:
     text: str
     priority: int
     exact: bool
+    fields: tuple[str, ...] = ()
+    """Fields the chooser fills (``{{ fields.<name> }}``); :attr:`text` shows each as
+    ``{name}`` until it is filled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,8 @@ class Reply:
     """What producing it cost (a model's calls), if anything; on the first part only."""
     errors: tuple[str, ...] = ()
     """What went wrong on the way (recorded as error events)."""
+    fields: Mapping[str, str] | None = None
+    """A strict choice's values for the candidate's fields."""
 
 
 class ResponseGenerator(Protocol):
@@ -114,8 +119,9 @@ class CannedChooser(Protocol):
     """Chooses canned responses for a strict agent (see the module docstring)."""
 
     async def choose(self, request: ComposeRequest) -> Sequence[Reply]:
-        """One reply per part it answers, each naming (``name``) an eligible candidate;
-        the runtime sends that candidate's text, whatever ``text`` says."""
+        """One reply per part it answers, each naming (``name``) an eligible candidate
+        and giving its ``fields``; the runtime sends that candidate's template filled
+        with them, whatever ``text`` says."""
         ...
 
 

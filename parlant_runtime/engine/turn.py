@@ -766,10 +766,12 @@ def _render(
 
 
 def _candidates(
-    turn: _Turn, skipped: list[tuple[str, str]], *, first_only: bool
+    turn: _Turn, skipped: list[tuple[str, str]], *, first_only: bool, fills: bool = False
 ) -> list[Candidate]:
     """The eligible canned responses, rendered, in priority order; with ``first_only``
-    (strict composition) the first one only: those after it are never tried."""
+    (strict composition) the first one only: those after it are never tried. One with
+    fields is a candidate only when a language model ``fills`` them (its text shows
+    ``{name}`` for each)."""
     if not first_only and len(turn.agent.canned_batch) > 1:
         turn.decided = turn.decided | turn.agent.canned_batch.evaluate(turn.condition_context())
     context = turn.template_context() if turn.agent.canned else None
@@ -779,10 +781,24 @@ def _candidates(
         if not all(turn.check(label, c) for c in canned.conditions):
             skipped.append((label, "a condition does not hold"))
             continue
-        text = _render(canned.template, turn, label, skipped, context)
+        if canned.fields and not fills:
+            skipped.append(
+                (label, f"has fields only a language model fills: {', '.join(canned.fields)}")
+            )
+            continue
+        shown = context
+        if canned.fields and context is not None:
+            shown = {**context, "fields": {name: f"{{{name}}}" for name in canned.fields}}
+        text = _render(canned.template, turn, label, skipped, shown)
         if text is not None:
             candidates.append(
-                Candidate(label, text, canned.spec.priority, canned.spec.requires_exact_match)
+                Candidate(
+                    label,
+                    text,
+                    canned.spec.priority,
+                    canned.spec.requires_exact_match,
+                    canned.fields,
+                )
             )
             if first_only:
                 break
@@ -832,7 +848,8 @@ async def _compose(
     skipped: list[tuple[str, str]] = []
     strict = turn.agent.stored.bundle.agent.composition_mode is CompositionMode.STRICT
     chooser = generator if strict and isinstance(generator, CannedChooser) else None
-    candidates = _candidates(turn, skipped, first_only=strict and chooser is None)
+    modelled = chooser is not None or not (strict or isinstance(generator, DeterministicGenerator))
+    candidates = _candidates(turn, skipped, first_only=strict and chooser is None, fills=modelled)
     prompt = None
     final = turn.final_prompt
     if final is not None:
@@ -850,9 +867,7 @@ async def _compose(
         message=turn.inp.message,
         parts=parts,
         # the built-in generator reads none of the context: not built for it
-        context=turn.turn_context()
-        if chooser is not None or not (strict or isinstance(generator, DeterministicGenerator))
-        else None,
+        context=turn.turn_context() if modelled else None,
         strict=strict,
     )
     what = "the response generator"
@@ -865,7 +880,7 @@ async def _compose(
                 what, chooser.choose(replace(request, no_match=no_match or DEFAULT_NO_MATCH))
             )
             if not isinstance(chosen, _Failed):
-                replies = _chosen(turn, _replies(turn, list(chosen), what), candidates)
+                replies = _chosen(turn, _replies(turn, list(chosen), what), candidates, skipped)
         if replies is None and candidates:  # no chooser, or it failed: the first that fits
             replies = [Reply(candidates[0].text, "canned_response", candidates[0].name)]
         if not replies:
@@ -893,13 +908,23 @@ async def _compose(
     return replies
 
 
+MAX_FIELD_CHARS = 500
+"""Longest value a language model may give a canned response's field."""
+
+
 def _chosen(
-    turn: _Turn, replies: list[Reply] | None, candidates: Sequence[Candidate]
+    turn: _Turn,
+    replies: list[Reply] | None,
+    candidates: Sequence[Candidate],
+    skipped: list[tuple[str, str]],
 ) -> list[Reply] | None:
-    """The chooser's picks that are eligible candidates, once each, with their own text."""
+    """The chooser's picks that are eligible candidates, once each, with their own text
+    (their templates filled with the fields given; a pick with a field missing or not
+    plain text is not sent)."""
     if replies is None:
         return None
     by_name = {c.name: c for c in candidates}
+    templates = {f"canned {c.spec.name or c.order}": c for c in turn.agent.canned}
     kept: list[Reply] = []
     for reply in replies:
         candidate = by_name.get(reply.name or "")
@@ -909,8 +934,31 @@ def _chosen(
                 "canned response; not sent"
             )
             continue
-        if all(r.name != candidate.name for r in kept):
-            kept.append(Reply(candidate.text, "canned_response", candidate.name))
+        if any(r.name == candidate.name for r in kept):
+            continue
+        text: str | None = candidate.text
+        if candidate.fields:
+            given = reply.fields if isinstance(reply.fields, Mapping) else {}
+            missing = [
+                name
+                for name in candidate.fields
+                if not isinstance(given.get(name), str)
+                or not given[name].strip()
+                or len(given[name]) > MAX_FIELD_CHARS
+            ]
+            if missing:
+                turn.error(
+                    f"the response generator chose {candidate.name!r} without a value for "
+                    f"field {missing[0]!r}; not sent"
+                )
+                continue
+            values = {name: given[name] for name in candidate.fields}
+            context = {**turn.template_context(), "fields": values}
+            text = _render(
+                templates[candidate.name].template, turn, candidate.name, skipped, context
+            )
+        if text is not None:
+            kept.append(Reply(text, "canned_response", candidate.name))
     return kept
 
 

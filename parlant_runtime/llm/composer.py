@@ -103,6 +103,7 @@ class ModelComposer:
             candidate = ids.get(choice["response"])
             if candidate is None:
                 continue
+            fields = choice.get("fields")
             replies.append(
                 Reply(
                     candidate.text,
@@ -110,6 +111,7 @@ class ModelComposer:
                     candidate.name,
                     usage=usage,
                     errors=called.errors if usage is not None else (),
+                    fields=dict(fields) if isinstance(fields, dict) else None,
                 )
             )
             usage = None

@@ -62,7 +62,9 @@ _CHOOSE_SYSTEM = """\
 
 You choose the assistant's next reply from approved responses only: you never write
 text. For each part listed, choose the id of the approved response that fits it best,
-or "none" when no response fits that part. Answer with one JSON object following the
+or "none" when no response fits that part. When the response you choose has "fields"
+(shown as {{name}} in its text), give a short value for each, taken from the
+conversation. Answer with one JSON object following the
 given schema, and nothing else."""
 
 
@@ -217,7 +219,10 @@ def choose_request(
             {"id": f"p{n}", "kind": p.kind, "what": p.instruction}
             for n, p in enumerate(parts, start=1)
         ],
-        "approved_responses": [{"id": rid, "text": c.text} for rid, c in ids.items()],
+        "approved_responses": [
+            {"id": rid, "text": c.text, **({"fields": list(c.fields)} if c.fields else {})}
+            for rid, c in ids.items()
+        ],
         "glossary": list(context.glossary),
         "variables": dict(context.variables),
     }
@@ -235,6 +240,7 @@ def choose_request(
                             "enum": part_ids,
                         },
                         "response": {"type": "string", "enum": [*ids, "none"]},
+                        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
                     },
                     "required": ["part", "response"],
                     "additionalProperties": False,

@@ -345,3 +345,78 @@ def test_in_a_journey_only_its_own_and_agent_wide_conditions_are_asked() -> None
         asked = [{c["text"] for c in call.document()["conditions"]} for call in fake.calls[::2]]
     assert asked[0] == {"book", "cancel", "customer gives up", "hours"}  # no journey yet
     assert asked[1] == {"hours"}  # in Book: not Cancel's activation or transitions
+
+
+FIELDS = bundle(
+    mode="strict",
+    cannedResponses=[
+        {
+            "name": "noted",
+            "template": "Noted: a table for {{ fields.party }} at {{ fields.time }}.",
+            "conditions": ["book"],
+        },
+        {"name": "plain", "template": "We take bookings.", "conditions": ["book"]},
+    ],
+    agent={"noMatchResponse": "Sorry, I cannot help with that."},
+)
+
+
+def _fill(fields: dict[str, str] | None) -> Any:
+    def brain(call: Call) -> Any:
+        if call.schema_name == "choice":
+            doc = call.document()
+            noted = next(r for r in doc["approved_responses"] if r.get("fields"))
+            choice: dict[str, Any] = {"part": "p1", "response": noted["id"]}
+            if fields is not None:
+                choice["fields"] = fields
+            return {"choices": [choice]}
+        return echo_brain(call)
+
+    return brain
+
+
+def test_a_strict_model_fills_the_fields_of_the_canned_response_it_chooses() -> None:
+    with serve(_fill({"party": "four", "time": "19:30"})) as fake:
+
+        async def main() -> TurnResult:
+            runtime, _, session = await start(model_for("openai", fake), FIELDS)
+            return await runtime.process_message(WS, session, "book for four at 19:30")
+
+        result = asyncio.run(main())
+        offered = fake.calls[1].document()["approved_responses"]
+    assert {k: v for k, v in offered[0].items() if k != "id"} == {
+        "text": "Noted: a table for {party} at {time}.",
+        "fields": ["party", "time"],
+    }
+    assert result.replies == ("Noted: a table for four at 19:30.",)
+
+
+def test_a_choice_with_fields_missing_is_not_sent() -> None:
+    with serve(_fill({"party": "four"})) as fake:
+
+        async def main() -> TurnResult:
+            runtime, _, session = await start(model_for("openai", fake), FIELDS)
+            return await runtime.process_message(WS, session, "book for four")
+
+        result = asyncio.run(main())
+    assert result.replies == ("Sorry, I cannot help with that.",)
+    assert any("field 'time'" in error for error in result.trace.errors)
+
+
+def test_without_a_model_a_canned_response_with_fields_is_passed_over() -> None:
+    async def main() -> TurnResult:
+        store = MemoryStore()
+        await store.ensure_workspace(WS)
+        agent = (await store.publish(WS, bundle_from_data(FIELDS))).agent_id
+        from parlant_runtime import ScriptedEvaluator
+
+        runtime = Runtime(store, evaluator=ScriptedEvaluator(["book"]))
+        session = await runtime.start_session(WS, agent)
+        return await runtime.process_message(WS, session.id, "book")
+
+    result = asyncio.run(main())
+    assert result.replies == ("We take bookings.",)
+    assert result.trace.reply is not None
+    assert ("canned noted", "has fields only a language model fills: party, time") in (
+        result.trace.reply.skipped
+    )
