@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
 from jsonschema import Draft202012Validator
@@ -53,7 +53,13 @@ from parlant_runtime.engine.compose import (
     Reply,
     ResponseGenerator,
 )
-from parlant_runtime.engine.conditions import Condition, ConditionEvaluator, normalise
+from parlant_runtime.engine.conditions import (
+    Condition,
+    ConditionEvaluator,
+    KeywordEvaluator,
+    ScriptedEvaluator,
+    normalise,
+)
 from parlant_runtime.engine.knowledge import Retriever
 from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
 from parlant_runtime.engine.understanding import (
@@ -118,6 +124,16 @@ CENT_MICROS = 10_000
 """Millionths of a dollar in a cent: the ``cost`` counters count whole cents."""
 
 _T = TypeVar("_T")
+
+
+_BUILT_IN_EVALUATORS = (KeywordEvaluator, ScriptedEvaluator)
+"""Exactly these types (not subclasses, which may do anything) never wait on anything."""
+
+
+def _is(plugin: object, method: str) -> bool:
+    """Whether ``plugin`` has ``method`` (a structural check; ``isinstance`` on a
+    runtime-checkable protocol costs more than a whole turn of the built-in plug-ins)."""
+    return callable(getattr(plugin, method, None))
 
 
 class _Failed:
@@ -326,9 +342,19 @@ class _Turn:
 
     # ------------------------------------------------------------------ plug-ins
 
-    async def guarded(self, what: str, call: Awaitable[_T]) -> _T | _Failed:
+    async def guarded(
+        self, what: str, call: Awaitable[_T], *, built_in: bool = False
+    ) -> _T | _Failed:
         """``call``'s answer, or :data:`FAILED` (and an error event) when it raises, takes
-        longer than the plug-in timeout or goes past the turn's budget."""
+        longer than the plug-in timeout or goes past the turn's budget. A ``built_in``
+        plug-in (the library's own, which never waits on anything) runs without the
+        timer, which would cost more than the call."""
+        if built_in:
+            try:
+                return await call
+            except Exception as exc:
+                self.error(f"{what} failed: {type(exc).__name__}: {exc}")
+                return FAILED
         left = self.deadline - time.monotonic()
         timeout = min(self.plugin_timeout, left)
         if timeout <= 0:
@@ -337,7 +363,9 @@ class _Turn:
             self.error(f"{what} not asked: the turn's budget of {self.turn_budget:g} s is spent")
             return FAILED
         try:
-            return await asyncio.wait_for(call, timeout)
+            # a timeout on the running task, not a task per call: a turn makes two calls
+            async with asyncio.timeout(timeout):
+                return await call
         except TimeoutError:
             if timeout < self.plugin_timeout:
                 self.error(f"{what} stopped: the turn's budget of {self.turn_budget:g} s is spent")
@@ -847,18 +875,19 @@ async def _compose(
 ) -> list[Reply]:
     skipped: list[tuple[str, str]] = []
     strict = turn.agent.stored.bundle.agent.composition_mode is CompositionMode.STRICT
-    chooser = generator if strict and isinstance(generator, CannedChooser) else None
+    chooser = cast(CannedChooser, generator) if strict and _is(generator, "choose") else None
     modelled = chooser is not None or not (strict or isinstance(generator, DeterministicGenerator))
     candidates = _candidates(turn, skipped, first_only=strict and chooser is None, fills=modelled)
     prompt = None
     final = turn.final_prompt
-    if final is not None:
+    wants_prompt = not strict or chooser is not None  # a strict agent alone sends canned only
+    if final is not None and wants_prompt:
         prompt = _render(final, turn, "final state prompt", skipped)
-    elif turn.journey is not None and turn.state is not None:
+    elif turn.journey is not None and turn.state is not None and wants_prompt:
         state = turn.journey.states[turn.state]
         if state.spec.state_type is StateType.CHAT:
             prompt = _render(state.prompt, turn, f"prompt of {turn.state}", skipped)
-    parts = _parts(turn, prompt, guidelines)
+    parts = _parts(turn, prompt, guidelines) if modelled else ()
     request = ComposeRequest(
         prompt=prompt,
         entered=turn.entered_chat or final is not None,
@@ -886,7 +915,11 @@ async def _compose(
         if not replies:
             replies = [Reply(no_match or DEFAULT_NO_MATCH, "no_match")]
     else:
-        answered = await turn.guarded(what, generator.compose(replace(request, sink=sink)))
+        answered = await turn.guarded(
+            what,
+            generator.compose(replace(request, sink=sink) if sink else request),
+            built_in=type(generator) is DeterministicGenerator,
+        )
         replies = None if isinstance(answered, _Failed) else _replies(turn, answered, what)
         if replies is None:  # the built-in choice, else the no-match text: never silence
             fallback = await DeterministicGenerator().compose(request)
@@ -968,12 +1001,14 @@ async def _understand(turn: _Turn, evaluator: ConditionEvaluator | Understander)
     if texts is None:
         texts = turn.agent.memo[natural_texts] = natural_texts(turn.agent.conditions)
     what = "the condition evaluator"
-    if not isinstance(evaluator, Understander):
+    if not _is(evaluator, "understand"):
+        evaluator = cast(ConditionEvaluator, evaluator)
         decided = await turn.guarded(
             what,
             evaluator.evaluate(
                 texts, message=turn.inp.message or "", context=turn.template_context()
             ),
+            built_in=type(evaluator) in _BUILT_IN_EVALUATORS,
         )
         if isinstance(decided, _Failed):
             return
@@ -990,7 +1025,7 @@ async def _understand(turn: _Turn, evaluator: ConditionEvaluator | Understander)
     if not texts and not collect:
         return
     request = UnderstandRequest(tuple(texts), collect, turn.turn_context())
-    found = await turn.guarded(what, evaluator.understand(request))
+    found = await turn.guarded(what, cast(Understander, evaluator).understand(request))
     if isinstance(found, _Failed):
         return
     if not isinstance(found, Understanding):
