@@ -15,10 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EXAMPLES
 from tests.llm.fake_provider import clinic_brain, serve
 
 CLI = Path(sys.executable).with_name("parlant-runtime")
+
+pytestmark = pytest.mark.subprocess  # each test runs the command line in a process
 SCRIPT = EXAMPLES / "clinic.model.chat"
 
 

@@ -14,11 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.llm.fake_provider import echo_brain, serve
 
 CLI = Path(sys.executable).with_name("parlant-runtime")
+
+pytestmark = pytest.mark.subprocess  # each test runs the command line in a process
 
 BUNDLE = {
     "agent": {"name": "Booker", "compositionMode": "fluid"},
