@@ -28,6 +28,7 @@ SCRIPT = EXAMPLES / "clinic.model.chat"
 
 def _chat(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OPENAI_BASE_URL": f"{url}/v1", "OPENAI_API_KEY": "test-key"}
+    env |= {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "test-key"}
     env.pop("PARLANT_DATABASE_URL", None)
     return subprocess.run(
         [
@@ -47,11 +48,12 @@ def _chat(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess[
     )
 
 
-def test_the_clinic_conversation_holds_from_plain_sentences(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["openai:gpt-4o-mini", "anthropic:claude-test"])
+def test_the_clinic_conversation_holds_from_plain_sentences(tmp_path: Path, model: str) -> None:
     lines = [line for line in SCRIPT.read_text().splitlines() if not line.startswith("#")]
     assert not any(line.startswith("/set") for line in lines)
     with serve(clinic_brain) as fake:
-        done = _chat(tmp_path, fake.url, "--model", "openai:gpt-4o-mini", "--script", str(SCRIPT))
+        done = _chat(tmp_path, fake.url, "--model", model, "--script", str(SCRIPT))
         calls = list(fake.calls)
     assert done.returncode == 0, done.stderr
     replies = [line for line in done.stdout.splitlines() if line.startswith("Clinic assistant:")]
@@ -66,11 +68,12 @@ def test_the_clinic_conversation_holds_from_plain_sentences(tmp_path: Path) -> N
         "Anything else?",
         "Clinic assistant: Thank you for calling Riverside Family Clinic. Goodbye!",
     ]
-    assert "language model openai:gpt-4o-mini" in done.stdout
+    assert f"language model {model}" in done.stdout
     assert "at: no journey" in done.stdout  # the journey ended at its final state
     # two model calls a turn: one for every condition and variable, one for the reply
     assert [c.schema_name for c in calls] == ["understanding", None] * 6
-    assert all(c.model == "gpt-4o-mini" for c in calls)
+    provider, _, name = model.partition(":")
+    assert all(c.model == name and c.provider == provider for c in calls)
 
 
 def test_the_same_script_without_a_model_does_not_get_far(tmp_path: Path) -> None:
