@@ -373,6 +373,7 @@ class _Turn:
                 self.error(f"{what} took longer than {self.plugin_timeout:g} s")
         except Exception as exc:  # the plug-in's failure, not the turn's
             self.error(f"{what} failed: {type(exc).__name__}: {exc}")
+            self.add_usage(getattr(exc, "usage", None))  # what its attempts cost still counts
         return FAILED
 
     def turn_context(self) -> TurnContext:

@@ -50,7 +50,7 @@ class ModelComposer:
             called = await call_model(self.model, model_request, self.policy)
             response, usage, errors = called.response, called.usage, called.errors
         if response is None:
-            raise LanguageModelError("; ".join(errors) or "the model did not answer")
+            raise LanguageModelError("; ".join(errors) or "the model did not answer", usage=usage)
         texts = reply_parts(response.text)
         names = [p.name for p in request.parts]
         replies = [
@@ -95,7 +95,8 @@ class ModelComposer:
         model_request, parts = choose_request(request, request.context)
         called = await call_model(self.model, model_request, self.policy)
         if called.response is None:
-            raise LanguageModelError("; ".join(called.errors) or "the model did not answer")
+            message = "; ".join(called.errors) or "the model did not answer"
+            raise LanguageModelError(message, usage=called.usage)
         ids = {f"r{n}": c for n, c in enumerate(request.candidates, start=1)}
         replies: list[Reply] = []
         usage: ModelUsage | None = called.usage

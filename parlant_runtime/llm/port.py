@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from parlant_runtime.engine.understanding import ModelUsage
 from parlant_runtime.errors import ParlantRuntimeError
 
 __all__ = [
@@ -38,11 +39,18 @@ class LanguageModelError(ParlantRuntimeError):
     """A model call failed: ``retryable`` says whether trying again may help."""
 
     def __init__(
-        self, message: str, *, retryable: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        usage: ModelUsage | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.usage = usage
+        """What the failed attempts cost (a plug-in that raises this still counts them)."""
 
 
 @dataclass(frozen=True, slots=True)

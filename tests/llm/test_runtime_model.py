@@ -420,3 +420,19 @@ def test_without_a_model_a_canned_response_with_fields_is_passed_over() -> None:
     assert ("canned noted", "has fields only a language model fills: party, time") in (
         result.trace.reply.skipped
     )
+
+
+def test_the_tokens_of_a_failed_choice_are_still_counted() -> None:
+    with serve(_choose_each) as fake:
+
+        async def main() -> TurnResult:
+            runtime, _, session = await start(model_for("openai", fake), STRICT)
+            fake.fault("", None)  # the understanding call answers normally
+            fake.fault("wrong_shape", None, times=2)  # both attempts of the choice do not
+            return await runtime.process_message(WS, session, "book; your hours?")
+
+        result = asyncio.run(main())
+    assert result.replies == ("Which day would suit you?",)  # the first that fits
+    assert result.trace.model is not None
+    assert result.trace.model["calls"] == 3  # understanding, and the two refused choices
+    assert any("breaks its schema" in error for error in result.trace.errors)
