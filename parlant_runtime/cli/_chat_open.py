@@ -137,11 +137,11 @@ def _refusal(refused: Exception, options: ChatOptions, where: str) -> str:
     return "\n".join(lines)
 
 
-def _model(name: str, agent: AgentSpec) -> LanguageModel:
-    from parlant_runtime.llm import LanguageModelError, model_from_name  # noqa: PLC0415
+def _model(name: str, agent: AgentSpec, price: tuple[float, float] | None) -> LanguageModel:
+    from parlant_runtime.llm import LanguageModelError, Price, model_from_name  # noqa: PLC0415
 
     try:
-        return model_from_name(name, agent=agent)
+        return model_from_name(name, agent=agent, price=Price(*price) if price else None)
     except LanguageModelError as exc:
         raise ChatError(f"--model {name}: {exc}") from exc
 
@@ -180,7 +180,7 @@ async def open_chat(options: ChatOptions, loaded: LoadedBundle | None) -> tuple[
             runtime = Runtime(store, evaluator=KeywordEvaluator(agent.bundle.terms), tools=tools)
             banner.append(EVALUATOR_NOTE)
         else:
-            model = _model(options.model, agent.bundle.agent)
+            model = _model(options.model, agent.bundle.agent, options.price)
             runtime = Runtime(store, language_model=model, tools=tools)
             banner.append(
                 f"language model {model.name}: decides conditions, reads the variables states "

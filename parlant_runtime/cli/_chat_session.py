@@ -79,6 +79,8 @@ class ChatOptions:
     trace: bool = False
     model: str | None = None
     """``openai:MODEL``, ``anthropic:MODEL`` or ``agent``: a language model understands."""
+    price: tuple[float, float] | None = None
+    """Dollars per million input and output tokens of ``model``."""
 
 
 @dataclass(frozen=True)

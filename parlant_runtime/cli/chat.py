@@ -86,6 +86,21 @@ def _run(runner: asyncio.Runner, work: Coroutine[Any, Any, T]) -> T:
         _fail(database_failure(exc), 2)
 
 
+def _price(raw: str | None) -> tuple[float, float] | None:
+    if raw is None:
+        return None
+    try:
+        given, taken = (float(part) for part in raw.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{raw!r} is not IN,OUT: two numbers, dollars per million tokens (e.g. 0.15,0.60)",
+            param_hint="--price",
+        ) from None
+    if not (given >= 0 and taken >= 0):  # also refuses NaN
+        raise click.BadParameter(f"{raw!r}: prices cannot be negative", param_hint="--price")
+    return given, taken
+
+
 def _keyboard() -> Iterator[tuple[int, str]]:
     with contextlib.suppress(ImportError):  # platforms without readline
         import readline  # noqa: F401, PLC0415 (line editing and history for input())
@@ -129,6 +144,12 @@ def _keyboard() -> Iterator[tuple[int, str]]:
     "OPENAI_API_KEY/OPENAI_BASE_URL or ANTHROPIC_API_KEY/ANTHROPIC_BASE_URL.",
 )
 @click.option(
+    "--price",
+    metavar="IN,OUT",
+    help="With --model: US dollars per million input and output tokens (e.g. 0.15,0.60), "
+    "so the trace and the session's counters show what each turn cost.",
+)
+@click.option(
     "--color/--no-color",
     default=None,
     help="Colour the output (default: when stdout is a terminal).",
@@ -143,6 +164,7 @@ def chat(  # click passes options as keywords
     script: str | None,
     session_id: str | None,
     model: str | None,
+    price: str | None,
     color: bool | None,
 ) -> None:
     """Talk to the agent of BUNDLE in the terminal (or run a --script).
@@ -158,6 +180,9 @@ def chat(  # click passes options as keywords
     """
     if bundle_path is None and agent_name is None:
         raise click.UsageError("give a BUNDLE file, or --agent NAME for an agent in the database")
+    if price is not None and model is None:
+        raise click.UsageError("--price prices a model's tokens: give --model too")
+    prices = _price(price)  # a wrong price is refused before anything is read
     loaded = _load(bundle_path, agent_name) if bundle_path is not None else None
     lines: Iterator[tuple[int, str]]
     if script is not None:
@@ -170,7 +195,7 @@ def chat(  # click passes options as keywords
         lines = _keyboard()
         source = ""
     interactive = not source
-    options = ChatOptions(bundle_path, url, workspace, agent_name, session_id, trace, model)
+    options = ChatOptions(bundle_path, url, workspace, agent_name, session_id, trace, model, prices)
 
     def echo(text: str) -> None:
         click.echo(text, color=color)

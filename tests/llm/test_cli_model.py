@@ -96,3 +96,21 @@ def test_model_agent_uses_the_agents_own_provider_and_model(tmp_path: Path) -> N
         models = {c.model for c in fake.calls}
     assert done.returncode == 0, done.stderr
     assert models == {"gpt-4o-mini"}  # clinic.yaml: modelProvider openai, modelName gpt-4o-mini
+
+
+def test_a_price_shows_each_turns_cost_in_the_trace(tmp_path: Path) -> None:
+    script = tmp_path / "one.chat"
+    script.write_text("Hi, I'd like to book an appointment\n")
+    with serve(clinic_brain) as fake:
+        args = ("--model", "openai:gpt-4o-mini", "--price", "2.5,10", "--trace")
+        done = _chat(tmp_path, fake.url, *args, "--script", str(script))
+    assert done.returncode == 0, done.stderr
+    model = next(line for line in done.stdout.splitlines() if "call(s)" in line)
+    assert "2 call(s)" in model
+    assert "$0.00" in model
+    alone = _chat(tmp_path, fake.url, "--price", "2.5,10", "--script", str(script))
+    assert alone.returncode == 2
+    assert "give --model too" in alone.stderr
+    wrong = _chat(tmp_path, fake.url, "--model", "openai:x", "--price", "cheap", "--script", "x")
+    assert wrong.returncode == 2
+    assert "is not IN,OUT" in wrong.stderr
