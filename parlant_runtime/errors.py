@@ -24,6 +24,7 @@ class (``tests/test_errors.py`` checks this drawing against the code)::
     ├── ToolFailure          engine.tools: a tool's own failure, its message always shown
     │   └── ToolStubError        testing.runner: what a stubbed tool raises in a test
     ├── KnowledgeError       engine.knowledge: a retriever broke its contract
+    ├── LanguageModelError   llm.port: a model call failed or a model cannot be used
     ├── ConversationFileError testing.loader: a conversation test file cannot be read
     ├── ChatError            cli._chat_session: the chat cannot start or go on
     └── LineError            cli._chat_session: one chat input line cannot be carried out
