@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
@@ -25,6 +27,7 @@ from parlant_runtime.errors import BundleProblem
 
 __all__ = [
     "MAX_BUNDLE_BYTES",
+    "MAX_BUNDLE_DEPTH",
     "MAX_BUNDLE_NODES",
     "FieldPath",
     "ParsedText",
@@ -40,8 +43,13 @@ __all__ = [
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 """Largest bundle text accepted (16 MiB): far above any real agent, far below harm."""
 
-MAX_BUNDLE_NODES = 1_000_000
-"""Most YAML nodes a document may expand to (guards against alias bombs)."""
+MAX_BUNDLE_NODES = 250_000
+"""Most nodes (keys and values, aliases counted as often as used) a bundle may have.
+
+The largest example agent has about 700; a journey of 10,000 states about 200,000."""
+
+MAX_BUNDLE_DEPTH = 64
+"""Deepest nesting of lists and mappings a bundle may have (the examples reach 9)."""
 
 FieldPath = tuple[str | int, ...]
 Format = Literal["yaml", "json"]
@@ -118,15 +126,12 @@ class _Walker:
         self.filename = filename
         self.source = SourceMap()
         self.problems: list[BundleProblem] = []
-        self.nodes = 0
 
     def problem(self, path: FieldPath, line: int, message: str) -> None:
         self.problems.append(BundleProblem(self.filename, line, format_path(path), message))
 
     def walk(self, node: yaml.Node, path: FieldPath, line: int) -> None:
-        self.nodes += 1
-        if self.nodes > MAX_BUNDLE_NODES:
-            raise _TooLarge
+        # the composer bounded the expanded size and the depth, so this walk is bounded
         self.source.lines.setdefault(_normalise(path), line)
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, int] = {}
@@ -155,27 +160,54 @@ class _Walker:
                 self.walk(item, (*path, index), item.start_mark.line + 1)
 
 
+_DEEP = (
+    f"the data is nested deeper than {MAX_BUNDLE_DEPTH} levels; no bundle needs that many, "
+    "flatten it"
+)
+
+
 class _TooLarge(Exception):
-    pass
+    """The text breaks a bound (depth, nodes, a recursive alias); says where and why."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
 
 
 def _yaml_error(filename: str | None, exc: yaml.YAMLError, what: str) -> BundleProblem:
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
     reason = getattr(exc, "problem", None) or str(exc)
+    if reason == "exceeded maximum nesting depth":  # libyaml's own bound (1,000), above ours
+        return BundleProblem(filename, line, "", _DEEP)
     return BundleProblem(filename, line, "", f"not valid {what}: {reason}")
 
 
-def _too_large(filename: str | None, detail: str) -> ParsedText:
+def _too_large(filename: str | None, detail: str, line: int | None = None) -> ParsedText:
     message = f"the file is too large to be a bundle ({detail}); split the agent or trim it"
-    return ParsedText(None, SourceMap(), [BundleProblem(filename, None, "", message)])
+    return ParsedText(None, SourceMap(), [BundleProblem(filename, line, "", message)])
+
+
+def _refused(filename: str | None, exc: _TooLarge) -> ParsedText:
+    return ParsedText(None, SourceMap(), [BundleProblem(filename, exc.line, "", exc.message)])
 
 
 def parse_text(text: str, *, fmt: Format, filename: str | None = None) -> ParsedText:
-    """Parse bundle text; never raises for bad input, it reports problems instead."""
+    """Parse bundle text; never raises for bad input, it reports problems instead.
+
+    The bounds (:data:`MAX_BUNDLE_BYTES`, :data:`MAX_BUNDLE_DEPTH`,
+    :data:`MAX_BUNDLE_NODES`) are checked before or while the text is read, never
+    after: hostile text costs at most the work of the bound it breaks.
+    """
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BUNDLE_BYTES:
         return _too_large(filename, f"{size:,} bytes, limit {MAX_BUNDLE_BYTES:,}")
+    if fmt == "json":
+        try:
+            _check_json_shape(text)
+        except _TooLarge as exc:
+            return _refused(filename, exc)
     walker = _Walker(filename)
     try:
         data = _compose_and_construct(text, fmt, walker)
@@ -183,24 +215,228 @@ def parse_text(text: str, *, fmt: Format, filename: str | None = None) -> Parsed
         if fmt == "yaml":
             return ParsedText(None, SourceMap(), [_yaml_error(filename, exc, "YAML")])
         data = None  # valid JSON that YAML's reader refuses: no line numbers, still checked
-    except _TooLarge:
-        return _too_large(filename, f"more than {MAX_BUNDLE_NODES:,} nodes")
+    except _TooLarge as exc:
+        return _refused(filename, exc)
     if fmt == "json":
         data = _parse_json(text, filename, walker)
     return ParsedText(data, walker.source, walker.problems)
 
 
+# YAML is parsed by libyaml when PyYAML has it (about twenty times faster than the
+# pure-Python parser, which is the fallback); either way only the events are used:
+# the nodes are composed below, within the bounds
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _compose_and_construct(text: str, fmt: Format, walker: _Walker) -> Any:
     """Compose the node tree (recording lines), then construct data from it (YAML only)."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        node = _compose_single(loader)
         if node is None:
             return None
         walker.walk(node, (), node.start_mark.line + 1)
         return loader.construct_document(node) if fmt == "yaml" else None
     finally:
         loader.dispose()
+
+
+def _compose_single(loader: Any) -> yaml.Node | None:
+    """The stream's one document as a node tree, or ``None`` for an empty stream."""
+    loader.get_event()  # stream start
+    node = None
+    if not loader.check_event(yaml.StreamEndEvent):
+        loader.get_event()  # document start
+        node = _BoundedComposer(loader).compose()
+        loader.get_event()  # document end
+    if not loader.check_event(yaml.StreamEndEvent):
+        event = loader.get_event()
+        raise yaml.composer.ComposerError(
+            "expected a single document in the stream",
+            node.start_mark if node is not None else None,
+            "but found another document",
+            event.start_mark,
+        )
+    loader.get_event()  # stream end
+    return node
+
+
+@dataclass(slots=True)
+class _Open:
+    """A collection being composed: its node, its items so far, its pending key."""
+
+    node: yaml.SequenceNode | yaml.MappingNode
+    counted_before: int  # nodes counted before this one: its size is what comes after
+    items: list[Any] = field(default_factory=list)
+    height: int = 0  # of its tallest item so far, aliases expanded
+
+
+class _BoundedComposer:
+    """PyYAML's composition, without recursion and within the bounds.
+
+    It counts the nodes the data will have once aliases are expanded (each alias adds
+    the expanded size of the node it repeats) and the depth it will reach, and stops
+    at the first event that breaks a bound, so an alias bomb or a deep or huge
+    document costs the work up to the bound, never the work of the whole.
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader  # Any: PyYAML's stubs do not type its C parser's events
+        self.anchors: dict[str, yaml.Node] = {}
+        self.sizes: dict[int, tuple[int, int]] = {}  # id(anchored node) -> (nodes, height)
+        self.nodes = 0
+        self.stack: list[_Open] = []
+
+    def compose(self) -> yaml.Node:
+        loader = self.loader
+        while True:
+            event: Any = loader.get_event()
+            if isinstance(event, yaml.CollectionEndEvent):
+                done = self.stack.pop()
+                done.node.end_mark = event.end_mark
+                done.node.value = (
+                    done.items
+                    if isinstance(done.node, yaml.SequenceNode)
+                    else list(zip(done.items[::2], done.items[1::2], strict=True))
+                )
+                finished: yaml.Node = done.node
+                height = done.height + 1
+                if id(finished) in self.sizes:
+                    self.sizes[id(finished)] = (self.nodes - done.counted_before, height)
+            elif isinstance(event, yaml.AliasEvent):
+                finished, height = self._alias(event)
+            else:
+                node = self._node(event)
+                if isinstance(node, yaml.ScalarNode):
+                    finished, height = node, 1
+                else:
+                    continue
+            if not self.stack:
+                return finished
+            parent = self.stack[-1]
+            parent.items.append(finished)
+            parent.height = max(parent.height, height)
+
+    def _line(self, event: Any) -> int:
+        return int(event.start_mark.line) + 1
+
+    def _count(self, added: int, event: Any) -> None:
+        self.nodes += added
+        if self.nodes > MAX_BUNDLE_NODES:
+            raise _TooLarge(
+                f"the file is too large to be a bundle (more than {MAX_BUNDLE_NODES:,} nodes, "
+                "aliases counted as often as they are used); split the agent or trim it",
+                self._line(event),
+            )
+
+    def _deep(self, height: int, event: Any) -> None:
+        if len(self.stack) + height > MAX_BUNDLE_DEPTH:
+            raise _TooLarge(_DEEP, self._line(event))
+
+    def _alias(self, event: Any) -> tuple[yaml.Node, int]:
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            raise yaml.composer.ComposerError(
+                None, None, f"found undefined alias {event.anchor!r}", event.start_mark
+            )
+        if any(open_.node is target for open_ in self.stack):
+            raise _TooLarge(
+                f"the alias *{event.anchor} refers to itself (a structure that never ends); "
+                "repeat the data instead",
+                self._line(event),
+            )
+        size, height = self.sizes[id(target)]
+        self._count(size, event)
+        self._deep(height, event)
+        return target, height
+
+    def _node(self, event: Any) -> yaml.Node:
+        loader = self.loader
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None and anchor in self.anchors:
+            raise yaml.composer.ComposerError(
+                f"found duplicate anchor {anchor!r}; first occurrence",
+                self.anchors[anchor].start_mark,
+                "second occurrence",
+                event.start_mark,
+            )
+        self._count(1, event)
+        node: yaml.Node
+        start: Any = event.start_mark  # libyaml's marks are not PyYAML's class, same fields
+        if isinstance(event, yaml.ScalarEvent):
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+            end: Any = event.end_mark
+            node = yaml.ScalarNode(tag, event.value, start, end, style=event.style)
+            self._deep(1, event)
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            sequence = isinstance(event, yaml.SequenceStartEvent)
+            kind = yaml.SequenceNode if sequence else yaml.MappingNode
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = loader.resolve(kind, None, event.implicit)
+            node = kind(tag, [], start, None, flow_style=event.flow_style)
+            self._deep(1, event)
+            self.stack.append(_Open(node, self.nodes - 1))
+        else:  # the parser gives nothing else inside a document
+            raise yaml.composer.ComposerError(
+                None, None, f"unexpected {type(event).__name__}", event.start_mark
+            )
+        if anchor is not None:
+            self.anchors[anchor] = node
+            self.sizes[id(node)] = (1, 1)  # a collection's: set again once it is composed
+        return node
+
+
+# a JSON string (escapes included) and the characters that matter for the shape
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _check_json_shape(text: str) -> None:
+    """Refuse JSON nested deeper or holding more values than the bounds, before parsing.
+
+    Strings are blanked out, then the brackets left give the depth and the commas and
+    colons the count of values and keys: a few passes of regular expressions and C
+    loops over the text, where parsing would build every value (and recurse).
+    """
+    bare = _JSON_STRING.sub("0", text)
+    nodes = bare.count(",") + bare.count(":") + bare.count("[") + bare.count("{") + 1
+    if nodes > MAX_BUNDLE_NODES:
+        raise _TooLarge(
+            f"the file is too large to be a bundle (more than {MAX_BUNDLE_NODES:,} nodes); "
+            "split the agent or trim it",
+            None,
+        )
+    brackets = _NOT_BRACKET.sub("", bare)
+    depth = 0
+    position = -1
+    for position, depth in enumerate(accumulate(map(_STEP.__getitem__, brackets))):  # noqa: B007
+        if depth > MAX_BUNDLE_DEPTH:
+            break
+    if depth > MAX_BUNDLE_DEPTH:
+        # the line of the bracket that went too deep: find it in the original text
+        line = _line_of_bracket(text, position)
+        raise _TooLarge(_DEEP, line)
+
+
+def _line_of_bracket(text: str, index: int) -> int | None:
+    """The line of the ``index``-th bracket outside strings of ``text``."""
+    seen = -1
+    line = 1
+    for match in re.finditer(r'[\[\]{}\n]|"[^"\\]*(?:\\.[^"\\]*)*"', text):
+        found = match.group()
+        if found == "\n":
+            line += 1
+        elif found[0] == '"':
+            line += found.count("\n")  # an invalid JSON string may span lines
+        else:
+            seen += 1
+            if seen == index:
+                return line
+    return None
 
 
 def _parse_json(text: str, filename: str | None, walker: _Walker) -> Any:
