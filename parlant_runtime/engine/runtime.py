@@ -43,8 +43,16 @@ from parlant_runtime.engine.turn import (
 from parlant_runtime.engine.understanding import TokenSink, Understander, Utterance
 from parlant_runtime.errors import ParlantRuntimeError
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
-from parlant_runtime.storage.checks import check_turn
+from parlant_runtime.storage.checks import (
+    check_session_start,
+    check_text,
+    check_turn,
+    check_value,
+    check_variable,
+)
 from parlant_runtime.storage.port import (
+    MAX_EVENT_BYTES,
+    MAX_TITLE_LENGTH,
     ConcurrentUpdate,
     DuplicateMessage,
     InvalidData,
@@ -198,6 +206,9 @@ class Runtime:
             raise InvalidData(
                 f"session metadata key {RUNTIME_KEY!r} is the runtime's own; use another key"
             )
+        # the texts first: the model below would refuse a wrong type with pydantic's error
+        check_text(customer_id, "the customer id")
+        check_text(title, "the session title", MAX_TITLE_LENGTH)
         start = SessionStart(
             agent_id=agent_id,
             customer_id=customer_id,
@@ -206,6 +217,8 @@ class Runtime:
             title=title,
             metadata=dict(metadata or {}),
         )
+        check_session_start(start)
+        _check_variables(variables)
         changes: list[VariableChange] = []
         if variables:
             agent = await self.agent(workspace_id, agent_id)
@@ -254,8 +267,12 @@ class Runtime:
         :meth:`stream_message`, which is usually what you want).
 
         Raises:
+            InvalidData: the text, the key or a variable cannot be stored (nothing is).
             SessionClosed: the session is completed or abandoned.
         """
+        _check_message(text)
+        check_text(idempotency_key, "the idempotency key")
+        _check_variables(variables)
         # the same message, computed again here or in another process: the same call ids
         call_key = str(uuid5(session_id, idempotency_key) if idempotency_key else uuid4())
         async with self._locks.hold(session_id):
@@ -366,7 +383,12 @@ class Runtime:
     async def post_human_message(
         self, workspace_id: str, session_id: UUID, text: str
     ) -> TurnResult:
-        """Record a human agent's reply (any mode; typically ``manual``)."""
+        """Record a human agent's reply (any mode; typically ``manual``).
+
+        Raises:
+            InvalidData: the text cannot be stored (nothing is).
+        """
+        _check_message(text)
         event = NewEvent(
             event_type=EventType.AGENT_MESSAGE, content={"text": text}, metadata={"author": "human"}
         )
@@ -617,6 +639,29 @@ class _SessionLocks:
             held.users -= 1
             if held.users == 0:
                 del self._held[session_id]
+
+
+def _check_message(text: str) -> None:
+    """Refuse a message text no store holds, before the turn is computed on it."""
+    if not isinstance(text, str):
+        raise InvalidData(f"the message text must be text, not {type(text).__name__}")
+    check_value(text, "the message text")
+    size = len(text.encode())
+    if size > MAX_EVENT_BYTES:
+        raise InvalidData(
+            f"the message text is {size:,} bytes, more than {MAX_EVENT_BYTES:,}; "
+            "store large payloads elsewhere and refer to them"
+        )
+
+
+def _check_variables(variables: Mapping[str, Any] | None) -> None:
+    """Refuse caller variables no store holds, before they are typed or computed with."""
+    if variables is None:
+        return
+    if not isinstance(variables, Mapping):
+        raise InvalidData(f"variables must be a mapping, not {type(variables).__name__}")
+    for key, value in variables.items():
+        check_variable(key, value)
 
 
 def _refuse_closed(session: Session) -> None:

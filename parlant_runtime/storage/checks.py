@@ -7,15 +7,24 @@ round trip; the memory and SQL adapters share them so that they refuse alike.
 from __future__ import annotations
 
 import json
+import math
 import re
+from datetime import datetime
+from enum import Enum
 from typing import Any
 from uuid import UUID
+
+from pydantic import BaseModel
 
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import VariableScope, value_fits_type
 from parlant_runtime.storage.port import (
     MAX_EVENT_BYTES,
     MAX_EVENTS_PER_TURN,
+    MAX_ID_LENGTH,
+    MAX_INTEGER,
+    MAX_TITLE_LENGTH,
+    MAX_VALUE_DEPTH,
     MAX_VARIABLE_BYTES,
     InvalidData,
     SessionStart,
@@ -30,9 +39,13 @@ __all__ = [
     "check_session_start",
     "check_text",
     "check_turn",
+    "check_value",
+    "check_variable",
+    "check_workspace",
     "counters_of",
     "json_size",
     "parse_usage_key",
+    "storable",
 ]
 
 USAGE_COUNTERS: dict[str, frozenset[str]] = {
@@ -56,15 +69,103 @@ TOOL_DEGRADED = 50
 """Least success rate (percent) of a degraded one; below it, ``failing``."""
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")  # fullmatch: no trailing newline slips in
-
-# a NUL character as json.dumps writes it: "\u0000" after an even number of backslashes
-# (an odd number means the text holds a backslash followed by "u0000", which is fine)
-_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 NUL_HELP = (
     "contains a NUL character (\\u0000), which PostgreSQL cannot store in text or JSON; "
     "remove it or encode the data (base64, hex) before storing it"
 )
+SURROGATE_HELP = (
+    "contains a lone surrogate (a character between \\ud800 and \\udfff), which is not "
+    "Unicode text and no database stores; decode the text properly (it often comes from "
+    "bytes decoded with errors='surrogateescape')"
+)
+
+# leaves a published bundle may hold besides JSON's (its ids, enums and dates)
+_MODEL_LEAVES = (UUID, Enum, datetime)
+
+
+def _text_fault(text: str) -> str | None:
+    if "\x00" in text:
+        return NUL_HELP
+    if _SURROGATE.search(text) is not None:
+        return SURROGATE_HELP
+    return None
+
+
+_Trail = tuple[Any, str | int] | None  # (parent trail, key): built into a path on error only
+
+
+def _path(what: str, trail: _Trail) -> str:
+    parts: list[str] = []
+    while trail is not None:
+        trail, key = trail
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return what + "".join(reversed(parts))
+
+
+def check_value(value: Any, what: str, *, models: bool = False) -> None:
+    """Refuse a caller's value that not every store can hold alike, before any work.
+
+    JSON data only (text, numbers, booleans, null, lists, objects with text keys), no
+    text with a NUL character or a lone surrogate, integers within 64 bits, finite
+    floats, at most :data:`MAX_VALUE_DEPTH` levels of lists and objects. The walk is a
+    loop, not a recursion, so a value nested 100,000 deep is refused as cheaply as a
+    flat one. ``models`` also walks pydantic models and accepts their ids, enums and
+    dates (a bundle).
+
+    Raises:
+        InvalidData: naming ``what`` and where in it (``metadata.notes[2]``).
+    """
+    stack: list[tuple[Any, int, _Trail]] = [(value, 0, None)]
+    while stack:
+        item, depth, trail = stack.pop()
+        if isinstance(item, str):
+            fault = _text_fault(item)
+            if fault is not None:
+                raise InvalidData(f"{_path(what, trail)} {fault}")
+        elif item is None or isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not -MAX_INTEGER - 1 <= item <= MAX_INTEGER:
+                raise InvalidData(
+                    f"{_path(what, trail)} is a number beyond 64 bits (from {-MAX_INTEGER - 1:,} "
+                    f"to {MAX_INTEGER:,}); store larger numbers as text"
+                )
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidData(
+                    f"not JSON data: {_path(what, trail)} is {item}, not a number JSON can "
+                    "hold; write a finite number or null"
+                )
+        elif isinstance(item, dict | list | tuple) or (models and isinstance(item, BaseModel)):
+            if depth >= MAX_VALUE_DEPTH:
+                raise InvalidData(
+                    f"{what} is nested deeper than {MAX_VALUE_DEPTH} levels of lists and "
+                    "objects; flatten it"
+                )
+            if isinstance(item, BaseModel):
+                pairs: Any = item.__dict__.items()
+            elif isinstance(item, dict):
+                pairs = item.items()
+            else:
+                pairs = enumerate(item)
+            children: list[tuple[Any, int, _Trail]] = []
+            for key, child in pairs:
+                if isinstance(item, dict):
+                    if isinstance(key, str):
+                        fault = _text_fault(key)
+                        if fault is not None:
+                            raise InvalidData(f"{_path(what, trail)} (a key) {fault}")
+                    elif not (key is None or isinstance(key, int | float)):
+                        raise InvalidData(
+                            f"not JSON data: {_path(what, trail)} has a key of type "
+                            f"{type(key).__name__}"
+                        )
+                children.append((child, depth + 1, (trail, key)))
+            stack.extend(reversed(children))  # depth first, in order: the first fault wins
+        elif not (models and isinstance(item, _MODEL_LEAVES)):
+            raise InvalidData(f"not JSON data: {_path(what, trail)} is a {type(item).__name__}")
 
 
 def _json_text(value: Any) -> str:
@@ -74,47 +175,75 @@ def _json_text(value: Any) -> str:
         raise InvalidData(f"not JSON data: {exc}") from exc
 
 
-def _nul_path(value: Any, path: str) -> str | None:
-    """Where in ``value`` (JSON-like data) a string holds a NUL character, if anywhere."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
-                return f"{path} (a key)"
-            found = _nul_path(item, f"{path}.{key}")
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = _nul_path(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
-
-
 def json_size(value: Any, what: str = "the data") -> int:
     """Bytes of the value as compact JSON (what the database stores).
 
     Raises:
-        InvalidData: the value is not JSON data (NaN, infinity, bytes, ...) or a string
-            in it holds a NUL character; the message names ``what`` and where.
+        InvalidData: the value breaks a rule of :func:`check_value`; the message names
+            ``what`` and where.
     """
-    text = _json_text(value)
-    if "\\u0000" in text and _ESCAPED_NUL.search(text):
-        where = _nul_path(value, what) or what
-        raise InvalidData(f"{where} {NUL_HELP}")
-    return len(text.encode())
+    check_value(value, what)
+    return len(_json_text(value).encode())
 
 
-def check_text(value: str | None, what: str) -> None:
-    """Refuse a text the database cannot hold (a NUL character).
+def check_text(value: str | None, what: str, limit: int = MAX_ID_LENGTH) -> None:
+    """Refuse a text no store holds alike: a NUL character, a lone surrogate, too long.
 
     Raises:
         InvalidData: naming ``what``.
     """
-    if value is not None and "\x00" in value:
-        raise InvalidData(f"{what} {NUL_HELP}")
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidData(f"{what} must be text, not {type(value).__name__}")
+    fault = _text_fault(value)
+    if fault is not None:
+        raise InvalidData(f"{what} {fault}")
+    if len(value) > limit:
+        raise InvalidData(
+            f"{what} is {len(value):,} characters long, at most {limit:,}; use a shorter one "
+            "(a hash of it, say)"
+        )
+
+
+def storable(*texts: str) -> bool:
+    """Whether every store could hold these ids or keys (:func:`check_text` passes).
+
+    A text that fails names nothing that exists: reads answer as for any unknown id
+    (``NotFound``, ``None``) instead of letting a driver's error through.
+    """
+    return all(
+        isinstance(text, str) and len(text) <= MAX_ID_LENGTH and _text_fault(text) is None
+        for text in texts
+    )
+
+
+def check_workspace(workspace_id: str, name: str | None = None) -> None:
+    """Refuse a workspace id or name that not every store holds alike.
+
+    Raises:
+        InvalidData: an empty id, or one that :func:`check_text` refuses.
+    """
+    if not workspace_id:
+        raise InvalidData("a workspace id cannot be empty")
+    check_text(workspace_id, "the workspace id")
+    check_text(name, "the workspace name")
+
+
+def check_variable(key: str, value: Any, what: str | None = None) -> None:
+    """Refuse a variable a caller gives that no store holds alike (key and value).
+
+    Raises:
+        InvalidData: the key is not an identifier, or the value breaks a rule of
+            :func:`check_value` or is larger than :data:`MAX_VARIABLE_BYTES`.
+    """
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        shown = key if isinstance(key, str) and _text_fault(key) is None else "given"
+        raise InvalidData(f"variable key {shown!r} is not an identifier")
+    label = what or f"variable {key!r}"
+    size = json_size(value, label)
+    if size > MAX_VARIABLE_BYTES:
+        raise InvalidData(f"{label} is {size:,} bytes of JSON, more than {MAX_VARIABLE_BYTES:,}")
 
 
 def counters_of(entity: str) -> frozenset[str]:
@@ -180,18 +309,22 @@ def check_turn(turn: TurnCommit) -> None:
             raise InvalidData(
                 f"variable {change.key!r}: global values are set by publishing, not by a turn"
             )
-        if not _KEY.fullmatch(change.key):
-            raise InvalidData(f"variable key {change.key!r} is not an identifier")
+        # first: the type check needs sane values
+        if not change.is_private:
+            check_variable(change.key, change.value)
+        else:
+            try:
+                check_variable(change.key, change.value)
+            except InvalidData:  # the message may quote the value or its keys: never echo it
+                raise InvalidData(
+                    f"variable {change.key!r} is private and its value cannot be stored: it "
+                    "must be JSON data of at most 64 levels and 64 KiB, with 64-bit integers "
+                    "and no NUL character or lone surrogate"
+                ) from None
         if not value_fits_type(change.value, change.value_type):
-            shown = "its value" if change.is_private else repr(change.value)  # never echo it
+            shown = "its value" if change.is_private else _short(change.value)  # never echo it
             raise InvalidData(
                 f"variable {change.key!r}: {shown} is not a {change.value_type.value}"
-            )
-        size = json_size(change.value, f"variable {change.key!r}")
-        if size > MAX_VARIABLE_BYTES:
-            raise InvalidData(
-                f"variable {change.key!r} is {size:,} bytes of JSON, more than "
-                f"{MAX_VARIABLE_BYTES:,}"
             )
 
 
@@ -203,18 +336,22 @@ def check_session_start(start: SessionStart) -> None:
     """
     check_text(start.customer_id, "the customer id")
     check_text(start.user_id, "the user id")
-    check_text(start.title, "the session title")
+    check_text(start.title, "the session title", MAX_TITLE_LENGTH)
     if json_size(start.metadata, "session metadata") > MAX_EVENT_BYTES:
         raise InvalidData(f"session metadata is larger than {MAX_EVENT_BYTES:,} bytes of JSON")
 
 
 def check_bundle(bundle: AgentBundle) -> None:
-    """Refuse a bundle holding text the database cannot store (a NUL character anywhere).
+    """Refuse a bundle holding values no store holds alike (see :func:`check_value`):
+    a NUL character or lone surrogate anywhere, JSON settings nested too deep, numbers
+    beyond 64 bits.
 
     Raises:
-        InvalidData: naming the first place found, as the bundle file spells it.
+        InvalidData: naming the first place found (``bundle.tools[0].parameters``).
     """
-    text = bundle.model_dump_json()
-    if "\\u0000" in text and _ESCAPED_NUL.search(text):
-        where = _nul_path(bundle.model_dump(mode="json"), "bundle") or "the bundle"
-        raise InvalidData(f"{where} {NUL_HELP}")
+    check_value(bundle, "bundle", models=True)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -36,6 +36,7 @@ from parlant_runtime.storage.checks import (
     check_session_start,
     check_text,
     check_turn,
+    check_workspace,
     counters_of,
     parse_usage_key,
 )
@@ -197,12 +198,10 @@ class MemoryStore:
     ) -> None:
         """Create the host workspace row if it is missing (embedded use); an ``owner_id``
         must be one of the users this store knows."""
+        check_workspace(workspace_id, name)
+        check_text(owner_id, "the workspace owner id")
         if owner_id is not None and owner_id not in self._users:
             raise InvalidData(f"user {owner_id!r} (workspace owner) is not a known user")
-        if not workspace_id:
-            raise InvalidData("a workspace id cannot be empty")
-        check_text(workspace_id, f"workspace id {workspace_id!r}")
-        check_text(name, f"workspace name {name!r}")
         async with self._atomic():
             self._workspaces.setdefault(workspace_id, name or workspace_id)
 

@@ -39,6 +39,10 @@ from parlant_runtime.model import (
 __all__ = [
     "MAX_EVENTS_PER_TURN",
     "MAX_EVENT_BYTES",
+    "MAX_ID_LENGTH",
+    "MAX_INTEGER",
+    "MAX_TITLE_LENGTH",
+    "MAX_VALUE_DEPTH",
     "MAX_VARIABLE_BYTES",
     "AgentChanges",
     "ConcurrentUpdate",
@@ -64,6 +68,22 @@ MAX_VARIABLE_BYTES = 64 * 1024
 
 MAX_EVENTS_PER_TURN = 200
 """Most events one turn may append."""
+
+MAX_ID_LENGTH = 200
+"""Longest id, key or name a caller gives (characters): workspace ids and names,
+customer and user ids, idempotency keys, tool call ids. PostgreSQL indexes several of
+them, and an index entry must fit in a third of a page; 200 characters always do."""
+
+MAX_TITLE_LENGTH = 1_000
+"""Longest session title (characters)."""
+
+MAX_VALUE_DEPTH = 64
+"""Deepest nesting of lists and objects in a caller's JSON value (variables, metadata,
+event content)."""
+
+MAX_INTEGER = 2**63 - 1
+"""Largest integer a JSON value may hold (and ``-MAX_INTEGER - 1`` the smallest): what
+a 64-bit integer holds; larger numbers are stored as text by the caller."""
 
 
 class StorageError(ParlantRuntimeError):

@@ -42,9 +42,12 @@ from parlant_runtime.storage.checks import (
     TOOL_HEALTHY,
     check_bundle,
     check_session_start,
+    check_text,
     check_turn,
+    check_workspace,
     counters_of,
     parse_usage_key,
+    storable,
 )
 from parlant_runtime.storage.port import (
     ConcurrentUpdate,
@@ -94,12 +97,10 @@ _USAGE_TABLES: dict[str, sa.Table] = {
 
 
 def _storable(*texts: str) -> bool:
-    """Whether the database can hold these texts at all (PostgreSQL refuses NUL characters).
-
-    A text it cannot hold names nothing that exists: the operation answers as for any
-    unknown workspace, name or key, instead of letting the driver's error through.
-    """
-    return all("\x00" not in text for text in texts)
+    """Whether the database can hold these texts (see :func:`checks.storable`): a text it
+    cannot hold names nothing that exists, so the operation answers as for any unknown
+    workspace, name or key, instead of letting the driver's error through."""
+    return storable(*texts)
 
 
 def _check_workspace(workspace_id: str) -> None:
@@ -293,8 +294,8 @@ class SqlStore:
         Raises:
             InvalidData: no usable id, an unknown owner, or no owner where one is required.
         """
-        if not workspace_id or not _storable(workspace_id, name or "", owner_id or ""):
-            raise InvalidData(f"{workspace_id!r} cannot be a workspace id")
+        check_workspace(workspace_id, name)
+        check_text(owner_id, "the workspace owner id")
         async with self._write() as conn:
             found = await conn.scalar(
                 sa.select(t.workspace.c.id).where(t.workspace.c.id == workspace_id)
