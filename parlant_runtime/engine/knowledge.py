@@ -45,13 +45,21 @@ class KnowledgeError(ParlantRuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class KnowledgeQuery:
-    """One knowledge base to search, with its link's settings."""
+    """One knowledge base to search, with its link's settings and its workspace.
+
+    A publish links only knowledge bases of the agent's own workspace; a retriever
+    that serves several workspaces should still search ``knowledge_base`` within
+    ``workspace_id`` only (defence in depth: documents of one tenant never answer
+    another's customer).
+    """
 
     knowledge_base: str
     text: str
     threshold: int
     """Least score (0-100) a passage needs to be used."""
     max_results: int
+    workspace_id: str
+    """The workspace of the agent asking (and of the knowledge base)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +90,18 @@ class Retriever(Protocol):
         ...
 
 
-def queries_for(links: Iterable[KnowledgeBaseLinkSpec], message: str) -> list[KnowledgeQuery]:
+def queries_for(
+    links: Iterable[KnowledgeBaseLinkSpec], message: str, workspace_id: str
+) -> list[KnowledgeQuery]:
     """The turn's queries: one per enabled link, in bundle order."""
     return [
-        KnowledgeQuery(link.knowledge_base_id, message, link.search_threshold, link.max_results)
+        KnowledgeQuery(
+            link.knowledge_base_id,
+            message,
+            link.search_threshold,
+            link.max_results,
+            workspace_id,
+        )
         for link in links
         if link.enabled
     ]

@@ -736,7 +736,7 @@ async def _retrieve(turn: _Turn, retriever: Retriever) -> None:
     :mod:`parlant_runtime.engine.knowledge`. A retriever that fails or takes longer
     than :data:`KNOWLEDGE_TIMEOUT` seconds writes an error event; ``kb`` stays empty."""
     links = turn.agent.stored.bundle.knowledge_bases
-    queries = knowledge.queries_for(links, turn.inp.message or "")
+    queries = knowledge.queries_for(links, turn.inp.message or "", turn.agent.stored.workspace_id)
     if not queries:
         return
     try:

@@ -56,6 +56,7 @@ from parlant_runtime.storage.publishing import (
     diff,
     for_workspace,
     plan_moves,
+    refuse_knowledge_bases,
     refuse_taken_ids,
     removed_states,
 )
@@ -162,6 +163,7 @@ class MemoryStore:
         self._lock = asyncio.Lock()
         self._closed = False
         self._workspaces: dict[str, str] = {}
+        self._knowledge_bases: dict[str, str] = {}  # knowledge base id -> its workspace
         self._agents: dict[UUID, _Agent] = {}
         self._agent_names: dict[tuple[str, str], UUID] = {}
         self._sessions: dict[UUID, _Session] = {}  # in creation order: oldest first
@@ -205,6 +207,17 @@ class MemoryStore:
         async with self._atomic():
             self._workspaces.setdefault(workspace_id, name or workspace_id)
 
+    async def ensure_knowledge_bases(self, workspace_id: str, ids: Sequence[str]) -> None:
+        """Create the knowledge bases of the workspace that are missing (as the SQL
+        adapter creates host rows): an id another workspace has stays that workspace's.
+        """
+        check_workspace(workspace_id)
+        for kb in ids:
+            check_text(kb, "a knowledge base id")
+        async with self._atomic():
+            for kb in ids:
+                self._knowledge_bases.setdefault(kb, workspace_id)
+
     async def publish(
         self,
         workspace_id: str,
@@ -232,6 +245,7 @@ class MemoryStore:
                     "id of an existing user"
                 )
             new = for_workspace(bundle, workspace_id)
+            refuse_knowledge_bases(new, workspace_id, self._knowledge_bases)
             agent_id = new.agent.id
             old = self._agents.get(agent_id)
             named = self._agent_names.get((workspace_id, new.agent.name))

@@ -226,6 +226,10 @@ class Store(Protocol):
         schema requires an owner (the host owns workspaces there).
         """
 
+    async def ensure_knowledge_bases(self, workspace_id: str, ids: Sequence[str]) -> None:
+        """Create the workspace's knowledge bases that are missing (embedded use); an id
+        another workspace has stays that workspace's (a publish linking it is refused)."""
+
     async def publish(
         self,
         workspace_id: str,

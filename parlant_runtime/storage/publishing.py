@@ -8,11 +8,11 @@ decide where live sessions on removed states go.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from parlant_runtime.bundle.ids import NAMESPACE, rebase_ids, workspace_root
+from parlant_runtime.bundle.ids import NAMESPACE, derived_id_pairs, rebase_ids, workspace_root
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.storage.port import AgentChanges, InvalidData, PublishRefused
 
@@ -22,14 +22,82 @@ __all__ = [
     "for_workspace",
     "from_workspace",
     "plan_moves",
+    "refuse_borrowed_ids",
+    "refuse_knowledge_bases",
     "refuse_taken_ids",
     "removed_states",
 ]
 
 
 def for_workspace(bundle: AgentBundle, workspace_id: str) -> AgentBundle:
-    """The bundle with its derived ids rebased into the workspace's namespace."""
+    """The bundle with its derived ids rebased into the workspace's namespace.
+
+    Raises:
+        InvalidData: an explicit id is a version-5 UUID that is not the workspace's own
+            (see :func:`refuse_borrowed_ids`).
+    """
+    refuse_borrowed_ids(bundle, workspace_id)
     return rebase_ids(bundle, NAMESPACE, workspace_root(workspace_id))
+
+
+def _paths(bundle: AgentBundle) -> dict[int, str]:
+    """Where each entity is in the bundle (``journeys[0].states[2]``), by ``id()``."""
+    paths = {id(bundle.agent): "agent"}
+    lists: tuple[tuple[str, Sequence[Any]], ...] = (
+        ("guidelines", bundle.guidelines),
+        ("cannedResponses", bundle.canned_responses),
+        ("terms", bundle.terms),
+        ("variables", bundle.variables),
+        ("knowledgeBases", bundle.knowledge_bases),
+        ("tools", bundle.tools),
+        ("journeys", bundle.journeys),
+    )
+    for name, entries in lists:
+        for i, entry in enumerate(entries):
+            paths[id(entry)] = f"{name}[{i}]"
+    for i, tool in enumerate(bundle.tools):
+        for k, integration in enumerate(tool.integrations):
+            paths[id(integration)] = f"tools[{i}].integrations[{k}]"
+    for i, journey in enumerate(bundle.journeys):
+        children = (
+            ("states", journey.states),
+            ("transitions", journey.transitions),
+            ("guidelines", journey.guidelines),
+        )
+        for name, entries in children:
+            for k, entry in enumerate(entries):
+                paths[id(entry)] = f"journeys[{i}].{name}[{k}]"
+    return paths
+
+
+def refuse_borrowed_ids(bundle: AgentBundle, workspace_id: str) -> None:
+    """Refuse an explicit version-5 id that this workspace does not derive itself.
+
+    Derived ids are version-5 UUIDs, hashed from a workspace's id and the entities'
+    names: anyone can compute another workspace's. Were a workspace free to give them
+    as explicit ids, it could publish first under another's ids and block the owner's
+    publish. So version 5 is the library's: an explicit id of that version is accepted
+    only when it is the id the bundle derives as a file (the ``NAMESPACE``) or in this
+    workspace (a bundle read back from the store); any other explicit id must be of
+    another version (random ids, version 4, are what hosts use).
+
+    Raises:
+        InvalidData: naming the entity (``journeys[0].states[2]``) and the id.
+    """
+    root = workspace_root(workspace_id)
+    paths: dict[int, str] | None = None
+    for (entity, as_file), (_, as_own) in zip(
+        derived_id_pairs(bundle, NAMESPACE), derived_id_pairs(bundle, root), strict=True
+    ):
+        if entity.id.version == 5 and entity.id not in (as_file, as_own):
+            paths = paths or _paths(bundle)
+            where = paths.get(id(entity), type(entity).__name__)
+            raise InvalidData(
+                f"{where} has the explicit id {entity.id}, a version-5 id: those are the "
+                "ids the library derives, each workspace its own, and this is not one of "
+                f"workspace {workspace_id!r}'s; leave the id out to have it derived, or give "
+                "a random (version 4) id"
+            )
 
 
 def from_workspace(bundle: AgentBundle, workspace_id: str) -> AgentBundle:
@@ -105,6 +173,35 @@ def refuse_taken_ids(
                     f"{kind} id {sorted(map(str, taken))[0]} already belongs to another "
                     "agent; give a new id or leave it out to have one derived"
                 )
+
+
+def refuse_knowledge_bases(
+    bundle: AgentBundle, workspace_id: str, owners: Mapping[str, str | None]
+) -> None:
+    """Refuse links to knowledge bases that are not the workspace's.
+
+    ``owners`` maps the knowledge base ids the store knows to their workspace (``None``:
+    none). A knowledge base of another workspace is refused with exactly the message of
+    one that does not exist, so a publish tells nothing about other workspaces.
+
+    Raises:
+        InvalidData: naming every knowledge base refused.
+    """
+    refused = sorted(
+        {
+            link.knowledge_base_id
+            for link in bundle.knowledge_bases
+            if owners.get(link.knowledge_base_id) != workspace_id
+        }
+    )
+    if refused:
+        raise InvalidData(
+            f"the bundle links knowledge base(s) {', '.join(map(repr, refused))}, which "
+            f"workspace {workspace_id!r} does not have; create them first (in the host "
+            "platform, with ensure_knowledge_bases, or publish with --create-workspace on an "
+            "embedded database). An agent links its own workspace's knowledge bases only, and "
+            "ids are unique in a database: use another id if one is another workspace's"
+        )
 
 
 def diff(old: AgentBundle | None, new: AgentBundle) -> AgentChanges:

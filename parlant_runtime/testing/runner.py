@@ -205,6 +205,9 @@ class AgentHost:
         """
         store = MemoryStore()
         await store.ensure_workspace(WORKSPACE)
+        await store.ensure_knowledge_bases(
+            WORKSPACE, [kb.knowledge_base_id for kb in bundle.knowledge_bases]
+        )
         return cls(store, (await store.publish(WORKSPACE, bundle)).agent_id)
 
     @staticmethod

@@ -34,7 +34,7 @@ from tests.engine.test_turns import WS, Chat, bundle, kinds, open_chat
 
 
 def query(kb: str, text: str, threshold: int = 0, max_results: int = 10) -> KnowledgeQuery:
-    return KnowledgeQuery(kb, text, threshold, max_results)
+    return KnowledgeQuery(kb, text, threshold, max_results, WS)
 
 
 def link(kb: str, **fields: Any) -> KnowledgeBaseLinkSpec:
@@ -118,7 +118,7 @@ def test_select_applies_threshold_and_max_results_and_orders_by_priority() -> No
         link("low", searchThreshold=50, maxResults=2, priority=100),
         link("high", searchThreshold=0, maxResults=1, priority=300),
     ]
-    queries = queries_for(links, "q")
+    queries = queries_for(links, "q", WS)
     found = [
         [
             Passage("l1", "a", 40),
@@ -156,8 +156,8 @@ def test_select_applies_threshold_and_max_results_and_orders_by_priority() -> No
 
 def test_disabled_links_are_not_searched_and_a_short_answer_is_refused() -> None:
     links = [link("on"), link("off", enabled=False)]
-    queries = queries_for(links, "hello")
-    assert queries == [KnowledgeQuery("on", "hello", 70, 5)]  # the schema's defaults
+    queries = queries_for(links, "hello", WS)
+    assert queries == [KnowledgeQuery("on", "hello", 70, 5, WS)]  # the schema's defaults
     with pytest.raises(KnowledgeError, match="answered 0 queries, not the 1 asked"):
         select(links, queries, [])
 
@@ -298,9 +298,11 @@ def test_searches_are_counted_per_link_on_every_store(
             if url is not None:  # the host's knowledge_base rows the links point at
                 engine = create_engine(url)
                 async with engine.begin() as conn:
-                    rows = [{"id": name, "name": name} for name in DOCS]
+                    rows = [{"id": name, "name": name, "workspace_id": WS} for name in DOCS]
                     await conn.execute(schema.knowledge_base.insert(), rows)
                 await engine.dispose()
+            else:  # the memory store's own
+                await store.ensure_knowledge_bases(WS, list(DOCS))
             report = await store.publish(WS, bundle_from_data(kb_agent()))
             runtime = Runtime(store, retriever=KeywordRetriever(DOCS))
             session = await runtime.start_session(WS, report.agent_id)

@@ -192,7 +192,9 @@ async def open_chat(
     """Publish ``data`` to a fresh memory store (or ``store``) and start one session."""
     store = store or MemoryStore()
     await store.ensure_workspace(WS)
-    report = await store.publish(WS, bundle_from_data(data))
+    bundle = bundle_from_data(data)
+    await store.ensure_knowledge_bases(WS, [kb.knowledge_base_id for kb in bundle.knowledge_bases])
+    report = await store.publish(WS, bundle)
     registry = ToolRegistry()
     for name, function in (tools or {}).items():
         registry.register(name, function)

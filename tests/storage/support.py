@@ -143,11 +143,10 @@ def make_bundle(
 
 
 async def publish(store: Store, workspace_id: str, bundle: AgentBundle) -> PublishReport:
-    """Publish, first creating the host knowledge-base rows a SQL store needs."""
-    if isinstance(store, SqlStore):
-        await store.ensure_knowledge_bases(
-            workspace_id, [kb.knowledge_base_id for kb in bundle.knowledge_bases]
-        )
+    """Publish, first creating the knowledge bases the bundle links (every store needs them)."""
+    await store.ensure_knowledge_bases(
+        workspace_id, [kb.knowledge_base_id for kb in bundle.knowledge_bases]
+    )
     return await store.publish(workspace_id, bundle)
 
 

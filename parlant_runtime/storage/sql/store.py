@@ -335,8 +335,12 @@ class SqlStore:
         """Create placeholder host knowledge-base rows (embedded use, before a publish).
 
         ``user_id`` owns them; required where the host's ``knowledge_base.user_id`` is
-        NOT NULL (otherwise only the missing ones are an error, at publish).
+        NOT NULL (otherwise only the missing ones are an error, at publish). An id another
+        workspace has stays that workspace's (a publish linking it here is refused).
         """
+        check_workspace(workspace_id)
+        for kb in ids:
+            check_text(kb, "a knowledge base id")
         if not ids:
             return
         async with self._write() as conn:
@@ -363,27 +367,6 @@ class SqlStore:
             ]
             statement = self._insert(t.knowledge_base).values(rows)
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
-
-    async def _refuse_unknown_knowledge_bases(
-        self, conn: AsyncConnection, bundle: AgentBundle
-    ) -> None:
-        ids = sorted({kb.knowledge_base_id for kb in bundle.knowledge_bases})
-        if not ids:
-            return
-        known = set(
-            (
-                await conn.execute(
-                    sa.select(t.knowledge_base.c.id).where(t.knowledge_base.c.id.in_(ids))
-                )
-            ).scalars()
-        )
-        unknown = [kb for kb in ids if kb not in known]
-        if unknown:
-            raise InvalidData(
-                f"the bundle links knowledge base(s) {', '.join(map(repr, unknown))}, which the "
-                "database does not have; create them in the host platform first (or publish "
-                "with --create-workspace on an embedded database)"
-            )
 
     # ------------------------------------------------------------------ agents
 
@@ -447,7 +430,7 @@ class SqlStore:
                 raise NotFound(f"no workspace {workspace_id!r}; create it first")
             live = await self._live_columns(conn)
             new = fill_defaults(new, live)
-            await self._refuse_unknown_knowledge_bases(conn, new)
+            await self._refuse_knowledge_bases(conn, workspace_id, new)
             version = await self._lock_agent(conn, workspace_id, agent_id)
             if version is None:
                 await self._refuse_taken_name(conn, workspace_id, new)
@@ -525,6 +508,19 @@ class SqlStore:
             )
         owner: str | None = workspace.owner_id
         return owner
+
+    async def _refuse_knowledge_bases(
+        self, conn: AsyncConnection, ws: str, new: AgentBundle
+    ) -> None:
+        ids = [link.knowledge_base_id for link in new.knowledge_bases]
+        if not ids:
+            return
+        rows = await conn.execute(
+            sa.select(t.knowledge_base.c.id, t.knowledge_base.c.workspace_id).where(
+                t.knowledge_base.c.id.in_(ids)
+            )
+        )
+        publishing.refuse_knowledge_bases(new, ws, {row.id: row.workspace_id for row in rows})
 
     async def _refuse_taken_name(self, conn: AsyncConnection, ws: str, new: AgentBundle) -> None:
         holder = await conn.scalar(
