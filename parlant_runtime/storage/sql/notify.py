@@ -4,9 +4,10 @@ Commits in this process wake local waiters directly. On PostgreSQL every commit
 also sends ``NOTIFY parlant_events, '<session>:<last offset>'`` inside its
 transaction (delivered on commit), and one listening connection per store wakes
 the waiters of other processes; if that connection cannot be had, or on SQLite,
-waiters poll at ``poll_interval``. A wake-up only says "look again": the waiter
-always re-reads the events, so a lost or duplicated notification costs a query,
-never an event.
+one poller per store (:mod:`.poller`) asks at ``poll_interval`` for the event
+counts of every waited-on session in one statement, however many wait. A wake-up
+only says "look again": the waiter always re-reads the events, so a lost or
+duplicated notification costs a query, never an event.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from parlant_runtime.storage.sql.poller import SessionPoller
 
 __all__ = ["EventNotifier"]
 
@@ -31,6 +34,8 @@ class EventNotifier:
         self._engine = engine
         self._poll_interval = poll_interval
         self._waiters: dict[UUID, set[asyncio.Event]] = {}
+        self._after: dict[asyncio.Event, int] = {}  # each waiter's offset seen, for the poller
+        self._poller = SessionPoller(engine, poll_interval, self._waiting, self._polled)
         self._listener: AsyncConnection | None = None
         self._listening = False
         self._start_lock = asyncio.Lock()
@@ -39,6 +44,20 @@ class EventNotifier:
         """A commit of this process: wake its waiters now."""
         for event in self._waiters.get(session_id, ()):
             event.set()
+
+    def _waiting(self) -> dict[UUID, int]:
+        """Each waited-on session with the lowest offset one of its waiters has seen."""
+        return {
+            session_id: min(self._after.get(event, -1) for event in events)
+            for session_id, events in self._waiters.items()
+            if events
+        }
+
+    def _polled(self, session_id: UUID, last_offset: int) -> None:
+        """The poller saw events up to ``last_offset``: wake the waiters before it."""
+        for event in self._waiters.get(session_id, ()):
+            if self._after.get(event, -1) < last_offset:
+                event.set()
 
     def _on_notify(self, *args: Any) -> None:
         payload = str(args[-1])
@@ -64,21 +83,27 @@ class EventNotifier:
             self._listening = True
 
     @contextlib.asynccontextmanager
-    async def watch(self, session_id: UUID) -> AsyncIterator[Callable[[float], Awaitable[None]]]:
-        """Register a waiter before reading, so no commit slips between read and wait."""
+    async def watch(
+        self, session_id: UUID, after: int = -1
+    ) -> AsyncIterator[Callable[[float], Awaitable[None]]]:
+        """Register a waiter (that has seen the events up to ``after``) before reading,
+        so no commit slips between read and wait."""
         await self._listen()
         event = asyncio.Event()
         self._waiters.setdefault(session_id, set()).add(event)
+        self._after[event] = after
 
         async def woken(timeout: float) -> None:
-            limit = timeout if self._listening else min(timeout, self._poll_interval)
+            if not self._listening:  # no notifications from other processes: the poller
+                self._poller.ensure_running()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), limit)
+                await asyncio.wait_for(event.wait(), timeout)
             event.clear()
 
         try:
             yield woken
         finally:
+            self._after.pop(event, None)
             waiters = self._waiters.get(session_id)
             if waiters is not None:
                 waiters.discard(event)
@@ -86,10 +111,11 @@ class EventNotifier:
                     del self._waiters[session_id]
 
     async def close(self) -> None:
-        """Stop listening, and wake every waiter (it will find the store closed)."""
+        """Stop listening and polling, and wake every waiter (it will find the store closed)."""
         for waiters in self._waiters.values():
             for event in waiters:
                 event.set()
+        await self._poller.close()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 raw = await self._listener.get_raw_connection()

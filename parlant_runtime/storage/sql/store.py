@@ -921,7 +921,7 @@ class SqlStore:
         self._check_open()  # a closed store refuses before it listens
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with self._notifier.watch(session_id) as woken:
+        async with self._notifier.watch(session_id, after) as woken:
             while True:
                 events = await self.list_events(workspace_id, session_id, after=after)
                 left = deadline - loop.time()
