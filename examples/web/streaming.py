@@ -2,8 +2,10 @@
 
 One stream follows one session from an offset: it sends the stored events after
 it, then waits for new ones with :meth:`Store.wait_for_events` (woken at once by a
-commit in this process, by LISTEN/NOTIFY from another process on PostgreSQL, by
-polling on SQLite). Every event goes out with ``id: <offset>``, so a browser that
+commit in this process, by LISTEN/NOTIFY from another process on PostgreSQL, on
+SQLite by the store's one poller, which asks about every waited-on session in one
+query per interval however many streams are open). Every event goes out with
+``id: <offset>``, so a browser that
 reconnects sends ``Last-Event-ID`` and resumes exactly after the last event it
 got. While nothing happens a comment line goes out every ``keepalive`` seconds
 (proxies keep the connection, and a client that left is noticed). The stream ends
