@@ -46,7 +46,7 @@ MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 MAX_BUNDLE_NODES = 250_000
 """Most nodes (keys and values, aliases counted as often as used) a bundle may have.
 
-The largest example agent has about 700; a journey of 10,000 states about 200,000."""
+The largest example agent has about 700; a journey of 10,000 states about 140,000."""
 
 MAX_BUNDLE_DEPTH = 64
 """Deepest nesting of lists and mappings a bundle may have (the examples reach 9)."""
