@@ -17,7 +17,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from parlant_runtime import BundleError
+from parlant_runtime import BundleError, bundle_from_data
 from parlant_runtime.bundle import loads_bundle
 from parlant_runtime.bundle.source import MAX_BUNDLE_DEPTH, MAX_BUNDLE_NODES
 from parlant_runtime.cli import cli
@@ -168,3 +168,15 @@ def test_validate_reports_a_deep_file_as_unreadable_without_a_traceback(tmp_path
     assert f"{deep}:2" in result.output
     assert "nested deeper than" in result.output
     assert str(deep_json) in result.output
+
+
+def test_data_from_memory_has_the_bounds_of_a_file() -> None:
+    deep: Any = "leaf"
+    for _ in range(100_000):
+        deep = [deep]
+    tool = {"name": "t", "parameters": {"type": "object", "default": deep}}
+    with pytest.raises(BundleError, match=f"nested deeper than {MAX_BUNDLE_DEPTH} levels"):
+        bundle_from_data({"agent": {"name": "A"}, "tools": [tool]})
+    wide = {"agent": {"name": "A"}, "tools": [{"name": "t", "parameters": {"enum": [1] * 300_000}}]}
+    with pytest.raises(BundleError, match=f"more than {MAX_BUNDLE_NODES:,} nodes"):
+        bundle_from_data(wide)

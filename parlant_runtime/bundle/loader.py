@@ -24,6 +24,7 @@ from parlant_runtime.bundle.source import (
     Format,
     SourceMap,
     UnreadableFile,
+    data_bounds_problem,
     format_path,
     parse_text,
     read_utf8,
@@ -78,7 +79,15 @@ def loads_bundle(text: str, *, fmt: Format = "yaml", filename: str | None = None
 
 
 def bundle_from_data(data: Any, *, filename: str | None = None) -> AgentBundle:
-    """Build a bundle from already-parsed data (dicts and lists), same checks as files."""
+    """Build a bundle from already-parsed data (dicts and lists), same checks as files
+    (the bounds on depth and size included).
+
+    Raises:
+        BundleError: every problem found, as for a file.
+    """
+    problem = data_bounds_problem(data, filename)
+    if problem is not None:
+        raise BundleError([problem])
     return _validate(data, SourceMap(), filename, []).bundle
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "ParsedText",
     "SourceMap",
     "UnreadableFile",
+    "data_bounds_problem",
     "did_you_mean",
     "format_path",
     "parse_text",
@@ -220,6 +221,32 @@ def parse_text(text: str, *, fmt: Format, filename: str | None = None) -> Parsed
     if fmt == "json":
         data = _parse_json(text, filename, walker)
     return ParsedText(data, walker.source, walker.problems)
+
+
+def data_bounds_problem(data: Any, filename: str | None = None) -> BundleProblem | None:
+    """The bound that already-parsed data breaks (depth, nodes), if any, as a problem.
+
+    Data built in memory (``bundle_from_data``) gets the bounds a file gets while it is
+    read; the walk is a loop, so data nested 100,000 deep costs no recursion.
+    """
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_BUNDLE_NODES:
+            detail = f"more than {MAX_BUNDLE_NODES:,} nodes"
+            message = f"the data is too large to be a bundle ({detail}); split the agent or trim it"
+            return BundleProblem(filename, None, "", message)
+        if isinstance(item, dict | list | tuple):
+            if depth > MAX_BUNDLE_DEPTH:
+                return BundleProblem(filename, None, "", _DEEP)
+            if isinstance(item, dict):
+                nodes += len(item)  # the keys
+                stack.extend((value, depth + 1) for value in item.values())
+            else:
+                stack.extend((value, depth + 1) for value in item)
+    return None
 
 
 # YAML is parsed by libyaml when PyYAML has it (about twenty times faster than the
