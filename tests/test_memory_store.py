@@ -532,8 +532,9 @@ def test_an_explicit_agent_id_cannot_cross_workspaces(store: Store) -> None:
     async def body() -> None:
         await store.ensure_workspace(WS)
         await store.ensure_workspace(OTHER_WS)
-        data = make_bundle().model_dump()
-        data["agent"]["id"] = str(uuid4())
+        # an explicit agent id; the other ids derive from it (ids derived from another
+        # one would be version-5 ids no workspace derives from this bundle: refused)
+        data = {"agent": {"name": "Clinic", "id": str(uuid4())}}
         explicit = AgentBundle.model_validate(data)
         agent_id = (await store.publish(WS, explicit)).agent_id
         assert agent_id == explicit.agent.id  # explicit ids are kept

@@ -12,6 +12,10 @@ from parlant_runtime.storage.memory import MemoryStore
 from parlant_runtime.storage.port import (
     MAX_EVENT_BYTES,
     MAX_EVENTS_PER_TURN,
+    MAX_ID_LENGTH,
+    MAX_INTEGER,
+    MAX_TITLE_LENGTH,
+    MAX_VALUE_DEPTH,
     MAX_VARIABLE_BYTES,
     AgentChanges,
     ConcurrentUpdate,
@@ -32,6 +36,10 @@ from parlant_runtime.storage.port import (
 __all__ = [
     "MAX_EVENTS_PER_TURN",
     "MAX_EVENT_BYTES",
+    "MAX_ID_LENGTH",
+    "MAX_INTEGER",
+    "MAX_TITLE_LENGTH",
+    "MAX_VALUE_DEPTH",
     "MAX_VARIABLE_BYTES",
     "AgentChanges",
     "ConcurrentUpdate",

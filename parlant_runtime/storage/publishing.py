@@ -95,8 +95,9 @@ def refuse_borrowed_ids(bundle: AgentBundle, workspace_id: str) -> None:
             raise InvalidData(
                 f"{where} has the explicit id {entity.id}, a version-5 id: those are the "
                 "ids the library derives, each workspace its own, and this is not one of "
-                f"workspace {workspace_id!r}'s; leave the id out to have it derived, or give "
-                "a random (version 4) id"
+                f"workspace {workspace_id!r}'s (a bundle whose ids were derived and then had "
+                "a parent's id changed has such ids too); leave the id out to have it "
+                "derived, or give a random (version 4) id"
             )
 
 

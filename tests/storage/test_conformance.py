@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from parlant_runtime import load_bundle
+from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import (
     Event,
     EventType,
@@ -233,6 +234,18 @@ def test_stranded_sessions_are_refused_then_mapped_then_forced(store: Store, run
     run(body())
 
 
+def own_knowledge_bases(bundle: AgentBundle, workspace: str) -> AgentBundle:
+    """The bundle linking knowledge bases of its own: a knowledge base id (the host's
+    primary key) belongs to one workspace, and an agent links only its workspace's."""
+    if not bundle.knowledge_bases:
+        return bundle
+    data = bundle.model_dump(by_alias=True, mode="json")
+    for link in data["knowledgeBases"]:
+        link["knowledgeBaseId"] = f"{workspace}/{link['knowledgeBaseId']}"
+        del link["id"]  # derived again from the new knowledge base id
+    return AgentBundle.model_validate(data)
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda path: Path(path).stem)
 def test_publish_then_load_gives_the_bundle_back(store: Store, run: Run, path: Path) -> None:
     bundle = load_bundle(path)
@@ -240,10 +253,11 @@ def test_publish_then_load_gives_the_bundle_back(store: Store, run: Run, path: P
     async def body() -> None:
         await setup_agent(store, make_bundle(name="Someone else"))
         for workspace in (WS, OTHER_WS):
-            report = await publish(store, workspace, bundle)
+            mine = own_knowledge_bases(bundle, workspace)
+            report = await publish(store, workspace, mine)
             stored = await store.load_agent(workspace, report.agent_id)
             assert stored.bundle.agent.id != bundle.agent.id  # the workspace's own ids
-            assert from_workspace(stored.bundle, workspace) == bundle
+            assert from_workspace(stored.bundle, workspace) == mine
 
     run(body())
 
