@@ -17,7 +17,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from parlant_runtime import BundleError, bundle_from_data
+from parlant_runtime import BundleError, bundle_from_data, load_bundle
 from parlant_runtime.bundle import loads_bundle
 from parlant_runtime.bundle.source import MAX_BUNDLE_DEPTH, MAX_BUNDLE_NODES
 from parlant_runtime.cli import cli
@@ -180,3 +180,18 @@ def test_data_from_memory_has_the_bounds_of_a_file() -> None:
     wide = {"agent": {"name": "A"}, "tools": [{"name": "t", "parameters": {"enum": [1] * 300_000}}]}
     with pytest.raises(BundleError, match=f"more than {MAX_BUNDLE_NODES:,} nodes"):
         bundle_from_data(wide)
+
+
+def test_a_huge_file_is_refused_without_being_read_whole(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as file:
+        file.write(b"agent: {name: A}\n#")
+        file.truncate(64 * MIB)  # sparse: costs no disk
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleError, match="too large to be a bundle file"):
+            load_bundle(huge)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * MIB  # the first 16 MiB and a byte, never the 64

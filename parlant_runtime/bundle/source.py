@@ -67,13 +67,20 @@ class UnreadableFile(Exception):
 def read_utf8(path: str | Path, what: str) -> str:
     """The text of a file, or :class:`UnreadableFile` saying why not (``what`` names it)."""
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            # at most one byte past the limit: a huge file (or /dev/zero) is never read whole
+            raw = file.read(MAX_BUNDLE_BYTES + 1)
     except IsADirectoryError:
         raise UnreadableFile(f"is a folder, not a {what}") from None
     except FileNotFoundError:
         raise UnreadableFile("no such file; check the path") from None
     except OSError as exc:
         raise UnreadableFile(f"cannot be read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise UnreadableFile(
+            f"is too large to be a {what} (more than {MAX_BUNDLE_BYTES:,} bytes); "
+            "split it or trim it"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
