@@ -104,6 +104,43 @@ def _path(what: str, trail: _Trail) -> str:
     return what + "".join(reversed(parts))
 
 
+def _plainly_fine(value: Any) -> bool:
+    """The common case, fast: plain JSON types only, every rule of :func:`check_value`
+    kept. ``False`` means "look closely" (a fault, or a type only the walk decides on)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        kind = type(item)
+        if kind is str:
+            # ASCII text (the usual) holds no surrogate: the search is for the rest only
+            if "\x00" in item or (not item.isascii() and _SURROGATE.search(item)):
+                return False
+        elif kind is dict:
+            if depth >= MAX_VALUE_DEPTH:
+                return False
+            for key, child in item.items():
+                if type(key) is not str or "\x00" in key:
+                    return False
+                if not key.isascii() and _SURROGATE.search(key):
+                    return False
+                push((child, depth + 1))
+        elif kind is list:
+            if depth >= MAX_VALUE_DEPTH:
+                return False
+            for child in item:
+                push((child, depth + 1))
+        elif kind is int:
+            if not -MAX_INTEGER - 1 <= item <= MAX_INTEGER:
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not (item is None or kind is bool):
+            return False
+    return True
+
+
 def check_value(value: Any, what: str, *, models: bool = False) -> None:
     """Refuse a caller's value that not every store can hold alike, before any work.
 
@@ -117,6 +154,12 @@ def check_value(value: Any, what: str, *, models: bool = False) -> None:
     Raises:
         InvalidData: naming ``what`` and where in it (``metadata.notes[2]``).
     """
+    if not _plainly_fine(value):
+        _walk(value, what, models=models)
+
+
+def _walk(value: Any, what: str, *, models: bool) -> None:
+    """:func:`check_value` the slow way, which names the fault and where it is."""
     stack: list[tuple[Any, int, _Trail]] = [(value, 0, None)]
     while stack:
         item, depth, trail = stack.pop()

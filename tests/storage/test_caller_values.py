@@ -15,9 +15,12 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parlant_runtime.engine.runtime import Runtime
 from parlant_runtime.model import EventType, Session
+from parlant_runtime.storage.checks import _plainly_fine, _walk
 from parlant_runtime.storage.port import (
     MAX_ID_LENGTH,
     MAX_TITLE_LENGTH,
@@ -208,3 +211,41 @@ def test_values_at_the_limits_are_stored_alike(store: Store, run: Run) -> None:
         assert stored.metadata["big"] == 2**63 - 1
 
     run(body())
+
+
+# ---------------------------------------------------------------------- the fast path
+
+texts = st.text(alphabet=st.characters(blacklist_categories=()), max_size=6)  # surrogates too
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    texts,
+)
+values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3)),
+    max_leaves=20,
+)
+
+
+def nest(value: Any, depth: int) -> Any:
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=values, extra_depth=st.sampled_from([0, 0, MAX_VALUE_DEPTH - 3, MAX_VALUE_DEPTH]))
+def test_the_fast_path_passes_only_what_the_walk_passes(value: Any, extra_depth: int) -> None:
+    """``check_value`` trusts its fast path when it says "fine"; on JSON data the fast
+    path and the walk (which names faults) must agree exactly."""
+    value = nest(value, extra_depth)
+    try:
+        _walk(value, "value", models=False)
+    except InvalidData:
+        walk_passes = False
+    else:
+        walk_passes = True
+    assert _plainly_fine(value) == walk_passes
