@@ -158,6 +158,7 @@ COMMIT_FROM_ANOTHER_PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_a_commit_in_another_process_wakes_a_waiter(database: str) -> None:
     async def body() -> None:
         store = SqlStore.open(database, poll_interval=0.1)
