@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parlant_runtime.engine.runtime import Runtime
-from parlant_runtime.model import EventType, Session
+from parlant_runtime.model import EventType, Session, ValueType
 from parlant_runtime.storage.checks import _plainly_fine, _walk
 from parlant_runtime.storage.port import (
     MAX_ID_LENGTH,
@@ -29,6 +29,7 @@ from parlant_runtime.storage.port import (
     NewEvent,
     NotFound,
     Store,
+    VariableChange,
 )
 from tests.storage.support import WS, Run, make_bundle, setup_agent, snapshot, turn
 
@@ -249,3 +250,19 @@ def test_the_fast_path_passes_only_what_the_walk_passes(value: Any, extra_depth:
     else:
         walk_passes = True
     assert _plainly_fine(value) == walk_passes
+
+
+def test_a_private_value_that_cannot_be_stored_is_not_echoed(store: Store, run: Run) -> None:
+    async def body() -> None:
+        agent = await setup_agent(store)
+        session = await Runtime(store).start_session(WS, agent)
+        for value in ({"hunter2\x00": 1}, {"hunter2": HUGE}, ["hunter2" + LONE]):
+            secret = VariableChange(
+                key="secret", value=value, value_type=ValueType.OBJECT, is_private=True
+            )
+            with pytest.raises(InvalidData) as caught:
+                await store.commit_turn(WS, turn(session, variables=[secret]))
+            assert "hunter2" not in str(caught.value)
+            assert "private" in str(caught.value)
+
+    run(body())
