@@ -198,8 +198,8 @@ def refuse_knowledge_bases(
     if refused:
         raise InvalidData(
             f"the bundle links knowledge base(s) {', '.join(map(repr, refused))}, which "
-            f"workspace {workspace_id!r} does not have; create them first (in the host "
-            "platform, with ensure_knowledge_bases, or publish with --create-workspace on an "
+            f"workspace {workspace_id!r} does not have; create them in the host platform "
+            "first (or with ensure_knowledge_bases, or publish with --create-workspace on an "
             "embedded database). An agent links its own workspace's knowledge bases only, and "
             "ids are unique in a database: use another id if one is another workspace's"
         )
