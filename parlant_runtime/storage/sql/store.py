@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -61,6 +61,7 @@ from parlant_runtime.storage.port import (
     StoredAgent,
     TurnCommit,
 )
+from parlant_runtime.storage.sql import faults
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql.agents import (
     agent_version,
@@ -76,8 +77,14 @@ from parlant_runtime.storage.sql.trusted import Trusted
 
 __all__ = ["SqlStore"]
 
+T = TypeVar("T")
+
 _CLOSE_GRACE = 5.0
 """Seconds close() waits for operations under way to give their connections back."""
+_PUBLISH = "parlant-runtime publish "
+"""The text whose hash names a workspace's advisory publish lock."""
+_RESOLVE_WINDOW = 10.0
+"""Seconds a write whose ``COMMIT`` lost its connection keeps asking whether it landed."""
 _MESSAGES = (EventType.CUSTOMER_MESSAGE.value, EventType.AGENT_MESSAGE.value)
 _ENDED = (SessionStatus.COMPLETED, SessionStatus.ABANDONED)
 
@@ -94,6 +101,21 @@ _USAGE_TABLES: dict[str, sa.Table] = {
     "tool_integration": t.tool_integration,
     "agent_knowledge_base": t.agent_knowledge_base,
 }
+
+
+def _reason(exc: BaseException | None) -> str:
+    """The driver's message, without SQLAlchemy's wrapping."""
+    if exc is None:
+        return "no connection"
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc) or type(exc).__name__
+
+
+async def _release(conn: AsyncConnection) -> None:
+    """Give a connection back to the pool; one that died is discarded by the pool, and
+    closing it must not turn a committed write into a reported failure."""
+    with contextlib.suppress(DBAPIError, OSError):
+        await conn.close()
 
 
 def _storable(*texts: str) -> bool:
@@ -199,6 +221,7 @@ class SqlStore:
         self._upserts: dict[VariableScope, Any] = {}
         self._live: LiveColumns | None = None  # the publish tables' constraints, reflected once
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
+        faults.drop_dead_connections(engine)
 
     def _check_open(self) -> AsyncEngine:
         if self._engine is None:
@@ -225,33 +248,111 @@ class SqlStore:
             writer = create_engine(url, sqlite_begin="BEGIN IMMEDIATE", **engine_options)
         return cls(engine, writer=writer, poll_interval=poll_interval)
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; driver errors other than constraint violations become
-        :class:`StorageError` (the transaction is rolled back, nothing is written)."""
-        self._check_open()
-        self._busy += 1
-        try:
-            async with self._writer.begin() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise StorageError(f"the database refused the write: {exc.orig}") from exc
-        finally:
-            self._busy -= 1
+    async def _transact(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        committed: Callable[[], Awaitable[bool]] | None = None,
+    ) -> T:
+        """Run ``work`` in one write transaction, again when the failure was transient.
+
+        A deadlock or serialization failure, a connection that could not be had and one
+        that died before ``COMMIT`` wrote nothing: ``work`` runs again on a new
+        connection, up to :data:`faults.ATTEMPTS` times. When the connection dies during
+        ``COMMIT`` the outcome is unknown: ``committed`` asks the database whether the
+        transaction landed (the result is then returned as if nothing had happened);
+        without it the work is one that may run twice (idempotent). Constraint
+        violations are raised as they are; every other driver error becomes
+        :class:`StorageError` (the transaction is rolled back, nothing is written).
+        """
+        last: BaseException | None = None
+        for attempt in range(faults.ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(faults.pause(attempt - 1))
+            self._check_open()
+            self._busy += 1
+            committing = False
+            try:
+                try:
+                    conn = await self._writer.connect()
+                except Exception as exc:  # the driver's raw errors too
+                    last = exc
+                    continue
+                try:
+                    await conn.begin()
+                    result = await work(conn)
+                    committing = True
+                    await conn.commit()
+                finally:
+                    await _release(conn)  # rolls back what was not committed
+                return result
+            except IntegrityError:
+                raise
+            except (DBAPIError, OSError) as exc:
+                last = exc
+                if faults.conflict(exc):
+                    continue
+                if not faults.disconnected(exc):
+                    raise StorageError(f"the database refused the write: {_reason(exc)}") from exc
+                if committing and committed is not None and await self._resolve(committed, exc):
+                    return result
+            finally:
+                self._busy -= 1
+        raise StorageError(
+            f"the database is unavailable (gave up after {faults.ATTEMPTS} attempts): "
+            f"{_reason(last)}"
+        ) from last
+
+    async def _resolve(self, committed: Callable[[], Awaitable[bool]], lost: BaseException) -> bool:
+        """Whether a transaction whose connection died during ``COMMIT`` landed, asked
+        again until the database answers (for up to :data:`_RESOLVE_WINDOW` seconds)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _RESOLVE_WINDOW
+        attempt = 0
+        while True:
+            try:
+                return await committed()
+            except StorageError as exc:
+                if loop.time() >= deadline or self._engine is None:
+                    raise StorageError(
+                        "the connection was lost while the write was committed, and the "
+                        "database could not be asked whether it landed; send the call again "
+                        "(with the same idempotency key, a message recorded already is "
+                        f"replayed, not recorded twice): {_reason(lost)}"
+                    ) from exc
+            await asyncio.sleep(faults.pause(attempt))
+            attempt += 1
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads; on PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips)."""
-        self._check_open()
+        """A connection for reads; on PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips).
+
+        Getting the connection is retried like a write's (a server restarting refuses
+        connections for a moment); a read that fails midway is :class:`StorageError`.
+        """
+        last: BaseException | None = None
+        for attempt in range(faults.ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(faults.pause(attempt - 1))
+            self._check_open()
+            try:
+                conn = await self._reader.connect()
+            except Exception as exc:  # the driver's raw errors too
+                last = exc
+                continue
+            break
+        else:
+            raise StorageError(
+                f"the database is unavailable (gave up after {faults.ATTEMPTS} attempts): "
+                f"{_reason(last)}"
+            ) from last
         self._busy += 1
         try:
-            async with self._reader.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StorageError(f"the database refused the read: {exc.orig}") from exc
+            yield conn
+        except (DBAPIError, OSError) as exc:
+            raise StorageError(f"the database refused the read: {_reason(exc)}") from exc
         finally:
+            await _release(conn)
             self._busy -= 1
 
     async def close(self) -> None:
@@ -296,7 +397,8 @@ class SqlStore:
         """
         check_workspace(workspace_id, name)
         check_text(owner_id, "the workspace owner id")
-        async with self._write() as conn:
+
+        async def work(conn: AsyncConnection) -> None:
             found = await conn.scalar(
                 sa.select(t.workspace.c.id).where(t.workspace.c.id == workspace_id)
             )
@@ -316,6 +418,8 @@ class SqlStore:
                 values["owner_id"] = owner_id
             statement = self._insert(t.workspace).values(**values)
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+
+        await self._transact(work)
 
     async def _check_user(self, conn: AsyncConnection, user_id: str, role: str) -> None:
         if await conn.scalar(sa.select(t.user.c.id).where(t.user.c.id == user_id)) is None:
@@ -343,7 +447,8 @@ class SqlStore:
             check_text(kb, "a knowledge base id")
         if not ids:
             return
-        async with self._write() as conn:
+
+        async def work(conn: AsyncConnection) -> None:
             live = await self._live_columns(conn)
             existing = set(
                 (
@@ -367,6 +472,8 @@ class SqlStore:
             ]
             statement = self._insert(t.knowledge_base).values(rows)
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+
+        await self._transact(work)
 
     # ------------------------------------------------------------------ agents
 
@@ -415,21 +522,24 @@ class SqlStore:
         check_bundle(bundle)
         if created_by is not None and not _storable(created_by):
             raise InvalidData(f"{created_by!r} cannot be a user id")
-        new = publishing.for_workspace(bundle, workspace_id)
-        agent_id = new.agent.id
-        async with self._write() as conn:
-            # lock the workspace row: publishes of a workspace queue, even the first one of
-            # an agent (whose own row does not exist yet to be locked)
+        given = publishing.for_workspace(bundle, workspace_id)
+        agent_id = given.agent.id
+
+        async def work(conn: AsyncConnection) -> PublishReport:
+            # the lock order of a publish (see "Locks" in docs/storage.md): the workspace's
+            # publish lock, then the agent's row. Publishes of a workspace queue, even the
+            # first one of an agent (whose row does not exist yet to be locked); the lock is
+            # an advisory one, not the workspace row's, because every session insert checks
+            # its foreign key to that row (a key-share lock that FOR UPDATE waits for)
+            await self._lock_publishing(conn, workspace_id)
             lookup = sa.select(t.workspace.c.id, t.workspace.c.owner_id).where(
                 t.workspace.c.id == workspace_id
             )
-            if self.dialect == "postgresql":
-                lookup = lookup.with_for_update()
             workspace = (await conn.execute(lookup)).first()
             if workspace is None:
                 raise NotFound(f"no workspace {workspace_id!r}; create it first")
             live = await self._live_columns(conn)
-            new = fill_defaults(new, live)
+            new = fill_defaults(given, live)
             await self._refuse_knowledge_bases(conn, workspace_id, new)
             version = await self._lock_agent(conn, workspace_id, agent_id)
             if version is None:
@@ -479,15 +589,17 @@ class SqlStore:
             except IntegrityError as exc:
                 raise InvalidData(f"the agent cannot be stored: {exc.orig}") from exc
             await self._notify_republish(conn, agent_id, new_version)
-        return PublishReport(
-            agent_id=agent_id,
-            version=new_version,
-            created=version is None,
-            changes=changes,
-            stranded_sessions=report.stranded_sessions,
-            moved_sessions=moved,
-            written=True,
-        )
+            return PublishReport(
+                agent_id=agent_id,
+                version=new_version,
+                created=version is None,
+                changes=changes,
+                stranded_sessions=report.stranded_sessions,
+                moved_sessions=moved,
+                written=True,
+            )
+
+        return await self._transact(work)
 
     async def _creator(
         self,
@@ -534,6 +646,13 @@ class SqlStore:
             raise InvalidData(
                 f"workspace {ws!r} already has an agent named {new.agent.name!r} with id "
                 f"{holder}; publish it under that id or choose another name"
+            )
+
+    async def _lock_publishing(self, conn: AsyncConnection, ws: str) -> None:
+        """Queue behind the workspace's other publishes (PostgreSQL; SQLite has one writer)."""
+        if self.dialect == "postgresql":
+            await conn.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(_PUBLISH + ws, 0)))
             )
 
     async def _lock_agent(self, conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:
@@ -598,8 +717,12 @@ class SqlStore:
         _check_workspace(workspace_id)
         check_session_start(start)
         session_id = start.session_id or uuid.uuid4()
-        async with self._write() as conn:
-            if await agent_version(conn, workspace_id, start.agent_id) is None:
+
+        async def work(conn: AsyncConnection) -> Session:
+            # the agent's row first, key-share locked (the insert's foreign-key check takes
+            # the same lock): a publish of the agent holds it exclusively, so a creation
+            # waits for the publish before it holds anything a publish could wait for
+            if await self._agent_for_session(conn, workspace_id, start.agent_id) is None:
                 raise NotFound(f"no agent {start.agent_id} in workspace {workspace_id!r}")
             if (
                 start.user_id is not None
@@ -646,7 +769,21 @@ class SqlStore:
             await self._record_usage(
                 conn, workspace_id, {f"agent:{start.agent_id}:total_sessions": 1}
             )
-        return _session(row)
+            return _session(row)
+
+        return await self._transact(work)
+
+    async def _agent_for_session(
+        self, conn: AsyncConnection, ws: str, agent_id: UUID
+    ) -> int | None:
+        """The agent's version, its row key-share locked on PostgreSQL (see "Locks")."""
+        query = sa.select(t.agent.c.version).where(
+            t.agent.c.id == agent_id, t.agent.c.workspace_id == ws, t.agent.c.deleted_at.is_(None)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(read=True, key_share=True)
+        version: int | None = await conn.scalar(query)
+        return version
 
     async def get_session(self, workspace_id: str, session_id: UUID) -> Session:
         """The session as stored."""
@@ -746,45 +883,61 @@ class SqlStore:
         """Write one turn atomically (see :meth:`Store.commit_turn`)."""
         _check_workspace(workspace_id)
         check_turn(turn)
+        # ids chosen once: a commit whose outcome is unknown is looked up by them
+        event_ids = [uuid.uuid4() for _ in turn.events]
+
+        async def work(conn: AsyncConnection) -> sa.Row[Any]:
+            row = await self._advance_session(conn, workspace_id, turn)
+            if row.customer_id is None and any(
+                change.scope is VariableScope.CUSTOMER for change in turn.variables
+            ):  # before the events: a duplicate key must not hide this error
+                key = next(c.key for c in turn.variables if c.scope is VariableScope.CUSTOMER)
+                raise InvalidData(
+                    f"variable {key!r} is customer-scoped, but the session has no customer"
+                )
+            base = row.event_count - len(turn.events)
+            if turn.events:
+                at = datetime.now(UTC).isoformat()
+                await conn.execute(
+                    _INSERT_EVENTS,
+                    [
+                        {
+                            "id": event_ids[index],
+                            "session_id": turn.session_id,
+                            "offset": base + index,
+                            "event_type": event.event_type.value,
+                            "content": _stored_content(event.event_type.value, event.content, at),
+                            "metadata": event.metadata,
+                            "tool_call_id": event.tool_call_id,
+                            "journey_id": event.journey_id,
+                            "state_id": event.state_id,
+                            "idempotency_key": event.idempotency_key,
+                        }
+                        for index, event in enumerate(turn.events)
+                    ],
+                )
+            await self._write_variables(conn, row, turn)
+            await self._record_usage(conn, workspace_id, turn.usage)
+            return row
+
+        async def committed() -> bool:
+            """Whether the turn landed: its first event is in the log (a turn without
+            events: the session's version moved past the one it was computed at)."""
+            async with self._read() as conn:
+                if event_ids:
+                    found = await conn.scalar(
+                        sa.select(t.event.c.id).where(t.event.c.id == event_ids[0])
+                    )
+                    return found is not None
+                version = await conn.scalar(
+                    sa.select(t.session.c.version).where(t.session.c.id == turn.session_id)
+                )
+                return version is not None and version > turn.expected_version
+
         try:
-            async with self._write() as conn:
-                row = await self._advance_session(conn, workspace_id, turn)
-                if row.customer_id is None and any(
-                    change.scope is VariableScope.CUSTOMER for change in turn.variables
-                ):  # before the events: a duplicate key must not hide this error
-                    key = next(c.key for c in turn.variables if c.scope is VariableScope.CUSTOMER)
-                    raise InvalidData(
-                        f"variable {key!r} is customer-scoped, but the session has no customer"
-                    )
-                base = row.event_count - len(turn.events)
-                if turn.events:
-                    at = datetime.now(UTC).isoformat()
-                    await conn.execute(
-                        _INSERT_EVENTS,
-                        [
-                            {
-                                "id": uuid.uuid4(),
-                                "session_id": turn.session_id,
-                                "offset": base + index,
-                                "event_type": event.event_type.value,
-                                "content": _stored_content(
-                                    event.event_type.value, event.content, at
-                                ),
-                                "metadata": event.metadata,
-                                "tool_call_id": event.tool_call_id,
-                                "journey_id": event.journey_id,
-                                "state_id": event.state_id,
-                                "idempotency_key": event.idempotency_key,
-                            }
-                            for index, event in enumerate(turn.events)
-                        ],
-                    )
-                await self._write_variables(conn, row, turn)
-                await self._record_usage(conn, workspace_id, turn.usage)
+            row = await self._transact(work, committed=committed)
         except IntegrityError as exc:
             await self._explain_integrity_error(workspace_id, turn, exc)
-        except DBAPIError as exc:
-            raise StorageError(f"the turn was not committed: {exc.orig}") from exc
         self._notifier.local_commit(turn.session_id)
         return _session(row)
 
@@ -865,6 +1018,8 @@ class SqlStore:
                 row["session_id"] = session.id
             by_scope.setdefault(change.scope, []).append(row)
         for scope, rows in by_scope.items():
+            # in key order: two turns of one customer's sessions lock its rows in one order
+            rows.sort(key=lambda row: str(row["key"]))
             statement = self._upserts.get(scope)
             if statement is None:
                 statement = self._upserts[scope] = self._variable_upsert(scope)
@@ -947,6 +1102,20 @@ class SqlStore:
         if rows:
             await conn.execute(_INSERT_USAGE, rows)
 
+    async def _lock_for_roll_up(self, conn: AsyncConnection, workspaces: list[str]) -> None:
+        """Take, in the order publishes take them, the locks a roll-up's updates would
+        otherwise take in the order of its deltas (PostgreSQL; SQLite has one writer)."""
+        if self.dialect != "postgresql" or not workspaces:
+            return
+        for ws in workspaces:
+            await self._lock_publishing(conn, ws)
+        await conn.execute(
+            sa.select(t.agent.c.id)
+            .where(t.agent.c.workspace_id.in_(workspaces))
+            .order_by(t.agent.c.id)
+            .with_for_update(key_share=True)
+        )
+
     async def usage(self, workspace_id: str, entity: str, entity_id: UUID) -> dict[str, int]:
         """Stored totals plus the deltas not yet rolled up."""
         table, counters = _usage_table(entity)  # an unknown kind is InvalidData first
@@ -981,7 +1150,8 @@ class SqlStore:
         The deltas are deleted and returned by one statement, and exactly those are
         folded: a delta committed meanwhile stays for the next roll-up, never lost.
         """
-        async with self._write() as conn:
+
+        async def work(conn: AsyncConnection) -> int:
             deleted = await conn.execute(
                 sa.delete(t.usage).returning(
                     t.usage.c.workspace_id,
@@ -997,6 +1167,9 @@ class SqlStore:
                 key = (workspace_id, entity, entity_id, counter)
                 sums[key] = sums.get(key, 0) + int(delta)
                 folded += 1
+            # the lock order of a publish: each workspace's publish lock, then its agents'
+            # rows, then what belongs to them (counters of tools and journeys alike)
+            await self._lock_for_roll_up(conn, sorted({key[0] for key in sums}))
             for (workspace_id, entity, entity_id, counter), delta in sums.items():
                 table, counters = _usage_table(entity)
                 if counter in counters:
@@ -1011,7 +1184,9 @@ class SqlStore:
             integrations = {i for (_, entity, i, _) in sums if entity == "tool_integration"}
             if tools or integrations:
                 await _derive_tool_health(conn, tools, integrations)
-        return folded
+            return folded
+
+        return await self._transact(work)
 
 
 async def _derive_tool_health(
@@ -1116,10 +1291,19 @@ def _session_update(shape: _TurnShape) -> Any:
         values["status"] = sa.bindparam("new_status", type_=s.c.status.type)
     if shape.ends:
         values["ended_at"] = sa.func.now()
+    # the turn's first lock is its agent's row, key-share locked (PostgreSQL): a publish
+    # holds it exclusively while it rewrites the agent, so a turn either ran before the
+    # publish or waits for it here, holding nothing (see "Locks" in docs/storage.md)
+    agent_locked = sa.exists(
+        sa.select(t.agent.c.id)
+        .where(t.agent.c.id == s.c.agent_id)
+        .with_for_update(read=True, key_share=True)
+    )
     conditions: list[Any] = [
         s.c.id == sa.bindparam("sid"),
         s.c.workspace_id == sa.bindparam("ws"),
         s.c.version == sa.bindparam("expected"),
+        agent_locked,
     ]
     if shape.state:  # the state is one of the agent's, of the journey given with it
         conditions.append(
