@@ -59,7 +59,7 @@ def disconnected(exc: BaseException) -> bool:
 def pause(attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: doubling from 20 ms, capped at
     one second, jittered so that the processes of a conflict do not meet again."""
-    base = min(_LONGEST_PAUSE, _FIRST_PAUSE * 2**attempt)
+    base = min(_LONGEST_PAUSE, _FIRST_PAUSE * 2.0**attempt)
     jitter: float = random.uniform(0.5, 1.5)  # spreads the processes of a conflict apart
     return base * jitter
 
