@@ -507,6 +507,8 @@ async def _try_once(
         raw = await _attempt(function, arguments, handling.timeout_ms / 1000)
     except _TimedOut:
         return None, f"timed out after {handling.timeout_ms} ms", True
+    except _Exited as exc:
+        return None, f"raised {type(exc.exited).__name__}: {_short(str(exc.exited))}", False
     except Exception as exc:  # whatever the tool raises is the tool's failure, not ours
         if private and not isinstance(exc, ToolFailure):
             return None, f"raised {type(exc).__name__} {_PRIVATE_DETAIL}", False
@@ -535,7 +537,15 @@ async def _try_once(
 
 async def _attempt(function: ToolFunction, arguments: dict[str, Any], timeout: float) -> Any:
     async def invoke() -> Any:
-        return await function(copy.deepcopy(arguments))
+        try:
+            return await function(copy.deepcopy(arguments))
+        except (Exception, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            # SystemExit (sys.exit), KeyboardInterrupt, GeneratorExit or a BaseException of
+            # the tool's own: asyncio re-raises the first two out of the event loop, which
+            # would stop every session of the process. Here they are the tool's failure.
+            raise _Exited(exc) from exc
 
     task = asyncio.ensure_future(invoke())
     try:
@@ -549,6 +559,14 @@ async def _attempt(function: ToolFunction, arguments: dict[str, Any], timeout: f
     task.add_done_callback(_forget)
     await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
     raise _TimedOut
+
+
+class _Exited(Exception):  # internal: never leaves this module
+    """A tool raised a BaseException that is not an Exception (see :func:`_attempt`)."""
+
+    def __init__(self, exited: BaseException) -> None:
+        super().__init__(str(exited))
+        self.exited = exited
 
 
 def _forget(task: asyncio.Future[Any]) -> None:

@@ -9,6 +9,7 @@ only the tiny timeouts (20 ms) cost real time.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID, uuid4
@@ -667,3 +668,56 @@ def test_a_stable_call_id_depends_on_the_turn_the_tool_its_ordinal_and_its_argum
     }
     assert base not in others
     assert len(others) == 4
+
+
+# ------------------------------------------------------------------ process exits
+
+
+class _Escape(BaseException):
+    """A BaseException of the tool's own that is not an Exception."""
+
+
+def _exits(kind: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+    async def tool(arguments: dict[str, Any]) -> Any:
+        await asyncio.sleep(0)
+        if kind == "sys.exit":
+            sys.exit(3)
+        if kind == "KeyboardInterrupt":
+            raise KeyboardInterrupt
+        if kind == "GeneratorExit":
+            raise GeneratorExit
+        raise _Escape("out")
+
+    return tool
+
+
+@pytest.mark.parametrize("kind", ["sys.exit", "KeyboardInterrupt", "GeneratorExit", "own"])
+def test_a_tool_that_exits_fails_as_a_tool_and_stops_nothing_else(kind: str) -> None:
+    """``sys.exit`` in a tool used to stop the event loop, and every session with it."""
+    ticks = 0
+
+    async def other_session() -> None:
+        nonlocal ticks
+        for _ in range(20):
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    async def scenario() -> ToolOutcome:
+        neighbour = asyncio.create_task(other_session())
+        tool = make_tool({"retries": 1, "onError": "fallback", "fallback": {"slots": []}})
+        outcome = await call_tool(tool, _exits(kind), {"day": "monday"}, sleep=FakeSleep())
+        await neighbour
+        return outcome
+
+    try:
+        outcome = asyncio.run(scenario())
+    except BaseException as exc:  # what escaped is the failure under test
+        pytest.fail(f"{type(exc).__name__} escaped the tool call and stopped the loop")
+    assert ticks == 20
+    assert not outcome.ok
+    assert outcome.attempts == 2  # retried like any failure
+    assert outcome.fell_back
+    assert outcome.result == {"slots": []}
+    assert outcome.error is not None
+    name = {"sys.exit": "SystemExit", "own": "_Escape"}.get(kind, kind)
+    assert outcome.error.startswith(f"raised {name}"), outcome.error
