@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4, uuid5
 
@@ -607,7 +607,21 @@ class Runtime:
             str(e.content.get("text", "")) for e in turn if e.event_type is EventType.AGENT_MESSAGE
         )
         outcome = TurnOutcome([], None, None, [], {}, {}, list(replies), [], Trace(), [])
-        return _result(session, turn, outcome, duplicate=True)
+        result = _result(session, turn, outcome, duplicate=True)
+        moves = [e for e in turn if e.event_type is EventType.JOURNEY_TRANSITION]
+        if moves:  # the turn moved: its last move is where it left the session
+            agent = await self.agent(workspace_id, session.agent_id)
+            journey, state = _position_of(moves[-1], agent)
+        elif len(turn) == len(events):  # the latest turn, and it did not move
+            agent = await self.agent(workspace_id, session.agent_id)
+            latest = _result(session, turn, outcome, agent)
+            journey, state = latest.journey, latest.state
+        else:  # an older turn that did not move: where the move before it left
+            before = await self.store.list_events(workspace_id, session.id, limit=found.offset)
+            moves = [e for e in before if e.event_type is EventType.JOURNEY_TRANSITION]
+            agent = await self.agent(workspace_id, session.agent_id)
+            journey, state = _position_of(moves[-1], agent) if moves else (None, None)
+        return replace(result, journey=journey, state=state)
 
 
 @dataclass
@@ -667,6 +681,23 @@ def _check_variables(variables: Mapping[str, Any] | None) -> None:
 def _refuse_closed(session: Session) -> None:
     if session.status is not SessionStatus.ACTIVE:
         raise SessionClosed(f"session {session.id} is {session.status.value}; start a new session")
+
+
+def _position_of(move: Event, agent: CompiledAgent) -> tuple[str | None, str | None]:
+    """Where a ``journey_transition`` event left the session: (journey title, state
+    name), or ``(None, None)`` when it left no journey (a final state ends it; a
+    fallback to ``null`` waited outside one). The event's own names are used when the
+    agent no longer has the state (republished since)."""
+    target = move.content.get("to")
+    if target is None:
+        return None, None
+    compiled = agent.journey_by_id(move.journey_id)
+    if compiled is not None and str(target) in compiled.states:
+        if compiled.states[str(target)].spec.ends_journey:
+            return None, None
+        return compiled.title, str(target)
+    title = move.content.get("journey")
+    return (str(title) if title is not None else None), str(target)
 
 
 def _result(

@@ -217,7 +217,10 @@ class _Turn:
         self.types = {v.key: v.value_type for v in inp.variables}
         book = dict(inp.session.metadata.get(RUNTIME_KEY, {}))
         self.book = book
-        self.visited: list[str] = list(book.get("visited", []))
+        # the states entered since the journey began, each once, in order of first visit:
+        # all the no-revisit rule needs, and bounded by the journey's size however long
+        # the session loops (sessions stored before kept every entry: made distinct here)
+        self.visited: list[str] = list(dict.fromkeys(book.get("visited", [])))
         self.journey = self.agent.journey_by_id(inp.session.current_journey_id)
         self.state: str | None = None
         state_id = inp.session.current_state_id
@@ -500,7 +503,8 @@ async def _enter(
         previous = turn.state if turn.journey is journey else None
         turn.journey, turn.state = journey, target
         state = journey.states[target]
-        turn.visited.append(target)
+        if target not in turn.visited:
+            turn.visited.append(target)
         turn.trace.path.append(f"{journey.title}/{target}")
         turn.emit(
             EventType.JOURNEY_TRANSITION,

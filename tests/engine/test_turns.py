@@ -31,7 +31,7 @@ from parlant_runtime.engine import (
     ToolRegistry,
     TurnResult,
 )
-from parlant_runtime.engine.turn import DEFAULT_NO_MATCH, MAX_CHAIN
+from parlant_runtime.engine.turn import DEFAULT_NO_MATCH, MAX_CHAIN, RUNTIME_KEY
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
 from parlant_runtime.storage import MemoryStore
 from parlant_runtime.storage.port import InvalidData
@@ -1602,3 +1602,58 @@ def test_a_failed_activation_chain_moves_back_outside_any_journey() -> None:
         assert (moves[-1].journey_id, moves[-1].state_id) == (None, None)
 
     run_chat(data, scenario, tools={"lookup": failing})
+
+
+# ---------------------------------------------------------------------- bounded bookkeeping
+
+
+def test_a_looping_journey_keeps_each_visited_state_once_in_order_of_first_visit() -> None:
+    """The ``visited`` list of the session's metadata used to grow by one entry a turn."""
+    data = bundle(
+        journey(
+            "J",
+            [chat("a"), chat("b"), chat("c")],
+            [edge("a", "b", "go"), edge("b", "c", "go"), edge("c", "b", "go")],
+            allowRevisiting=True,
+        )
+    )
+
+    async def scenario(c: Chat) -> None:
+        await c.say("hi", "start")
+        for _ in range(60):
+            await c.say("go", "go")
+        book = (await c.current()).metadata[RUNTIME_KEY]
+        assert book["visited"] == ["a", "b", "c"]
+
+    run_chat(data, scenario)
+
+
+def test_a_replayed_message_returns_the_position_its_turn_left() -> None:
+    async def scenario(c: Chat) -> None:
+        await c.say("hi", "start")
+        first = await c.say("go", "go", key="m-1")
+        retried = await c.say("go", key="m-1")
+        assert retried.duplicate
+        assert (retried.journey, retried.state) == (first.journey, first.state) == ("J", "b")
+        quiet = await c.say("hm", key="m-2")  # moves nowhere: its replay says b too
+        assert quiet.state == "b"
+        later = await c.say("go on", "go", key="m-3")  # moves on; the replays still say b
+        assert later.state == "c"
+        for key in ("m-1", "m-2"):
+            again = await c.say("go", "go", key=key)
+            assert (again.duplicate, again.journey, again.state) == (True, "J", "b")
+        assert (await c.say("go on", key="m-3")).state == "c"
+        ended = await c.say("done", "go", key="m-4")  # the final state ends the journey
+        assert (ended.journey, ended.state) == (None, None)
+        assert ((await c.say("done", key="m-4")).journey, ended.state) == (None, None)
+
+    run_chat(
+        flow(
+            chat("a"),
+            chat("b"),
+            chat("c"),
+            final("end"),
+            transitions=[edge("a", "b", "go"), edge("b", "c", "go"), edge("c", "end", "go")],
+        ),
+        scenario,
+    )
