@@ -7,7 +7,7 @@ deletes and upserts in dependency order inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
@@ -38,11 +38,15 @@ from parlant_runtime.storage.sql.trusted import Trusted
 
 __all__ = [
     "agent_version",
+    "chunks",
     "delete_stale",
     "read_bundle",
     "refuse_taken_ids",
     "upsert_bundle",
 ]
+
+
+T = TypeVar("T")
 
 
 def _agent_tool_id(agent_id: UUID, tool_id: UUID) -> UUID:
@@ -243,6 +247,19 @@ def _upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
     return statement.on_conflict_do_update(index_elements=["id"], set_=updates)
 
 
+MAX_PARAMETERS = 30_000
+"""Bind parameters per statement: PostgreSQL takes at most 32,767 (SQLite builds 32,766
+or more), so a bundle's rows are written and its ids looked up in chunks under this."""
+
+
+def chunks(items: Sequence[T], per_item: int = 1) -> Iterator[list[T]]:
+    """``items`` in slices of at most :data:`MAX_PARAMETERS` bind parameters each
+    (``per_item`` parameters per item)."""
+    size = max(1, MAX_PARAMETERS // max(1, per_item))
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
 async def upsert_bundle(
     conn: AsyncConnection,
     ws: str,
@@ -259,25 +276,28 @@ async def upsert_bundle(
     rows = _rows(ws, bundle, version, created_by)
     for table in _WRITE_ORDER:
         if rows[table]:
-            await conn.execute(_upsert(dialect, table, rows[table]))
+            for chunk in chunks(rows[table], per_item=len(rows[table][0])):
+                await conn.execute(_upsert(dialect, table, list(chunk)))
 
 
 async def delete_stale(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> None:
     """Delete the agent's rows that ``bundle`` no longer has, children first.
 
     Runs after :func:`upsert_bundle` and after live sessions were moved off removed
-    states (deleting a state clears the position of any session still on it).
+    states (deleting a state clears the position of any session still on it). The
+    stale ids are found by reading the agent's ids (one query per table) and deleted
+    by id in chunks, so no statement carries the whole bundle's ids.
     """
     rows = _rows(ws, bundle, version=0)
     for table in reversed(_WRITE_ORDER):
         owned = _OWNED_BY_AGENT.get(table)
         if owned is None:
             continue
-        keep = [row["id"] for row in rows[table]]
-        condition = owned(bundle.agent.id)
-        if keep:
-            condition = condition & table.c.id.not_in(keep)
-        await conn.execute(sa.delete(table).where(condition))
+        keep = {row["id"] for row in rows[table]}
+        existing = (await conn.execute(sa.select(table.c.id).where(owned(bundle.agent.id)))).all()
+        stale = sorted(row.id for row in existing if row.id not in keep)
+        for chunk in chunks(stale):
+            await conn.execute(sa.delete(table).where(table.c.id.in_(chunk)))
 
 
 async def refuse_taken_ids(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> None:
@@ -290,29 +310,36 @@ async def refuse_taken_ids(conn: AsyncConnection, ws: str, bundle: AgentBundle) 
     rows = _rows(ws, bundle, version=0)
     agent_id = bundle.agent.id
     for table in _WRITE_ORDER:
-        ids = [row["id"] for row in rows[table]]
-        if not ids or table in (t.agent, t.agent_tool):
+        if table in (t.agent, t.agent_tool):
             continue  # the agent row is locked and checked by the caller; links are derived
-        if table is t.tool:
-            foreign: Any = t.tool.c.workspace_id != ws
-            query = sa.select(t.tool.c.id).where(t.tool.c.id.in_(ids), foreign)
-        elif table is t.tool_integration:
-            query = (
-                sa.select(t.tool_integration.c.id)
-                .join(t.tool, t.tool.c.id == t.tool_integration.c.parlant_tool_id)
-                .where(t.tool_integration.c.id.in_(ids), t.tool.c.workspace_id != ws)
-            )
-        else:
-            query = sa.select(table.c.id).where(
-                table.c.id.in_(ids), sa.not_(_OWNED_BY_AGENT[table](agent_id))
-            )
-        taken = await conn.scalar(query.limit(1))
-        if taken is not None:
-            kind = table.name.removeprefix("parlant_")
-            raise InvalidData(
-                f"{kind} id {taken} already belongs to another agent; give a new id or leave "
-                "it out to have one derived"
-            )
+        for ids in chunks([row["id"] for row in rows[table]]):
+            await _refuse_taken(conn, ws, agent_id, table, list(ids))
+
+
+async def _refuse_taken(
+    conn: AsyncConnection, ws: str, agent_id: UUID, table: sa.Table, ids: list[UUID]
+) -> None:
+    """The check of :func:`refuse_taken_ids` for one chunk of one table's ids."""
+    if table is t.tool:
+        foreign: Any = t.tool.c.workspace_id != ws
+        query = sa.select(t.tool.c.id).where(t.tool.c.id.in_(ids), foreign)
+    elif table is t.tool_integration:
+        query = (
+            sa.select(t.tool_integration.c.id)
+            .join(t.tool, t.tool.c.id == t.tool_integration.c.parlant_tool_id)
+            .where(t.tool_integration.c.id.in_(ids), t.tool.c.workspace_id != ws)
+        )
+    else:
+        query = sa.select(table.c.id).where(
+            table.c.id.in_(ids), sa.not_(_OWNED_BY_AGENT[table](agent_id))
+        )
+    taken = await conn.scalar(query.limit(1))
+    if taken is not None:
+        kind = table.name.removeprefix("parlant_")
+        raise InvalidData(
+            f"{kind} id {taken} already belongs to another agent; give a new id or leave "
+            "it out to have one derived"
+        )
 
 
 async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:

@@ -65,6 +65,7 @@ from parlant_runtime.storage.sql import faults
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql.agents import (
     agent_version,
+    chunks,
     delete_stale,
     read_bundle,
     refuse_taken_ids,
@@ -670,17 +671,18 @@ class SqlStore:
     async def _stranded(
         self, conn: AsyncConnection, removed: Mapping[UUID, Any]
     ) -> dict[UUID, int]:
-        if not removed:
-            return {}
-        rows = await conn.execute(
-            sa.select(t.session.c.current_state_id, sa.func.count())
-            .where(
-                t.session.c.current_state_id.in_(list(removed)),
-                t.session.c.status == SessionStatus.ACTIVE.value,
+        counts: dict[UUID, int] = {}
+        for chunk in chunks(sorted(removed)):  # under the bind-parameter limit
+            rows = await conn.execute(
+                sa.select(t.session.c.current_state_id, sa.func.count())
+                .where(
+                    t.session.c.current_state_id.in_(chunk),
+                    t.session.c.status == SessionStatus.ACTIVE.value,
+                )
+                .group_by(t.session.c.current_state_id)
             )
-            .group_by(t.session.c.current_state_id)
-        )
-        return {row[0]: int(row[1]) for row in rows}
+            counts.update({row[0]: int(row[1]) for row in rows})
+        return counts
 
     async def _move_sessions(
         self, conn: AsyncConnection, moves: Mapping[UUID, tuple[UUID, UUID] | None]
