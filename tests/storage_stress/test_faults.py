@@ -404,3 +404,54 @@ def test_a_publish_failing_half_way_leaves_the_agent_unchanged(
             await store.close()
 
     asyncio.run(body())
+
+
+# ------------------------------------------------------------------ the tests: a lost COMMIT
+
+
+def _lose_commit(patch: pytest.MonkeyPatch, *, after: bool) -> list[str]:
+    """Make the next COMMIT lose its connection: ``after`` the server committed (the
+    reply is lost) or before it was sent. Returns a list that records it happened."""
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    real: Any = AsyncAdapt_asyncpg_connection.commit  # untyped in SQLAlchemy
+    lost: list[str] = []
+
+    def commit(self: Any) -> None:
+        if lost:
+            real(self)
+            return
+        lost.append("after" if after else "before")
+        if after:
+            real(self)
+        self._connection.terminate()  # the socket is gone, as in a server restart
+        self.ping()  # raises the driver's "connection is closed", as the commit would
+
+    patch.setattr(AsyncAdapt_asyncpg_connection, "commit", commit)
+    return lost
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("after", [True, False], ids=["reply-lost", "commit-not-sent"])
+def test_a_turn_whose_commit_loses_its_connection_is_reported_as_it_landed(
+    postgres: str, monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    """The turn landed once and the call says so, whether the server committed or not."""
+
+    async def body() -> None:
+        store = SqlStore.open(postgres)
+        try:
+            setup = await _set_up(store)
+            before = await _snapshot(store, setup)
+            with monkeypatch.context() as patch:
+                lost = _lose_commit(patch, after=after)
+                session = await store.commit_turn(WS, _second_turn(setup))
+            assert lost == ["after" if after else "before"]
+            assert session.version == setup.session.version + 1
+            events = await store.list_events(WS, setup.session.id)
+            assert [e.offset for e in events] == list(range(len(before.events) + 3))
+            assert [e.idempotency_key for e in events].count("m2") == 1
+        finally:
+            await store.close()
+
+    asyncio.run(body())

@@ -8,6 +8,12 @@ one poller per store (:mod:`.poller`) asks at ``poll_interval`` for the event
 counts of every waited-on session in one statement, however many wait. A wake-up
 only says "look again": the waiter always re-reads the events, so a lost or
 duplicated notification costs a query, never an event.
+
+When the listening connection dies (the server restarted, the connection was
+killed), every waiter is woken and the poller takes over, and the connection is opened again in the
+background, with a growing pause between attempts (0.1 s up to 2 s); once it
+listens again the waiters are woken once more (a commit in between is found by
+their re-read) and go back to waiting for notifications.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from parlant_runtime.storage.sql.poller import SessionPoller
 __all__ = ["EventNotifier"]
 
 CHANNEL = "parlant_events"
+_FIRST_PAUSE = 0.1
+_LONGEST_PAUSE = 2.0
 
 
 class EventNotifier:
@@ -38,7 +46,9 @@ class EventNotifier:
         self._poller = SessionPoller(engine, poll_interval, self._waiting, self._polled)
         self._listener: AsyncConnection | None = None
         self._listening = False
+        self._closed = False
         self._start_lock = asyncio.Lock()
+        self._reconnect: asyncio.Task[None] | None = None
 
     def local_commit(self, session_id: UUID) -> None:
         """A commit of this process: wake its waiters now."""
@@ -59,6 +69,11 @@ class EventNotifier:
             if self._after.get(event, -1) < last_offset:
                 event.set()
 
+    def _wake_all(self) -> None:
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
+
     def _on_notify(self, *args: Any) -> None:
         payload = str(args[-1])
         try:
@@ -67,20 +82,57 @@ class EventNotifier:
             return
         self.local_commit(session_id)
 
-    async def _listen(self) -> None:
-        if self._listening or self._engine.dialect.name != "postgresql":
-            return
+    async def _listen(self) -> bool:
+        """Open the listening connection if there is none; whether one listens now."""
+        if self._listening or self._closed or self._engine.dialect.name != "postgresql":
+            return self._listening
+        if self._reconnect is not None:
+            return False  # the background reconnection is at it: waiters poll meanwhile
+        return await self._open()
+
+    async def _open(self) -> bool:
         async with self._start_lock:
-            if self._listening:
-                return
+            if self._listening or self._closed:
+                return self._listening
+            connection: AsyncConnection | None = None
             try:
                 connection = await self._engine.connect()
                 raw = await connection.get_raw_connection()
-                await raw.driver_connection.add_listener(CHANNEL, self._on_notify)  # type: ignore[union-attr]
+                driver: Any = raw.driver_connection
+                await driver.add_listener(CHANNEL, self._on_notify)
+                driver.add_termination_listener(self._on_lost)
             except Exception:  # no listener: waiters poll, which is slower but correct
-                return
+                if connection is not None:
+                    await _discard(connection)
+                return False
             self._listener = connection
             self._listening = True
+            return True
+
+    def _on_lost(self, *_: Any) -> None:
+        """The listening connection died (asyncpg calls this): poll, and listen again."""
+        if not self._listening:
+            return
+        self._listening = False
+        lost, self._listener = self._listener, None
+        self._wake_all()  # they wait for a notification that may not come: poll instead
+        if not self._closed and self._reconnect is None:
+            self._reconnect = asyncio.get_running_loop().create_task(self._listen_again(lost))
+
+    async def _listen_again(self, lost: AsyncConnection | None) -> None:
+        """Open a listening connection again, pausing longer after each failure."""
+        try:
+            if lost is not None:
+                await _discard(lost)
+            pause = _FIRST_PAUSE
+            while not self._closed:
+                await asyncio.sleep(pause)
+                if await self._open():
+                    self._wake_all()  # re-read: commits while nobody listened went unheard
+                    return
+                pause = min(_LONGEST_PAUSE, pause * 2)
+        finally:
+            self._reconnect = None
 
     @contextlib.asynccontextmanager
     async def watch(
@@ -112,14 +164,26 @@ class EventNotifier:
 
     async def close(self) -> None:
         """Stop listening and polling, and wake every waiter (it will find the store closed)."""
-        for waiters in self._waiters.values():
-            for event in waiters:
-                event.set()
+        self._closed = True
+        self._wake_all()
         await self._poller.close()
-        if self._listener is not None:
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reconnect
+            self._reconnect = None
+        listener, self._listener = self._listener, None
+        self._listening = False
+        if listener is not None:
             with contextlib.suppress(Exception):
-                raw = await self._listener.get_raw_connection()
-                await raw.driver_connection.remove_listener(CHANNEL, self._on_notify)  # type: ignore[union-attr]
-            await self._listener.close()
-            self._listener = None
-            self._listening = False
+                raw = await listener.get_raw_connection()
+                driver: Any = raw.driver_connection
+                driver.remove_termination_listener(self._on_lost)
+                await driver.remove_listener(CHANNEL, self._on_notify)
+            await _discard(listener)
+
+
+async def _discard(connection: AsyncConnection) -> None:
+    """Close a connection that may be dead already (the pool then drops it)."""
+    with contextlib.suppress(Exception):
+        await connection.close()
