@@ -42,8 +42,9 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "0001_seed_schema"
-HEAD = "0002_runtime_extensions"
-REVISIONS = [SEED, HEAD]
+EXTENSIONS = "0002_runtime_extensions"
+HEAD = "0003_event_log_keeps_positions"
+REVISIONS = [SEED, EXTENSIONS, HEAD]
 HOST_TABLES = set(schema.HOST_TABLES)
 
 
@@ -151,7 +152,7 @@ def test_step_by_step_the_seed_comes_first(database: str) -> None:
     assert run(migrate.current(database)) == SEED
     assert "parlant_usage" not in table_names(database)
     assert "version" not in column_names(database, "parlant_agent")
-    assert run(migrate.upgrade(database)) == [HEAD]
+    assert run(migrate.upgrade(database)) == [EXTENSIONS, HEAD]
     assert run(migrate.differences(database)) == []
 
 
@@ -271,10 +272,27 @@ def test_rows_survive_0002_up_and_down(database: str) -> None:
 
     # On SQLite batch mode rebuilds the tables: with foreign keys on, dropping the
     # old parlant_journey_state would have cleared the references to it.
-    assert run(migrate.downgrade(database, SEED)) == [HEAD]
+    assert run(migrate.downgrade(database, SEED)) == [HEAD, EXTENSIONS]
     assert on_database(database, _session_row) == (STATE, STATE)
+    assert run(migrate.upgrade(database)) == [EXTENSIONS, HEAD]
+    assert on_database(database, _session_row) == (STATE, STATE)
+
+
+def test_events_keep_a_removed_state_from_0003_and_lose_it_below(database: str) -> None:
+    run(migrate.upgrade(database, SEED))
+    on_database(database, _insert_seed_rows)
+    run(migrate.upgrade(database))
+
+    def remove_state(connection: sa.Connection) -> None:
+        connection.execute(sa.delete(schema.journey_state))
+
+    on_database(database, remove_state)
+    # the session's position is cleared (its foreign key); the event keeps its record
+    assert on_database(database, _session_row) == (None, STATE)
+    assert run(migrate.downgrade(database, EXTENSIONS)) == [HEAD]
+    assert on_database(database, _session_row) == (None, None)  # as SET NULL would have
     assert run(migrate.upgrade(database)) == [HEAD]
-    assert on_database(database, _session_row) == (STATE, STATE)
+    assert run(migrate.differences(database)) == []
 
 
 HOST_DDL = [
@@ -410,7 +428,7 @@ def test_concurrent_upgrades_from_two_processes_apply_each_revision_once(databas
 
 
 def test_an_unknown_revision_is_refused_with_the_known_ones(sqlite_url: str) -> None:
-    with pytest.raises(migrate.MigrationError, match=f"0099_nope.*{SEED}, {HEAD}"):
+    with pytest.raises(migrate.MigrationError, match=f"0099_nope.*{SEED}, {EXTENSIONS}, {HEAD}"):
         run(migrate.upgrade(sqlite_url, "0099_nope"))
 
 
@@ -493,7 +511,11 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 def test_db_upgrade_reports_each_revision_then_nothing_to_do(sqlite_url: str) -> None:
     first = invoke("upgrade", "--database-url", sqlite_url)
     assert first.exit_code == 0, first.output
-    assert first.stdout.splitlines()[:2] == [f"applied {SEED}", f"applied {HEAD}"]
+    assert first.stdout.splitlines()[:3] == [
+        f"applied {SEED}",
+        f"applied {EXTENSIONS}",
+        f"applied {HEAD}",
+    ]
     assert first.stdout.rstrip().endswith(f"is at {HEAD}")
 
     again = invoke("upgrade", "--database-url", sqlite_url)

@@ -10,8 +10,8 @@ leaves no trace. Stored objects never leave the store; callers get copies that s
 nothing mutable with it (:func:`_detached`: containers and models are copied, the
 immutable leaves such as strings, numbers, UUIDs and datetimes are shared, which is
 what makes the copies cheap next to ``copy.deepcopy``).
-Where the database would clear a reference (``ON DELETE SET NULL``) because a
-publish removed a journey or a state, this store clears it too.
+Where the database would clear a session's reference (``ON DELETE SET NULL``) because
+a publish removed a journey or a state, this store clears it too; events keep theirs.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from parlant_runtime.storage.port import (
 from parlant_runtime.storage.publishing import (
     diff,
     for_workspace,
+    move_record,
     plan_moves,
     refuse_knowledge_bases,
     refuse_taken_ids,
@@ -309,16 +310,36 @@ class MemoryStore:
             now = _now()
             for s, old_state in live:
                 target = moves[old_state]
-                journey_id, state_id = target if target is not None else (None, None)
+                content, journey_id, state_id = move_record(
+                    new, removed[old_state], target, version + 1
+                )
                 s.row.current_journey_id, s.row.current_state_id = journey_id, state_id
+                # the move is in the log, like any other (the log alone gives the position)
+                s.events.append(
+                    Event(
+                        id=uuid4(),
+                        session_id=s.row.id,
+                        offset=s.row.event_count,
+                        event_type=EventType.JOURNEY_TRANSITION,
+                        content=content,
+                        journey_id=journey_id,
+                        state_id=state_id,
+                        created_at=now,
+                    )
+                )
+                s.row.event_count += 1
                 s.row.version += 1
                 s.row.updated_at = now
+                if s.arrived is not None:
+                    s.arrived.set()
+                    s.arrived = None
             if old is not None:
                 self._forget_removed(agent_id, old, self._agents[agent_id])
             return report(version + 1, len(live), written=True)
 
     def _forget_removed(self, agent_id: UUID, old: _Agent, new: _Agent) -> None:
-        """Clear references to removed journeys and states, as ``ON DELETE SET NULL`` does."""
+        """Clear sessions' references to removed journeys and states, as ``ON DELETE SET
+        NULL`` does; events keep theirs (the log records what was, see migration 0003)."""
         for kind in _REMOVABLE:  # their rows are gone: a returning one counts from zero
             for entity_id in _entity_ids(old.bundle, kind) - _entity_ids(new.bundle, kind):
                 self._usage_totals.pop((kind, entity_id), None)
@@ -333,11 +354,6 @@ class MemoryStore:
                 s.row.current_journey_id = None
             if s.row.current_state_id in states:
                 s.row.current_state_id = None
-            for event in s.events:
-                if event.journey_id in journeys:
-                    event.journey_id = None
-                if event.state_id in states:
-                    event.state_id = None
 
     async def load_agent(self, workspace_id: str, agent_id: UUID) -> StoredAgent:
         """The agent's bundle as published, with the workspace's ids."""

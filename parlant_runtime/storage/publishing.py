@@ -21,6 +21,7 @@ __all__ = [
     "entity_ids",
     "for_workspace",
     "from_workspace",
+    "move_record",
     "plan_moves",
     "refuse_borrowed_ids",
     "refuse_knowledge_bases",
@@ -278,3 +279,31 @@ def plan_moves(
             "(--force: those sessions leave their journey)"
         )
     return moves
+
+
+def move_record(
+    new: AgentBundle,
+    removed: tuple[str, str],
+    target: tuple[UUID, UUID] | None,
+    version: int,
+) -> tuple[dict[str, Any], UUID | None, UUID | None]:
+    """The ``journey_transition`` event a publish writes for a session it moves off the
+    removed state ``removed`` (journey title, state name): its content, journey id and
+    state id. ``target`` ``None`` (a forced publish) leaves the journey: ``"to": null``.
+
+    With it the log alone gives every session's position, as the engine's own
+    ``journey_transition`` events do (``"republished"`` is the agent version that moved
+    the session).
+    """
+    title, name = removed
+    if target is None:
+        return {"journey": title, "from": name, "to": None, "republished": version}, None, None
+    journey_id, state_id = target
+    names = {
+        state.id: (journey.title, state.name)
+        for journey in new.journeys
+        for state in journey.states
+    }
+    new_title, new_name = names[state_id]
+    content = {"journey": new_title, "from": name, "to": new_name, "republished": version}
+    return content, journey_id, state_id

@@ -234,6 +234,77 @@ def test_stranded_sessions_are_refused_then_mapped_then_forced(store: Store, run
     run(body())
 
 
+def _position_from_log(events: Sequence[Event]) -> tuple[UUID | None, UUID | None]:
+    """Where the log says the session is: its last ``journey_transition`` event."""
+    moves = [e for e in events if e.event_type is EventType.JOURNEY_TRANSITION]
+    if not moves:
+        return None, None
+    return moves[-1].journey_id, moves[-1].state_id
+
+
+def test_the_event_log_alone_gives_the_position_after_publishes_move_sessions(
+    store: Store, run: Run
+) -> None:
+    """A mapped or forced publish writes a ``journey_transition`` for each session it
+    moves, and the events written before keep the (removed) state they name."""
+
+    async def body() -> None:
+        agent_id = await setup_agent(store)
+        journey_id, confirm = await state_ids(store, agent_id, "confirm")
+        live = await store.create_session(WS, SessionStart(agent_id=agent_id))
+        entered = NewEvent(
+            event_type=EventType.JOURNEY_TRANSITION,
+            content={"journey": "Book", "from": None, "to": "confirm"},
+            journey_id=journey_id,
+            state_id=confirm,
+        )
+        live = await store.commit_turn(
+            WS,
+            turn(
+                live,
+                events=[
+                    entered,
+                    REPLY.model_copy(update={"journey_id": journey_id, "state_id": confirm}),
+                ],
+                current_journey_id=journey_id,
+                current_state_id=confirm,
+            ),
+        )
+        await store.publish(
+            WS, make_bundle(("ask", "check", "done")), state_mapping={"Book": {"confirm": "check"}}
+        )
+        check = await state_ids(store, agent_id, "check")
+        events = await store.list_events(WS, live.id)
+        session = await store.get_session(WS, live.id)
+        assert (session.current_journey_id, session.current_state_id) == check
+        assert _position_from_log(events) == check
+        move = events[-1]
+        assert move.content == {
+            "journey": "Book",
+            "from": "confirm",
+            "to": "check",
+            "republished": 2,
+        }
+        assert [e.offset for e in events] == list(range(session.event_count))
+        assert [e.state_id for e in events[:2]] == [confirm, confirm]  # not cleared
+        assert [e.journey_id for e in events[:2]] == [journey_id, journey_id]
+
+        await store.publish(WS, make_bundle(("ask", "done")), force=True)
+        events = await store.list_events(WS, live.id)
+        assert _position_from_log(events) == (None, None)
+        assert events[-1].content == {
+            "journey": "Book",
+            "from": "check",
+            "to": None,
+            "republished": 3,
+        }
+        assert [e.state_id for e in events] == [confirm, confirm, check[1], None]
+        session = await store.get_session(WS, live.id)
+        assert session.event_count == len(events) == 4
+
+    run(body())
+
+
 def own_knowledge_bases(bundle: AgentBundle, workspace: str) -> AgentBundle:
     """The bundle linking knowledge bases of its own: a knowledge base id (the host's
     primary key) belongs to one workspace, and an agent links only its workspace's."""

@@ -233,8 +233,10 @@ event = sa.Table(
     sa.Column("content", JSON, nullable=False, server_default="{}"),
     sa.Column("metadata", JSON, nullable=False, server_default="{}"),
     sa.Column("tool_call_id", sa.Text),
-    _fk("journey_id", "parlant_journey.id", nullable=True, on_delete="SET NULL"),
-    _fk("state_id", "parlant_journey_state.id", nullable=True, on_delete="SET NULL"),
+    # the journey and state the event was about, as they were: no foreign keys, so that
+    # removing them in a publish does not rewrite the log (0003; the seed has SET NULL)
+    sa.Column("journey_id", UUID),
+    sa.Column("state_id", UUID),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("idempotency_key", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "session_id", "offset", unique=True),

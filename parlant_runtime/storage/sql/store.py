@@ -585,7 +585,7 @@ class SqlStore:
                 await upsert_bundle(
                     conn, workspace_id, new, version=new_version, created_by=creator
                 )
-                moved = await self._move_sessions(conn, moves)
+                moved = await self._move_sessions(conn, new, removed, moves, new_version)
                 await delete_stale(conn, workspace_id, new)
             except IntegrityError as exc:
                 raise InvalidData(f"the agent cannot be stored: {exc.orig}") from exc
@@ -685,25 +685,63 @@ class SqlStore:
         return counts
 
     async def _move_sessions(
-        self, conn: AsyncConnection, moves: Mapping[UUID, tuple[UUID, UUID] | None]
+        self,
+        conn: AsyncConnection,
+        new: AgentBundle,
+        removed: Mapping[UUID, tuple[str, str]],
+        moves: Mapping[UUID, tuple[UUID, UUID] | None],
+        version: int,
     ) -> int:
+        """Move the live sessions off removed states, each with a ``journey_transition``
+        event that says so (the log alone gives the position); their version is bumped,
+        so a turn computed on the old position gets a conflict."""
         moved = 0
         for old_state, target in moves.items():
-            journey_id, state_id = target if target is not None else (None, None)
-            result = await conn.execute(
-                sa.update(t.session)
-                .where(
-                    t.session.c.current_state_id == old_state,
-                    t.session.c.status == SessionStatus.ACTIVE.value,
-                )
-                .values(
-                    current_journey_id=journey_id,
-                    current_state_id=state_id,
-                    version=t.session.c.version + 1,
-                    updated_at=sa.func.now(),
-                )
+            content, journey_id, state_id = publishing.move_record(
+                new, removed[old_state], target, version
             )
-            moved += result.rowcount
+            s = t.session
+            returning: list[Any] = [s.c.id, s.c.event_count]
+            if self.dialect == "postgresql":  # wake waiters at commit (SQLite's poll)
+                payload = sa.cast(s.c.id, sa.Text) + ":" + sa.cast(s.c.event_count - 1, sa.Text)
+                returning.append(sa.func.pg_notify("parlant_events", payload))
+            rows = (
+                await conn.execute(
+                    sa.update(s)
+                    .where(
+                        s.c.current_state_id == old_state,
+                        s.c.status == SessionStatus.ACTIVE.value,
+                    )
+                    .values(
+                        current_journey_id=journey_id,
+                        current_state_id=state_id,
+                        version=s.c.version + 1,
+                        event_count=s.c.event_count + 1,
+                        updated_at=sa.func.now(),
+                    )
+                    .returning(*returning)
+                )
+            ).all()
+            if rows:
+                await conn.execute(
+                    _INSERT_EVENTS,
+                    [
+                        {
+                            "id": uuid.uuid4(),
+                            "session_id": row.id,
+                            "offset": row.event_count - 1,
+                            "event_type": EventType.JOURNEY_TRANSITION.value,
+                            "content": content,
+                            "metadata": {},
+                            "tool_call_id": None,
+                            "journey_id": journey_id,
+                            "state_id": state_id,
+                            "idempotency_key": None,
+                        }
+                        for row in rows
+                    ],
+                )
+            moved += len(rows)
         return moved
 
     async def _notify_republish(self, conn: AsyncConnection, agent_id: UUID, version: int) -> None:
