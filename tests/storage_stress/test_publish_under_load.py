@@ -9,6 +9,9 @@ a customer variable. Its inserts check foreign keys (key-share locks on the stat
 and agent rows) while a publish locks the agent and rewrites the states: taken in
 opposite orders, the two deadlocked before the store had one lock order.
 
+A process rolling usage up runs beside them (a roll-up updates the counters of the
+agent, its journeys and guidelines, the rows a publish rewrites).
+
 A second test runs an unchanged publish in a loop beside session creations: the
 publish used to lock the workspace row ``FOR UPDATE``, which waits for (and is
 waited for by) the foreign-key checks of a session insert.
@@ -91,7 +94,10 @@ class Spec:
     positions: tuple[tuple[UUID, UUID], ...]
     role: str
     """"turns": create sessions and send turns; "publish": publish variants in a loop;
-    "sessions": only create sessions; "same": publish the same bundle in a loop."""
+    "sessions": only create sessions; "same": publish the same bundle in a loop;
+    "rollup": roll usage up in a loop."""
+    usage: tuple[str, ...] = ()
+    """The usage counters each turn bumps (the agent's, the journey's, a guideline's)."""
 
 
 def _worker(spec: Spec, start: Any, stop: Any, results: Any) -> None:
@@ -114,6 +120,13 @@ async def _work(spec: Spec, start: Any, stop: Any) -> Tally:
         elif spec.role == "sessions":
             for _ in range(SESSIONS * TURNS):
                 await _create(store, spec, tally)
+        elif spec.role == "rollup":
+            while not stop.is_set():
+                try:
+                    await store.roll_up_usage()
+                    tally.publishes += 1  # roll-ups, counted alike
+                except Exception as exc:
+                    tally.failures.append(f"roll_up_usage: {type(exc).__name__}: {exc}")
         else:
             number = 1
             while not stop.is_set():
@@ -176,6 +189,7 @@ async def _session(store: SqlStore, spec: Spec, tally: Tally) -> None:
                         ],
                         current_journey_id=journey_id,
                         current_state_id=state_id,
+                        usage=dict.fromkeys(spec.usage, 1),
                         variables=[
                             VariableChange(key="turn", value=str(number)),
                             VariableChange(
@@ -197,28 +211,34 @@ async def _session(store: SqlStore, spec: Spec, tally: Tally) -> None:
             break
 
 
-async def _prepare(url: str) -> tuple[UUID, tuple[tuple[UUID, UUID], ...]]:
+async def _prepare(url: str) -> tuple[UUID, tuple[tuple[UUID, UUID], ...], tuple[str, ...]]:
     store = SqlStore.open(url)
     try:
         await store.ensure_workspace(WS)
         report = await store.publish(WS, variant(0))
-        journey = (await store.load_agent(WS, report.agent_id)).bundle.journeys[0]
+        bundle = (await store.load_agent(WS, report.agent_id)).bundle
+        journey = bundle.journeys[0]
         positions = tuple((journey.id, s.id) for s in journey.states if not s.is_final)
+        usage = (
+            f"agent:{report.agent_id}:total_messages",
+            f"journey:{journey.id}:total_sessions",
+            f"guideline:{bundle.guidelines[0].id}:match_count",
+        )
     finally:
         await store.close()
-    return report.agent_id, positions
+    return report.agent_id, positions, usage
 
 
 def run(url: str, roles: list[str]) -> list[Tally]:
     """Start one process per role at once; publishers stop when the others are done."""
-    agent_id, positions = asyncio.run(_prepare(url))
+    agent_id, positions, usage = asyncio.run(_prepare(url))
     context = multiprocessing.get_context("spawn")
     start, stop = context.Event(), context.Event()
     results = context.Queue()
     workers: list[SpawnProcess] = [
         context.Process(
             target=_worker,
-            args=(Spec(url, number, agent_id, positions, role), start, stop, results),
+            args=(Spec(url, number, agent_id, positions, role, usage), start, stop, results),
             daemon=True,
         )
         for number, role in enumerate(roles)
@@ -228,7 +248,7 @@ def run(url: str, roles: list[str]) -> list[Tally]:
     start.set()
     tallies: dict[int, Tally] = {}
     errors: list[str] = []
-    publishers = {i for i, role in enumerate(roles) if role in ("publish", "same")}
+    publishers = {i for i, role in enumerate(roles) if role in ("publish", "same", "rollup")}
     waited = 0.0
     try:
         while len(tallies) + len(errors) < len(roles) and waited < 3 * WORKER_TIMEOUT:
@@ -272,11 +292,12 @@ async def _logged_turns(url: str, agent_id: UUID) -> set[tuple[str, int]]:
 
 @pytest.mark.postgres
 def test_publishes_under_traffic_fail_no_turn_on_postgres(postgres: str) -> None:
-    tallies = run(postgres, ["turns"] * WORKERS + ["publish"])
+    tallies = run(postgres, ["turns"] * WORKERS + ["publish", "rollup"])
     failures = [f for tally in tallies for f in tally.failures]
-    publishes = sum(t.publishes for t in tallies)
+    publishes, roll_ups = tallies[WORKERS].publishes, tallies[WORKERS + 1].publishes
     turns = sum(t.turns for t in tallies)
     assert publishes >= 3, "the publisher did not overlap the traffic"
+    assert roll_ups >= 3, "the roll-ups did not overlap the traffic"
     assert not failures, f"{len(failures)} failures in {turns} turns, {publishes} publishes: " + (
         "; ".join(failures[:5])
     )

@@ -82,6 +82,8 @@ T = TypeVar("T")
 
 _CLOSE_GRACE = 5.0
 """Seconds close() waits for operations under way to give their connections back."""
+_AGENT_LOCK = "parlant-runtime agent "
+"""The text whose hash (with the agent's id) names an agent's advisory lock."""
 _PUBLISH = "parlant-runtime publish "
 """The text whose hash names a workspace's advisory publish lock."""
 _RESOLVE_WINDOW = 10.0
@@ -527,11 +529,12 @@ class SqlStore:
         agent_id = given.agent.id
 
         async def work(conn: AsyncConnection) -> PublishReport:
-            # the lock order of a publish (see "Locks" in docs/storage.md): the workspace's
-            # publish lock, then the agent's row. Publishes of a workspace queue, even the
-            # first one of an agent (whose row does not exist yet to be locked); the lock is
-            # an advisory one, not the workspace row's, because every session insert checks
-            # its foreign key to that row (a key-share lock that FOR UPDATE waits for)
+            # the lock order of a publish (see "Locks and retries" in docs/storage.md):
+            # the workspace's publish lock, the agent's lock, then the agent's row.
+            # Publishes of a workspace queue, even the first one of an agent (whose row
+            # does not exist yet to be locked); the workspace's lock is an advisory one,
+            # not its row, because every session insert key-share locks that row through
+            # its foreign key (which a FOR UPDATE waits for, and is waited for by)
             await self._lock_publishing(conn, workspace_id)
             lookup = sa.select(t.workspace.c.id, t.workspace.c.owner_id).where(
                 t.workspace.c.id == workspace_id
@@ -542,6 +545,10 @@ class SqlStore:
             live = await self._live_columns(conn)
             new = fill_defaults(given, live)
             await self._refuse_knowledge_bases(conn, workspace_id, new)
+            if self.dialect == "postgresql":  # then the agent's lock, exclusive
+                await conn.execute(
+                    sa.select(sa.func.pg_advisory_xact_lock(agent_lock(sa.literal(agent_id))))
+                )
             version = await self._lock_agent(conn, workspace_id, agent_id)
             if version is None:
                 await self._refuse_taken_name(conn, workspace_id, new)
@@ -759,9 +766,9 @@ class SqlStore:
         session_id = start.session_id or uuid.uuid4()
 
         async def work(conn: AsyncConnection) -> Session:
-            # the agent's row first, key-share locked (the insert's foreign-key check takes
-            # the same lock): a publish of the agent holds it exclusively, so a creation
-            # waits for the publish before it holds anything a publish could wait for
+            # the agent's lock first, shared: a publish of the agent holds it exclusively,
+            # so a creation waits for the publish before it holds anything a publish
+            # could wait for (the insert's foreign-key checks key-share lock its rows)
             if await self._agent_for_session(conn, workspace_id, start.agent_id) is None:
                 raise NotFound(f"no agent {start.agent_id} in workspace {workspace_id!r}")
             if (
@@ -816,12 +823,13 @@ class SqlStore:
     async def _agent_for_session(
         self, conn: AsyncConnection, ws: str, agent_id: UUID
     ) -> int | None:
-        """The agent's version, its row key-share locked on PostgreSQL (see "Locks")."""
+        """The agent's version, its lock taken shared on PostgreSQL (see "Locks")."""
         query = sa.select(t.agent.c.version).where(
             t.agent.c.id == agent_id, t.agent.c.workspace_id == ws, t.agent.c.deleted_at.is_(None)
         )
         if self.dialect == "postgresql":
-            query = query.with_for_update(read=True, key_share=True)
+            shared = sa.func.pg_advisory_xact_lock_shared(agent_lock(sa.literal(agent_id)))
+            query = query.where(shared.is_not(None))
         version: int | None = await conn.scalar(query)
         return version
 
@@ -998,6 +1006,7 @@ class SqlStore:
             journeys=bool(journeys),
             states=bool(states),
             notify=bool(turn.events) and self.dialect == "postgresql",
+            locks=self.dialect == "postgresql",
         )
         statement = self._updates.get(shape)
         if statement is None:
@@ -1296,6 +1305,14 @@ class _TurnShape:
     journeys: bool
     states: bool
     notify: bool
+    locks: bool
+    """Take the agent's lock (PostgreSQL)."""
+
+
+def agent_lock(agent_id: Any) -> Any:
+    """The key of an agent's advisory lock: shared by its turns and session creations,
+    exclusive for a publish of it."""
+    return sa.func.hashtextextended(sa.literal(_AGENT_LOCK) + sa.cast(agent_id, sa.Text), 0)
 
 
 def _session_update(shape: _TurnShape) -> Any:
@@ -1331,20 +1348,19 @@ def _session_update(shape: _TurnShape) -> Any:
         values["status"] = sa.bindparam("new_status", type_=s.c.status.type)
     if shape.ends:
         values["ended_at"] = sa.func.now()
-    # the turn's first lock is its agent's row, key-share locked (PostgreSQL): a publish
-    # holds it exclusively while it rewrites the agent, so a turn either ran before the
-    # publish or waits for it here, holding nothing (see "Locks" in docs/storage.md)
-    agent_locked = sa.exists(
-        sa.select(t.agent.c.id)
-        .where(t.agent.c.id == s.c.agent_id)
-        .with_for_update(read=True, key_share=True)
-    )
     conditions: list[Any] = [
         s.c.id == sa.bindparam("sid"),
         s.c.workspace_id == sa.bindparam("ws"),
         s.c.version == sa.bindparam("expected"),
-        agent_locked,
     ]
+    if shape.locks:
+        # the turn's first lock (PostgreSQL): its agent's lock, shared. A publish takes
+        # it exclusively, so a turn runs wholly before a publish of its agent or waits
+        # for it here, holding nothing; the lock queues fairly, so a stream of turns
+        # cannot starve a publish (see "Locks and retries" in docs/storage.md)
+        conditions.append(
+            sa.func.pg_advisory_xact_lock_shared(agent_lock(s.c.agent_id)).is_not(None)
+        )
     if shape.state:  # the state is one of the agent's, of the journey given with it
         conditions.append(
             sa.exists(
