@@ -150,7 +150,7 @@ def test_turns_across_a_restart_are_reported_as_they_landed(server: PrivateServe
             _, session_id = await _session(store)
             restarted = asyncio.create_task(asyncio.to_thread(server.restart))
             number = 0
-            while not restarted.done() or number < 40:
+            while not restarted.done() or sum(reported.values()) < 40:
                 key = f"t{number}"
                 try:
                     await _say(store, session_id, key)
