@@ -130,7 +130,7 @@ async def _worker(role: str, url: str, sessions: int, turns: int, seconds: float
     positions = [(journey.id, s.id) for s in journey.states if not s.is_final]
 
     def failed(what: str, exc: Exception) -> None:
-        reason = "deadlock" if "deadlock" in str(exc) else type(exc).__name__
+        reason = "deadlock" if "deadlock" in str(exc) else f"{type(exc).__name__}: {exc}"[:120]
         tally["failures"][f"{what}: {reason}"] += 1
 
     async def create() -> UUID | None:

@@ -234,6 +234,23 @@ def test_stranded_sessions_are_refused_then_mapped_then_forced(store: Store, run
     run(body())
 
 
+def test_the_agent_id_find_agent_gives_starts_sessions_and_publishes(
+    store: Store, run: Run
+) -> None:
+    """On PostgreSQL ``find_agent`` gives the driver's own UUID type; every statement
+    that takes an agent id must accept it (the agent's lock once refused it)."""
+
+    async def body() -> None:
+        await setup_agent(store)
+        found = await store.find_agent(WS, "Clinic")
+        assert found is not None
+        session = await store.create_session(WS, SessionStart(agent_id=found))
+        assert session.agent_id == found
+        assert (await store.agent_version(WS, found)) == 1
+
+    run(body())
+
+
 def _position_from_log(events: Sequence[Event]) -> tuple[UUID | None, UUID | None]:
     """Where the log says the session is: its last ``journey_transition`` event."""
     moves = [e for e in events if e.event_type is EventType.JOURNEY_TRANSITION]

@@ -547,7 +547,9 @@ class SqlStore:
             await self._refuse_knowledge_bases(conn, workspace_id, new)
             if self.dialect == "postgresql":  # then the agent's lock, exclusive
                 await conn.execute(
-                    sa.select(sa.func.pg_advisory_xact_lock(agent_lock(sa.literal(agent_id))))
+                    sa.select(
+                        sa.func.pg_advisory_xact_lock(agent_lock(sa.literal(agent_id, t.UUID)))
+                    )
                 )
             version = await self._lock_agent(conn, workspace_id, agent_id)
             if version is None:
@@ -828,7 +830,7 @@ class SqlStore:
             t.agent.c.id == agent_id, t.agent.c.workspace_id == ws, t.agent.c.deleted_at.is_(None)
         )
         if self.dialect == "postgresql":
-            shared = sa.func.pg_advisory_xact_lock_shared(agent_lock(sa.literal(agent_id)))
+            shared = sa.func.pg_advisory_xact_lock_shared(agent_lock(t.agent.c.id))
             query = query.where(shared.is_not(None))
         version: int | None = await conn.scalar(query)
         return version
