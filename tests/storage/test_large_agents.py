@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from parlant_runtime.storage.port import Store
 from parlant_runtime.storage.publishing import for_workspace
 from tests.storage.support import WS, Run, make_bundle, publish, setup_agent
 
 STATES = 10_000
+
+pytestmark = pytest.mark.slow  # about half a minute per adapter
 
 
 def test_a_journey_of_ten_thousand_states_publishes_republishes_and_loads(
