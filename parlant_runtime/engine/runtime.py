@@ -518,19 +518,29 @@ class Runtime:
             outcome.metadata.setdefault(RUNTIME_KEY, {})["answered"] = (
                 session.event_count + len(outcome.events) - 1
             )
-        committed = await self.store.commit_turn(
-            workspace_id,
-            TurnCommit(
-                session_id=session.id,
-                expected_version=session.version,
-                events=outcome.events,
-                current_journey_id=outcome.journey_id,
-                current_state_id=outcome.state_id,
-                variables=outcome.variables,
-                usage=outcome.usage,
-                metadata=outcome.metadata,
-            ),
-        )
+        try:
+            committed = await self.store.commit_turn(
+                workspace_id,
+                TurnCommit(
+                    session_id=session.id,
+                    expected_version=session.version,
+                    events=outcome.events,
+                    current_journey_id=outcome.journey_id,
+                    current_state_id=outcome.state_id,
+                    variables=outcome.variables,
+                    usage=outcome.usage,
+                    metadata=outcome.metadata,
+                ),
+            )
+        except InvalidData:
+            # a publish between the turn's reads and its commit removed a journey or a
+            # state the turn names: the turn is stale, not wrong; compute it again on the
+            # new version (the callers retry a ConcurrentUpdate)
+            if await self.store.agent_version(workspace_id, session.agent_id) != agent.version:
+                raise ConcurrentUpdate(
+                    f"agent {session.agent_id} was republished while the turn was computed"
+                ) from None
+            raise
         events = await self.store.list_events(
             workspace_id,
             session.id,

@@ -1657,3 +1657,35 @@ def test_a_replayed_message_returns_the_position_its_turn_left() -> None:
         ),
         scenario,
     )
+
+
+class RepublishedMeanwhile(MemoryStore):
+    """A store where the agent is republished, without the turn's target state, just
+    before the first turn commits (as a publish in another process would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.republish: dict[str, Any] | None = None
+
+    async def commit_turn(self, workspace_id: str, turn: Any) -> Session:
+        if self.republish is not None:
+            data, self.republish = self.republish, None
+            await self.publish(workspace_id, bundle_from_data(data))
+        return await super().commit_turn(workspace_id, turn)
+
+
+def test_a_turn_into_a_state_a_concurrent_publish_removed_is_computed_again() -> None:
+    """The turn was computed on the old version; its commit is refused (the state is
+    gone), and the runtime computes it again on the new version instead of failing."""
+    old = flow(chat("a"), chat("b"), transitions=[edge("a", "b", "go")])
+    new = flow(chat("a"), chat("c"), transitions=[edge("a", "c", "go")])
+    store = RepublishedMeanwhile()
+
+    async def scenario(c: Chat) -> None:
+        await c.say("hi", "start")
+        store.republish = new
+        result = await c.say("go", "go")
+        assert store.republish is None  # the publish happened in between
+        assert (result.journey, result.state) == ("J", "c")
+
+    run_chat(old, scenario, store=store)
