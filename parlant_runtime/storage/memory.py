@@ -94,6 +94,36 @@ class _Session:
     arrived: asyncio.Event | None = None  # set (and dropped) by the next commit with events
 
 
+def _move(
+    s: _Session,
+    content: dict[str, Any],
+    journey_id: UUID | None,
+    state_id: UUID | None,
+    now: datetime,
+) -> None:
+    """Move a session a publish strands, with the ``journey_transition`` event that says
+    so (the log alone gives the position), bumping its version."""
+    s.row.current_journey_id, s.row.current_state_id = journey_id, state_id
+    s.events.append(
+        Event(
+            id=uuid4(),
+            session_id=s.row.id,
+            offset=s.row.event_count,
+            event_type=EventType.JOURNEY_TRANSITION,
+            content=content,
+            journey_id=journey_id,
+            state_id=state_id,
+            created_at=now,
+        )
+    )
+    s.row.event_count += 1
+    s.row.version += 1
+    s.row.updated_at = now
+    if s.arrived is not None:
+        s.arrived.set()
+        s.arrived = None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -309,30 +339,8 @@ class MemoryStore:
             self._agent_names[(workspace_id, new.agent.name)] = agent_id
             now = _now()
             for s, old_state in live:
-                target = moves[old_state]
-                content, journey_id, state_id = move_record(
-                    new, removed[old_state], target, version + 1
-                )
-                s.row.current_journey_id, s.row.current_state_id = journey_id, state_id
-                # the move is in the log, like any other (the log alone gives the position)
-                s.events.append(
-                    Event(
-                        id=uuid4(),
-                        session_id=s.row.id,
-                        offset=s.row.event_count,
-                        event_type=EventType.JOURNEY_TRANSITION,
-                        content=content,
-                        journey_id=journey_id,
-                        state_id=state_id,
-                        created_at=now,
-                    )
-                )
-                s.row.event_count += 1
-                s.row.version += 1
-                s.row.updated_at = now
-                if s.arrived is not None:
-                    s.arrived.set()
-                    s.arrived = None
+                record = move_record(new, removed[old_state], moves[old_state], version + 1)
+                _move(s, *record, now)
             if old is not None:
                 self._forget_removed(agent_id, old, self._agents[agent_id])
             return report(version + 1, len(live), written=True)
