@@ -510,6 +510,28 @@ def _read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
     return seen
 
 
+def _wait_until_reading(pid: int, timeout: float = 30.0) -> None:
+    """Wait until the child sleeps in readline's wait for input, not just past its prompt.
+
+    CPython's readline shows the prompt, then calls select(); a SIGINT that lands
+    between the two is noted but wakes nothing, and select() then waits for a key
+    that never comes. A person cannot type that fast; a test can (the test hung
+    now and then on a loaded machine). Where /proc tells what a process waits in,
+    wait for select/poll; elsewhere, give it a moment.
+    """
+    wchan = Path(f"/proc/{pid}/wchan")
+    if not wchan.exists():
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting_in = wchan.read_text()
+        if "select" in waiting_in or "poll" in waiting_in:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the chat never waited for input (it waits in {waiting_in!r})")
+
+
 @pytest.mark.subprocess
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a pseudo-terminal")
 @pytest.mark.parametrize("leave", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
@@ -527,6 +549,7 @@ def test_the_repl_in_a_pseudo_terminal(tmp_path: Path, leave: bytes) -> None:
         assert b"\x1b[" in answer  # a terminal: coloured
         os.write(controller, b"/frobnicate\n")
         assert b"unknown command '/frobnicate'" in _read_until(controller, b"you> ")
+        _wait_until_reading(pid)
         os.write(controller, leave)  # Ctrl-D or Ctrl-C leaves, cleanly
         tail = _read_until(controller, b"resume with --session")
         _, status = os.waitpid(pid, 0)
