@@ -122,6 +122,7 @@ def test_a_recursive_alias_is_refused() -> None:
     assert error.problems[0].line == 2
 
 
+@pytest.mark.slow  # builds a 6 MB file and parses 250,000 nodes of it: seconds
 def test_a_flat_yaml_list_of_three_million_items_stops_at_the_node_limit(
     nodes_built: Callable[[], int],
 ) -> None:
