@@ -15,6 +15,7 @@ change. The surface, by concern:
 
 from __future__ import annotations
 
+import logging as _logging
 from importlib import metadata as _metadata
 
 from parlant_runtime.bundle import (
@@ -148,6 +149,10 @@ try:
     __version__ = _metadata.version("parlant-runtime")
 except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
+
+# a library never configures logging: its records go nowhere until the host adds a handler
+# (docs/observability.md lists the loggers, one per layer under "parlant_runtime")
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "CODE_INFO",

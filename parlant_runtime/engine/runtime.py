@@ -17,6 +17,7 @@ messages.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from parlant_runtime.engine.compose import DeterministicGenerator, ResponseGener
 from parlant_runtime.engine.conditions import ConditionEvaluator, KeywordEvaluator
 from parlant_runtime.engine.health import ToolHealth, tool_health
 from parlant_runtime.engine.knowledge import Retriever
+from parlant_runtime.engine.observe import observed
 from parlant_runtime.engine.tools import ToolRegistry
 from parlant_runtime.engine.trace import Trace
 from parlant_runtime.engine.turn import (
@@ -63,6 +65,8 @@ from parlant_runtime.storage.port import (
     TurnCommit,
     VariableChange,
 )
+from parlant_runtime.storage.traced import traced_store
+from parlant_runtime.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from parlant_runtime.llm import LanguageModel
@@ -81,6 +85,8 @@ HISTORY_MESSAGES = 20
 
 MAX_ATTEMPTS = 5
 """How often a turn is recomputed when other turns keep committing first."""
+
+_log = logging.getLogger("parlant_runtime.engine")
 
 _NO_SESSION = UUID(int=0)
 """Stands for the session not created yet while its starting variables are checked."""
@@ -130,6 +136,7 @@ class Runtime:
         history: int | None = None,
         plugin_timeout: float = PLUGIN_TIMEOUT,
         turn_budget: float = TURN_BUDGET,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """Args:
         store: where agents and sessions live.
@@ -145,8 +152,12 @@ class Runtime:
             :data:`HISTORY_MESSAGES` with a language model, else none).
         plugin_timeout: seconds one evaluator or generator call may take.
         turn_budget: seconds all of a turn's plug-in calls may take together.
+        telemetry: where spans and metrics go (default: OpenTelemetry's global
+            providers when the ``otel`` extra is installed; ``docs/observability.md``).
         """
-        self.store = store
+        self.telemetry = telemetry or Telemetry()
+        self.store = traced_store(store, self.telemetry)
+        """``store``, wrapped to report its calls when telemetry is on (``.wrapped``)."""
         self.retriever = retriever
         """Searches the agent's knowledge bases each turn; ``None``: ``kb`` stays empty."""
         self.language_model = language_model
@@ -179,6 +190,7 @@ class Runtime:
             return cached
         return self._cache.put(compile_agent(await self.store.load_agent(workspace_id, agent_id)))
 
+    @observed("start_session", span="parlant.session.start")
     async def start_session(
         self,
         workspace_id: str,
@@ -250,6 +262,7 @@ class Runtime:
             )
         return session
 
+    @observed("process_message")
     async def process_message(
         self,
         workspace_id: str,
@@ -369,6 +382,7 @@ class Runtime:
                 )
             except ConcurrentUpdate:
                 sink = None  # what was streamed stands; the recomputed turn's replies are final
+                _log.info("session %s changed under its turn; computing it again", session_id)
                 continue
             except DuplicateMessage:
                 # another process recorded this message between our lookup and our commit:
@@ -380,6 +394,7 @@ class Runtime:
             f"session {session_id} kept changing under {MAX_ATTEMPTS} attempts; try again"
         )
 
+    @observed("post_human_message")
     async def post_human_message(
         self, workspace_id: str, session_id: UUID, text: str
     ) -> TurnResult:
@@ -395,6 +410,7 @@ class Runtime:
         async with self._locks.hold(session_id):
             return await self._simple(workspace_id, session_id, [event], replies=(text,))
 
+    @observed("set_mode")
     async def set_mode(self, workspace_id: str, session_id: UUID, mode: SessionMode) -> TurnResult:
         """Change the mode; going back to ``auto`` from ``paused`` answers what is pending."""
         async with self._locks.hold(session_id):
@@ -406,6 +422,7 @@ class Runtime:
                 return await self._resume(workspace_id, session_id)
             return result
 
+    @observed("resume")
     async def resume(self, workspace_id: str, session_id: UUID) -> TurnResult:
         """Answer the customer messages that arrived while the session was not answering."""
         async with self._locks.hold(session_id):
@@ -446,9 +463,11 @@ class Runtime:
                     call_key=f"{session_id}:resume:{answered}",
                 )
             except ConcurrentUpdate:
+                _log.info("session %s changed under its turn; computing it again", session_id)
                 continue
         raise ConcurrentUpdate(f"session {session_id} kept changing; try again")
 
+    @observed("end", span="parlant.session.end")
     async def end(
         self,
         workspace_id: str,

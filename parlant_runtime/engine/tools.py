@@ -58,6 +58,8 @@ from parlant_runtime.sandbox import (
     has_template_syntax,
 )
 from parlant_runtime.storage.port import MAX_VARIABLE_BYTES, NewEvent
+from parlant_runtime.telemetry import Attributes
+from parlant_runtime.telemetry import current as telemetry_now
 
 __all__ = [
     "PRIVATE_PLACEHOLDER",
@@ -384,7 +386,37 @@ async def call_tool(
     carries a private value, or the result goes to a private variable) the error
     says what kind of failure it was but never quotes the result, the data or the
     tool's exception message, which may hold those values.
+
+    The call is a ``parlant.tool`` span and counts in the tool metrics
+    (:mod:`parlant_runtime.telemetry`): the tool's name and how the call went, never
+    its arguments, result or error.
     """
+    telemetry = telemetry_now()
+    with telemetry.span("parlant.tool", {"parlant.tool.name": tool.name}) as span:
+        outcome = await _call_tool(
+            tool, function, arguments, clock=clock, sleep=sleep, call_id=call_id, private=private
+        )
+        if telemetry.on:
+            span.set_attribute("parlant.tool.ok", outcome.ok)
+            span.set_attribute("parlant.tool.attempts", outcome.attempts)
+            span.set_attribute("parlant.tool.timed_out", outcome.timed_out)
+            span.set_attribute("parlant.tool.fell_back", outcome.fell_back)
+            measured: Attributes = {"parlant.tool.name": tool.name, "parlant.tool.ok": outcome.ok}
+            telemetry.tool_calls.add(1, measured)
+            telemetry.tool_duration.record(outcome.duration_ms / 1000, measured)
+    return outcome
+
+
+async def _call_tool(
+    tool: ToolSpec,
+    function: ToolFunction | None,
+    arguments: dict[str, Any],
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+    call_id: str | None,
+    private: bool,
+) -> ToolOutcome:
     started, call_id = clock(), call_id or uuid.uuid4().hex
     attempts, timed_out, result = 0, False, None
     handling, returns, problem = ErrorHandling(), None, _not_callable(tool, function)

@@ -13,6 +13,7 @@ runtime's (``Runtime(turn_budget=...)``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +22,20 @@ from jsonschema import Draft202012Validator
 
 from parlant_runtime.engine.understanding import ModelUsage
 from parlant_runtime.llm.port import LanguageModel, LanguageModelError, ModelRequest, ModelResponse
+from parlant_runtime.telemetry import SpanLike, Telemetry
+from parlant_runtime.telemetry import current as telemetry_now
 
-__all__ = ["CallPolicy", "Called", "call_model", "schema_problem", "usage_of"]
+__all__ = [
+    "CallPolicy",
+    "Called",
+    "call_model",
+    "model_attributes",
+    "record_model_call",
+    "schema_problem",
+    "usage_of",
+]
+
+_log = logging.getLogger("parlant_runtime.llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +80,42 @@ def schema_problem(schema: Mapping[str, Any], data: Any) -> str | None:
 async def call_model(
     model: LanguageModel, request: ModelRequest, policy: CallPolicy | None = None
 ) -> Called:
-    """One request, retried as the policy says (see the module docstring)."""
-    policy = policy or CallPolicy()
+    """One request, retried as the policy says (see the module docstring).
+
+    The call is a ``parlant.model`` span with the tokens the model reported, counted in
+    ``parlant.model.tokens`` (:mod:`parlant_runtime.telemetry`); a failed attempt is
+    logged on ``parlant_runtime.llm`` at INFO (the turn it fails logs the WARNING, with
+    the session).
+    """
+    telemetry = telemetry_now()
+    with telemetry.span("parlant.model", model_attributes(model, request)) as span:
+        called = await _call_model(model, request, policy or CallPolicy())
+        record_model_call(telemetry, span, model, called.usage, ok=called.response is not None)
+    return called
+
+
+def model_attributes(model: LanguageModel, request: ModelRequest) -> dict[str, str]:
+    """The attributes of a ``parlant.model`` span (names only, never the prompt)."""
+    return {"gen_ai.request.model": model.name, "parlant.model.purpose": request.purpose}
+
+
+def record_model_call(
+    telemetry: Telemetry, span: SpanLike, model: LanguageModel, usage: ModelUsage, *, ok: bool
+) -> None:
+    """Put a model call's outcome and tokens on its span and in the token counter."""
+    if not telemetry.on:
+        return
+    span.set_attribute("parlant.model.ok", ok)
+    span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+    for kind, tokens in (("input", usage.input_tokens), ("output", usage.output_tokens)):
+        if tokens:
+            telemetry.model_tokens.add(
+                tokens, {"gen_ai.request.model": model.name, "gen_ai.token.type": kind}
+            )
+
+
+async def _call_model(model: LanguageModel, request: ModelRequest, policy: CallPolicy) -> Called:
     usage = ModelUsage()
     errors: list[str] = []
     for attempt in range(policy.retries + 1):
@@ -93,7 +140,9 @@ async def call_model(
                 return Called(response, usage, tuple(errors))
         errors.append(f"{model.name} ({request.purpose}, attempt {attempt + 1}): {problem}")
         if not retryable or attempt == policy.retries:
+            _log.info("model call given up: %s", errors[-1])
             break
+        _log.info("model call failed, retrying: %s", errors[-1])
         delay = policy.backoff * 2**attempt if wait is None else wait
         await asyncio.sleep(min(max(delay, 0.0), policy.max_backoff))
     return Called(None, usage, tuple(errors))

@@ -23,9 +23,16 @@ from collections.abc import Sequence
 
 from parlant_runtime.engine.compose import ComposeRequest, Reply
 from parlant_runtime.engine.understanding import ModelUsage, TokenSink
-from parlant_runtime.llm.calls import CallPolicy, call_model, usage_of
+from parlant_runtime.llm.calls import (
+    CallPolicy,
+    call_model,
+    model_attributes,
+    record_model_call,
+    usage_of,
+)
 from parlant_runtime.llm.port import LanguageModel, LanguageModelError, ModelRequest, ModelResponse
 from parlant_runtime.llm.prompts import PART_BREAK, choose_request, reply_parts, reply_request
+from parlant_runtime.telemetry import current as telemetry_now
 
 __all__ = ["ModelComposer"]
 
@@ -45,7 +52,11 @@ class ModelComposer:
             raise LanguageModelError("the runtime gave no turn context to compose from")
         model_request = reply_request(request, request.context)
         if request.sink is not None:
-            response, usage, errors = await self._stream(model_request, request.sink)
+            telemetry = telemetry_now()
+            attributes = model_attributes(self.model, model_request)
+            with telemetry.span("parlant.model", attributes) as span:
+                response, usage, errors = await self._stream(model_request, request.sink)
+                record_model_call(telemetry, span, self.model, usage, ok=response is not None)
         else:
             called = await call_model(self.model, model_request, self.policy)
             response, usage, errors = called.response, called.usage, called.errors
