@@ -7,10 +7,11 @@ the message was a duplicate, and the call's :class:`~parlant_runtime.telemetry.T
 is current while it runs (the tool, model and store spans are its children).
 
 After a turn commits, what the runtime swallowed is logged on ``parlant_runtime.engine``
-at WARNING, once per failure: each error of the turn (a plug-in that failed or timed
-out, a tool, the retriever, a chain bound) and each tool call that failed and fell
-back. They are read from the turn's trace, which the engine has already redacted, so
-no private value reaches a log record; DEBUG has a one-line summary per turn.
+at WARNING, once per failure: each tool call that failed (also one that fell back), by
+the tool's name, and each other error of the turn (a plug-in that failed or timed out,
+the retriever, a chain bound). They are read from the turn's trace, which the engine
+has already redacted, so no private value reaches a log record; DEBUG has a one-line
+summary per turn.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
 
@@ -118,15 +119,19 @@ def _log_turn(
     operation: str, workspace_id: str, session: Session, turn: _TurnLike, elapsed: float
 ) -> None:
     where = (workspace_id, session.id, session.agent_id)
-    for error in turn.trace.errors:
-        _log.warning("turn failure (workspace %s, session %s, agent %s): %s", *where, error)
-    for call in _fell_back(turn.trace.tools):
+    failed = [call for call in turn.trace.tools if call.get("ok") is False]
+    for call in failed:  # the tool's error is also the turn's: logged once, with its name
         _log.warning(
-            "tool %r failed and fell back (workspace %s, session %s, agent %s): %s",
+            "tool %r failed%s (workspace %s, session %s, agent %s): %s",
             call.get("tool"),
+            " and fell back" if call.get("fell_back") else "",
             *where,
             call.get("error"),
         )
+    told = {call.get("error") for call in failed}
+    for error in turn.trace.errors:
+        if error not in told:
+            _log.warning("turn failure (workspace %s, session %s, agent %s): %s", *where, error)
     if _log.isEnabledFor(logging.DEBUG):
         _log.debug(
             "%s (workspace %s, session %s, agent %s): %d replies, journey %s, state %s, "
@@ -141,8 +146,3 @@ def _log_turn(
             ", duplicate" if turn.duplicate else "",
             elapsed * 1000,
         )
-
-
-def _fell_back(calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tool calls that failed with no error of the turn for them (``onError: fallback``)."""
-    return [c for c in calls if c.get("fell_back")]
