@@ -34,6 +34,7 @@ def test_public_names_are_not_private_modules() -> None:
         "model",
         "sandbox",
         "storage",
+        "telemetry",
         "testing",
         "validation",
     }
