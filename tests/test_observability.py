@@ -326,22 +326,34 @@ def test_a_persisted_turn_is_a_span_with_its_store_and_tool_calls_as_children(
     assert_untainted(everything_in(spans))
 
 
-def test_model_calls_are_children_of_the_turn_with_their_tokens(exported: Exported) -> None:
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+def test_model_calls_are_children_of_the_turn_with_their_tokens(
+    exported: Exported, streamed: bool
+) -> None:
     policy = CallPolicy(timeout=2.0, retries=0)
     data = bundle(journey("J", [chat("a", "Hello there.")], conditions=["start"]))
-    with serve(echo_brain) as fake:
-        model = OpenAIChatModel("gpt-test", base_url=f"{fake.url}/v1", api_key="k")
-        asyncio.run(
-            run_turns(
-                MemoryStore(),
-                data,
-                [("start please", [])],
-                language_model=model,
-                evaluator=ModelUnderstander(model, policy=policy),
-                generator=ModelComposer(model, policy=policy),
-                telemetry=exported.telemetry,
-            )
+
+    async def main(model: OpenAIChatModel) -> None:
+        store = MemoryStore()
+        await store.ensure_workspace(WS)
+        agent = (await store.publish(WS, bundle_from_data(data))).agent_id
+        runtime = Runtime(
+            store,
+            language_model=model,
+            evaluator=ModelUnderstander(model, policy=policy),
+            generator=ModelComposer(model, policy=policy),
+            telemetry=exported.telemetry,
         )
+        session = await runtime.start_session(WS, agent)
+        if streamed:
+            chunks = [c async for c in runtime.stream_message(WS, session.id, "start please")]
+            assert isinstance(chunks[-1], TurnResult)
+        else:
+            await runtime.process_message(WS, session.id, "start please")
+
+    with serve(echo_brain) as fake:
+        asyncio.run(main(OpenAIChatModel("gpt-test", base_url=f"{fake.url}/v1", api_key="k")))
+    assert [call.stream for call in fake.calls] == [False, streamed]
     spans = exported.spans()
     (turn,) = [s for s in spans if s.name == "parlant.turn"]
     models = [s for s in children(spans, turn) if s.name == "parlant.model"]
