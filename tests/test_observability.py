@@ -21,6 +21,7 @@ import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -205,6 +206,33 @@ def test_no_private_value_reaches_any_log_record(caplog: pytest.LogCaptureFixtur
     )
     assert any("lookup" in r.getMessage() for r in caplog.records)  # the failure is there
     assert_untainted(*(r.getMessage() for r in caplog.records))
+
+
+def test_a_store_without_its_listen_connection_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL notifications cannot be had (nothing listens on the port): waiters
+    poll, which works; the store says so once at WARNING, then at DEBUG."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from parlant_runtime.storage.sql.notify import EventNotifier
+
+    caplog.set_level(logging.DEBUG, logger="parlant_runtime.storage")
+
+    async def main() -> None:
+        engine = create_async_engine("postgresql+asyncpg://nobody:hidden@127.0.0.1:9/none")
+        notifier = EventNotifier(engine, poll_interval=0.01)
+        for _ in range(3):
+            async with notifier.watch(UUID(int=1)) as woken:
+                await woken(0.01)
+        await notifier.close()
+        await engine.dispose()
+
+    asyncio.run(main())
+    levels = [r.levelname for r in caplog.records if r.name == "parlant_runtime.storage"]
+    assert levels == ["WARNING", "DEBUG", "DEBUG"]
+    assert "poll" in caplog.records[0].getMessage()
+    assert all("hidden" not in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------------- OpenTelemetry

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,8 @@ __all__ = ["EventNotifier"]
 CHANNEL = "parlant_events"
 _FIRST_PAUSE = 0.1
 _LONGEST_PAUSE = 2.0
+
+_log = logging.getLogger("parlant_runtime.storage")
 
 
 class EventNotifier:
@@ -49,6 +52,7 @@ class EventNotifier:
         self._closed = False
         self._start_lock = asyncio.Lock()
         self._reconnect: asyncio.Task[None] | None = None
+        self._warned = False  # a failed LISTEN is said once at WARNING until one succeeds
 
     def local_commit(self, session_id: UUID) -> None:
         """A commit of this process: wake its waiters now."""
@@ -101,12 +105,19 @@ class EventNotifier:
                 driver: Any = raw.driver_connection
                 await driver.add_listener(CHANNEL, self._on_notify)
                 driver.add_termination_listener(self._on_lost)
-            except Exception:  # no listener: waiters poll, which is slower but correct
+            except Exception as exc:  # no listener: waiters poll, which is slower but correct
                 if connection is not None:
                     await _discard(connection)
+                # every wait (and every reconnection attempt) tries again: said once
+                level = logging.DEBUG if self._warned else logging.WARNING
+                self._warned = True
+                _log.log(level, "no LISTEN connection, waiters poll: %s", type(exc).__name__)
                 return False
             self._listener = connection
             self._listening = True
+            if self._warned:
+                _log.info("the LISTEN connection is open again; waiters stop polling")
+            self._warned = False
             return True
 
     def _on_lost(self, *_: Any) -> None:
@@ -114,6 +125,8 @@ class EventNotifier:
         if not self._listening:
             return
         self._listening = False
+        _log.warning("the LISTEN connection was lost; waiters poll while it is opened again")
+        self._warned = True  # the failed attempts to open it again are DEBUG
         lost, self._listener = self._listener, None
         self._wake_all()  # they wait for a notification that may not come: poll instead
         if not self._closed and self._reconnect is None:
