@@ -31,7 +31,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from parlant_runtime import MemoryStore, Runtime, bundle_from_data
-from parlant_runtime.engine import ScriptedEvaluator, ToolRegistry, TurnResult
+from parlant_runtime.engine import (
+    KnowledgeQuery,
+    Passage,
+    ScriptedEvaluator,
+    ToolRegistry,
+    TurnResult,
+)
 from parlant_runtime.llm import CallPolicy, ModelComposer, ModelUnderstander
 from parlant_runtime.llm.openai_chat import OpenAIChatModel
 from parlant_runtime.storage.migrate import upgrade
@@ -132,6 +138,11 @@ class Raising:
         raise ValueError("the evaluator broke")
 
 
+class FailingRetriever:
+    async def retrieve(self, queries: Sequence[KnowledgeQuery]) -> Sequence[Sequence[Passage]]:
+        raise OSError("the search index is down")
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
@@ -139,6 +150,7 @@ class Raising:
         pytest.param("fallback", "fell back", id="a-tool-that-falls-back"),
         pytest.param("raising", "the evaluator broke", id="a-raising-evaluator"),
         pytest.param("hanging", "took longer than", id="a-hanging-evaluator"),
+        pytest.param("retriever", "knowledge-base search failed", id="a-failing-retriever"),
     ],
 )
 def test_what_a_turn_swallows_is_logged_at_warning_with_workspace_and_session(
@@ -153,6 +165,9 @@ def test_what_a_turn_swallows_is_logged_at_warning_with_workspace_and_session(
         runtime = {"evaluator": Raising()}
     elif case == "hanging":
         runtime = {"evaluator": Hanging(), "plugin_timeout": 0.05}
+    elif case == "retriever":
+        data["knowledgeBases"] = [{"knowledgeBaseId": "faq"}]
+        runtime = {"retriever": FailingRetriever(), "tools": {"lookup": fine_tool}}
     _, results = asyncio.run(
         run_turns(MemoryStore(), data, [("hi", ["start"]), ("go on", ["go"])], **runtime)
     )
