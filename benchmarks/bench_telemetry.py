@@ -14,8 +14,9 @@ most) and on a SQLite file:
   (what is left is one no-op check at the tool call site);
 - ``off``: ``Runtime(telemetry=Telemetry(enabled=False))``, which is also exactly the
   code path when OpenTelemetry is not installed (no SDK, no API);
-- ``noop-api``: the default ``Telemetry()`` with no SDK configured: the API's no-op
-  tracer and meter (what a host that does not export anything gets);
+- ``noop-api``: the default ``Telemetry()`` with no SDK configured (what a host that
+  exports nothing gets): no span is made until a global tracer provider is set, and
+  the metrics go to the API's no-op meter;
 - ``sdk-memory``: the OpenTelemetry SDK with a ``SimpleSpanProcessor`` into an
   ``InMemorySpanExporter`` and an ``InMemoryMetricReader``: every span is recorded and
   exported synchronously (a host's ``BatchSpanProcessor`` does the export off the turn).
