@@ -480,3 +480,61 @@ def test_the_library_runs_without_opentelemetry_installed(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "b", "['lookup']"]
+
+
+@pytest.mark.subprocess
+def test_the_global_providers_are_followed_even_when_set_after_the_runtime(
+    tmp_path: Path,
+) -> None:
+    """What a host that already exports gets with the default ``Telemetry()`` (global
+    providers can be set once per process, hence a process of its own)."""
+    script = textwrap.dedent(
+        """
+        import asyncio, json, sys
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+        from parlant_runtime import MemoryStore, Runtime, bundle_from_data
+        from parlant_runtime.engine import ScriptedEvaluator
+
+        DATA, WS = json.loads(sys.argv[1]), sys.argv[2]
+
+        async def main():
+            store = MemoryStore()
+            runtime = Runtime(store, evaluator=ScriptedEvaluator(["start"]))
+            await store.ensure_workspace(WS)
+            agent = (await store.publish(WS, bundle_from_data(DATA))).agent_id
+            session = await runtime.start_session(WS, agent)  # before: no span
+            exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            trace.set_tracer_provider(provider)
+            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            await runtime.process_message(WS, session.id, "hi")
+            names = sorted({s.name for s in exporter.get_finished_spans()})
+            found = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+            print(json.dumps([names, sorted({m.name for m in found})]))
+
+        asyncio.run(main())
+        """
+    )
+    (tmp_path / "case.py").write_text(script)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "case.py"), json.dumps(tool_flow()), WS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    spans, metrics = json.loads(done.stdout)
+    assert "parlant.session.start" not in spans
+    assert "parlant.turn" in spans
+    assert "parlant.store.commit_turn" in spans
+    assert {"parlant.turn.duration", "parlant.store.duration"} <= set(metrics)
