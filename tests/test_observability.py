@@ -94,6 +94,9 @@ async def run_turns(
     """Publish ``data``, start a session with the secret set, send each message."""
     try:
         await store.ensure_workspace(WS)
+        if isinstance(store, MemoryStore):  # knowledge bases are the host's: made first
+            kbs = [kb["knowledgeBaseId"] for kb in data.get("knowledgeBases", ())]
+            await store.ensure_knowledge_bases(WS, kbs)
         agent = (await store.publish(WS, bundle_from_data(data))).agent_id
         registry = ToolRegistry()
         for name, function in (tools or {}).items():
