@@ -253,6 +253,46 @@ def test_a_store_without_its_listen_connection_warns_once(
     assert all("hidden" not in r.getMessage() for r in caplog.records)
 
 
+def test_storage_retries_are_logged_with_the_error_class_only(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that cannot be had is tried again (the store's retries): each retry
+    is an INFO record of ``parlant_runtime.storage`` naming the error's class, not its
+    message (which may quote what was written)."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    caplog.set_level(logging.INFO, logger="parlant_runtime.storage")
+    url = f"sqlite:///{tmp_path / 'parlant.db'}"
+    real = AsyncEngine.connect
+    refusals = {"left": 0}
+
+    def flaky(engine: AsyncEngine) -> Any:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise ConnectionRefusedError(f"refused {SECRET}")
+        return real(engine)
+
+    async def main() -> None:
+        await upgrade(url)
+        store = SqlStore.open(url)
+        monkeypatch.setattr(AsyncEngine, "connect", flaky)
+        try:
+            refusals["left"] = 1
+            await store.ensure_workspace(WS)  # a write
+            refusals["left"] = 1
+            await store.find_agent(WS, "nobody")  # a read
+        finally:
+            monkeypatch.undo()
+            await store.close()
+
+    asyncio.run(main())
+    shown = [r.getMessage() for r in caplog.records if r.name == "parlant_runtime.storage"]
+    assert shown == [
+        "write retried (attempt 2): ConnectionRefusedError",
+        "read connection retried (attempt 2): ConnectionRefusedError",
+    ]
+
+
 # ---------------------------------------------------------------------- OpenTelemetry
 
 

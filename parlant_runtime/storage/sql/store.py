@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -106,12 +107,22 @@ _USAGE_TABLES: dict[str, sa.Table] = {
 }
 
 
+_log = logging.getLogger("parlant_runtime.storage")
+
+
 def _reason(exc: BaseException | None) -> str:
     """The driver's message, without SQLAlchemy's wrapping."""
     if exc is None:
         return "no connection"
     orig = getattr(exc, "orig", None)
     return str(orig if orig is not None else exc) or type(exc).__name__
+
+
+def _kind(exc: BaseException | None) -> str:
+    """What failed, for the log: the driver error's class, never its message (which may
+    quote the data written)."""
+    orig = getattr(exc, "orig", None) or exc
+    return type(orig).__name__ if orig is not None else "no connection"
 
 
 async def _release(conn: AsyncConnection) -> None:
@@ -271,6 +282,7 @@ class SqlStore:
         last: BaseException | None = None
         for attempt in range(faults.ATTEMPTS):
             if attempt:
+                _log.info("write retried (attempt %d): %s", attempt + 1, _kind(last))
                 await asyncio.sleep(faults.pause(attempt - 1))
             self._check_open()
             self._busy += 1
@@ -309,6 +321,7 @@ class SqlStore:
     async def _resolve(self, committed: Callable[[], Awaitable[bool]], lost: BaseException) -> bool:
         """Whether a transaction whose connection died during ``COMMIT`` landed, asked
         again until the database answers (for up to :data:`_RESOLVE_WINDOW` seconds)."""
+        _log.warning("connection lost during COMMIT (%s); asking whether it landed", _kind(lost))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _RESOLVE_WINDOW
         attempt = 0
@@ -336,6 +349,7 @@ class SqlStore:
         last: BaseException | None = None
         for attempt in range(faults.ATTEMPTS):
             if attempt:
+                _log.info("read connection retried (attempt %d): %s", attempt + 1, _kind(last))
                 await asyncio.sleep(faults.pause(attempt - 1))
             self._check_open()
             try:
