@@ -17,6 +17,7 @@ A restart of the shared server would break everyone's tests, hence the private o
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from uuid import UUID
@@ -69,8 +70,10 @@ async def _say(store: SqlStore, session_id: UUID, key: str) -> None:
 
 
 def test_an_idle_store_works_after_a_restart_and_its_listener_comes_back(
-    server: PrivateServer,
+    server: PrivateServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="parlant_runtime.storage")
+
     async def body() -> None:
         # the waiter's store polls only every 30 s: a quick wake-up can only be a NOTIFY
         waiting = SqlStore.open(server.url, poll_interval=30)
@@ -104,6 +107,13 @@ def test_an_idle_store_works_after_a_restart_and_its_listener_comes_back(
             await sending.close()
 
     asyncio.run(body())
+    # what a host's logs show of it (docs/observability.md)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert (
+        "WARNING",
+        "the LISTEN connection was lost; waiters poll while it is opened again",
+    ) in said
+    assert ("INFO", "the LISTEN connection is open again; waiters stop polling") in said
 
 
 def test_while_the_server_is_down_every_call_is_a_storage_error(server: PrivateServer) -> None:
