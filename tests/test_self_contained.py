@@ -17,8 +17,10 @@ import pytest
 
 from tests.conftest import ROOT
 
-# a path into a folder beside the checkout, or the names of the team's note folders
-OUTSIDE = re.compile(r"\.\./shared\b|\bshared/(spec|design|reference|seed)\b")
+# a path into a folder beside the checkout, or the names of the team's note folders;
+# the slash is written as a class so that this file does not cite what it forbids
+NOTES = "shared"
+OUTSIDE = re.compile(rf"\.\./{NOTES}\b|\b{NOTES}[/](spec|design|reference|seed)\b")
 
 
 def _tracked_files() -> list[str]:
@@ -35,7 +37,7 @@ def _tracked_files() -> list[str]:
 def test_no_tracked_file_refers_outside_the_repository() -> None:
     offenders = []
     for name in _tracked_files():
-        if name.startswith(".ci/") or name == "tests/test_self_contained.py":
+        if name.startswith(".ci/"):
             continue
         try:
             text = (ROOT / name).read_text(encoding="utf-8")
@@ -49,8 +51,8 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
 
 def test_the_pattern_catches_what_it_names() -> None:
     # the check above is only as good as its pattern: it must see both spellings
-    assert OUTSIDE.search("see ../shared/citus/README.md")
-    assert OUTSIDE.search("the contract is ``shared/spec/validation.md``")
+    assert OUTSIDE.search(f"see ../{NOTES}/citus/README.md")
+    assert OUTSIDE.search(f"the contract is ``{NOTES}/spec/validation.md``")
     assert not OUTSIDE.search("a shared/exclusive lock")
 
 
