@@ -482,6 +482,22 @@ def test_the_store_is_wrapped_only_while_telemetry_is_on() -> None:
     assert isinstance(traced, Store)
 
 
+def _run_case(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a Python of its own with the tool flow's bundle and the
+    workspace as arguments; it must succeed."""
+    (tmp_path / "case.py").write_text(script)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "case.py"), json.dumps(tool_flow()), WS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.mark.subprocess
 def test_the_library_runs_without_opentelemetry_installed(tmp_path: Path) -> None:
     script = textwrap.dedent(
@@ -512,16 +528,7 @@ def test_the_library_runs_without_opentelemetry_installed(tmp_path: Path) -> Non
         asyncio.run(main())
         """
     )
-    (tmp_path / "case.py").write_text(script)
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "case.py"), json.dumps(tool_flow()), WS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_case(tmp_path, script)
     assert done.stdout.split() == ["False", "b", "['lookup']"]
 
 
@@ -566,16 +573,7 @@ def test_the_global_providers_are_followed_even_when_set_after_the_runtime(
         asyncio.run(main())
         """
     )
-    (tmp_path / "case.py").write_text(script)
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "case.py"), json.dumps(tool_flow()), WS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_case(tmp_path, script)
     spans, metrics = json.loads(done.stdout)
     assert "parlant.session.start" not in spans
     assert "parlant.turn" in spans
