@@ -24,23 +24,9 @@ from jsonschema.exceptions import SchemaError
 from pydantic import Field, field_validator, model_validator
 
 from parlant_runtime.bundle.ids import derive_ids
-from parlant_runtime.model import (
-    NIL_ID,
-    AgentFields,
-    AgentKnowledgeBaseFields,
-    CannedResponseFields,
-    GuidelineFields,
-    JourneyFields,
-    JourneyGuidelineFields,
-    JourneyStateFields,
-    JourneyTransitionFields,
-    Model,
-    StateType,
-    TermFields,
-    ToolFields,
-    ToolIntegrationFields,
-    VariableFields,
-)
+from parlant_runtime.model import NIL_ID, Model, StateType, VariableSpec
+from parlant_runtime.model._base import Flag, Integer, JsonObject, Name, Percent, Priority
+from parlant_runtime.model.enums import AgentStatus, CompositionMode, IntegrationType, ToolType
 
 __all__ = [
     "AgentBundle",
@@ -60,53 +46,108 @@ __all__ = [
 ]
 
 
-class AgentSpec(AgentFields):
+class AgentSpec(Model):
     """The bundle's ``agent`` section."""
 
+    name: Name
+    description: str | None = None
+    status: AgentStatus = AgentStatus.ACTIVE
+    composition_mode: CompositionMode = CompositionMode.FLUID
+    system_prompt: str | None = None
+    model_provider: str | None = None
+    model_name: str | None = None
+    temperature: Percent = 70
+    max_tokens: Integer | None = Field(default=None, ge=1)
+    no_match_response: str | None = None
+    """Extension of the seed: the reply of a strict agent when no canned response fits."""
     id: UUID = NIL_ID
 
 
-class GuidelineSpec(GuidelineFields):
+class GuidelineSpec(Model):
     """One entry of ``guidelines``; ``tools`` name tools of the bundle."""
 
+    # when (condition), what (action)
+    name: Name | None = None
+    """Extension of the seed: lets journeys link a guideline by name."""
+    condition: str | None = None
+    action: str = Field(min_length=1)
+    priority: Priority = 100
+    enabled: Flag = True
     id: UUID = NIL_ID
     tools: list[str] = Field(default_factory=list)
 
 
-class CannedResponseSpec(CannedResponseFields):
+class CannedResponseSpec(Model):
     """One entry of ``cannedResponses``."""
 
+    # an approved template and when to use it
+    name: Name | None = None
+    """Extension of the seed: a stable handle for traces, coverage and tests."""
+    template: str = Field(min_length=1)
+    category: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    conditions: list[str] = Field(default_factory=list)
+    priority: Priority = 100
+    enabled: Flag = True
+    requires_exact_match: Flag = False
     id: UUID = NIL_ID
 
 
-class TermSpec(TermFields):
+class TermSpec(Model):
     """One entry of ``terms``."""
 
+    # a glossary term: a word of the business, its meaning and its synonyms
+    name: Name
+    description: str = ""
+    synonyms: list[str] = Field(default_factory=list)
+    category: str | None = None
+    examples: list[str] = Field(default_factory=list)
+    importance: Priority = 100
     id: UUID = NIL_ID
 
 
-class ToolIntegrationSpec(ToolIntegrationFields):
+class ToolIntegrationSpec(Model):
     """One entry of a tool's ``integrations``."""
 
+    # where a tool's calls really go
+    integration_type: IntegrationType
+    target_id: str = Field(min_length=1)
+    configuration: JsonObject = Field(default_factory=dict)
+    enabled: Flag = True
+    parameter_mapping: JsonObject = Field(default_factory=dict)
+    response_mapping: JsonObject = Field(default_factory=dict)
     id: UUID = NIL_ID
 
 
-class ToolSpec(ToolFields):
+class ToolSpec(Model):
     """One entry of ``tools``."""
 
+    # its name and its contract
+    name: Name
+    display_name: str | None = None
+    description: str | None = None
+    tool_type: ToolType = ToolType.CUSTOM
+    parameters: JsonObject = Field(default_factory=lambda: {"type": "object"})
+    """JSON Schema of the arguments."""
+    return_schema: JsonObject | None = None
+    """JSON Schema of the result, when the tool promises one."""
+    usage_guidelines: str | None = None
+    error_handling: JsonObject = Field(default_factory=dict)
+    enabled: Flag = True
     id: UUID = NIL_ID
     integrations: list[ToolIntegrationSpec] = Field(default_factory=list)
 
 
-class VariableSpec(VariableFields):
-    """One entry of ``variables``."""
-
-    id: UUID = NIL_ID
-
-
-class KnowledgeBaseLinkSpec(AgentKnowledgeBaseFields):
+class KnowledgeBaseLinkSpec(Model):
     """One entry of ``knowledgeBases``."""
 
+    # how an agent searches one knowledge base
+    knowledge_base_id: str = Field(min_length=1)
+    enabled: Flag = True
+    search_threshold: Percent = 70
+    """Minimum relevance (0-100) of a result to be used."""
+    max_results: Integer = Field(default=5, ge=1, le=100)
+    priority: Priority = 100
     id: UUID = NIL_ID
 
 
@@ -134,13 +175,34 @@ class CollectedVariableSpec(Model):
         return value
 
 
-class StateSpec(JourneyStateFields):
+class StateSpec(Model):
     """One state of a journey; ``tool`` names a tool of the bundle; ``collect`` lists the
     variables a chat state reads from the customer's words (a language model does)."""
 
+    name: Name
+    state_type: StateType
+    chat_prompt: str | None = None
+    tool_config: JsonObject = Field(default_factory=dict)
+    condition: str | None = None
+    """The skip condition; on a decision state, the question the state decides."""
+    is_initial: Flag = False
+    is_final: Flag = False
+    allow_skip: Flag = True
+    metadata: JsonObject = Field(default_factory=dict)
     id: UUID = NIL_ID
     tool: str | None = None
     collect: list[CollectedVariableSpec] = Field(default_factory=list)
+
+    @property
+    def ends_journey(self) -> bool:
+        """Whether entering this state ends the journey."""
+        return self.state_type is StateType.FINAL or self.is_final
+
+    @property
+    def stops_turn(self) -> bool:
+        """Whether a turn that enters this state ends there (chat and final states);
+        tool and decision states move on within the turn."""
+        return self.state_type is StateType.CHAT or self.ends_journey
 
     @model_validator(mode="after")
     def _collects_in_chat_states(self) -> Self:
@@ -153,24 +215,37 @@ class StateSpec(JourneyStateFields):
         return self
 
 
-class TransitionSpec(JourneyTransitionFields):
+class TransitionSpec(Model):
     """One transition of a journey, between two of its states named ``from`` and ``to``."""
 
+    condition: str | None = None
+    priority: Priority = 100
     id: UUID = NIL_ID
     from_state: str = Field(alias="from", min_length=1)
     to_state: str = Field(alias="to", min_length=1)
 
 
-class JourneyGuidelineSpec(JourneyGuidelineFields):
+class JourneyGuidelineSpec(Model):
     """A journey's link to one of the agent's guidelines, named by ``guideline``."""
 
+    # how the journey applies that guideline
+    priority_override: Priority | None = None
+    enabled: Flag = True
+    journey_specific_condition: str | None = None
     id: UUID = NIL_ID
     guideline: str = Field(min_length=1)
 
 
-class JourneySpec(JourneyFields):
+class JourneySpec(Model):
     """One journey with its states, transitions and guideline links."""
 
+    title: Name
+    description: str | None = None
+    conditions: list[str] = Field(default_factory=list)
+    """Activation conditions: the journey is a candidate when any one of them holds."""
+    enabled: Flag = True
+    allow_skipping: Flag = True
+    allow_revisiting: Flag = True
     id: UUID = NIL_ID
     states: list[StateSpec] = Field(default_factory=list)
     transitions: list[TransitionSpec] = Field(default_factory=list)
