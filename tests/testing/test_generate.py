@@ -17,13 +17,9 @@ from parlant_runtime.bundle import LoadedBundle, bundle_from_data, loads_bundle,
 from parlant_runtime.bundle.source import SourceMap
 from parlant_runtime.cli import cli
 from parlant_runtime.testing import loads_conversation_file, render_text, run_case
+from parlant_runtime.testing._values import example_for_pattern, example_for_schema
 from parlant_runtime.testing.coverage import coverage_of, taken_transitions
-from parlant_runtime.testing.generate import (
-    example_for_pattern,
-    example_for_schema,
-    generate_tests,
-    render_generated,
-)
+from parlant_runtime.testing.generate import generate_tests, render_generated
 from parlant_runtime.testing.results import FileResult
 from tests.strategies import arbitrary_journeys, valid_journeys
 from tests.testing.support import EXAMPLES
