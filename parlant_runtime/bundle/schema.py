@@ -24,9 +24,22 @@ from jsonschema.exceptions import SchemaError
 from pydantic import Field, field_validator, model_validator
 
 from parlant_runtime.bundle.ids import derive_ids
-from parlant_runtime.model import NIL_ID, Model, StateType, VariableSpec
-from parlant_runtime.model._base import Flag, Integer, JsonObject, Name, Percent, Priority
-from parlant_runtime.model.enums import AgentStatus, CompositionMode, IntegrationType, ToolType
+from parlant_runtime.model import (
+    NIL_ID,
+    AgentStatus,
+    CompositionMode,
+    Flag,
+    Integer,
+    IntegrationType,
+    JsonObject,
+    Model,
+    Name,
+    Percent,
+    Priority,
+    StateType,
+    ToolType,
+    VariableSpec,
+)
 
 __all__ = [
     "AgentBundle",

@@ -8,7 +8,17 @@ variable definition lives here because the stored variable row extends it.
 
 from __future__ import annotations
 
-from parlant_runtime.model._base import NIL_ID, Model
+from parlant_runtime.model._base import (
+    NIL_ID,
+    Count,
+    Flag,
+    Integer,
+    JsonObject,
+    Model,
+    Name,
+    Percent,
+    Priority,
+)
 from parlant_runtime.model.enums import (
     AgentStatus,
     CompositionMode,
@@ -28,10 +38,17 @@ __all__ = [
     "NIL_ID",
     "AgentStatus",
     "CompositionMode",
+    "Count",
     "Event",
     "EventType",
+    "Flag",
+    "Integer",
     "IntegrationType",
+    "JsonObject",
     "Model",
+    "Name",
+    "Percent",
+    "Priority",
     "Session",
     "SessionMode",
     "SessionStatus",
