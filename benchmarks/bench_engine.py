@@ -19,7 +19,8 @@ moves it one state on. Measured, in the same run:
 - ``transitions``: the reference, a bare ``transitions.Machine`` of the same 50 states
   and 97 conditional transitions with one model bound: ``set_state`` then the trigger
   (the least a ``transitions``-based step does);
-- ``JourneyMachine.step``: the engine's compiled machine making the same move;
+- ``JourneyMachine.move``: the engine's compiled machine recording the same move (the
+  engine has chosen the transition; the machine fires it: ``docs/engine.md``);
 - ``run_turn``: the whole turn computed (conditions, step, prompt, composition, events
   and trace), no storage;
 - ``process_message``: the call a chat backend makes, on a :class:`MemoryStore` (load
@@ -346,11 +347,11 @@ async def bench_step(settings: Settings) -> dict[str, Any]:
     journey = (await served.runtime.agent(WS, served.agent_id)).journeys[0]
     assert journey.machine is not None
     compiled = journey.machine
-    eligible = {t.spec.id: t.spec.to_state == target for t in journey.outgoing[source]}
-    assert compiled.step(source, eligible) == target
+    edge = next(t.spec.id for t in journey.outgoing[source] if t.spec.to_state == target)
+    assert compiled.move(source, edge) == target
 
     def engine() -> None:
-        compiled.step(source, eligible)
+        compiled.move(source, edge)
 
     reference = time_sync(bare, settings.steps)
     step = time_sync(engine, settings.steps)
@@ -506,7 +507,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"{'':44} {'median us':>10} {'p99 us':>9} {'ratio':>7}")
     for label, key in (
         ("transitions: bare Machine trigger (ref.)", "transitions"),
-        ("JourneyMachine.step (the engine's step)", "machine_step"),
+        ("JourneyMachine.move (the engine's step)", "machine_step"),
         ("run_turn: the turn computed, no store", "run_turn"),
         ("process_message on MemoryStore", "process_message"),
     ):

@@ -41,6 +41,7 @@ from parlant_runtime.engine.compiled import (
     CompiledAgent,
     CompiledGuideline,
     CompiledJourney,
+    CompiledTransition,
     Template,
     natural_texts,
 )
@@ -568,32 +569,29 @@ def _go_back(turn: _Turn) -> None:
 
 
 def _next(turn: _Turn, journey: CompiledJourney, source: str) -> str | None:
-    """The target of the first eligible transition from ``source`` (the machine decides)."""
-    eligible: dict[UUID, bool] = {}
-    considered = journey.outgoing.get(source, [])
-    for transition in considered:
-        holds = turn.check(
-            f"{journey.title}/{source}->{transition.spec.to_state}", transition.condition
-        )
-        revisit = not journey.spec.allow_revisiting and transition.spec.to_state in turn.visited
-        eligible[transition.spec.id] = holds and not revisit
-    target = journey.machine.step(source, eligible) if journey.machine is not None else None
-    taken = False
-    for transition in considered:
+    """The target of the first eligible transition from ``source``, tried in priority
+    order (ties in file order), or ``None``: the engine decides, the journey's machine
+    records the move (``docs/engine.md``, "One decision per step")."""
+    taken: CompiledTransition | None = None
+    for transition in journey.outgoing.get(source, ()):
         spec = transition.spec
-        if not taken and eligible[spec.id]:
-            outcome, taken = "taken", True
-            turn.count("transition", spec.id, "use_count")
-        elif taken:
+        # every condition is decided (and traced), also after the one taken
+        holds = turn.check(f"{journey.title}/{source}->{spec.to_state}", transition.condition)
+        if taken is not None:
             outcome = "not tried"
         elif not journey.spec.allow_revisiting and spec.to_state in turn.visited:
             outcome = "revisit forbidden"
+        elif holds:
+            outcome, taken = "taken", transition
         else:
             outcome = "condition false"
         turn.trace.transitions.append(
             TransitionTrace(source, spec.to_state, spec.priority, outcome, str(spec.id))
         )
-    return target
+    if taken is None or journey.machine is None:
+        return None
+    turn.count("transition", taken.spec.id, "use_count")
+    return journey.machine.move(source, taken.spec.id)
 
 
 async def _call(
