@@ -26,6 +26,7 @@ from parlant_runtime.bundle.schema import (
 from parlant_runtime.engine._machine import Edge, JourneyMachine
 from parlant_runtime.engine.batch import ConditionBatch
 from parlant_runtime.engine.conditions import Condition, compile_condition
+from parlant_runtime.engine.usage import Counter, Entity, UsageKey
 from parlant_runtime.errors import TemplateSandboxError
 from parlant_runtime.model import StateType
 from parlant_runtime.sandbox import CompiledTemplate, ConditionKind, compile_template
@@ -84,6 +85,13 @@ class CompiledTransition:
 
     spec: TransitionSpec
     condition: Condition
+    used: UsageKey = field(init=False)
+    """Its ``use_count``, moved when it is taken."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "used", UsageKey(Entity.TRANSITION, self.spec.id, Counter.USE_COUNT)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,23 @@ class CompiledGuideline:
     order: int
     link_id: UUID | None = None
     link_condition: Condition | None = None
+    label: str = field(init=False)
+    """How the trace names it (``guideline <name or position>``)."""
+    matched: UsageKey = field(init=False)
+    """The guideline's ``match_count``."""
+    link_matched: UsageKey | None = field(init=False)
+    """The journey link's ``match_count`` (a link only)."""
+
+    def __post_init__(self) -> None:
+        label = f"guideline {self.spec.name or self.order}"
+        matched = UsageKey(Entity.GUIDELINE, self.spec.id, Counter.MATCH_COUNT)
+        link = self.link_id
+        link_matched = (
+            None if link is None else UsageKey(Entity.JOURNEY_GUIDELINE, link, Counter.MATCH_COUNT)
+        )
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "matched", matched)
+        object.__setattr__(self, "link_matched", link_matched)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +133,16 @@ class CompiledCanned:
     order: int
     fields: tuple[str, ...] = ()
     """The ``fields.<name>`` the template reads: values only a language model fills."""
+    label: str = field(init=False)
+    """How the trace and the response generator name it (``canned <name or position>``)."""
+    used: UsageKey = field(init=False)
+    """Its ``use_count``, moved when it is sent."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"canned {self.spec.name or self.order}")
+        object.__setattr__(
+            self, "used", UsageKey(Entity.CANNED_RESPONSE, self.spec.id, Counter.USE_COUNT)
+        )
 
 
 @dataclass
@@ -123,6 +158,11 @@ class CompiledJourney:
     activation: tuple[Condition, ...]
     guidelines: tuple[CompiledGuideline, ...]
     machine: JourneyMachine | None
+    finished: UsageKey = field(init=False)
+    """Its ``total_sessions``, moved when a session reaches a final state."""
+
+    def __post_init__(self) -> None:
+        self.finished = UsageKey(Entity.JOURNEY, self.spec.id, Counter.TOTAL_SESSIONS)
 
     @property
     def title(self) -> str:
@@ -149,7 +189,13 @@ class CompiledAgent:
     """The canned responses in the order composition tries them (priority, then file)."""
     memo: dict[Any, Any] = field(default_factory=dict)
     """What turns derive from this version alone (trace rows of conditions decided in a
-    batch, usage keys), kept for the next turn; bounded by the agent's size."""
+    batch, the natural-language texts to ask), kept for the next turn; bounded by the
+    agent's size."""
+    messages: UsageKey = field(init=False)
+    """The agent's ``total_messages``."""
+
+    def __post_init__(self) -> None:
+        self.messages = UsageKey(Entity.AGENT, self.stored.agent_id, Counter.TOTAL_MESSAGES)
 
     @property
     def version(self) -> int:

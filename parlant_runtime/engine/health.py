@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from parlant_runtime.bundle.schema import ToolSpec
+from parlant_runtime.engine.usage import Entity
 from parlant_runtime.storage.checks import TOOL_DEGRADED, TOOL_HEALTHY
 from parlant_runtime.storage.port import Store
 
@@ -96,10 +97,10 @@ async def tool_health(store: Store, workspace_id: str, tool: ToolSpec) -> ToolHe
     Raises:
         NotFound: the tool (or one of its integrations) is not in the workspace.
     """
-    uses = (await store.usage(workspace_id, "tool", tool.id)).get("use_count", 0)
+    uses = (await store.usage(workspace_id, Entity.TOOL, tool.id)).get("use_count", 0)
     integrations = []
     for integration in tool.integrations:
-        counters = await store.usage(workspace_id, "tool_integration", integration.id)
+        counters = await store.usage(workspace_id, Entity.TOOL_INTEGRATION, integration.id)
         errors = counters.get("error_count", 0)
         integrations.append(
             IntegrationHealth(

@@ -43,6 +43,7 @@ from parlant_runtime.engine.turn import (
     value_type_of,
 )
 from parlant_runtime.engine.understanding import TokenSink, Understander, Utterance
+from parlant_runtime.engine.usage import wire
 from parlant_runtime.errors import ParlantRuntimeError
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
 from parlant_runtime.storage.checks import (
@@ -547,7 +548,7 @@ class Runtime:
                     current_journey_id=outcome.journey_id,
                     current_state_id=outcome.state_id,
                     variables=outcome.variables,
-                    usage=outcome.usage,
+                    usage=wire(outcome.usage),
                     metadata=outcome.metadata,
                 ),
             )

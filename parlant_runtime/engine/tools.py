@@ -48,6 +48,7 @@ from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
 from parlant_runtime.bundle.schema import ToolIntegrationSpec, ToolSpec
 from parlant_runtime.bundle.source import did_you_mean
+from parlant_runtime.engine.usage import Counter, Entity, Usage, UsageKey
 from parlant_runtime.errors import ParlantRuntimeError, TemplateSandboxError
 from parlant_runtime.model import EventType
 from parlant_runtime.sandbox import (
@@ -493,17 +494,15 @@ def tool_events(
     ]
 
 
-def usage_deltas(
-    outcome: ToolOutcome, tool_id: UUID, integration_id: UUID | None = None
-) -> dict[str, int]:
+def usage_deltas(outcome: ToolOutcome, tool_id: UUID, integration_id: UUID | None = None) -> Usage:
     """The usage deltas of a call: the tool's ``use_count`` +1 when its function ran at
     all; when it ran and failed (a fallback included), the ``error_count`` +1 of
     ``integration_id`` (the integration the call went to, see :func:`route`)."""
     if not outcome.attempts:
         return {}
-    deltas = {f"tool:{tool_id}:use_count": 1}
+    deltas = {UsageKey(Entity.TOOL, tool_id, Counter.USE_COUNT): 1}
     if not outcome.ok and integration_id is not None:
-        deltas[f"tool_integration:{integration_id}:error_count"] = 1
+        deltas[UsageKey(Entity.TOOL_INTEGRATION, integration_id, Counter.ERROR_COUNT)] = 1
     return deltas
 
 

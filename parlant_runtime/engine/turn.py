@@ -39,6 +39,7 @@ from parlant_runtime.engine import knowledge
 from parlant_runtime.engine import tools as tooling
 from parlant_runtime.engine.compiled import (
     CompiledAgent,
+    CompiledCanned,
     CompiledGuideline,
     CompiledJourney,
     CompiledTransition,
@@ -73,6 +74,7 @@ from parlant_runtime.engine.understanding import (
     UnderstandRequest,
     Utterance,
 )
+from parlant_runtime.engine.usage import Counter, Entity, Usage, UsageKey
 from parlant_runtime.errors import TemplateSandboxError
 from parlant_runtime.model import (
     CompositionMode,
@@ -169,7 +171,7 @@ class TurnOutcome:
     state_id: UUID | None
     variables: list[VariableChange]
     metadata: dict[str, Any]
-    usage: dict[str, int]
+    usage: Usage
     replies: list[str]
     guidelines: list[str]
     trace: Trace
@@ -202,8 +204,10 @@ class _Turn:
         phase only: the context no longer changes there)."""
         self.events: list[NewEvent] = []
         self.changes: list[VariableChange] = []
-        self.usage: dict[str, int] = {}
+        self.usage: Usage = {}
         self.tool_calls: list[str] = []
+        self.offered: dict[str, CompiledCanned] = {}
+        """The canned responses offered to the reply, by the name their candidate has."""
         self.tool_results: dict[str, Any] = {}
         self.private_tools: set[str] = set()
         """Tools whose last result went to a private variable: hidden from templates."""
@@ -446,12 +450,8 @@ class _Turn:
         self.emit(EventType.VARIABLE_UPDATE, shown)
         return True
 
-    def count(self, entity: str, entity_id: UUID, counter: str) -> None:
-        memo = (entity, entity_id, counter)
-        key = self.agent.memo.get(memo)
-        if key is None:
-            key = self.agent.memo[memo] = f"{entity}:{entity_id}:{counter}"
-        self.usage[key] = self.usage.get(key, 0) + 1
+    def count(self, key: UsageKey, delta: int = 1) -> None:
+        self.usage[key] = self.usage.get(key, 0) + delta
 
 
 def _loose_index(agent: CompiledAgent, texts: Sequence[str]) -> dict[str, str]:
@@ -514,7 +514,7 @@ async def _enter(
             state_id=state.spec.id,
         )
         if state.spec.ends_journey:
-            turn.count("journey", journey.spec.id, "total_sessions")
+            turn.count(journey.finished)
             turn.final_prompt = state.prompt
             turn.ended = (journey, target)
             turn.journey, turn.state, turn.visited = None, None, []
@@ -590,7 +590,7 @@ def _next(turn: _Turn, journey: CompiledJourney, source: str) -> str | None:
         )
     if taken is None or journey.machine is None:
         return None
-    turn.count("transition", taken.spec.id, "use_count")
+    turn.count(taken.used)
     return journey.machine.move(source, taken.spec.id)
 
 
@@ -651,7 +651,7 @@ async def _call(
     integration = tooling.route(tool)
     deltas = tooling.usage_deltas(outcome, tool.id, integration.id if integration else None)
     for key, delta in deltas.items():
-        turn.usage[key] = turn.usage.get(key, 0) + delta
+        turn.count(key, delta)
     turn.trace.tools.append(
         {
             "tool": tool.name,
@@ -746,7 +746,7 @@ async def _retrieve(turn: _Turn, retriever: Retriever) -> None:
         turn.kb, turn.trace.knowledge = knowledge.select(links, queries, found)
         for link in links:
             if link.enabled:
-                turn.count("agent_knowledge_base", link.id, "search_count")
+                turn.count(UsageKey(Entity.AGENT_KNOWLEDGE_BASE, link.id, Counter.SEARCH_COUNT))
     except TimeoutError:
         turn.error(f"the knowledge-base search took longer than {KNOWLEDGE_TIMEOUT} s")
     except Exception as exc:  # the plugin's failure, not the turn's
@@ -761,7 +761,7 @@ def _matched_guidelines(turn: _Turn) -> list[CompiledGuideline]:
     for guideline in turn.agent.guidelines:
         if guideline.spec.id in linked:
             continue  # the journey's link decides for it
-        if turn.check(f"guideline {guideline.spec.name or guideline.order}", guideline.condition):
+        if turn.check(guideline.label, guideline.condition):
             matched.append(guideline)
     for link in linked.values():
         label = f"{turn.journey.title if turn.journey else ''} guideline {link.spec.name}"
@@ -771,9 +771,9 @@ def _matched_guidelines(turn: _Turn) -> list[CompiledGuideline]:
             matched.append(link)
     matched.sort(key=lambda g: (-g.priority, g.order))
     for guideline in matched:
-        turn.count("guideline", guideline.spec.id, "match_count")
-        if guideline.link_id is not None:
-            turn.count("journey_guideline", guideline.link_id, "match_count")
+        turn.count(guideline.matched)
+        if guideline.link_matched is not None:
+            turn.count(guideline.link_matched)
     return matched
 
 
@@ -808,7 +808,7 @@ def _candidates(
     context = turn.template_context() if turn.agent.canned else None
     candidates = []
     for canned in turn.agent.canned_by_priority:
-        label = f"canned {canned.spec.name or canned.order}"
+        label = canned.label
         if not all(turn.check(label, c) for c in canned.conditions):
             skipped.append((label, "a condition does not hold"))
             continue
@@ -822,6 +822,7 @@ def _candidates(
             shown = {**context, "fields": {name: f"{{{name}}}" for name in canned.fields}}
         text = _render(canned.template, turn, label, skipped, shown)
         if text is not None:
+            turn.offered[label] = canned
             candidates.append(
                 Candidate(
                     label,
@@ -937,10 +938,9 @@ async def _compose(
         tuple(skipped),
         tuple((r.source, r.name) for r in replies) if len(replies) > 1 else (),
     )
-    used = {r.name for r in replies if r.source == "canned_response"}
-    for canned in turn.agent.canned:
-        if f"canned {canned.spec.name or canned.order}" in used:
-            turn.count("canned_response", canned.spec.id, "use_count")
+    sent = [turn.offered.get(r.name or "") for r in replies if r.source == "canned_response"]
+    for key in dict.fromkeys(c.used for c in sent if c is not None):  # each once
+        turn.count(key)
     return replies
 
 
@@ -960,7 +960,6 @@ def _chosen(
     if replies is None:
         return None
     by_name = {c.name: c for c in candidates}
-    templates = {f"canned {c.spec.name or c.order}": c for c in turn.agent.canned}
     kept: list[Reply] = []
     for reply in replies:
         candidate = by_name.get(reply.name or "")
@@ -991,7 +990,7 @@ def _chosen(
             values = {name: given[name] for name in candidate.fields}
             context = {**turn.template_context(), "fields": values}
             text = _render(
-                templates[candidate.name].template, turn, candidate.name, skipped, context
+                turn.offered[candidate.name].template, turn, candidate.name, skipped, context
             )
         if text is not None:
             kept.append(Reply(text, "canned_response", candidate.name))
@@ -1150,16 +1149,16 @@ def _account(turn: _Turn) -> None:
     session_id = turn.inp.session.id
     agent_id = turn.agent.stored.agent_id
     if usage.tokens:
-        for key in (f"session:{session_id}:tokens_used", f"agent:{agent_id}:total_tokens_used"):
-            turn.usage[key] = turn.usage.get(key, 0) + usage.tokens
+        turn.count(UsageKey(Entity.SESSION, session_id, Counter.TOKENS_USED), usage.tokens)
+        turn.count(UsageKey(Entity.AGENT, agent_id, Counter.TOTAL_TOKENS_USED), usage.tokens)
     if usage.cost_micros:
         before = int(turn.book.get("cost_micros", 0))
         after = before + usage.cost_micros
         turn.book["cost_micros"] = after
         cents = after // CENT_MICROS - before // CENT_MICROS
         if cents:
-            for key in (f"session:{session_id}:cost", f"agent:{agent_id}:total_cost"):
-                turn.usage[key] = turn.usage.get(key, 0) + cents
+            turn.count(UsageKey(Entity.SESSION, session_id, Counter.COST), cents)
+            turn.count(UsageKey(Entity.AGENT, agent_id, Counter.TOTAL_COST), cents)
 
 
 def record_message(inp: TurnInput, *, idempotency_key: str | None = None) -> TurnOutcome:
@@ -1174,7 +1173,7 @@ def record_message(inp: TurnInput, *, idempotency_key: str | None = None) -> Tur
         turn.emit(
             EventType.CUSTOMER_MESSAGE, {"text": inp.message}, idempotency_key=idempotency_key
         )
-        turn.count("agent", inp.agent.stored.agent_id, "total_messages")
+        turn.count(inp.agent.messages)
     for key, value in inp.set_variables.items():
         turn.set_variable(key, value, source="caller")
     return TurnOutcome(
@@ -1213,7 +1212,7 @@ async def run_turn(
         turn.emit(
             EventType.CUSTOMER_MESSAGE, {"text": inp.message}, idempotency_key=idempotency_key
         )
-        turn.count("agent", inp.agent.stored.agent_id, "total_messages")
+        turn.count(inp.agent.messages)
     for key, value in inp.set_variables.items():
         turn.set_variable(key, value, source="caller")
     if retriever is not None and inp.message is not None:
