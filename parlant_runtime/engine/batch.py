@@ -88,7 +88,7 @@ class ConditionBatch:
     """Expression conditions decided together (see the module docstring)."""
 
     def __init__(self, conditions: Sequence[Condition]) -> None:
-        unique = list({id(c): c for c in conditions}.values())
+        unique = list(dict.fromkeys(conditions))
         self._batched = [c for c in unique if _batchable(c)]
         self._alone = [
             c for c in unique if c.kind is ConditionKind.EXPRESSION and not _batchable(c)
@@ -108,24 +108,23 @@ class ConditionBatch:
     def __len__(self) -> int:
         return len(self._batched) + len(self._alone)
 
-    def evaluate(self, context: Mapping[str, Any]) -> dict[int, Decided]:
+    def evaluate(self, context: Mapping[str, Any]) -> dict[Condition, Decided]:
         """Each expression condition's truth (and reason) over ``context``, as
-        :meth:`Condition.evaluate` gives it, keyed by the ``id()`` of the condition given
-        (a condition's hash is not cached: identity is cheaper)."""
-        decided: dict[int, Decided] = {}
+        :meth:`Condition.evaluate` gives it."""
+        decided: dict[Condition, Decided] = {}
         for chunk in self._chunks:
             self._decide(chunk, context, decided)
         for condition in self._alone:
-            decided[id(condition)] = condition.evaluate(context, {})
+            decided[condition] = condition.evaluate(context, {})
         return decided
 
     def _decide(
-        self, chunk: _Chunk, context: Mapping[str, Any], decided: dict[int, Decided]
+        self, chunk: _Chunk, context: Mapping[str, Any], decided: dict[Condition, Decided]
     ) -> None:
         conditions = self._batched
         if chunk.stop - chunk.start == 1:
             condition = conditions[chunk.start]
-            decided[id(condition)] = condition.evaluate(context, {})
+            decided[condition] = condition.evaluate(context, {})
             return
         compiled = chunk.compiled(conditions)
         values: Any = None
@@ -140,6 +139,6 @@ class ConditionBatch:
             return
         for condition, value in zip(conditions[chunk.start : chunk.stop], values, strict=True):
             if isinstance(value, Undefined):
-                decided[id(condition)] = condition.evaluate(context, {})
+                decided[condition] = condition.evaluate(context, {})
             else:
-                decided[id(condition)] = (bool(value), None)
+                decided[condition] = (bool(value), None)

@@ -26,6 +26,7 @@ from parlant_runtime.bundle.schema import (
 from parlant_runtime.engine._machine import Edge, JourneyMachine
 from parlant_runtime.engine.batch import ConditionBatch
 from parlant_runtime.engine.conditions import Condition, compile_condition
+from parlant_runtime.engine.trace import ConditionTrace
 from parlant_runtime.engine.usage import Counter, Entity, UsageKey
 from parlant_runtime.errors import TemplateSandboxError
 from parlant_runtime.model import StateType
@@ -188,9 +189,11 @@ class CompiledAgent:
     canned_by_priority: list[CompiledCanned] = field(default_factory=list)
     """The canned responses in the order composition tries them (priority, then file)."""
     memo: dict[Any, Any] = field(default_factory=dict)
-    """What turns derive from this version alone (trace rows of conditions decided in a
-    batch, the natural-language texts to ask), kept for the next turn; bounded by the
-    agent's size."""
+    """What turns derive from this version alone (the natural-language texts to ask,
+    the variables to collect), kept for the next turn; bounded by the agent's size."""
+    trace_rows: dict[tuple[str, Condition, bool], ConditionTrace] = field(default_factory=dict)
+    """The trace rows of conditions decided in a batch, by where, condition and result;
+    at most two per condition and place."""
     messages: UsageKey = field(init=False)
     """The agent's ``total_messages``."""
 

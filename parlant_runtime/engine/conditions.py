@@ -49,9 +49,10 @@ def normalise(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Condition:
-    """A condition compiled once per agent version."""
+    """A condition compiled once per agent version; one is equal only to itself (the
+    turn keys what it decided by the condition, and identity is the cheapest hash)."""
 
     text: str | None
     kind: ConditionKind

@@ -199,9 +199,9 @@ class _Turn:
         self.turn_budget = turn_budget
         self.deadline = time.monotonic() + turn_budget
         self.trace = Trace()
-        self.decided: dict[int, tuple[bool, str | None]] = {}
-        """Expression conditions decided in advance, in one batch, by ``id()`` (the reply
-        phase only: the context no longer changes there)."""
+        self.decided: dict[Condition, tuple[bool, str | None]] = {}
+        """Expression conditions decided in advance, in one batch (the reply phase only:
+        the context no longer changes there)."""
         self.events: list[NewEvent] = []
         self.changes: list[VariableChange] = []
         self.usage: Usage = {}
@@ -320,14 +320,9 @@ class _Turn:
         return text
 
     def check(self, where: str, condition: Condition) -> bool:
-        known = self.decided.get(id(condition))
-        if known is not None and known[1] is None:  # decided in a batch: the row is reused
-            key = (where, id(condition), known[0])
-            row = self.agent.memo.get(key)
-            if row is None:
-                row = ConditionTrace(where, condition.text, condition.kind.value, known[0])
-                self.agent.memo[key] = row
-            self.trace.conditions.append(row)
+        known = self.decided.get(condition)
+        if known is not None and known[1] is None:  # decided in a batch, for no reason
+            self.trace.conditions.append(self.batched_row(where, condition, known[0]))
             return known[0]
         if known is not None:
             result, reason = known
@@ -347,6 +342,16 @@ class _Turn:
             ConditionTrace(where, condition.text, condition.kind.value, result, reason, rationale)
         )
         return result
+
+    def batched_row(self, where: str, condition: Condition, result: bool) -> ConditionTrace:
+        """The trace row of a condition decided in a batch, made once per agent version
+        and reused by later turns (measured: ``benchmarks/bench_shortcuts.py``)."""
+        key = (where, condition, result)
+        row = self.agent.trace_rows.get(key)
+        if row is None:
+            row = ConditionTrace(where, condition.text, condition.kind.value, result)
+            self.agent.trace_rows[key] = row
+        return row
 
     # ------------------------------------------------------------------ plug-ins
 

@@ -6,7 +6,21 @@ those texts are simple: ``Booked for {{ vars.day }}``, ``{{ vars.n > 3 and vars.
 is defined }}``. This module reads exactly that subset (dotted names, literals,
 comparisons, ``and``/``or``/``not``, ``in``, presence tests, parentheses) in a few
 microseconds, and answers ``None`` for anything else, which then goes through
-Jinja. Everything it accepts, Jinja parses to the same meaning.
+Jinja. Everything it accepts, Jinja parses to the same meaning (a differential test,
+``tests/test_quick_analysis.py``, holds it to that).
+
+It is a second parser, so it has to earn its place: ``benchmarks/bench_analysis.py``
+measures it against Jinja alone (remembered per text, as :func:`analyse` would be
+without it), caches cleared before each run. On a busy 2-core machine (medians of 5)::
+
+                                               fast path      Jinja   ratio
+    analyse, the example agents' 75 texts        16.5 ms    69.5 ms    4.2x
+    analyse, a 5,000-state journey's 9,398 texts  154 ms   9,124 ms     59x
+    validate_bundle, a 1,000-state journey        141 ms   1,120 ms    7.9x
+    validate_bundle, a 5,000-state journey        997 ms   4,024 ms    4.0x
+
+62 of the examples' 75 hand-written texts take the fast path, and every text of the
+generated journey: kept.
 """
 
 from __future__ import annotations

@@ -52,10 +52,8 @@ EXPRESSIONS = [
 ]
 
 
-def alone(conditions: list[Condition]) -> dict[int, tuple[bool, str | None]]:
-    return {
-        id(c): c.evaluate(CONTEXT, {}) for c in conditions if c.kind is ConditionKind.EXPRESSION
-    }
+def alone(conditions: list[Condition]) -> dict[Condition, tuple[bool, str | None]]:
+    return {c: c.evaluate(CONTEXT, {}) for c in conditions if c.kind is ConditionKind.EXPRESSION}
 
 
 @pytest.mark.parametrize("repeat", [1, 3, 40])
@@ -78,8 +76,8 @@ def test_a_batch_of_many_chunks_decides_each_condition() -> None:
     decided = batch.evaluate(CONTEXT)
     assert len(conditions) > 2 * MAX_CHUNK
     assert decided == alone(conditions)
-    assert [decided[id(c)][0] for c in conditions[:150]] == [i < 103 for i in range(150)]
-    assert decided[id(conditions[150])][1] is not None
+    assert [decided[c][0] for c in conditions[:150]] == [i < 103 for i in range(150)]
+    assert decided[conditions[150]][1] is not None
 
 
 def test_natural_and_empty_conditions_are_left_to_the_turn() -> None:
