@@ -295,7 +295,7 @@ def taken_transitions(
 
 
 def _canned_label(name: str | None, order: int) -> str:
-    # the label the engine's trace gives a canned response (see engine/turn.py)
+    # the label the engine's trace gives a canned response (CompiledCanned.label)
     return f"canned {name or order}"
 
 
