@@ -19,17 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4, uuid5
 
+from parlant_runtime.engine.caller_input import (
+    check_message,
+    check_variables,
+    starting_variables,
+)
+from parlant_runtime.engine.commit import commit_events, commit_outcome
 from parlant_runtime.engine.compiled import AgentCache, CompiledAgent, compile_agent
 from parlant_runtime.engine.compose import DeterministicGenerator, ResponseGenerator
 from parlant_runtime.engine.conditions import ConditionEvaluator, KeywordEvaluator
 from parlant_runtime.engine.health import ToolHealth, tool_health
 from parlant_runtime.engine.knowledge import Retriever
+from parlant_runtime.engine.locks import SessionLocks
 from parlant_runtime.engine.observe import observed
+from parlant_runtime.engine.session_log import conversation, position_now, recorded_turn
 from parlant_runtime.engine.tools import ToolRegistry
 from parlant_runtime.engine.trace import Trace
 from parlant_runtime.engine.turn import (
@@ -40,21 +47,15 @@ from parlant_runtime.engine.turn import (
     TurnOutcome,
     record_message,
     run_turn,
-    value_type_of,
 )
-from parlant_runtime.engine.understanding import TokenSink, Understander, Utterance
-from parlant_runtime.engine.usage import wire
+from parlant_runtime.engine.understanding import TokenSink, Understander
 from parlant_runtime.errors import ParlantRuntimeError
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
 from parlant_runtime.storage.checks import (
     check_session_start,
     check_text,
-    check_turn,
-    check_value,
-    check_variable,
 )
 from parlant_runtime.storage.port import (
-    MAX_EVENT_BYTES,
     MAX_TITLE_LENGTH,
     ConcurrentUpdate,
     DuplicateMessage,
@@ -88,9 +89,6 @@ MAX_ATTEMPTS = 5
 """How often a turn is recomputed when other turns keep committing first."""
 
 _log = logging.getLogger("parlant_runtime.engine")
-
-_NO_SESSION = UUID(int=0)
-"""Stands for the session not created yet while its starting variables are checked."""
 
 
 class SessionClosed(ParlantRuntimeError):
@@ -181,7 +179,7 @@ class Runtime:
         self.tools = tools or ToolRegistry()
         self._background: set[asyncio.Task[TurnResult]] = set()
         self._cache = AgentCache()
-        self._locks = _SessionLocks()
+        self._locks = SessionLocks()
 
     async def agent(self, workspace_id: str, agent_id: UUID) -> CompiledAgent:
         """The compiled agent at its current version (compiled once per version)."""
@@ -231,24 +229,10 @@ class Runtime:
             metadata=dict(metadata or {}),
         )
         check_session_start(start)
-        _check_variables(variables)
+        check_variables(variables)
         changes: list[VariableChange] = []
         if variables:
-            agent = await self.agent(workspace_id, agent_id)
-            declared = {v.key: v for v in agent.stored.bundle.variables}
-            changes = [
-                VariableChange(
-                    key=key,
-                    value=value,
-                    value_type=declared[key].value_type
-                    if key in declared
-                    else value_type_of(value),
-                    is_private=declared[key].is_private if key in declared else False,
-                )
-                for key, value in variables.items()
-            ]
-            # the same checks the store makes at commit, made before anything exists
-            check_turn(TurnCommit(session_id=_NO_SESSION, expected_version=0, variables=changes))
+            changes = starting_variables(await self.agent(workspace_id, agent_id), variables)
         session = await self.store.create_session(workspace_id, start)
         if changes:
             session = await self.store.commit_turn(
@@ -284,9 +268,9 @@ class Runtime:
             InvalidData: the text, the key or a variable cannot be stored (nothing is).
             SessionClosed: the session is completed or abandoned.
         """
-        _check_message(text)
+        check_message(text)
         check_text(idempotency_key, "the idempotency key")
-        _check_variables(variables)
+        check_variables(variables)
         # the same message, computed again here or in another process: the same call ids
         call_key = str(uuid5(session_id, idempotency_key) if idempotency_key else uuid4())
         async with self._locks.hold(session_id):
@@ -404,7 +388,7 @@ class Runtime:
         Raises:
             InvalidData: the text cannot be stored (nothing is).
         """
-        _check_message(text)
+        check_message(text)
         event = NewEvent(
             event_type=EventType.AGENT_MESSAGE, content={"text": text}, metadata={"author": "human"}
         )
@@ -518,7 +502,9 @@ class Runtime:
     ) -> TurnResult:
         agent = await self.agent(workspace_id, session.agent_id)
         stored_variables = list(await self.store.get_variables(workspace_id, session.id))
-        history = await self._history(workspace_id, session) if answer else ()
+        history = (
+            await conversation(self.store, workspace_id, session, self.history) if answer else ()
+        )
         inp = TurnInput(session, agent, stored_variables, text, variables, call_key, history)
         if not answer:  # recorded with its variables, answered on resume
             outcome = record_message(inp, idempotency_key=idempotency_key)
@@ -538,54 +524,10 @@ class Runtime:
             outcome.metadata.setdefault(RUNTIME_KEY, {})["answered"] = (
                 session.event_count + len(outcome.events) - 1
             )
-        try:
-            committed = await self.store.commit_turn(
-                workspace_id,
-                TurnCommit(
-                    session_id=session.id,
-                    expected_version=session.version,
-                    events=outcome.events,
-                    current_journey_id=outcome.journey_id,
-                    current_state_id=outcome.state_id,
-                    variables=outcome.variables,
-                    usage=wire(outcome.usage),
-                    metadata=outcome.metadata,
-                ),
-            )
-        except InvalidData:
-            # a publish between the turn's reads and its commit removed a journey or a
-            # state the turn names: the turn is stale, not wrong; compute it again on the
-            # new version (the callers retry a ConcurrentUpdate)
-            if await self.store.agent_version(workspace_id, session.agent_id) != agent.version:
-                raise ConcurrentUpdate(
-                    f"agent {session.agent_id} was republished while the turn was computed"
-                ) from None
-            raise
-        events = await self.store.list_events(
-            workspace_id,
-            session.id,
-            after=session.event_count - 1,
-            limit=len(outcome.events),  # this turn's own events, not a later turn's
+        committed, events = await commit_outcome(
+            self.store, workspace_id, session, outcome, agent.version
         )
         return _result(committed, events, outcome, agent)
-
-    async def _history(self, workspace_id: str, session: Session) -> tuple[Utterance, ...]:
-        """The last :attr:`history` messages of the session, oldest first."""
-        if self.history <= 0 or session.event_count == 0:
-            return ()
-        window = self.history * 4  # tool, transition and status events sit between messages
-        events = await self.store.list_events(
-            workspace_id, session.id, after=max(-1, session.event_count - 1 - window)
-        )
-        said = [
-            Utterance(
-                "customer" if event.event_type is EventType.CUSTOMER_MESSAGE else "agent",
-                str(event.content.get("text", "")),
-            )
-            for event in events
-            if event.event_type in (EventType.CUSTOMER_MESSAGE, EventType.AGENT_MESSAGE)
-        ]
-        return tuple(said[-self.history :])
 
     async def _simple(
         self,
@@ -604,130 +546,29 @@ class Runtime:
             session = None
             _refuse_closed(current)
             try:
-                committed = await self.store.commit_turn(
-                    workspace_id,
-                    TurnCommit(
-                        session_id=session_id,
-                        expected_version=current.version,
-                        events=events,
-                        current_journey_id=current.current_journey_id,
-                        current_state_id=current.current_state_id,
-                        mode=mode,
-                        status=status,
-                    ),
+                committed, written = await commit_events(
+                    self.store, workspace_id, session_id, current, events, mode=mode, status=status
                 )
             except ConcurrentUpdate:
                 continue
-            written = await self.store.list_events(
-                workspace_id, session_id, after=current.event_count - 1
-            )
             outcome = TurnOutcome([], None, None, [], {}, {}, list(replies), [], Trace(), [])
             agent = await self.agent(workspace_id, committed.agent_id)
             return _result(committed, written, outcome, agent)
         raise ConcurrentUpdate(f"session {session_id} kept changing; try again")
 
     async def _replay(self, workspace_id: str, session: Session, found: Event) -> TurnResult:
-        events = await self.store.list_events(workspace_id, session.id, after=found.offset - 1)
-        turn: list[Event] = [found]
-        for event in events[1:]:
-            if event.event_type is EventType.CUSTOMER_MESSAGE:
-                break
-            turn.append(event)
-        replies = tuple(
-            str(e.content.get("text", "")) for e in turn if e.event_type is EventType.AGENT_MESSAGE
-        )
-        outcome = TurnOutcome([], None, None, [], {}, {}, list(replies), [], Trace(), [])
-        result = _result(session, turn, outcome, duplicate=True)
-        moves = [e for e in turn if e.event_type is EventType.JOURNEY_TRANSITION]
-        if moves:  # the turn moved: its last move is where it left the session
-            agent = await self.agent(workspace_id, session.agent_id)
-            journey, state = _position_of(moves[-1], agent)
-        elif len(turn) == len(events):  # the latest turn, and it did not move
-            agent = await self.agent(workspace_id, session.agent_id)
-            latest = _result(session, turn, outcome, agent)
-            journey, state = latest.journey, latest.state
-        else:  # an older turn that did not move: where the move before it left
-            before = await self.store.list_events(workspace_id, session.id, limit=found.offset)
-            moves = [e for e in before if e.event_type is EventType.JOURNEY_TRANSITION]
-            agent = await self.agent(workspace_id, session.agent_id)
-            journey, state = _position_of(moves[-1], agent) if moves else (None, None)
-        return replace(result, journey=journey, state=state)
+        async def agent() -> CompiledAgent:
+            return await self.agent(workspace_id, session.agent_id)
 
-
-@dataclass
-class _Held:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
-class _SessionLocks:
-    """One lock per session with a call running or waiting; dropped when the last one
-    leaves, so idle and ended sessions hold nothing."""
-
-    def __init__(self) -> None:
-        self._held: dict[UUID, _Held] = {}
-
-    def __len__(self) -> int:
-        return len(self._held)
-
-    @asynccontextmanager
-    async def hold(self, session_id: UUID) -> AsyncIterator[None]:
-        held = self._held.get(session_id)
-        if held is None:
-            held = self._held[session_id] = _Held()
-        held.users += 1
-        try:
-            async with held.lock:
-                yield
-        finally:
-            held.users -= 1
-            if held.users == 0:
-                del self._held[session_id]
-
-
-def _check_message(text: str) -> None:
-    """Refuse a message text no store holds, before the turn is computed on it."""
-    if not isinstance(text, str):
-        raise InvalidData(f"the message text must be text, not {type(text).__name__}")
-    check_value(text, "the message text")
-    size = len(text.encode())
-    if size > MAX_EVENT_BYTES:
-        raise InvalidData(
-            f"the message text is {size:,} bytes, more than {MAX_EVENT_BYTES:,}; "
-            "store large payloads elsewhere and refer to them"
-        )
-
-
-def _check_variables(variables: Mapping[str, Any] | None) -> None:
-    """Refuse caller variables no store holds, before they are typed or computed with."""
-    if variables is None:
-        return
-    if not isinstance(variables, Mapping):
-        raise InvalidData(f"variables must be a mapping, not {type(variables).__name__}")
-    for key, value in variables.items():
-        check_variable(key, value)
+        turn = await recorded_turn(self.store, workspace_id, session, found, agent)
+        outcome = TurnOutcome([], None, None, [], {}, {}, list(turn.replies), [], Trace(), [])
+        result = _result(session, turn.events, outcome, duplicate=True)
+        return replace(result, journey=turn.position[0], state=turn.position[1])
 
 
 def _refuse_closed(session: Session) -> None:
     if session.status is not SessionStatus.ACTIVE:
         raise SessionClosed(f"session {session.id} is {session.status.value}; start a new session")
-
-
-def _position_of(move: Event, agent: CompiledAgent) -> tuple[str | None, str | None]:
-    """Where a ``journey_transition`` event left the session: (journey title, state
-    name), or ``(None, None)`` when it left no journey (a final state ends it; a
-    fallback to ``null`` waited outside one). The event's own names are used when the
-    agent no longer has the state (republished since)."""
-    target = move.content.get("to")
-    if target is None:
-        return None, None
-    compiled = agent.journey_by_id(move.journey_id)
-    if compiled is not None and str(target) in compiled.states:
-        if compiled.states[str(target)].spec.ends_journey:
-            return None, None
-        return compiled.title, str(target)
-    title = move.content.get("journey")
-    return (str(title) if title is not None else None), str(target)
 
 
 def _result(
@@ -738,14 +579,7 @@ def _result(
     *,
     duplicate: bool = False,
 ) -> TurnResult:
-    journey = state = None
-    if agent is not None:
-        compiled = agent.journey_by_id(session.current_journey_id)
-        if compiled is not None:
-            journey = compiled.title
-            state = (
-                compiled.by_id.get(session.current_state_id) if session.current_state_id else None
-            )
+    journey, state = position_now(session, agent) if agent is not None else (None, None)
     return TurnResult(
         session=session,
         replies=tuple(outcome.replies),
