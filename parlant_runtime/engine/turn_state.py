@@ -264,7 +264,7 @@ class TurnState:
             reason = PRIVATE_REASON if tainted else self.redact(reason)
         rationale = None
         if self.rationales and condition.text is not None:
-            rationale = self.rationales.get(normalise(condition.text))
+            rationale = self.rationales.get(condition.loose)
         self.trace.conditions.append(
             ConditionTrace(where, condition.text, condition.kind.value, result, reason, rationale)
         )
