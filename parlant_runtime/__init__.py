@@ -1,21 +1,33 @@
 """parlant-runtime: run Parlant-style conversational agents from data.
 
-Everything a user needs is importable from here; submodules are internal and may
-change. The surface, by concern:
+The public API is what this module exports (``__all__``, listed on one page in
+``docs/api.md``), together with the storage conformance suite in
+:mod:`parlant_runtime.testing.conformance` (it needs pytest, so it is not imported
+here). Every other module is internal and may change between releases: import from
+``parlant_runtime``, not from where a name happens to be defined. By concern:
 
-- bundles: :func:`load_bundle`, :func:`dump_bundle`, :class:`AgentBundle` and its parts;
-- validation: :func:`validate_bundle`, :class:`ValidationReport`, :class:`Finding`, :class:`Code`;
-- diagrams: :func:`build_diagram`, :func:`to_mermaid`, :func:`to_dot`;
-- the stored records (:class:`Session`, :class:`Event`, :class:`Variable`) and the enums;
-- the runtime: :class:`Runtime` and its plugins (condition evaluators, generators, tools,
-  knowledge-base retrievers), tool health; language models in :mod:`parlant_runtime.llm`;
-- storage: the :class:`Store` port, :class:`MemoryStore`, the turn commit types;
-- errors: :class:`ParlantRuntimeError` and its subclasses.
+- the runtime: :class:`Runtime`, its results (:class:`TurnResult`, :class:`ReplyChunk`,
+  :class:`Trace`) and plug-ins (condition evaluators, understanders, reply generators,
+  tools, knowledge-base retrievers, language models), :class:`Telemetry`;
+- storage: the :class:`Store` port and what it takes and gives, :class:`MemoryStore`,
+  :class:`SqlStore` (``async with SqlStore.open(url) as store``), :func:`database_url`,
+  the migrations (:func:`upgrade`, :func:`adopt`);
+- bundles: :func:`load_bundle` / :func:`loads_bundle` give an :class:`AgentBundle`,
+  :func:`read_bundle` / :func:`reads_bundle` a :class:`LoadedBundle` with line numbers;
+  :func:`dump_bundle`, :func:`dumps_bundle`; the ``*Spec`` classes of its parts;
+- validation and diagrams: :func:`validate_bundle`, :func:`build_diagram`;
+- conversation tests: :func:`run_conversation_file`, :func:`coverage_of`;
+- errors: :class:`ParlantRuntimeError` and its subclasses (the tree is drawn in
+  ``parlant_runtime/errors.py``).
+
+``import parlant_runtime`` needs no database driver: :class:`SqlStore`,
+:func:`database_url`, :func:`upgrade`, :func:`adopt` and :class:`AdoptionRefused`
+import SQLAlchemy (and Alembic) when first used.
 """
 
-from __future__ import annotations
-
+import importlib as _importlib
 import logging as _logging
+import typing as _typing
 from importlib import metadata as _metadata
 
 from parlant_runtime.bundle import (
@@ -28,7 +40,6 @@ from parlant_runtime.bundle import (
     JourneySpec,
     KnowledgeBaseLinkSpec,
     LoadedBundle,
-    SourceMap,
     StateSpec,
     TermSpec,
     ToolIntegrationSpec,
@@ -41,18 +52,28 @@ from parlant_runtime.bundle import (
     load_bundle,
     loads_bundle,
     read_bundle,
+    reads_bundle,
 )
 from parlant_runtime.diagram import JourneyDiagram, build_diagram, to_dot, to_mermaid
 from parlant_runtime.engine import (
+    Candidate,
+    CannedChooser,
+    CollectSpec,
+    ComposeRequest,
     ConditionEvaluator,
+    ConditionTrace,
     DeterministicGenerator,
     IntegrationHealth,
     KeywordEvaluator,
     KeywordRetriever,
     KnowledgeError,
     KnowledgeQuery,
+    ModelUsage,
+    Part,
     Passage,
+    Reply,
     ReplyChunk,
+    ReplyTrace,
     ResponseGenerator,
     Retriever,
     Runtime,
@@ -64,38 +85,55 @@ from parlant_runtime.engine import (
     ToolHealth,
     ToolRegistry,
     Trace,
+    TransitionTrace,
+    TurnContext,
     TurnResult,
     Understander,
+    Understanding,
+    UnderstandRequest,
+    Utterance,
     current_call,
 )
+from parlant_runtime.engine.tools import ToolArgumentError
 from parlant_runtime.errors import (
     BundleError,
     BundleProblem,
     ParlantRuntimeError,
     TemplateSandboxError,
 )
+from parlant_runtime.llm import (
+    CallPolicy,
+    ChatMessage,
+    LanguageModel,
+    LanguageModelError,
+    ModelComposer,
+    ModelRequest,
+    ModelResponse,
+    ModelUnderstander,
+    Price,
+    model_from_name,
+)
 from parlant_runtime.model import (
-    NIL_ID,
-    AgentStatus,
     CompositionMode,
     Event,
     EventType,
-    IntegrationType,
     Session,
     SessionMode,
     SessionStatus,
     StateType,
-    ToolType,
     ValueType,
     Variable,
     VariableScope,
-    value_fits_type,
 )
 from parlant_runtime.storage import (
+    AgentChanges,
     ConcurrentUpdate,
+    DatabaseUnavailable,
+    DatabaseURLError,
     DuplicateMessage,
     InvalidData,
     MemoryStore,
+    MigrationError,
     NewEvent,
     NotFound,
     PublishRefused,
@@ -107,15 +145,29 @@ from parlant_runtime.storage import (
     TurnCommit,
     VariableChange,
 )
+from parlant_runtime.telemetry import Telemetry
+from parlant_runtime.testing import (
+    CaseResult,
+    ConversationFileError,
+    CoverageReport,
+    FileResult,
+    ToolStubError,
+    coverage_of,
+    run_conversation_file,
+)
 from parlant_runtime.validation import (
-    CODE_INFO,
     Code,
-    CodeInfo,
     Finding,
     Severity,
     ValidationReport,
     validate_bundle,
 )
+
+if _typing.TYPE_CHECKING:
+    from parlant_runtime.storage.adopt import AdoptionRefused, AdoptionReport, adopt
+    from parlant_runtime.storage.migrate import upgrade
+    from parlant_runtime.storage.sql.store import SqlStore
+    from parlant_runtime.storage.url import database_url
 
 try:
     __version__ = _metadata.version("parlant-runtime")
@@ -126,29 +178,64 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that was n
 # (docs/observability.md lists the loggers, one per layer under "parlant_runtime")
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
+# the names that need SQLAlchemy (and Alembic), imported on first use: name -> module
+_LAZY = {
+    "AdoptionRefused": "parlant_runtime.storage.adopt",
+    "AdoptionReport": "parlant_runtime.storage.adopt",
+    "SqlStore": "parlant_runtime.storage.sql.store",
+    "adopt": "parlant_runtime.storage.adopt",
+    "database_url": "parlant_runtime.storage.url",
+    "upgrade": "parlant_runtime.storage.migrate",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'parlant_runtime' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
-    "CODE_INFO",
-    "NIL_ID",
+    "AdoptionRefused",
+    "AdoptionReport",
     "AgentBundle",
+    "AgentChanges",
     "AgentSpec",
-    "AgentStatus",
     "BundleError",
     "BundleProblem",
+    "CallPolicy",
+    "Candidate",
+    "CannedChooser",
     "CannedResponseSpec",
+    "CaseResult",
+    "ChatMessage",
     "Code",
-    "CodeInfo",
+    "CollectSpec",
     "CollectedVariableSpec",
+    "ComposeRequest",
     "CompositionMode",
     "ConcurrentUpdate",
     "ConditionEvaluator",
+    "ConditionTrace",
+    "ConversationFileError",
+    "CoverageReport",
+    "DatabaseURLError",
+    "DatabaseUnavailable",
     "DeterministicGenerator",
     "DuplicateMessage",
     "Event",
     "EventType",
+    "FileResult",
     "Finding",
     "GuidelineSpec",
     "IntegrationHealth",
-    "IntegrationType",
     "InvalidData",
     "JourneyDiagram",
     "JourneyGuidelineSpec",
@@ -158,15 +245,27 @@ __all__ = [
     "KnowledgeBaseLinkSpec",
     "KnowledgeError",
     "KnowledgeQuery",
+    "LanguageModel",
+    "LanguageModelError",
     "LoadedBundle",
     "MemoryStore",
+    "MigrationError",
+    "ModelComposer",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelUnderstander",
+    "ModelUsage",
     "NewEvent",
     "NotFound",
     "ParlantRuntimeError",
+    "Part",
     "Passage",
+    "Price",
     "PublishRefused",
     "PublishReport",
+    "Reply",
     "ReplyChunk",
+    "ReplyTrace",
     "ResponseGenerator",
     "Retriever",
     "Runtime",
@@ -177,14 +276,16 @@ __all__ = [
     "SessionStart",
     "SessionStatus",
     "Severity",
-    "SourceMap",
+    "SqlStore",
     "StateSpec",
     "StateType",
     "StorageError",
     "Store",
     "StoredAgent",
+    "Telemetry",
     "TemplateSandboxError",
     "TermSpec",
+    "ToolArgumentError",
     "ToolCall",
     "ToolError",
     "ToolFailure",
@@ -192,12 +293,17 @@ __all__ = [
     "ToolIntegrationSpec",
     "ToolRegistry",
     "ToolSpec",
-    "ToolType",
+    "ToolStubError",
     "Trace",
     "TransitionSpec",
+    "TransitionTrace",
     "TurnCommit",
+    "TurnContext",
     "TurnResult",
+    "UnderstandRequest",
     "Understander",
+    "Understanding",
+    "Utterance",
     "ValidationReport",
     "ValueType",
     "Variable",
@@ -205,16 +311,22 @@ __all__ = [
     "VariableScope",
     "VariableSpec",
     "__version__",
+    "adopt",
     "build_diagram",
     "bundle_from_data",
+    "coverage_of",
     "current_call",
+    "database_url",
     "dump_bundle",
     "dumps_bundle",
     "load_bundle",
     "loads_bundle",
+    "model_from_name",
     "read_bundle",
+    "reads_bundle",
+    "run_conversation_file",
     "to_dot",
     "to_mermaid",
+    "upgrade",
     "validate_bundle",
-    "value_fits_type",
 ]

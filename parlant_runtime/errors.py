@@ -14,9 +14,9 @@ class (``tests/test_errors.py`` checks this drawing against the code)::
     │   ├── DuplicateMessage     storage.port: this idempotency key is recorded already
     │   ├── InvalidData          storage.port: the data breaks a rule; nothing written
     │   ├── PublishRefused       storage.port: publishing would strand sessions
-    │   ├── DatabaseURLError     storage.migrate: a URL the library cannot use
-    │   ├── DatabaseUnavailable  storage.migrate: the database cannot be reached
-    │   └── MigrationError       storage.migrate: a migration failed and was rolled back
+    │   ├── DatabaseURLError     storage.port: a URL the library cannot use
+    │   ├── DatabaseUnavailable  storage.port: the database cannot be reached
+    │   └── MigrationError       storage.port: a migration failed and was rolled back
     │       └── AdoptionRefused      storage.adopt: the host's tables do not fit; nothing changed
     ├── SessionClosed        engine.runtime: the session takes no more messages
     ├── ToolError            engine.tools: a tool is set up wrongly

@@ -24,10 +24,12 @@ from alembic import context
 from alembic.migration import MigrationContext, MigrationInfo
 
 from parlant_runtime.storage import migrate
+from parlant_runtime.storage.port import MigrationError
 
 # The live tables, for `alembic revision --autogenerate` and nothing else: the
 # migrations themselves are frozen snapshots and never import them.
 from parlant_runtime.storage.sql.schema import metadata
+from parlant_runtime.storage.url import database_url
 
 ADVISORY_LOCK_KEY = 0x7061726C616E74  # "parlant": one upgrade at a time per database
 
@@ -69,13 +71,13 @@ def run_migrations(connection: sa.Connection) -> None:
             violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             if violations:
                 shown = ", ".join(f"{row[0]} row {row[1]} -> {row[2]}" for row in violations[:5])
-                raise migrate.MigrationError(
+                raise MigrationError(
                     f"rows would point at rows that do not exist ({shown}); nothing was changed"
                 )
 
 
 async def _run_standalone() -> None:
-    url = migrate.database_url(config.get_main_option("sqlalchemy.url"))
+    url = database_url(config.get_main_option("sqlalchemy.url"))
     engine = migrate.migration_engine(url)
     try:
         async with engine.connect() as connection:

@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from parlant_runtime import BundleError, bundle_from_data, load_bundle
-from parlant_runtime.bundle import loads_bundle
+from parlant_runtime.bundle import reads_bundle
 from parlant_runtime.bundle.source import MAX_BUNDLE_DEPTH, MAX_BUNDLE_NODES
 from parlant_runtime.cli import cli
 
@@ -44,7 +44,7 @@ def refused(text: str, fmt: str = "yaml") -> tuple[BundleError, int]:
     tracemalloc.start()
     try:
         with pytest.raises(BundleError) as caught:
-            loads_bundle(text, fmt=fmt, filename="hostile." + fmt)  # type: ignore[arg-type]
+            reads_bundle(text, fmt=fmt, filename="hostile." + fmt)  # type: ignore[arg-type]
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -149,11 +149,11 @@ def test_data_just_within_the_limits_still_loads() -> None:
         deep = [deep]
     text = json.dumps({"agent": {"name": "A"}, "guidelines": [], "x": deep})
     with pytest.raises(BundleError) as caught:  # `x` is not a bundle key: the depth is fine
-        loads_bundle(text, fmt="json")
+        reads_bundle(text, fmt="json")
     assert "unknown key 'x'" in str(caught.value)
     assert "deeper" not in str(caught.value)
     with pytest.raises(BundleError) as caught:
-        loads_bundle(yaml.safe_dump({"agent": {"name": "A"}, "x": deep}))
+        reads_bundle(yaml.safe_dump({"agent": {"name": "A"}, "x": deep}))
     assert "unknown key 'x'" in str(caught.value)
 
 

@@ -16,9 +16,10 @@ from parlant_runtime import (
     dump_bundle,
     dumps_bundle,
     load_bundle,
+    loads_bundle,
     read_bundle,
+    reads_bundle,
 )
-from parlant_runtime.bundle import loads_bundle
 from parlant_runtime.bundle.source import MAX_BUNDLE_BYTES, MAX_BUNDLE_NODES
 
 MALFORMED = Path(__file__).parent / "bundles" / "malformed"
@@ -92,7 +93,7 @@ agent: {name: A, temperature: 500}
 tools: [{name: t}, {name: t}]
 """
     with pytest.raises(BundleError) as caught:
-        loads_bundle(text, filename="b.yaml")
+        reads_bundle(text, filename="b.yaml")
     assert {p.field for p in caught.value.problems} == {"agent.temperature", "tools[1].name"}
 
 
@@ -129,7 +130,7 @@ def test_top_level_must_be_a_mapping() -> None:
 )
 def test_yaml_level_problems(text: str, message: str) -> None:
     with pytest.raises(BundleError) as caught:
-        loads_bundle(text, filename="b.yaml")
+        reads_bundle(text, filename="b.yaml")
     assert message in str(caught.value)
 
 
@@ -138,7 +139,7 @@ def test_merge_keys_are_allowed() -> None:
 defaults: &chat {stateType: chat, chatPrompt: Hi}
 """
     with pytest.raises(BundleError, match="unknown key 'defaults'"):
-        loads_bundle(text + "agent: {name: A}\n")
+        reads_bundle(text + "agent: {name: A}\n")
     bundle = loads_bundle(
         """
 agent: {name: A}
@@ -148,7 +149,7 @@ journeys:
       - &chat {name: a, stateType: chat, chatPrompt: Hi, isInitial: true}
       - {<<: *chat, name: b, isInitial: false}
 """
-    ).bundle
+    )
     assert bundle.journeys[0].states[1].chat_prompt == "Hi"
 
 
@@ -160,20 +161,20 @@ def test_json_bundle_means_the_same_as_its_yaml_twin() -> None:
 
 def test_json_errors_have_lines() -> None:
     with pytest.raises(BundleError) as caught:
-        loads_bundle('{\n  "agent": {\n    "name": "A",\n    "temprature": 3\n  }\n}', fmt="json")
+        reads_bundle('{\n  "agent": {\n    "name": "A",\n    "temprature": 3\n  }\n}', fmt="json")
     (problem,) = caught.value.problems
     assert (problem.line, problem.field) == (4, "agent.temprature")
 
 
 def test_json_syntax_errors_and_duplicate_keys() -> None:
     with pytest.raises(BundleError, match="not valid JSON"):
-        loads_bundle('{"agent": {"name": "A"},}', fmt="json")
+        reads_bundle('{"agent": {"name": "A"},}', fmt="json")
     with pytest.raises(BundleError, match="duplicate key 'agent'"):
-        loads_bundle('{"agent": {"name": "A"}, "agent": {"name": "B"}}', fmt="json")
+        reads_bundle('{"agent": {"name": "A"}, "agent": {"name": "B"}}', fmt="json")
 
 
 def test_snake_case_spellings_are_accepted_and_mean_the_same() -> None:
-    camel = loads_bundle(MINIMAL.read_text()).bundle
+    camel = loads_bundle(MINIMAL.read_text())
     snake_text = (
         MINIMAL.read_text()
         .replace("compositionMode", "composition_mode")
@@ -182,12 +183,12 @@ def test_snake_case_spellings_are_accepted_and_mean_the_same() -> None:
         .replace("chatPrompt", "chat_prompt")
         .replace("isFinal", "is_final")
     )
-    assert loads_bundle(snake_text).bundle == camel
+    assert loads_bundle(snake_text) == camel
 
 
 def test_snake_case_errors_still_find_their_line() -> None:
     with pytest.raises(BundleError) as caught:
-        loads_bundle("agent:\n  name: A\n  max_tokens: 0\n")
+        reads_bundle("agent:\n  name: A\n  max_tokens: 0\n")
     (problem,) = caught.value.problems
     assert (problem.line, problem.field) == (3, "agent.max_tokens")  # as the file spells it
 
@@ -206,7 +207,7 @@ def test_files_that_cannot_be_read(tmp_path: Path) -> None:
 def test_very_large_files_are_refused_with_a_clear_message() -> None:
     text = "agent: {name: A}\n#" + "x" * MAX_BUNDLE_BYTES
     with pytest.raises(BundleError, match="too large to be a bundle"):
-        loads_bundle(text)
+        reads_bundle(text)
 
 
 def test_alias_bombs_are_refused() -> None:
@@ -217,7 +218,7 @@ def test_alias_bombs_are_refused() -> None:
     text = "\n".join(levels) + "\nagent: {name: A}\n"
     assert MAX_BUNDLE_NODES < 10**8
     with pytest.raises(BundleError, match="too large to be a bundle"):
-        loads_bundle(text)
+        reads_bundle(text)
 
 
 def test_variable_values_must_fit_their_type() -> None:
@@ -256,12 +257,12 @@ def test_explicit_ids_are_kept_and_children_derive_from_them() -> None:
     assert moved.journeys[0].states[0].id != base.journeys[0].states[0].id
     text = dumps_bundle(moved)
     assert text.count("id:") == 1
-    assert loads_bundle(text).bundle == moved
+    assert loads_bundle(text) == moved
 
 
 def test_renaming_a_state_changes_only_its_id() -> None:
     base = load_bundle(MINIMAL)
-    renamed = loads_bundle(MINIMAL.read_text().replace("confirm", "confirm_visit")).bundle
+    renamed = loads_bundle(MINIMAL.read_text().replace("confirm", "confirm_visit"))
     old = {s.name: s.id for s in base.journeys[0].states}
     new = {s.name: s.id for s in renamed.journeys[0].states}
     assert old["ask_day"] == new["ask_day"]
@@ -287,7 +288,7 @@ def test_read_bundle_keeps_line_numbers() -> None:
 )
 def test_types_are_strict(text: str, field: str, message: str) -> None:
     with pytest.raises(BundleError) as caught:
-        loads_bundle(text)
+        reads_bundle(text)
     (problem,) = caught.value.problems
     assert problem.field == field
     assert message in problem.message
@@ -295,18 +296,18 @@ def test_types_are_strict(text: str, field: str, message: str) -> None:
 
 def test_one_field_given_in_both_spellings() -> None:
     with pytest.raises(BundleError, match="the same field given twice"):
-        loads_bundle("agent: {name: A, max_tokens: 5, maxTokens: 6}")
+        reads_bundle("agent: {name: A, max_tokens: 5, maxTokens: 6}")
 
 
 def test_a_variable_key_is_unique_across_scopes() -> None:
     text = "agent: {name: A}\nvariables: [{key: k}, {key: k, scope: customer}]"
     with pytest.raises(BundleError, match="duplicate key 'k'"):
-        loads_bundle(text)
+        reads_bundle(text)
 
 
 def test_json_refuses_nan_and_infinity() -> None:
     with pytest.raises(BundleError, match="NaN is not a JSON number"):
-        loads_bundle(
+        reads_bundle(
             '{"agent": {"name": "A"}, "variables": [{"key": "k", "value": NaN}]}', fmt="json"
         )
 
@@ -315,4 +316,4 @@ def test_the_size_limit_counts_bytes_not_characters() -> None:
     wide = "é" * (MAX_BUNDLE_BYTES // 2 + 1)  # fewer characters than the limit, more bytes
     assert len(wide) < MAX_BUNDLE_BYTES
     with pytest.raises(BundleError, match="bytes"):
-        loads_bundle(f"agent: {{name: A}}\n# {wide}\n")
+        reads_bundle(f"agent: {{name: A}}\n# {wide}\n")

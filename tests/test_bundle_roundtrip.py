@@ -6,22 +6,21 @@ from typing import Any
 
 from hypothesis import given
 
-from parlant_runtime import AgentBundle, bundle_from_data, dumps_bundle
-from parlant_runtime.bundle import loads_bundle
+from parlant_runtime import AgentBundle, bundle_from_data, dumps_bundle, loads_bundle
 from tests.strategies import bundles
 
 
 @given(bundles())
 def test_yaml_round_trip_gives_an_equal_bundle(data: Any) -> None:
     bundle = bundle_from_data(data)
-    again = loads_bundle(dumps_bundle(bundle, fmt="yaml"), fmt="yaml").bundle
+    again = loads_bundle(dumps_bundle(bundle, fmt="yaml"), fmt="yaml")
     assert again == bundle
 
 
 @given(bundles())
 def test_json_round_trip_gives_an_equal_bundle(data: Any) -> None:
     bundle = bundle_from_data(data)
-    again = loads_bundle(dumps_bundle(bundle, fmt="json"), fmt="json").bundle
+    again = loads_bundle(dumps_bundle(bundle, fmt="json"), fmt="json")
     assert again == bundle
 
 
@@ -29,7 +28,7 @@ def test_json_round_trip_gives_an_equal_bundle(data: Any) -> None:
 def test_dumping_is_stable(data: Any) -> None:
     bundle = bundle_from_data(data)
     text = dumps_bundle(bundle)
-    assert dumps_bundle(loads_bundle(text).bundle) == text
+    assert dumps_bundle(loads_bundle(text)) == text
 
 
 @given(bundles())

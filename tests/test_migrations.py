@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
+from parlant_runtime import DatabaseUnavailable, DatabaseURLError, MigrationError
 from parlant_runtime.cli.db import db
 from parlant_runtime.model.enums import (
     AgentStatus,
@@ -36,6 +37,7 @@ from parlant_runtime.model.enums import (
 from parlant_runtime.storage import migrate
 from parlant_runtime.storage.sql import schema
 from parlant_runtime.storage.sql.engine import create_engine
+from parlant_runtime.storage.url import DATABASE_URL_ENV, DEFAULT_DATABASE_URL, database_url
 from tests.postgres import postgres_url
 
 T = TypeVar("T")
@@ -56,7 +58,7 @@ def on_database(url: str, work: Callable[[sa.Connection], T]) -> T:
     """Run ``work`` on a connection of the library's engine, in a transaction that commits."""
 
     async def go() -> T:
-        engine = create_engine(migrate.database_url(url))
+        engine = create_engine(database_url(url))
         try:
             async with engine.begin() as connection:
                 return await connection.run_sync(work)
@@ -125,7 +127,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def test_upgrade_builds_exactly_the_schema_of_the_tables(database: str) -> None:
     assert run(migrate.upgrade(database)) == REVISIONS
-    assert run(migrate.current(database)) == HEAD == migrate.head()
+    assert run(migrate.current_revision(database)) == HEAD == migrate.head()
     assert table_names(database) == set(schema.metadata.tables) | {"alembic_version"}
     assert run(migrate.differences(database)) == []
 
@@ -135,21 +137,21 @@ def test_upgrading_twice_changes_nothing(database: str) -> None:
     before = snapshot(database)
     assert run(migrate.upgrade(database)) == []
     assert snapshot(database) == before
-    assert run(migrate.current(database)) == HEAD
+    assert run(migrate.current_revision(database)) == HEAD
 
 
 def test_downgrade_to_base_and_back(database: str) -> None:
     run(migrate.upgrade(database))
     assert run(migrate.downgrade(database, "base")) == list(reversed(REVISIONS))
     assert table_names(database) == HOST_TABLES | {"alembic_version"}
-    assert run(migrate.current(database)) is None
+    assert run(migrate.current_revision(database)) is None
     assert run(migrate.upgrade(database)) == REVISIONS
     assert run(migrate.differences(database)) == []
 
 
 def test_step_by_step_the_seed_comes_first(database: str) -> None:
     assert run(migrate.upgrade(database, SEED)) == [SEED]
-    assert run(migrate.current(database)) == SEED
+    assert run(migrate.current_revision(database)) == SEED
     assert "parlant_usage" not in table_names(database)
     assert "version" not in column_names(database, "parlant_agent")
     assert run(migrate.upgrade(database)) == [EXTENSIONS, HEAD]
@@ -360,9 +362,9 @@ def test_a_failed_upgrade_changes_nothing(database: str) -> None:
         connection.exec_driver_sql("CREATE TABLE parlant_usage (id INTEGER PRIMARY KEY)")
 
     on_database(database, block)
-    with pytest.raises(migrate.MigrationError, match="parlant_usage"):
+    with pytest.raises(MigrationError, match="parlant_usage"):
         run(migrate.upgrade(database))
-    assert run(migrate.current(database)) is None
+    assert run(migrate.current_revision(database)) is None
     assert table_names(database) == {"parlant_usage"}
 
 
@@ -374,9 +376,9 @@ def test_a_failed_upgrade_from_the_seed_keeps_the_seed(database: str) -> None:
             "CREATE TABLE parlant_usage (id INTEGER PRIMARY KEY)"
         ),
     )
-    with pytest.raises(migrate.MigrationError):
+    with pytest.raises(MigrationError):
         run(migrate.upgrade(database))
-    assert run(migrate.current(database)) == SEED
+    assert run(migrate.current_revision(database)) == SEED
     assert "version" not in column_names(database, "parlant_agent")
 
 
@@ -392,9 +394,9 @@ def test_sqlite_foreign_keys_are_checked_before_the_commit(sqlite_url: str) -> N
             (uuid.uuid4().hex, uuid.uuid4().hex),
         )
         connection.commit()
-    with pytest.raises(migrate.MigrationError, match="parlant_journey row 1 -> parlant_agent"):
+    with pytest.raises(MigrationError, match="parlant_journey row 1 -> parlant_agent"):
         run(migrate.upgrade(sqlite_url))
-    assert run(migrate.current(sqlite_url)) == SEED
+    assert run(migrate.current_revision(sqlite_url)) == SEED
 
 
 def test_concurrent_upgrades_in_one_process_take_turns(database: str) -> None:
@@ -428,20 +430,20 @@ def test_concurrent_upgrades_from_two_processes_apply_each_revision_once(databas
 
 
 def test_an_unknown_revision_is_refused_with_the_known_ones(sqlite_url: str) -> None:
-    with pytest.raises(migrate.MigrationError, match=f"0099_nope.*{SEED}, {EXTENSIONS}, {HEAD}"):
+    with pytest.raises(MigrationError, match=f"0099_nope.*{SEED}, {EXTENSIONS}, {HEAD}"):
         run(migrate.upgrade(sqlite_url, "0099_nope"))
 
 
 def test_current_does_not_create_a_missing_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.db"
-    assert run(migrate.current(f"sqlite:///{path}")) is None
+    assert run(migrate.current_revision(f"sqlite:///{path}")) is None
     assert not path.exists()
 
 
 def test_an_unreachable_database_is_reported_as_such(tmp_path: Path) -> None:
-    with pytest.raises(migrate.DatabaseUnavailable, match="cannot open the database"):
+    with pytest.raises(DatabaseUnavailable, match="cannot open the database"):
         run(migrate.upgrade("postgresql://postgres@127.0.0.1:1/parlant"))
-    with pytest.raises(migrate.DatabaseUnavailable, match=r"folder .* does not exist"):
+    with pytest.raises(DatabaseUnavailable, match=r"folder .* does not exist"):
         run(migrate.upgrade(f"sqlite:///{tmp_path / 'no' / 'such' / 'folder.db'}"))
 
 
@@ -462,7 +464,7 @@ def test_an_unreachable_database_is_reported_as_such(tmp_path: Path) -> None:
     ],
 )
 def test_urls_name_the_async_drivers(given: str, expected: str) -> None:
-    assert migrate.database_url(given) == expected
+    assert database_url(given) == expected
 
 
 @pytest.mark.parametrize(
@@ -477,25 +479,23 @@ def test_urls_name_the_async_drivers(given: str, expected: str) -> None:
     ],
 )
 def test_bad_urls_are_refused_with_a_hint(given: str, message: str) -> None:
-    with pytest.raises(migrate.DatabaseURLError, match=message) as caught:
-        migrate.database_url(given)
+    with pytest.raises(DatabaseURLError, match=message) as caught:
+        database_url(given)
     assert "secret" not in str(caught.value)
 
 
 def test_the_url_comes_from_the_argument_then_the_environment_then_the_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv(migrate.DATABASE_URL_ENV, raising=False)
-    assert (
-        migrate.database_url() == migrate.DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///parlant.db"
-    )
-    monkeypatch.setenv(migrate.DATABASE_URL_ENV, "postgresql://u@db/app")
-    assert migrate.database_url() == "postgresql+asyncpg://u@db/app"
-    assert migrate.database_url("sqlite:///other.db") == "sqlite+aiosqlite:///other.db"
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    assert database_url() == DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///parlant.db"
+    monkeypatch.setenv(DATABASE_URL_ENV, "postgresql://u@db/app")
+    assert database_url() == "postgresql+asyncpg://u@db/app"
+    assert database_url("sqlite:///other.db") == "sqlite+aiosqlite:///other.db"
 
 
 def test_passwords_are_hidden_in_messages() -> None:
-    with pytest.raises(migrate.DatabaseUnavailable) as caught:
+    with pytest.raises(DatabaseUnavailable) as caught:
         run(migrate.upgrade("postgresql://postgres:hunter2@127.0.0.1:1/parlant"))
     assert "hunter2" not in str(caught.value)
     assert "***" in str(caught.value)
@@ -524,7 +524,7 @@ def test_db_upgrade_reports_each_revision_then_nothing_to_do(sqlite_url: str) ->
 
 
 def test_db_current_says_how_far_the_database_is(sqlite_url: str) -> None:
-    env = {migrate.DATABASE_URL_ENV: sqlite_url}
+    env = {DATABASE_URL_ENV: sqlite_url}
     assert invoke("current", env=env).stdout.startswith("none: no migration applied yet")
     assert invoke("upgrade", "--revision", SEED, env=env).exit_code == 0
     assert (

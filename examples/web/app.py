@@ -40,7 +40,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -52,6 +51,7 @@ from parlant_runtime import (
     ConcurrentUpdate,
     InvalidData,
     KeywordEvaluator,
+    LanguageModelError,
     NotFound,
     PublishRefused,
     ReplyChunk,
@@ -59,14 +59,15 @@ from parlant_runtime import (
     Session,
     SessionClosed,
     SessionStatus,
+    SqlStore,
     StorageError,
     TurnResult,
+    database_url,
+    model_from_name,
     read_bundle,
+    upgrade,
     validate_bundle,
 )
-from parlant_runtime.llm import LanguageModelError, model_from_name
-from parlant_runtime.storage import migrate
-from parlant_runtime.storage.sql.store import SqlStore
 
 from .streaming import event_stream
 from .tools import cafe_tools
@@ -144,7 +145,7 @@ class Settings:
                 f"PARLANT_WEB_KEEPALIVE={raw!r} is not a number of seconds"
             ) from None
         return cls(
-            database_url=os.environ.get(migrate.DATABASE_URL_ENV) or None,
+            database_url=os.environ.get("PARLANT_DATABASE_URL") or None,
             bundle=Path(os.environ.get("PARLANT_WEB_BUNDLE") or DEFAULT_BUNDLE),
             workspace=os.environ.get("PARLANT_WEB_WORKSPACE") or DEFAULT_WORKSPACE,
             keepalive=keepalive,
@@ -392,10 +393,10 @@ class Backend:
         if not report.ok:
             problems = "; ".join(f"{f.field}: {f.message}" for f in report.errors)
             raise StartupError(f"the bundle {self.settings.bundle} has errors: {problems}")
-        url = migrate.database_url(self.settings.database_url)
-        self.database = migrate.redact(url)
-        await migrate.upgrade(url)
+        url = database_url(self.settings.database_url)
+        await upgrade(url)
         store = SqlStore.open(url)
+        self.database = store.url
         try:
             workspace = self.settings.workspace
             await store.ensure_workspace(workspace)
@@ -632,7 +633,7 @@ def _translate(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
             ) from None
         except InvalidData as exc:
             raise ApiError(422, "invalid_data", str(exc)) from None
-        except (StorageError, DBAPIError, OSError) as exc:
+        except (StorageError, OSError) as exc:
             logger.exception("database failure")
             raise ApiError(
                 503,
@@ -702,10 +703,6 @@ class ChatBackendApp:
             await self.backend.start()
         except (StartupError, StorageError, OSError) as exc:
             await send({"type": "lifespan.startup.failed", "message": f"cannot start: {exc}"})
-            return
-        except DBAPIError as exc:
-            message = f"cannot start: the database refused: {exc.orig}"
-            await send({"type": "lifespan.startup.failed", "message": message})
             return
         try:
             with _streams_end_on_exit_signals(self.backend):

@@ -9,6 +9,7 @@ from parlant_runtime.bundle.loader import (
     load_bundle,
     loads_bundle,
     read_bundle,
+    reads_bundle,
 )
 from parlant_runtime.bundle.schema import (
     AgentBundle,
@@ -51,4 +52,5 @@ __all__ = [
     "load_bundle",
     "loads_bundle",
     "read_bundle",
+    "reads_bundle",
 ]

@@ -1,5 +1,10 @@
 """Loading bundles from files, text or data, with every problem reported at once.
 
+Two pairs, named like :func:`json.load` and :func:`json.loads`: :func:`load_bundle`
+(a file) and :func:`loads_bundle` (text) give the :class:`AgentBundle`;
+:func:`read_bundle` and :func:`reads_bundle` give a :class:`LoadedBundle`, the bundle
+with the line of each field, for validation and messages that point at lines.
+
 The contract (``docs/bundle-format.md``): a file that does not follow it is
 refused as a whole, and each problem names the file, the line and the field path,
 in the file's camelCase spelling, with a message that says what to write instead.
@@ -32,7 +37,14 @@ from parlant_runtime.bundle.source import (
 )
 from parlant_runtime.errors import BundleError, BundleProblem
 
-__all__ = ["LoadedBundle", "bundle_from_data", "load_bundle", "loads_bundle", "read_bundle"]
+__all__ = [
+    "LoadedBundle",
+    "bundle_from_data",
+    "load_bundle",
+    "loads_bundle",
+    "read_bundle",
+    "reads_bundle",
+]
 
 _SUFFIX_FORMATS: dict[str, Format] = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 
@@ -65,11 +77,19 @@ def read_bundle(path: str | Path) -> LoadedBundle:
     except UnreadableFile as exc:
         raise _single(name, str(exc)) from exc
     fmt = _SUFFIX_FORMATS.get(file.suffix.lower(), "yaml")
-    return loads_bundle(text, fmt=fmt, filename=name)
+    return reads_bundle(text, fmt=fmt, filename=name)
 
 
-def loads_bundle(text: str, *, fmt: Format = "yaml", filename: str | None = None) -> LoadedBundle:
-    """Load a bundle from YAML or JSON text (see :func:`load_bundle`)."""
+def loads_bundle(text: str, *, fmt: Format = "yaml", filename: str | None = None) -> AgentBundle:
+    """Load an agent bundle from YAML or JSON text (see :func:`load_bundle`).
+
+    ``filename`` names the text's origin in the problems of a :class:`BundleError`.
+    """
+    return reads_bundle(text, fmt=fmt, filename=filename).bundle
+
+
+def reads_bundle(text: str, *, fmt: Format = "yaml", filename: str | None = None) -> LoadedBundle:
+    """Like :func:`loads_bundle`, keeping the line numbers for later messages."""
     parsed = parse_text(text, fmt=fmt, filename=filename)
     if parsed.data is None and not parsed.problems:
         raise _single(filename, "is empty; a bundle needs at least an `agent` with a `name`")

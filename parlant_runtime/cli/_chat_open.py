@@ -42,10 +42,11 @@ async def prepare_database(url: str | None) -> tuple[str, list[str]]:
             upgrading is a deliberate step), or one newer than this version knows.
     """
     from parlant_runtime.storage import migrate  # noqa: PLC0415
+    from parlant_runtime.storage.url import database_url, redact  # noqa: PLC0415
 
-    resolved = migrate.database_url(url)
-    where = migrate.redact(resolved)
-    at = await migrate.current(resolved)
+    resolved = database_url(url)
+    where = redact(resolved)
+    at = await migrate.current_revision(resolved)
     head = migrate.head()
     if at == head:
         return resolved, []
@@ -152,11 +153,11 @@ async def open_chat(options: ChatOptions, loaded: LoadedBundle | None) -> tuple[
     Raises:
         ChatError: the chat cannot start (with the exit status to end with).
     """
-    from parlant_runtime.storage import migrate  # noqa: PLC0415
     from parlant_runtime.storage.sql.store import SqlStore  # noqa: PLC0415
+    from parlant_runtime.storage.url import redact  # noqa: PLC0415
 
     resolved, done = await prepare_database(options.url)
-    where = migrate.redact(resolved)
+    where = redact(resolved)
     banner = [f"database {where}, workspace {options.workspace!r}", *done]
     store = SqlStore.open(resolved)
     try:

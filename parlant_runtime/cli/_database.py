@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from sqlalchemy.exc import DBAPIError
-
     from parlant_runtime.storage.port import StorageError
     from parlant_runtime.storage.sql.store import SqlStore
 
@@ -33,41 +31,34 @@ DATABASE_URL_HELP = (
 def run_with_store(url: str | None, work: Callable[[SqlStore], Coroutine[Any, Any, T]]) -> T:
     """Open the store at ``url`` (its schema must be current), run ``work``, close it."""
     # imported here: commands that need no database do not pay for SQLAlchemy
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
-
     from parlant_runtime.storage import migrate  # noqa: PLC0415
     from parlant_runtime.storage.port import StorageError  # noqa: PLC0415
     from parlant_runtime.storage.sql.store import SqlStore  # noqa: PLC0415
+    from parlant_runtime.storage.url import database_url, redact  # noqa: PLC0415
 
     async def main() -> T:
-        resolved = migrate.database_url(url)
-        at = await migrate.current(resolved)
+        resolved = database_url(url)
+        at = await migrate.current_revision(resolved)
         if at != migrate.head():
-            where = migrate.redact(resolved)
+            where = redact(resolved)
             raise _Refused(
                 f"{where} is at schema revision {at or 'none'}, not {migrate.head()}; "
                 f"run `parlant-runtime db upgrade --database-url {where}` first"
             )
-        store = SqlStore.open(resolved)
-        try:
+        async with SqlStore.open(resolved) as store:
             return await work(store)
-        finally:
-            await store.close()
 
     try:
         return asyncio.run(main())
-    except (_Refused, DBAPIError, StorageError, OSError) as exc:
+    except (_Refused, StorageError, OSError) as exc:
         message = str(exc) if isinstance(exc, _Refused) else database_failure(exc)
     click.echo(message, err=True)
     sys.exit(2)
 
 
-def database_failure(exc: DBAPIError | StorageError | OSError) -> str:
-    """The one sentence a command ends with when the database fails it."""
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
-
-    if isinstance(exc, DBAPIError):
-        return f"the database refused the operation: {exc.orig}"
+def database_failure(exc: StorageError | OSError) -> str:
+    """The one sentence a command ends with when the database fails it (the store turns
+    the driver's errors into :class:`StorageError`, see ``SqlStore._transact``)."""
     if isinstance(exc, OSError):
         return f"the database cannot be reached: {exc}"
     return str(exc)  # a StorageError says what and where itself

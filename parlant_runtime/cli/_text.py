@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from parlant_runtime.validation import Finding, Severity
-from parlant_runtime.validation.export import FileResult
+from parlant_runtime.validation.export import CheckedFile
 
-__all__ = ["render_text"]
+__all__ = ["render_findings"]
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
 
@@ -33,7 +33,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def render_text(results: list[FileResult], *, strict: bool) -> str:
+def render_findings(results: list[CheckedFile], *, strict: bool) -> str:
     """Every finding and unreadable file, then a one-line summary."""
     lines: list[str] = []
     errors = warnings = infos = unreadable = 0

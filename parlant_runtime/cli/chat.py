@@ -26,10 +26,10 @@ from parlant_runtime.bundle import LoadedBundle, read_bundle
 from parlant_runtime.cli._chat_open import open_chat
 from parlant_runtime.cli._chat_session import Chat, ChatError, ChatOptions, LineError, parse_line
 from parlant_runtime.cli._database import DATABASE_URL_HELP, database_failure
-from parlant_runtime.cli._text import render_text
+from parlant_runtime.cli._text import render_findings
 from parlant_runtime.errors import BundleError
 from parlant_runtime.validation import validate_bundle
-from parlant_runtime.validation.export import FileResult
+from parlant_runtime.validation.export import CheckedFile
 
 __all__ = ["DEFAULT_WORKSPACE", "chat"]
 
@@ -54,7 +54,7 @@ def _load(bundle_path: str, agent_name: str | None) -> LoadedBundle:
         _fail(f"{bundle_path}: cannot read\n{exc}", 2)
     report = validate_bundle(loaded)
     if not report.ok:
-        findings = render_text([FileResult(bundle_path, report=report)], strict=False)
+        findings = render_findings([CheckedFile(bundle_path, report=report)], strict=False)
         click.echo(findings, err=True, nl=False)
         _fail("not published, chat not started: fix the errors above first", 1)
     name = loaded.bundle.agent.name
@@ -74,15 +74,13 @@ def _script_lines(path: str) -> list[str]:
 
 def _run(runner: asyncio.Runner, work: Coroutine[Any, Any, T]) -> T:
     """Run one step of the chat; database and setup failures end the command."""
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415 (no SQLAlchemy for --help)
-
     from parlant_runtime.storage.port import StorageError  # noqa: PLC0415
 
     try:
         return runner.run(work)
     except ChatError as exc:
         _fail(str(exc), exc.status)
-    except (StorageError, DBAPIError, OSError) as exc:
+    except (StorageError, OSError) as exc:
         _fail(database_failure(exc), 2)
 
 

@@ -27,13 +27,17 @@ T = TypeVar("T")
 
 def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one database task, turning the library's errors into a message and exit status."""
-    from parlant_runtime.storage import migrate  # noqa: PLC0415 (see the module docstring)
+    from parlant_runtime.storage.port import (  # noqa: PLC0415 (see the module docstring)
+        DatabaseUnavailable,
+        DatabaseURLError,
+        MigrationError,
+    )
 
     try:
         return asyncio.run(work())
-    except (migrate.DatabaseURLError, migrate.DatabaseUnavailable) as exc:
+    except (DatabaseURLError, DatabaseUnavailable) as exc:
         status, message = 2, str(exc)
-    except migrate.MigrationError as exc:
+    except MigrationError as exc:
         status, message = 1, str(exc)
     click.echo(message, err=True)
     sys.exit(status)
@@ -55,17 +59,18 @@ def db() -> None:
 def upgrade(url: str | None, revision: str) -> None:
     """Apply the migrations the database does not have yet, all in one transaction."""
     from parlant_runtime.storage import migrate  # noqa: PLC0415 (see the module docstring)
+    from parlant_runtime.storage.url import database_url, redact  # noqa: PLC0415
 
     async def work() -> tuple[str, list[str], str | None]:
-        resolved = migrate.database_url(url)
+        resolved = database_url(url)
         applied = await migrate.upgrade(resolved, revision)
-        return resolved, applied, await migrate.current(resolved)
+        return resolved, applied, await migrate.current_revision(resolved)
 
     resolved, applied, at = _run(work)
     for step in applied:
         click.echo(f"applied {step}")
     done = "" if applied else "; nothing to apply"
-    click.echo(f"{migrate.redact(resolved)} is at {at}{done}")
+    click.echo(f"{redact(resolved)} is at {at}{done}")
 
 
 @db.command()
@@ -73,9 +78,10 @@ def upgrade(url: str | None, revision: str) -> None:
 def current(url: str | None) -> None:
     """Show the revision the database is at, and whether it is the newest."""
     from parlant_runtime.storage import migrate  # noqa: PLC0415 (see the module docstring)
+    from parlant_runtime.storage.url import database_url  # noqa: PLC0415
 
     async def work() -> str | None:
-        return await migrate.current(migrate.database_url(url))
+        return await migrate.current_revision(database_url(url))
 
     at = _run(work)
     newest = migrate.head()
@@ -101,17 +107,17 @@ def adopt(url: str | None) -> None:
     Nothing of the platform's is dropped or changed. Progress goes to standard error.
     """
     from parlant_runtime.storage import adopt as adoption  # noqa: PLC0415 (see the module docstring)
-    from parlant_runtime.storage import migrate  # noqa: PLC0415
+    from parlant_runtime.storage.url import database_url, redact  # noqa: PLC0415
 
     def progress(line: str) -> None:
         click.echo(f"  {line}", err=True)
 
     async def work() -> tuple[str, adoption.AdoptionReport]:
-        resolved = migrate.database_url(url)
+        resolved = database_url(url)
         return resolved, await adoption.adopt(resolved, progress=progress)
 
     resolved, report = _run(work)
-    where = migrate.redact(resolved)
+    where = redact(resolved)
     if report.already:
         click.echo(
             f"{where} is already adopted (at {report.revision}); "

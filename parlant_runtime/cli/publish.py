@@ -18,10 +18,10 @@ import click
 
 from parlant_runtime.bundle import dumps_bundle, read_bundle
 from parlant_runtime.cli._database import DATABASE_URL_HELP, run_with_store
-from parlant_runtime.cli._text import render_text
+from parlant_runtime.cli._text import render_findings
 from parlant_runtime.errors import BundleError
 from parlant_runtime.validation import validate_bundle
-from parlant_runtime.validation.export import FileResult
+from parlant_runtime.validation.export import CheckedFile
 
 if TYPE_CHECKING:
     from parlant_runtime.storage.port import PublishReport
@@ -138,7 +138,9 @@ def publish(  # click passes options as keywords
         sys.exit(2)
     report = validate_bundle(loaded)
     if not report.ok:
-        click.echo(render_text([FileResult(bundle_path, report=report)], strict=False), err=True)
+        click.echo(
+            render_findings([CheckedFile(bundle_path, report=report)], strict=False), err=True
+        )
         click.echo("not published: fix the errors above first", err=True)
         sys.exit(1)
 

@@ -16,23 +16,23 @@ import click
 from parlant_runtime.bundle import read_bundle
 from parlant_runtime.cli._database import DATABASE_URL_HELP, run_with_store
 from parlant_runtime.cli._files import expand_paths
-from parlant_runtime.cli._text import render_text
+from parlant_runtime.cli._text import render_findings
 from parlant_runtime.errors import BundleError
 from parlant_runtime.validation import Severity, validate_bundle
-from parlant_runtime.validation.export import FileResult, to_json_data, to_sarif
+from parlant_runtime.validation.export import CheckedFile, findings_json, to_sarif
 
 if TYPE_CHECKING:
     from parlant_runtime.storage.sql.store import SqlStore
 
-__all__ = ["check_files", "check_stored_agents", "exit_status", "validate"]
+__all__ = ["check_files", "check_stored_agents", "findings_exit_status", "validate"]
 
 PROGRESS_THRESHOLD = 5
 """From this many files on, a progress bar is shown on an interactive terminal."""
 
 
-def check_files(files: list[str], *, progress: bool) -> list[FileResult]:
+def check_files(files: list[str], *, progress: bool) -> list[CheckedFile]:
     """Read and validate each file, keeping unreadable ones as results too."""
-    results: list[FileResult] = []
+    results: list[CheckedFile] = []
     with click.progressbar(
         files,
         label="Validating",
@@ -44,13 +44,13 @@ def check_files(files: list[str], *, progress: bool) -> list[FileResult]:
             try:
                 loaded = read_bundle(path)
             except BundleError as exc:
-                results.append(FileResult(path, problems=exc.problems))
+                results.append(CheckedFile(path, problems=exc.problems))
                 continue
-            results.append(FileResult(path, report=validate_bundle(loaded)))
+            results.append(CheckedFile(path, report=validate_bundle(loaded)))
     return results
 
 
-def exit_status(results: list[FileResult], *, strict: bool) -> int:
+def findings_exit_status(results: list[CheckedFile], *, strict: bool) -> int:
     """0, 1 or 2 as the contract says."""
     if any(not result.readable for result in results):
         return 2
@@ -64,12 +64,12 @@ def exit_status(results: list[FileResult], *, strict: bool) -> int:
 
 def check_stored_agents(
     url: str | None, workspace: str, names: tuple[str, ...]
-) -> list[FileResult]:
+) -> list[CheckedFile]:
     """Validate agents stored in a database (findings carry field paths, no lines)."""
     from parlant_runtime.storage.port import NotFound  # noqa: PLC0415 (no SQL unless asked)
     from parlant_runtime.storage.publishing import from_workspace  # noqa: PLC0415
 
-    async def work(store: SqlStore) -> list[FileResult]:
+    async def work(store: SqlStore) -> list[CheckedFile]:
         results = []
         for name in names:
             agent_id = await store.find_agent(workspace, name)
@@ -77,7 +77,7 @@ def check_stored_agents(
                 raise NotFound(f"workspace {workspace!r} has no agent named {name!r}")
             stored = await store.load_agent(workspace, agent_id)
             bundle = from_workspace(stored.bundle, workspace)
-            results.append(FileResult(f"{workspace}/{name}", report=validate_bundle(bundle)))
+            results.append(CheckedFile(f"{workspace}/{name}", report=validate_bundle(bundle)))
         return results
 
     return run_with_store(url, work)
@@ -140,9 +140,9 @@ def validate(  # click passes options as keywords
         assert workspace is not None
         results += check_stored_agents(url, workspace, agents)
     if fmt == "json":
-        click.echo(json.dumps(to_json_data(results), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(findings_json(results), indent=2, ensure_ascii=False))
     elif fmt == "sarif":
         click.echo(json.dumps(to_sarif(results), indent=2, ensure_ascii=False))
     else:
-        click.echo(render_text(results, strict=strict), color=color, nl=False)
-    sys.exit(exit_status(results, strict=strict))
+        click.echo(render_findings(results, strict=strict), color=color, nl=False)
+    sys.exit(findings_exit_status(results, strict=strict))

@@ -59,7 +59,7 @@ __all__ = [
     "charge",
     "charge_walk",
     "charged_test",
-    "check_text",
+    "check_text_size",
     "checked_value",
     "helpers",
     "output_limit",
@@ -215,7 +215,7 @@ def checked_value(value: Any, what: str = "a literal") -> Any:
     return value
 
 
-def check_text(value: Any, what: str, limit: int = MAX_VALUE_CHARS) -> int:
+def check_text_size(value: Any, what: str, limit: int = MAX_VALUE_CHARS) -> int:
     """Check and charge what turning ``value`` into text costs; its size.
 
     The text of a value is never shorter than its size, so a value over ``limit``
@@ -232,7 +232,7 @@ def bounded_concat(parts: Iterable[Any]) -> str:
     texts: list[str] = []
     total = 0
     for part in parts:
-        check_text(part, "~", MAX_VALUE_CHARS - total)
+        check_text_size(part, "~", MAX_VALUE_CHARS - total)
         text = str(part)
         total += len(text)
         if total > MAX_VALUE_CHARS:

@@ -38,7 +38,7 @@ from parlant_runtime.sandbox.bounds import (
     charge,
     charge_walk,
     charged_test,
-    check_text,
+    check_text_size,
     checked_value,
     output_limit,
     size_of,
@@ -194,7 +194,7 @@ def _new_namespace(*args: Any, **kwargs: Any) -> Namespace:
 
 
 def _bounded_replace(value: Any, old: str, new: str, count: int | None = None) -> str:
-    check_text(value, "replace()")
+    check_text_size(value, "replace()")
     text, old, new = str(value), str(old), str(new)
     hits = text.count(old) if old else len(text) + 1
     if count is not None and count >= 0:
@@ -213,12 +213,12 @@ def _bounded_join(
     """``join``: each item's size checked before it becomes text, the total kept bounded."""
     if attribute is not None:
         value = map(make_attrgetter(eval_ctx.environment, attribute), value)
-    check_text(d, "join")
+    check_text_size(d, "join")
     separator = str(d)
     parts: list[str] = []
     total = 0
     for item in value:
-        check_text(item, "join", MAX_VALUE_CHARS - total)
+        check_text_size(item, "join", MAX_VALUE_CHARS - total)
         text = str(item)  # never longer than 26 characters per item of size
         total += len(text) + (len(separator) if parts else 0)
         if total > MAX_VALUE_CHARS:
@@ -283,7 +283,7 @@ def _checked(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     def checked(*args: Any, **kwargs: Any) -> Any:
         value = args[position] if len(args) > position else None
         if name in _TEXT_FILTERS:
-            check_text(value, f"the filter {name!r}")
+            check_text_size(value, f"the filter {name!r}")
         items = len(value) if per_item and isinstance(value, str | list | tuple | dict) else 0
         charge(1 + per_item * items)
         _check_filter_arguments(name, args, kwargs)
@@ -338,7 +338,7 @@ def _check_filter_arguments(name: str, args: tuple[Any, ...], kwargs: dict[str, 
     elif name == "truncate":
         end = _argument(args, kwargs, 3, "end")
         if end is not None:
-            check_text(end, "truncate()")
+            check_text_size(end, "truncate()")
 
 
 def _sequence_size(value: Any) -> int | None:
@@ -427,7 +427,7 @@ def _plain_output(value: Any) -> Any:
     limit = output_limit() or MAX_VALUE_CHARS
     if not isinstance(value, str) and size_of(value, limit) > limit:
         raise SecurityError(f"a value printed would exceed {limit:,} characters")
-    check_text(value, "printing")
+    check_text_size(value, "printing")
     return value
 
 

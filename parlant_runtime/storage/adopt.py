@@ -34,9 +34,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex
 
 from parlant_runtime.storage import migrate
+from parlant_runtime.storage.port import MigrationError
 from parlant_runtime.storage.sql.schema import HOST_TABLES, RUNTIME_TABLES, metadata
+from parlant_runtime.storage.url import database_url
 
-__all__ = ["NEEDED_INDEXES", "AdoptionRefused", "AdoptionReport", "Mismatch", "adopt"]
+__all__ = ["NEEDED_INDEXES", "AdoptionRefused", "AdoptionReport", "TableMismatch", "adopt"]
 
 _LOCK_KEY = 0x7061726C616E74  # the key storage/env.py takes: adopt and upgrade queue
 
@@ -49,7 +51,7 @@ NEEDED_INDEXES = (
 
 
 @dataclass(frozen=True, slots=True)
-class Mismatch:
+class TableMismatch:
     """One way an existing table does not fit the runtime, and what to do about it."""
 
     table: str
@@ -73,10 +75,10 @@ class AdoptionReport:
     already: bool = False
 
 
-class AdoptionRefused(migrate.MigrationError):
+class AdoptionRefused(MigrationError):
     """The platform's tables do not fit the runtime; nothing was changed."""
 
-    def __init__(self, mismatches: Sequence[Mismatch]) -> None:
+    def __init__(self, mismatches: Sequence[TableMismatch]) -> None:
         self.mismatches = list(mismatches)
         count = len(self.mismatches)
         lines = "\n".join(f"  {m}" for m in self.mismatches)
@@ -109,16 +111,18 @@ def _type_name(family: str, column_type: Any) -> str:
     return f"enum {column_type.name}" if family == "enum" else family
 
 
-def _check_table(inspector: Any, table: sa.Table, enums: dict[str, list[str]]) -> list[Mismatch]:
+def _check_table(
+    inspector: Any, table: sa.Table, enums: dict[str, list[str]]
+) -> list[TableMismatch]:
     found = {column["name"]: column for column in inspector.get_columns(table.name)}
-    problems: list[Mismatch] = []
+    problems: list[TableMismatch] = []
     for column in table.columns:
         if column.info.get("runtime"):
             continue  # the runtime adds it
         have = found.get(column.name)
         if have is None:
             problems.append(
-                Mismatch(
+                TableMismatch(
                     table.name,
                     column.name,
                     "is missing",
@@ -131,7 +135,7 @@ def _check_table(inspector: Any, table: sa.Table, enums: dict[str, list[str]]) -
             want = "text"  # SQLite keeps enums as checked text and uuids as char(32)
         if want != got:
             problems.append(
-                Mismatch(
+                TableMismatch(
                     table.name,
                     column.name,
                     f"is {_type_name(got, have['type'])}, the runtime needs {want}",
@@ -142,7 +146,7 @@ def _check_table(inspector: Any, table: sa.Table, enums: dict[str, list[str]]) -
             type_name = have["type"].name
             values = enums.get(type_name, list(have["type"].enums))
             problems.extend(
-                Mismatch(
+                TableMismatch(
                     f"enum type {type_name}",
                     None,
                     f"lacks {value!r}",
@@ -154,7 +158,7 @@ def _check_table(inspector: Any, table: sa.Table, enums: dict[str, list[str]]) -
     for name, have in found.items():
         if name not in table.columns and not have["nullable"] and have.get("default") is None:
             problems.append(
-                Mismatch(
+                TableMismatch(
                     table.name,
                     name,
                     "is NOT NULL without a default, and the runtime does not write it",
@@ -181,12 +185,12 @@ def _adopt(connection: sa.Connection, progress: Callable[[str], None]) -> Adopti
     present = [table for table in metadata.sorted_tables if table.name in existing]
     platform = [table for table in present if table.name.startswith("parlant_")]
     if not platform:
-        raise migrate.MigrationError(
+        raise MigrationError(
             "the database has none of the platform's parlant_* tables, so there is nothing "
             "to adopt; run `parlant-runtime db upgrade` to create them"
         )
     progress(f"checking {len(present)} tables")
-    problems: list[Mismatch] = []
+    problems: list[TableMismatch] = []
     for table in present:
         problems.extend(_check_table(inspector, table, enums))
         report.checked.append(table.name)
@@ -241,7 +245,7 @@ def _refuse_duplicates(connection: sa.Connection, table: sa.Table, index: sa.Ind
     scope = f" where {where}" if where is not None else ""
     raise AdoptionRefused(
         [
-            Mismatch(
+            TableMismatch(
                 table.name,
                 None,
                 f"has {row.rows} rows with the same ({names}) = "
@@ -270,7 +274,7 @@ async def adopt(url: str, *, progress: Callable[[str], None] | None = None) -> A
     """Make the database at ``url``, whose platform tables exist, ready for the runtime.
 
     Args:
-        url: the database (see :func:`~parlant_runtime.storage.migrate.database_url`).
+        url: the database (see :func:`~parlant_runtime.storage.url.database_url`).
         progress: called with one line per step (checking, creating, indexing), for
             a command to show how far a long adoption got.
 
@@ -285,5 +289,5 @@ async def adopt(url: str, *, progress: Callable[[str], None] | None = None) -> A
         DatabaseUnavailable: the database cannot be reached.
     """
     say = progress or (lambda _line: None)
-    resolved = migrate.database_url(url)
+    resolved = database_url(url)
     return await migrate.run_in_transaction(resolved, lambda c: _adopt(c, say), doing="adopting")

@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ValidationError
@@ -204,6 +204,19 @@ class MemoryStore:
         # tools belong to the workspace and outlive the agents that drop them (as their
         # SQL rows do): every tool id a publish of the workspace has named
         self._workspace_tools: dict[str, set[UUID]] = {}
+
+    async def __aenter__(self) -> Self:
+        """``async with MemoryStore() as store:`` closes the store at the end of the block."""
+        if self._closed:
+            raise StorageError("the store is closed; open a new one")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._sessions)} sessions"
+        return f"<parlant_runtime.MemoryStore {state}>"
 
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[None]:

@@ -6,14 +6,8 @@ no checkout: ``await upgrade(url)`` or ``parlant-runtime db upgrade``. One
 mechanism serves both dialects; every upgrade is one transaction (see
 ``storage/env.py``).
 
-Which database: an explicit URL, else the ``PARLANT_DATABASE_URL`` environment
-variable, else ``sqlite:///parlant.db`` in the current directory. A file next to the
-project (rather than one in a per-user data directory) is what people expect of an
-embedded default, shows up where they look for it, and keeps two projects on one
-machine apart; servers set the variable. URLs may name the plain dialect
-(``sqlite:///path``, ``postgresql://...``, ``postgres://...``) or the async
-drivers the library uses (``sqlite+aiosqlite``, ``postgresql+asyncpg``);
-:func:`database_url` turns any of them into the latter.
+Which database a URL names (and the default) is decided in one place,
+:func:`parlant_runtime.storage.url.database_url`, which every function here applies.
 
 The functions are coroutines, like every other I/O of the library: a backend
 upgrades at start-up inside its own event loop, and the CLI calls ``asyncio.run``.
@@ -22,8 +16,6 @@ upgrades at start-up inside its own event loop, and the CLI calls ``asyncio.run`
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import weakref
 from collections.abc import Callable
 from importlib import resources
@@ -40,36 +32,27 @@ from alembic.util import CommandError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from parlant_runtime.storage.port import StorageError
-from parlant_runtime.storage.sql.engine import create_engine, normalise_url
+from parlant_runtime.storage.port import DatabaseUnavailable, MigrationError
+from parlant_runtime.storage.sql.engine import create_engine
 from parlant_runtime.storage.sql.schema import RUNTIME_TABLES, metadata
+from parlant_runtime.storage.url import database_url, redact
 
 __all__ = [
-    "DATABASE_URL_ENV",
-    "DEFAULT_DATABASE_URL",
-    "DatabaseURLError",
-    "DatabaseUnavailable",
-    "MigrationError",
     "compare_server_default",
-    "current",
-    "database_url",
+    "current_revision",
     "differences",
     "downgrade",
     "head",
     "migration_engine",
-    "redact",
     "revisions",
     "run_in_transaction",
     "script_location",
     "upgrade",
 ]
 
-DATABASE_URL_ENV = "PARLANT_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///parlant.db"
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a PostgreSQL server before calling it unreachable."""
 
-_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _MIGRATIONS_PACKAGE = "parlant_runtime._migrations"
 
 T = TypeVar("T")
@@ -80,67 +63,6 @@ T = TypeVar("T")
 _COMMAND_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
-
-
-class DatabaseURLError(StorageError):
-    """The database URL cannot be read or names a database the library does not support."""
-
-
-class DatabaseUnavailable(StorageError):
-    """The database cannot be reached or opened (server down, wrong name, no such folder)."""
-
-
-class MigrationError(StorageError):
-    """A migration failed; the transaction was rolled back and the database is unchanged."""
-
-
-def database_url(url: str | None = None) -> str:
-    """The URL to use: ``url``, else ``$PARLANT_DATABASE_URL``, else ``./parlant.db``.
-
-    The result names the async driver (``sqlite+aiosqlite``, ``postgresql+asyncpg``);
-    a libpq ``sslmode`` parameter becomes asyncpg's ``ssl``.
-
-    Raises:
-        DatabaseURLError: the URL cannot be parsed or is not SQLite or PostgreSQL.
-    """
-    raw = url if url is not None else os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
-    raw = raw.strip()
-    if not raw:
-        raise DatabaseURLError(
-            "the database URL is empty; give one like sqlite:///parlant.db "
-            "or postgresql://user@host/dbname"
-        )
-    try:
-        parsed = sa.make_url(normalise_url(raw))
-    except sa.exc.ArgumentError as exc:
-        raise DatabaseURLError(
-            f"{_redact_raw(raw)!r} is not a database URL; write sqlite:///path/to/file.db "
-            "or postgresql://user:password@host:5432/dbname"
-        ) from exc
-    if parsed.drivername not in _DRIVERS.values():
-        backend = parsed.get_backend_name()
-        if backend in _DRIVERS:
-            hint = f"write {backend}:// and the library uses {_DRIVERS[backend]}"
-        else:
-            hint = "parlant-runtime stores its data in SQLite or PostgreSQL"
-        raise DatabaseURLError(f"unsupported database URL scheme {parsed.drivername!r}: {hint}")
-    if "sslmode" in parsed.query and "ssl" not in parsed.query:
-        parsed = parsed.difference_update_query(["sslmode"]).update_query_dict(
-            {"ssl": parsed.query["sslmode"]}
-        )
-    return parsed.render_as_string(hide_password=False)
-
-
-def redact(url: str) -> str:
-    """The URL with its password hidden, for messages and logs."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return _redact_raw(url)
-
-
-def _redact_raw(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def migration_engine(url: str) -> AsyncEngine:
@@ -259,7 +181,7 @@ async def downgrade(url: str, revision: str) -> list[str]:
     return await _run(url, lambda config: command.downgrade(config, revision), "the downgrade")
 
 
-async def current(url: str) -> str | None:
+async def current_revision(url: str) -> str | None:
     """The revision the database is at; ``None`` when no migration was applied.
 
     A SQLite file that does not exist is not created: it has no revision.

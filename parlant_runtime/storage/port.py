@@ -46,8 +46,11 @@ __all__ = [
     "MAX_VARIABLE_BYTES",
     "AgentChanges",
     "ConcurrentUpdate",
+    "DatabaseURLError",
+    "DatabaseUnavailable",
     "DuplicateMessage",
     "InvalidData",
+    "MigrationError",
     "NewEvent",
     "NotFound",
     "PublishRefused",
@@ -116,6 +119,18 @@ class PublishRefused(StorageError):
     def __init__(self, message: str, report: PublishReport | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class DatabaseURLError(StorageError):
+    """The database URL cannot be read or names a database the library does not support."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or opened (server down, wrong name, no such folder)."""
+
+
+class MigrationError(StorageError):
+    """A migration failed; the transaction was rolled back and the database is unchanged."""
 
 
 class NewEvent(Model):

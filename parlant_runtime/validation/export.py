@@ -15,7 +15,7 @@ from typing import Any
 from parlant_runtime.errors import BundleProblem
 from parlant_runtime.validation.findings import CODE_INFO, Code, Severity, ValidationReport
 
-__all__ = ["FileResult", "to_json_data", "to_sarif"]
+__all__ = ["CheckedFile", "findings_json", "to_sarif"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -23,7 +23,7 @@ _DOCS = "docs/validation.md"
 
 
 @dataclass(frozen=True, slots=True)
-class FileResult:
+class CheckedFile:
     """The outcome for one file: a report, or the problems that kept it from being read."""
 
     path: str
@@ -40,7 +40,7 @@ def _problem_data(problem: BundleProblem) -> dict[str, Any]:
     return {"path": {"field": problem.field, "line": problem.line}, "message": problem.message}
 
 
-def to_json_data(results: list[FileResult]) -> dict[str, Any]:
+def findings_json(results: list[CheckedFile]) -> dict[str, Any]:
     """The ``--format json`` document: files with their findings, and a summary."""
     files: list[dict[str, Any]] = []
     totals = {Severity.ERROR: 0, Severity.WARNING: 0, Severity.INFO: 0}
@@ -82,7 +82,7 @@ def _location(path: str, line: int | None) -> dict[str, Any]:
     return {"physicalLocation": physical}
 
 
-def to_sarif(results: list[FileResult]) -> dict[str, Any]:
+def to_sarif(results: list[CheckedFile]) -> dict[str, Any]:
     """A SARIF 2.1.0 log with one rule per validation code."""
     codes = list(Code)
     rules = [

@@ -32,7 +32,7 @@ def test_a_chat_state_collects_variables_and_they_round_trip() -> None:
         ("day", {"type": "string", "minLength": 3}),
         ("party", {"type": "integer", "minimum": 1}),
     ]
-    assert loads_bundle(dumps_bundle(bundle)).bundle == bundle
+    assert loads_bundle(dumps_bundle(bundle)) == bundle
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pytest
 from click.testing import CliRunner, Result
 
-from parlant_runtime import KeywordEvaluator, Runtime, load_bundle
+from parlant_runtime import KeywordEvaluator, MigrationError, Runtime, load_bundle
 from parlant_runtime.bundle import read_bundle
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.cli import cli
@@ -33,6 +33,7 @@ from parlant_runtime.storage.publishing import from_workspace
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql.schema import RUNTIME_TABLES
 from parlant_runtime.storage.sql.store import SqlStore
+from parlant_runtime.storage.url import database_url
 from tests.host_schema import OWNER, create_host_database, host_dsn, run_sql, sql
 from tests.postgres import postgres_url
 
@@ -101,7 +102,7 @@ def columns(url: str, table: str) -> dict[str, tuple[str, bool, str | None]]:
 
 def test_upgrade_on_a_host_database_says_to_adopt_and_changes_nothing(host_url: str) -> None:
     before = columns(host_url, "parlant_agent")
-    with pytest.raises(migrate.MigrationError, match="db adopt"):
+    with pytest.raises(MigrationError, match="db adopt"):
         asyncio.run(migrate.upgrade(host_url))
     result = cli_run("db", "upgrade", "--database-url", host_url)
     assert result.exit_code == 1
@@ -115,7 +116,7 @@ def test_adopt_keeps_every_host_column_and_records_the_revision(host_url: str) -
     result = cli_run("db", "adopt", "--database-url", host_url)
     assert result.exit_code == 0, result.output
     assert "checked 15 platform tables" in result.output
-    assert asyncio.run(migrate.current(host_url)) == migrate.head()
+    assert asyncio.run(migrate.current_revision(host_url)) == migrate.head()
     for table, host_columns in before.items():
         after = columns(host_url, table)
         for name, shape in host_columns.items():
@@ -138,7 +139,7 @@ def test_adopt_creates_the_tables_a_partial_host_database_lacks() -> None:
         for table in missing:
             assert f"created {table}" in result.output
             assert columns(url, table)
-        assert asyncio.run(migrate.current(url)) == migrate.head()
+        assert asyncio.run(migrate.current_revision(url)) == migrate.head()
         refused = cli_run(
             "publish", ROOT / "examples/returns.yaml", "--database-url", url, "--workspace", WS
         )
@@ -165,7 +166,7 @@ def test_adopt_reports_every_mismatch_and_changes_nothing(host_url: str) -> None
     assert "parlant_journey_state.chat_prompt is missing" in out
     assert "enum type event_type lacks 'tool_result'" in out
     assert "3 problems" in out
-    assert asyncio.run(migrate.current(host_url)) is None
+    assert asyncio.run(migrate.current_revision(host_url)) is None
     assert "idempotency_key" not in columns(host_url, "parlant_event")
 
 
@@ -581,7 +582,7 @@ def test_adopt_names_platform_rows_that_a_runtime_index_would_refuse(host_url: s
         result.output
     )
     assert "keep one of them" in result.output
-    assert asyncio.run(migrate.current(host_url)) is None
+    assert asyncio.run(migrate.current_revision(host_url)) is None
 
 
 def test_adopt_on_a_database_without_platform_tables_says_to_upgrade() -> None:
@@ -589,7 +590,7 @@ def test_adopt_on_a_database_without_platform_tables_says_to_upgrade() -> None:
         result = cli_run("db", "adopt", "--database-url", url)
         assert result.exit_code == 1
         assert "nothing to adopt; run `parlant-runtime db upgrade`" in result.output
-        assert asyncio.run(migrate.current(url)) is None
+        assert asyncio.run(migrate.current_revision(url)) is None
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -601,7 +602,7 @@ def test_adopt_works_the_same_on_sqlite(backend: str, tmp_path: Path) -> None:
     asyncio.run(migrate.upgrade(url))
 
     async def forget_revision() -> None:
-        engine = migrate.migration_engine(migrate.database_url(url))
+        engine = migrate.migration_engine(database_url(url))
         try:
             async with engine.begin() as connection:
                 await connection.exec_driver_sql("DROP TABLE alembic_version")
@@ -614,7 +615,7 @@ def test_adopt_works_the_same_on_sqlite(backend: str, tmp_path: Path) -> None:
     assert "parlant-runtime db adopt" in refused.output
     adopted = cli_run("db", "adopt", "--database-url", url)
     assert adopted.exit_code == 0, adopted.output
-    assert asyncio.run(migrate.current(url)) == migrate.head()
+    assert asyncio.run(migrate.current_revision(url)) == migrate.head()
     assert asyncio.run(migrate.differences(url)) == []
 
 

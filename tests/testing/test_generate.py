@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 
-from parlant_runtime.bundle import LoadedBundle, bundle_from_data, loads_bundle, read_bundle
+from parlant_runtime.bundle import LoadedBundle, bundle_from_data, read_bundle, reads_bundle
 from parlant_runtime.bundle.source import SourceMap
 from parlant_runtime.cli import cli
 from parlant_runtime.testing import loads_conversation_file, render_text, run_case
@@ -131,7 +131,7 @@ def test_on_any_journey_each_transition_is_taken_or_reported_never_both(
 
 
 def generated(text: str) -> Any:
-    return generate_tests(loads_bundle(text, filename="b.yaml"))
+    return generate_tests(reads_bundle(text, filename="b.yaml"))
 
 
 def reasons(text: str) -> list[tuple[int | None, str, str]]:
@@ -414,7 +414,7 @@ def test_a_dense_journey_that_forbids_revisiting_is_still_covered() -> None:
 def test_a_required_result_field_filled_with_a_placeholder_yields_to_a_condition() -> None:
     # the stub's placeholder for `status` (required by the returnSchema) is no reason
     # for "two different results": the condition that needs `confirmed` replaces it
-    loaded = loads_bundle(
+    loaded = reads_bundle(
         """
 agent: {name: Shop}
 tools:
@@ -453,7 +453,7 @@ journeys:
 
 
 def test_two_conditions_that_need_different_results_name_both_values() -> None:
-    loaded = loads_bundle(
+    loaded = reads_bundle(
         """
 agent: {name: Shop}
 tools:
@@ -483,7 +483,7 @@ journeys:
 
 
 def test_a_tool_that_runs_twice_gets_a_result_per_call() -> None:
-    loaded = loads_bundle(
+    loaded = reads_bundle(
         """
 agent: {name: Clinic}
 tools:

@@ -40,8 +40,8 @@ __all__ = [
     "agent_version",
     "chunks",
     "delete_stale",
-    "read_bundle",
-    "refuse_taken_ids",
+    "read_stored_bundle",
+    "refuse_ids_of_others",
     "upsert_bundle",
 ]
 
@@ -300,7 +300,7 @@ async def delete_stale(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> N
             await conn.execute(sa.delete(table).where(table.c.id.in_(chunk)))
 
 
-async def refuse_taken_ids(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> None:
+async def refuse_ids_of_others(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> None:
     """Refuse a bundle whose explicit ids belong to another agent's rows (or another
     workspace's tools): an upsert would otherwise take those rows from their owner.
 
@@ -319,7 +319,7 @@ async def refuse_taken_ids(conn: AsyncConnection, ws: str, bundle: AgentBundle) 
 async def _refuse_taken(
     conn: AsyncConnection, ws: str, agent_id: UUID, table: sa.Table, ids: list[UUID]
 ) -> None:
-    """The check of :func:`refuse_taken_ids` for one chunk of one table's ids."""
+    """The check of :func:`refuse_ids_of_others` for one chunk of one table's ids."""
     if table is t.tool:
         foreign: Any = t.tool.c.workspace_id != ws
         query = sa.select(t.tool.c.id).where(t.tool.c.id.in_(ids), foreign)
@@ -418,7 +418,9 @@ _LOAD: dict[str, Any] = {
 }
 
 
-async def read_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> tuple[AgentBundle, int]:
+async def read_stored_bundle(
+    conn: AsyncConnection, ws: str, agent_id: UUID
+) -> tuple[AgentBundle, int]:
     """The agent as a bundle (with the stored ids) and its version; a fixed query count."""
     agent_row = (await conn.execute(_LOAD["agent"], {"agent": agent_id, "ws": ws})).first()
     if agent_row is None:

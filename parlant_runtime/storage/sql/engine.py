@@ -7,26 +7,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["create_engine", "normalise_url"]
+from parlant_runtime.storage.url import database_url
 
-
-def normalise_url(url: str) -> str:
-    """Point a database URL at the async driver: aiosqlite for SQLite, asyncpg for PostgreSQL."""
-    for prefix, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(prefix):
-            return driver + url[len(prefix) :]
-    return url
+__all__ = ["create_engine"]
 
 
 def create_engine(
     url: str, *, sqlite_begin: str = "BEGIN", sqlite_foreign_keys: bool = True, **options: Any
 ) -> AsyncEngine:
-    """An async engine; on SQLite with real transactions, foreign keys, WAL and a busy timeout."""
-    engine = create_async_engine(normalise_url(url), **options)
+    """An async engine for ``url`` (read by :func:`~parlant_runtime.storage.url.database_url`);
+    on SQLite with real transactions, foreign keys, WAL and a busy timeout."""
+    engine = create_async_engine(database_url(url), **options)
     if engine.dialect.name == "sqlite":
         foreign_keys = "ON" if sqlite_foreign_keys else "OFF"
 

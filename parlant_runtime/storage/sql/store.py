@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Self, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -68,14 +68,15 @@ from parlant_runtime.storage.sql.agents import (
     agent_version,
     chunks,
     delete_stale,
-    read_bundle,
-    refuse_taken_ids,
+    read_stored_bundle,
+    refuse_ids_of_others,
     upsert_bundle,
 )
 from parlant_runtime.storage.sql.columns import LiveColumns, fill_defaults, live_columns
 from parlant_runtime.storage.sql.engine import create_engine
 from parlant_runtime.storage.sql.notify import EventNotifier
 from parlant_runtime.storage.sql.trusted import Trusted
+from parlant_runtime.storage.url import database_url, redact
 
 __all__ = ["SqlStore"]
 
@@ -248,36 +249,78 @@ class SqlStore:
         return self._check_open()
 
     @classmethod
-    def open(cls, url: str, *, poll_interval: float = 0.05, **engine_options: Any) -> SqlStore:
+    def open(
+        cls, url: str | None = None, *, poll_interval: float = 0.05, **engine_options: Any
+    ) -> SqlStore:
         """A store on the database at ``url`` (its schema must be upgraded already).
+
+        ``url`` is read as the command line reads ``--database-url``
+        (:func:`~parlant_runtime.storage.url.database_url`): ``sqlite:///file.db`` or
+        ``postgresql://user@host/db`` with or without the async driver named, and without
+        a URL ``$PARLANT_DATABASE_URL``, else ``./parlant.db``. Nothing connects yet.
+
+        The store is an async context manager that closes it at the end of the block::
+
+            async with SqlStore.open("sqlite:///parlant.db") as store:
+                ...
+
+        and without one, ``await store.close()`` releases its connections.
 
         ``engine_options`` go to SQLAlchemy's ``create_async_engine`` (pool size, ...).
         On SQLite, writes go through their own engine whose transactions begin with
         ``BEGIN IMMEDIATE``: a transaction that reads before it writes then waits for
         the write lock up front instead of failing when another writer got in between.
+
+        Raises:
+            DatabaseURLError: the URL cannot be read or is not SQLite or PostgreSQL.
         """
-        engine = create_engine(url, **engine_options)
+        resolved = database_url(url)
+        engine = create_engine(resolved, **engine_options)
         writer = None
         if engine.dialect.name == "sqlite":
-            writer = create_engine(url, sqlite_begin="BEGIN IMMEDIATE", **engine_options)
+            writer = create_engine(resolved, sqlite_begin="BEGIN IMMEDIATE", **engine_options)
         return cls(engine, writer=writer, poll_interval=poll_interval)
+
+    async def __aenter__(self) -> Self:
+        """``async with SqlStore.open(url) as store:`` closes the store at the end."""
+        self._check_open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        """The database's URL with its password hidden (for logs and messages)."""
+        return redact(self._writer.url.render_as_string(hide_password=False))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._engine is None else self.url
+        return f"<parlant_runtime.SqlStore {state}>"
 
     async def _transact(
         self,
         work: Callable[[AsyncConnection], Awaitable[T]],
         *,
         committed: Callable[[], Awaitable[bool]] | None = None,
+        refused: str = "the write breaks a database constraint",
+        explain: Callable[[IntegrityError], Awaitable[NoReturn]] | None = None,
     ) -> T:
         """Run ``work`` in one write transaction, again when the failure was transient.
+
+        This is the one place where the driver's errors become the library's: every
+        write of the store runs here (reads in :meth:`_read`).
 
         A deadlock or serialization failure, a connection that could not be had and one
         that died before ``COMMIT`` wrote nothing: ``work`` runs again on a new
         connection, up to :data:`faults.ATTEMPTS` times. When the connection dies during
         ``COMMIT`` the outcome is unknown: ``committed`` asks the database whether the
         transaction landed (the result is then returned as if nothing had happened);
-        without it the work is one that may run twice (idempotent). Constraint
-        violations are raised as they are; every other driver error becomes
-        :class:`StorageError` (the transaction is rolled back, nothing is written).
+        without it the work is one that may run twice (idempotent). A constraint
+        violation goes to ``explain`` (which raises the error that says what happened),
+        else becomes :class:`InvalidData` beginning with ``refused``; every other driver
+        error becomes :class:`StorageError`. Either way the transaction is rolled back
+        and nothing is written.
         """
         last: BaseException | None = None
         for attempt in range(faults.ATTEMPTS):
@@ -301,8 +344,10 @@ class SqlStore:
                 finally:
                     await _release(conn)  # rolls back what was not committed
                 return result
-            except IntegrityError:
-                raise
+            except IntegrityError as exc:
+                if explain is not None:
+                    await explain(exc)
+                raise InvalidData(f"{refused}: {_reason(exc)}") from exc
             except (DBAPIError, OSError) as exc:
                 last = exc
                 if faults.conflict(exc):
@@ -521,7 +566,7 @@ class SqlStore:
         """Everything the runtime needs of an agent, in twelve queries."""
         _check_workspace(workspace_id)
         async with self._read() as conn:
-            bundle, version = await read_bundle(conn, workspace_id, agent_id)
+            bundle, version = await read_stored_bundle(conn, workspace_id, agent_id)
         return StoredAgent(workspace_id, agent_id, version, bundle)
 
     async def publish(
@@ -573,8 +618,8 @@ class SqlStore:
                 creator = await conn.scalar(
                     sa.select(t.agent.c.created_by).where(t.agent.c.id == agent_id)
                 )
-            await refuse_taken_ids(conn, workspace_id, new)
-            old = (await read_bundle(conn, workspace_id, agent_id))[0] if version else None
+            await refuse_ids_of_others(conn, workspace_id, new)
+            old = (await read_stored_bundle(conn, workspace_id, agent_id))[0] if version else None
             changes = publishing.diff(old, new)
             removed = publishing.removed_states(old, new)
             stranded = await self._stranded(conn, removed)
@@ -602,16 +647,11 @@ class SqlStore:
                     report, version=(version or 0) + 1, moved_sessions=sum(stranded.values())
                 )
             new_version = (version or 0) + 1
-            try:
-                # new rows first, so that sessions can move onto new states; then the moves;
-                # then the removal of what the bundle no longer has
-                await upsert_bundle(
-                    conn, workspace_id, new, version=new_version, created_by=creator
-                )
-                moved = await self._move_sessions(conn, new, removed, moves, new_version)
-                await delete_stale(conn, workspace_id, new)
-            except IntegrityError as exc:
-                raise InvalidData(f"the agent cannot be stored: {exc.orig}") from exc
+            # new rows first, so that sessions can move onto new states; then the moves;
+            # then the removal of what the bundle no longer has
+            await upsert_bundle(conn, workspace_id, new, version=new_version, created_by=creator)
+            moved = await self._move_sessions(conn, new, removed, moves, new_version)
+            await delete_stale(conn, workspace_id, new)
             await self._notify_republish(conn, agent_id, new_version)
             return PublishReport(
                 agent_id=agent_id,
@@ -623,7 +663,7 @@ class SqlStore:
                 written=True,
             )
 
-        return await self._transact(work)
+        return await self._transact(work, refused="the agent cannot be stored")
 
     async def _creator(
         self,
@@ -818,10 +858,7 @@ class SqlStore:
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(*t.session.c)
             )
-            try:
-                row = (await conn.execute(statement)).first()
-            except IntegrityError as exc:
-                raise InvalidData(f"session {session_id} cannot be created: {exc.orig}") from exc
+            row = (await conn.execute(statement)).first()
             if row is None:  # the id exists: the same session created again is a no-op
                 existing = (
                     await conn.execute(sa.select(t.session).where(t.session.c.id == session_id))
@@ -834,7 +871,7 @@ class SqlStore:
             )
             return _session(row)
 
-        return await self._transact(work)
+        return await self._transact(work, refused=f"session {session_id} cannot be created")
 
     async def _agent_for_session(
         self, conn: AsyncConnection, ws: str, agent_id: UUID
@@ -998,10 +1035,10 @@ class SqlStore:
                 )
                 return version is not None and version > turn.expected_version
 
-        try:
-            row = await self._transact(work, committed=committed)
-        except IntegrityError as exc:
+        async def explain(exc: IntegrityError) -> NoReturn:
             await self._explain_integrity_error(workspace_id, turn, exc)
+
+        row = await self._transact(work, committed=committed, explain=explain)
         self._notifier.local_commit(turn.session_id)
         return _session(row)
 
