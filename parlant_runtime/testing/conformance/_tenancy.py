@@ -29,7 +29,7 @@ from parlant_runtime.storage.port import (
     TurnCommit,
     VariableChange,
 )
-from tests.storage.support import (
+from parlant_runtime.testing.conformance._support import (
     OTHER_WS,
     WS,
     Run,
@@ -43,7 +43,11 @@ from tests.storage.support import (
 )
 
 A_ONLY_NAME = "Bank of A"
+
+
 A_CUSTOMER = "customer-of-a"
+
+
 A_SECRET = "secret-of-a"
 
 
@@ -145,8 +149,6 @@ async def sessions_or_nothing(store: Store, workspace: str, agent_id: UUID) -> l
         return []
 
 
-# ------------------------------------------------------------------ ids of A used from B
-
 Probe = Callable[[Store, Tenants, UUID], Awaitable[object]]
 
 
@@ -207,6 +209,7 @@ USAGE_KINDS = (
     "tool",
 )
 
+
 PROBES: dict[str, tuple[Callable[[Tenants], UUID], Probe]] = {
     "get_session": (_session_id, lambda s, t, i: s.get_session(OTHER_WS, i)),
     "list_events": (_session_id, _events),
@@ -237,84 +240,9 @@ async def behaves_like_an_unknown_id(store: Store, t: Tenants, operation: str) -
     expected = await outcome(probe(store, t, unknown), str(unknown))
     assert await world(store, t) == before, f"{operation} wrote something"
     assert seen == expected, operation
-    if operation != "list_sessions":  # adapters disagree on it: see test_conformance
+    if operation != "list_sessions":  # adapters disagree on it: see SessionConformance
         assert seen[0] == "NotFound", operation
     assert_leaks_nothing(seen[1], t)
-
-
-def test_ids_of_another_workspace_behave_like_unknown_ids(store: Store, run: Run) -> None:
-    async def body() -> None:
-        t = await populate(store)
-        for operation in PROBES:
-            if not operation.startswith("usage-"):
-                await behaves_like_an_unknown_id(store, t, operation)
-
-    run(body())
-
-
-def test_usage_of_another_workspaces_entity_behaves_like_an_unknown_one(
-    store: Store, run: Run, backend: str, request: pytest.FixtureRequest
-) -> None:
-
-    async def body() -> None:
-        t = await populate(store)
-        for operation in PROBES:
-            if operation.startswith("usage-"):
-                await behaves_like_an_unknown_id(store, t, operation)
-
-    run(body())
-
-
-def test_find_agent_sees_only_its_own_workspace(store: Store, run: Run) -> None:
-    async def body() -> None:
-        t = await populate(store)
-        assert await store.find_agent(OTHER_WS, A_ONLY_NAME) is None
-        assert await store.find_agent(OTHER_WS, "Clinic") == t.b_agent
-        assert await store.find_agent(WS, "Clinic") == t.a_agent
-        assert t.a_agent != t.b_agent  # the same bundle gets each workspace's own ids
-
-    run(body())
-
-
-def test_list_sessions_of_an_agent_shows_its_workspaces_sessions_only(
-    store: Store, run: Run
-) -> None:
-    async def body() -> None:
-        t = await populate(store)
-        assert [s.id for s in await store.list_sessions(WS, t.a_agent)] == [t.a_session.id]
-        assert [s.id for s in await store.list_sessions(OTHER_WS, t.b_agent)] == [t.b_session.id]
-        assert await sessions_or_nothing(store, WS, t.b_agent) == []
-
-    run(body())
-
-
-def test_a_customer_id_of_another_workspace_sees_none_of_its_values(store: Store, run: Run) -> None:
-    async def body() -> None:
-        t = await populate(store)
-        variables = await store.get_variables(OTHER_WS, t.b_session.id)
-        assert {v.key: v.value for v in variables} == {"day": "monday", "visits": 0}
-
-    run(body())
-
-
-def test_a_session_id_taken_in_another_workspace_is_refused_without_leaking(
-    store: Store, run: Run
-) -> None:
-    # A caller-chosen session id is a primary key shared by every workspace, so it cannot
-    # behave like a free id; it must be refused without a word about its owner.
-    async def body() -> None:
-        t = await populate(store)
-        before = await world(store, t)
-        start = SessionStart(agent_id=t.b_agent, session_id=t.a_session.id)
-        with pytest.raises(InvalidData) as refused:
-            await store.create_session(OTHER_WS, start)
-        assert_leaks_nothing(str(refused.value).replace(str(t.a_session.id), "<id>"), t)
-        assert await world(store, t) == before
-
-    run(body())
-
-
-# ------------------------------------------------------------------ ids of A inside B's turn
 
 
 def _journey_only(a: AgentBundle, b: AgentBundle) -> dict[str, Any]:
@@ -365,6 +293,8 @@ REFUSED_EVERYWHERE = {
     "journey-and-state": _journey_and_state,
     "own-journey-foreign-state": _own_journey_foreign_state,
 }
+
+
 ACCEPTED_BY_SQL = {
     "journey-only": _journey_only,
     "event-journey": _event_journey,
@@ -386,40 +316,6 @@ async def refused_like_random_ids(
             else:
                 pytest.fail(f"{case}: the turn was committed")
             assert await world(store, t) == before, f"{case}: the refused turn wrote something"
-
-
-def test_a_turn_naming_another_workspaces_state_is_refused(store: Store, run: Run) -> None:
-    async def body() -> None:
-        await refused_like_random_ids(store, await populate(store), REFUSED_EVERYWHERE)
-
-    run(body())
-
-
-def test_a_turn_naming_another_workspaces_journey_without_state_or_in_events_is_refused(
-    store: Store, run: Run, backend: str, request: pytest.FixtureRequest
-) -> None:
-
-    async def body() -> None:
-        await refused_like_random_ids(store, await populate(store), ACCEPTED_BY_SQL)
-
-    run(body())
-
-
-def test_usage_deltas_cannot_reach_another_workspaces_counters(store: Store, run: Run) -> None:
-    async def body() -> None:
-        t = await populate(store)
-        guideline = t.a_bundle.guidelines[0].id
-        before = await store.usage(WS, "guideline", guideline)
-        hostile = turn(t.b_session, usage={usage_key("guideline", guideline, "match_count"): 50})
-        with contextlib.suppress(InvalidData):  # refusing the delta is as good as ignoring it
-            await store.commit_turn(OTHER_WS, hostile)
-        await store.roll_up_usage()
-        assert await store.usage(WS, "guideline", guideline) == before
-
-    run(body())
-
-
-# ------------------------------------------------------------------ explicit ids in a bundle
 
 
 def _steal(kind: str, a: AgentBundle, data: dict[str, Any]) -> UUID:
@@ -463,13 +359,6 @@ async def steal(store: Store, t: Tenants, kind: str) -> None:
     assert await world(store, t) == before, kind
 
 
-def test_publishing_the_agent_id_of_another_workspace_is_refused(store: Store, run: Run) -> None:
-    async def body() -> None:
-        await steal(store, await populate(store), "agent")
-
-    run(body())
-
-
 STOLEN_KINDS = (
     "guideline",
     "canned_response",
@@ -481,18 +370,6 @@ STOLEN_KINDS = (
     "journey_guideline",
 )
 
-
-def test_publishing_child_ids_of_another_workspace_is_refused(store: Store, run: Run) -> None:
-    # One scene for every kind: each refused publish must leave both workspaces as they were.
-    async def body() -> None:
-        t = await populate(store)
-        for kind in STOLEN_KINDS:
-            await steal(store, t, kind)
-
-    run(body())
-
-
-# ------------------------------------------------------------------ strings that are not ids
 
 HOSTILE_WORKSPACES = {
     "upper-case": "WS-A",
@@ -506,7 +383,11 @@ HOSTILE_WORKSPACES = {
     "long": "ws-a" * 5000,
     "empty": "",
 }
+
+
 HOSTILE_KEYS = ("%", "_", "K-A", "k-a ", " k-a", "k-%", "k_a", "' OR 1=1 --")
+
+
 HOSTILE_NAMES = ("%", "_", "CLINIC", "Clinic ", "Clin%", "Clini_", "Clinic' OR '1'='1")
 
 
@@ -539,37 +420,163 @@ async def finds_nothing(store: Store, t: Tenants, workspace: str) -> None:
     assert await sessions_or_nothing(store, workspace, agent) == []
 
 
-def test_workspace_ids_that_are_not_the_owners_find_nothing(store: Store, run: Run) -> None:
-    async def body() -> None:
-        t = await populate(store)
-        before = await world(store, t)
-        for workspace in HOSTILE_WORKSPACES.values():
-            await finds_nothing(store, t, workspace)
-        assert await world(store, t) == before
+class TenancyConformance:
+    """Tenant isolation: another workspace's ids behave exactly like ids that do not exist."""
 
-    run(body())
+    def test_ids_of_another_workspace_behave_like_unknown_ids(self, store: Store, run: Run) -> None:
+        async def body() -> None:
+            t = await populate(store)
+            for operation in PROBES:
+                if not operation.startswith("usage-"):
+                    await behaves_like_an_unknown_id(store, t, operation)
 
+        run(body())
 
-def test_names_and_keys_match_exactly(store: Store, run: Run) -> None:
-    async def body() -> None:
-        t = await populate(store)
-        for key in HOSTILE_KEYS:
-            assert await store.find_message(WS, t.a_session.id, key) is None, key
-        for name in HOSTILE_NAMES:
-            assert await store.find_agent(WS, name) is None, name
-        assert await store.find_message(WS, t.a_session.id, "k-a") is not None
-        assert await store.find_agent(WS, "Clinic") == t.a_agent
+    def test_usage_of_another_workspaces_entity_behaves_like_an_unknown_one(
+        self, store: Store, run: Run
+    ) -> None:
 
-    run(body())
+        async def body() -> None:
+            t = await populate(store)
+            for operation in PROBES:
+                if operation.startswith("usage-"):
+                    await behaves_like_an_unknown_id(store, t, operation)
 
+        run(body())
 
-def test_a_nul_character_in_a_string_id_finds_nothing(store: Store, run: Run) -> None:
-    async def body() -> None:
-        t = await populate(store)
-        before = await world(store, t)
-        await finds_nothing(store, t, "ws-a\x00")
-        assert await world(store, t) == before
-        assert await store.find_message(WS, t.a_session.id, "k-a\x00") is None
-        assert await store.find_agent(WS, "Clinic\x00") is None
+    def test_find_agent_sees_only_its_own_workspace(self, store: Store, run: Run) -> None:
+        async def body() -> None:
+            t = await populate(store)
+            assert await store.find_agent(OTHER_WS, A_ONLY_NAME) is None
+            assert await store.find_agent(OTHER_WS, "Clinic") == t.b_agent
+            assert await store.find_agent(WS, "Clinic") == t.a_agent
+            assert t.a_agent != t.b_agent  # the same bundle gets each workspace's own ids
 
-    run(body())
+        run(body())
+
+    def test_list_sessions_of_an_agent_shows_its_workspaces_sessions_only(
+        self, store: Store, run: Run
+    ) -> None:
+        async def body() -> None:
+            t = await populate(store)
+            assert [s.id for s in await store.list_sessions(WS, t.a_agent)] == [t.a_session.id]
+            assert [s.id for s in await store.list_sessions(OTHER_WS, t.b_agent)] == [
+                t.b_session.id
+            ]
+            assert await sessions_or_nothing(store, WS, t.b_agent) == []
+
+        run(body())
+
+    def test_a_customer_id_of_another_workspace_sees_none_of_its_values(
+        self, store: Store, run: Run
+    ) -> None:
+        async def body() -> None:
+            t = await populate(store)
+            variables = await store.get_variables(OTHER_WS, t.b_session.id)
+            assert {v.key: v.value for v in variables} == {"day": "monday", "visits": 0}
+
+        run(body())
+
+    def test_a_session_id_taken_in_another_workspace_is_refused_without_leaking(
+        self, store: Store, run: Run
+    ) -> None:
+        # A caller-chosen session id is a primary key shared by every workspace, so it cannot
+        # behave like a free id; it must be refused without a word about its owner.
+        async def body() -> None:
+            t = await populate(store)
+            before = await world(store, t)
+            start = SessionStart(agent_id=t.b_agent, session_id=t.a_session.id)
+            with pytest.raises(InvalidData) as refused:
+                await store.create_session(OTHER_WS, start)
+            assert_leaks_nothing(str(refused.value).replace(str(t.a_session.id), "<id>"), t)
+            assert await world(store, t) == before
+
+        run(body())
+
+    def test_a_turn_naming_another_workspaces_state_is_refused(
+        self, store: Store, run: Run
+    ) -> None:
+        async def body() -> None:
+            await refused_like_random_ids(store, await populate(store), REFUSED_EVERYWHERE)
+
+        run(body())
+
+    def test_a_turn_naming_another_workspaces_journey_without_state_or_in_events_is_refused(
+        self, store: Store, run: Run
+    ) -> None:
+
+        async def body() -> None:
+            await refused_like_random_ids(store, await populate(store), ACCEPTED_BY_SQL)
+
+        run(body())
+
+    def test_usage_deltas_cannot_reach_another_workspaces_counters(
+        self, store: Store, run: Run
+    ) -> None:
+        async def body() -> None:
+            t = await populate(store)
+            guideline = t.a_bundle.guidelines[0].id
+            before = await store.usage(WS, "guideline", guideline)
+            hostile = turn(
+                t.b_session, usage={usage_key("guideline", guideline, "match_count"): 50}
+            )
+            with contextlib.suppress(InvalidData):  # refusing the delta is as good as ignoring it
+                await store.commit_turn(OTHER_WS, hostile)
+            await store.roll_up_usage()
+            assert await store.usage(WS, "guideline", guideline) == before
+
+        run(body())
+
+    def test_publishing_the_agent_id_of_another_workspace_is_refused(
+        self, store: Store, run: Run
+    ) -> None:
+        async def body() -> None:
+            await steal(store, await populate(store), "agent")
+
+        run(body())
+
+    def test_publishing_child_ids_of_another_workspace_is_refused(
+        self, store: Store, run: Run
+    ) -> None:
+        # One scene for every kind: each refused publish must leave both workspaces as they were.
+        async def body() -> None:
+            t = await populate(store)
+            for kind in STOLEN_KINDS:
+                await steal(store, t, kind)
+
+        run(body())
+
+    def test_workspace_ids_that_are_not_the_owners_find_nothing(
+        self, store: Store, run: Run
+    ) -> None:
+        async def body() -> None:
+            t = await populate(store)
+            before = await world(store, t)
+            for workspace in HOSTILE_WORKSPACES.values():
+                await finds_nothing(store, t, workspace)
+            assert await world(store, t) == before
+
+        run(body())
+
+    def test_names_and_keys_match_exactly(self, store: Store, run: Run) -> None:
+        async def body() -> None:
+            t = await populate(store)
+            for key in HOSTILE_KEYS:
+                assert await store.find_message(WS, t.a_session.id, key) is None, key
+            for name in HOSTILE_NAMES:
+                assert await store.find_agent(WS, name) is None, name
+            assert await store.find_message(WS, t.a_session.id, "k-a") is not None
+            assert await store.find_agent(WS, "Clinic") == t.a_agent
+
+        run(body())
+
+    def test_a_nul_character_in_a_string_id_finds_nothing(self, store: Store, run: Run) -> None:
+        async def body() -> None:
+            t = await populate(store)
+            before = await world(store, t)
+            await finds_nothing(store, t, "ws-a\x00")
+            assert await world(store, t) == before
+            assert await store.find_message(WS, t.a_session.id, "k-a\x00") is None
+            assert await store.find_agent(WS, "Clinic\x00") is None
+
+        run(body())
