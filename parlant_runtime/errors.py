@@ -29,7 +29,9 @@ class (``tests/test_errors.py`` checks this drawing against the code)::
     ├── ChatError            cli._chat_session: the chat cannot start or go on
     └── LineError            cli._chat_session: one chat input line cannot be carried out
 
-Module names are relative to ``parlant_runtime``. Messages say what happened and
+Module names are relative to ``parlant_runtime``; every class outside ``cli`` is
+importable from the package root (``from parlant_runtime import NotFound``), which is
+where hosts import them from. Messages say what happened and
 what to do about it; where a file is involved they name the file, the line and the
 field path. Driver errors (SQLAlchemy, asyncpg, sqlite3) are translated into
 :class:`StorageError` subclasses at the storage adapter's boundary, with the

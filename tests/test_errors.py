@@ -60,3 +60,11 @@ def test_the_drawing_is_read_whole() -> None:
     assert drawn["ParlantRuntimeError"] == (None, "errors")
     assert drawn["ToolArgumentError"] == ("ToolError", "engine.tools")
     assert drawn["LineError"] == ("ParlantRuntimeError", "cli._chat_session")
+
+
+def test_every_error_a_host_can_meet_is_exported_from_the_root() -> None:
+    # the command line's own errors end the command; every other one reaches a host
+    hosts_meet = {name for name, (_, module) in _drawn().items() if not module.startswith("cli.")}
+    assert hosts_meet <= set(parlant_runtime.__all__)
+    for name in hosts_meet:
+        assert getattr(parlant_runtime, name).__name__ == name
