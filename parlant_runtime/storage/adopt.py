@@ -270,7 +270,9 @@ def _add_column(connection: sa.Connection, table: sa.Table, column: sa.Column[An
     )
 
 
-async def adopt(url: str, *, progress: Callable[[str], None] | None = None) -> AdoptionReport:
+async def adopt(
+    url: str | None = None, *, progress: Callable[[str], None] | None = None
+) -> AdoptionReport:
     """Make the database at ``url``, whose platform tables exist, ready for the runtime.
 
     Args:

@@ -118,8 +118,12 @@ def revisions() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
-async def upgrade(url: str, revision: str = "head") -> list[str]:
+async def upgrade(url: str | None = None, revision: str = "head") -> list[str]:
     """Apply the migrations up to ``revision``, all in one transaction.
+
+    ``url`` is read as ``SqlStore.open`` and ``--database-url`` read it
+    (:func:`~parlant_runtime.storage.url.database_url`; without one the environment
+    variable, else ``./parlant.db``).
 
     Returns:
         The revisions applied, oldest first; empty when there was nothing to do.
@@ -245,7 +249,7 @@ def compare_server_default(  # noqa: PLR0917 (Alembic calls it with six position
     return None
 
 
-async def _run(url: str, action: Callable[[Config], None], doing: str) -> list[str]:
+async def _run(url: str | None, action: Callable[[Config], None], doing: str) -> list[str]:
     resolved = database_url(url)
     config = _config(resolved)
 
