@@ -20,7 +20,7 @@ from jinja2.exceptions import TemplateSyntaxError
 from parlant_runtime.bundle.schema import AgentBundle, JourneySpec, StateSpec
 from parlant_runtime.model import StateType
 from parlant_runtime.sandbox import ConditionKind, condition_kind, expression_source
-from parlant_runtime.testing._routes import DETOUR, Edge, Route
+from parlant_runtime.testing._routes import DETOUR, Route, TransitionEdge
 from parlant_runtime.testing._values import (
     MISSING,
     argument_schemas,
@@ -476,7 +476,7 @@ class Planner:
             self.results[result] = tool.name
             self.values[result] = self.stubs[tool.name]
 
-    def take(self, edge: Edge, rivals: Sequence[Edge]) -> None:
+    def take(self, edge: TransitionEdge, rivals: Sequence[TransitionEdge]) -> None:
         """Take ``edge``: every transition tried before it fails, it holds."""
         self.condition(edge.spec.condition, True)  # first: rivals then bend around it
         for rival in rivals:
@@ -489,8 +489,11 @@ class Planner:
         self.step.takes.append(label)
 
     def plan(
-        self, route: Route, outgoing: Mapping[str, list[Edge]], distance: Mapping[str, int]
-    ) -> tuple[Plan, list[Edge]]:
+        self,
+        route: Route,
+        outgoing: Mapping[str, list[TransitionEdge]],
+        distance: Mapping[str, int],
+    ) -> tuple[Plan, list[TransitionEdge]]:
         """Steps that take ``route.before`` and ``route.edge``, then on to a final state
         (``route.after`` first, else the first way on that can be planned)."""
         states = {state.name: state for state in self.journey.states}
@@ -513,7 +516,10 @@ class Planner:
         return Plan(self.steps, self.calls, self.start), [*path, *rest]
 
     def along(
-        self, edge: Edge, states: Mapping[str, StateSpec], outgoing: Mapping[str, list[Edge]]
+        self,
+        edge: TransitionEdge,
+        states: Mapping[str, StateSpec],
+        outgoing: Mapping[str, list[TransitionEdge]],
     ) -> None:
         """Take ``edge``: a new step when it leaves a chat state (the customer speaks)."""
         if states[edge.spec.from_state].state_type is StateType.CHAT:
@@ -522,7 +528,9 @@ class Planner:
         self.take(edge, outgoing[edge.spec.from_state])
         self.enter(states[edge.spec.to_state])
 
-    def finish(self, here: str, search: _Search, hint: list[Edge], slack: int) -> list[Edge]:
+    def finish(
+        self, here: str, search: _Search, hint: list[TransitionEdge], slack: int
+    ) -> list[TransitionEdge]:
         """Plan on from ``here`` to a final state, depth first: the hinted transition first,
         then those nearest a final state; at most ``slack`` transitions of detour."""
         if search.states[here].ends_journey or here not in search.distance:
@@ -572,7 +580,7 @@ class _Search:
     """What the search for a way on to a final state shares across its branches."""
 
     states: Mapping[str, StateSpec]
-    outgoing: Mapping[str, list[Edge]]
+    outgoing: Mapping[str, list[TransitionEdge]]
     distance: Mapping[str, int]
     visited: set[str]
     budget: list[int]

@@ -18,21 +18,21 @@ from parlant_runtime.bundle.schema import JourneySpec, TransitionSpec
 __all__ = [
     "ALTERNATIVES",
     "DETOUR",
-    "Edge",
     "Route",
     "Routes",
+    "TransitionEdge",
     "greedy_cover",
     "ordered_transitions",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class Edge:
+class TransitionEdge:
     index: int
     spec: TransitionSpec
 
 
-def ordered_transitions(journey: JourneySpec) -> dict[str, list[Edge]]:
+def ordered_transitions(journey: JourneySpec) -> dict[str, list[TransitionEdge]]:
     """Transitions per source state in the order the engine tries them."""
     names = {state.name for state in journey.states}
     ordered = sorted(
@@ -43,13 +43,13 @@ def ordered_transitions(journey: JourneySpec) -> dict[str, list[Edge]]:
         ),
         key=lambda item: (-item[1].priority, item[0]),
     )
-    outgoing: dict[str, list[Edge]] = {}
+    outgoing: dict[str, list[TransitionEdge]] = {}
     for index, spec in ordered:
-        outgoing.setdefault(spec.from_state, []).append(Edge(index, spec))
+        outgoing.setdefault(spec.from_state, []).append(TransitionEdge(index, spec))
     return outgoing
 
 
-def _graph(journey: JourneySpec, outgoing: Mapping[str, list[Edge]]) -> nx.MultiDiGraph:
+def _graph(journey: JourneySpec, outgoing: Mapping[str, list[TransitionEdge]]) -> nx.MultiDiGraph:
     graph = nx.MultiDiGraph()
     graph.add_nodes_from(state.name for state in journey.states)
     for edges in outgoing.values():
@@ -77,16 +77,16 @@ class Route:
     """A way to a transition (``before``), the transition, and a suggested way on to a
     final state (``after``; the planner may find another when this one cannot be planned)."""
 
-    before: list[Edge]
-    edge: Edge
-    after: list[Edge]
+    before: list[TransitionEdge]
+    edge: TransitionEdge
+    after: list[TransitionEdge]
 
     @property
-    def edges(self) -> list[Edge]:
+    def edges(self) -> list[TransitionEdge]:
         return [*self.before, self.edge, *self.after]
 
 
-def _to_final(journey: JourneySpec, outgoing: Mapping[str, list[Edge]]) -> dict[str, int]:
+def _to_final(journey: JourneySpec, outgoing: Mapping[str, list[TransitionEdge]]) -> dict[str, int]:
     """Transitions from each state to the nearest final state (states that reach one)."""
     reverse = _graph(journey, outgoing).reverse(copy=False)
     distance: dict[str, int] = {}
@@ -110,14 +110,14 @@ class Routes:
     """
 
     def __init__(
-        self, journey: JourneySpec, initial: str, outgoing: Mapping[str, list[Edge]]
+        self, journey: JourneySpec, initial: str, outgoing: Mapping[str, list[TransitionEdge]]
     ) -> None:
         self.initial = initial
         self.outgoing = outgoing
         self.graph = _graph(journey, outgoing)
         self.rank = {e.index: n for es in outgoing.values() for n, e in enumerate(es)}
         self.distance = _to_final(journey, outgoing)
-        self.parent: dict[str, Edge | None] = {initial: None}
+        self.parent: dict[str, TransitionEdge | None] = {initial: None}
         queue = deque([initial])
         while queue:
             here = queue.popleft()
@@ -127,7 +127,7 @@ class Routes:
                     queue.append(edge.spec.to_state)
         self.edges = {e.index: e for es in outgoing.values() for e in es}
         self.revisit = journey.allow_revisiting
-        self._after: dict[str, list[Edge]] = {}
+        self._after: dict[str, list[TransitionEdge]] = {}
 
     def reachable(self) -> list[int]:
         """The transitions whose source the initial state reaches, in file order."""
@@ -136,7 +136,7 @@ class Routes:
     def first(self, index: int) -> Route:
         """The shortest way through transition ``index`` (see the class docstring)."""
         edge = self.edges[index]
-        before: list[Edge] = []
+        before: list[TransitionEdge] = []
         here = edge.spec.from_state
         while (step := self.parent[here]) is not None:
             before.append(step)
@@ -158,7 +158,7 @@ class Routes:
             if before != first.before:
                 yield Route(before, edge, first.after)
 
-    def ways(self, start: str, end: str) -> list[list[Edge]]:
+    def ways(self, start: str, end: str) -> list[list[TransitionEdge]]:
         """The shortest simple paths from ``start`` to ``end``: the shortest first (using
         the transitions tried first), then up to ALTERNATIVES - 1 others at most DETOUR
         transitions longer, found depth first and pruned by the distance still to go."""
@@ -168,8 +168,10 @@ class Routes:
         if start not in to_end:
             return []
         budget = to_end[start] + DETOUR
-        found: list[list[Edge]] = []
-        stack: list[tuple[str, list[Edge], frozenset[str]]] = [(start, [], frozenset({start}))]
+        found: list[list[TransitionEdge]] = []
+        stack: list[tuple[str, list[TransitionEdge], frozenset[str]]] = [
+            (start, [], frozenset({start}))
+        ]
         while stack and len(found) < _SEARCH_LIMIT:
             here, path, seen = stack.pop()
             if here == end:
@@ -189,7 +191,7 @@ class Routes:
         state, each transition once, at most :data:`_WALK` long), then on to a final
         state: on a dense journey one case then takes many transitions instead of one."""
         used = {e.index for e in route.before} | {route.edge.index}
-        walk: list[Edge] = []
+        walk: list[TransitionEdge] = []
         here = route.edge.spec.to_state
         visited = {self.initial, *(e.spec.to_state for e in [*route.before, route.edge])}
         while here in chat and len(walk) < _WALK:
@@ -214,13 +216,13 @@ class Routes:
             return route
         return Route(route.before, route.edge, [*walk, *self.on_to_final(here)])
 
-    def on_to_final(self, start: str) -> list[Edge]:
+    def on_to_final(self, start: str) -> list[TransitionEdge]:
         """A shortest way from ``start`` to the nearest final state (transitions tried
         first); remembered per state."""
         known = self._after.get(start)
         if known is not None:
             return known
-        way: list[Edge] = []
+        way: list[TransitionEdge] = []
         here = start
         while self.distance.get(here, 0) > 0:
             here_distance = self.distance[here]
