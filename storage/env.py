@@ -23,12 +23,8 @@ import sqlalchemy as sa
 from alembic import context
 from alembic.migration import MigrationContext, MigrationInfo
 
-from parlant_runtime.storage import migrate
+from parlant_runtime.storage import migrate, own_schema
 from parlant_runtime.storage.port import MigrationError
-
-# The live tables, for `alembic revision --autogenerate` and nothing else: the
-# migrations themselves are frozen snapshots and never import them.
-from parlant_runtime.storage.sql.schema import metadata
 from parlant_runtime.storage.url import database_url
 
 ADVISORY_LOCK_KEY = 0x7061726C616E74  # "parlant": one upgrade at a time per database
@@ -47,11 +43,20 @@ def _record_step(
 
 
 def run_migrations(connection: sa.Connection) -> None:
-    """Configure Alembic on ``connection`` and run the requested command's revisions."""
+    """Configure Alembic on ``connection`` and run the requested command's revisions.
+
+    On PostgreSQL, Alembic's version table lives in the runtime's own schema
+    (``parlant_runtime``) from revision 0004 on: a database at an older revision, whose
+    table is in ``public``, has it moved there before the revisions run, and moved back
+    after a downgrade below 0004 (when the schema is left empty, it is dropped).
+    """
     dialect = connection.dialect.name
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=own_schema.comparable_metadata(dialect),
+        version_table_schema=own_schema.version_schema(dialect),
+        include_schemas=dialect == "postgresql",
+        include_name=own_schema.include_name,
         render_as_batch=dialect == "sqlite",
         # SQLite's DDL is transactional too once the engine emits BEGIN itself
         # (see migrate.migration_engine); Alembic assumes it is not.
@@ -66,7 +71,10 @@ def run_migrations(connection: sa.Connection) -> None:
             connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
             )
+            own_schema.version_table_to_runtime_schema(connection)
         context.run_migrations()
+        if dialect == "postgresql":
+            own_schema.version_table_back_below_first(connection, context.script)
         if dialect == "sqlite":
             violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             if violations:

@@ -45,9 +45,11 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "0001_seed_schema"
 EXTENSIONS = "0002_runtime_extensions"
-HEAD = "0003_event_log_keeps_positions"
-REVISIONS = [SEED, EXTENSIONS, HEAD]
+EVENT_LOG = "0003_event_log_keeps_positions"
+HEAD = "0004_runtime_schema"
+REVISIONS = [SEED, EXTENSIONS, EVENT_LOG, HEAD]
 HOST_TABLES = set(schema.HOST_TABLES)
+RUNTIME = schema.RUNTIME_SCHEMA
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -69,7 +71,24 @@ def on_database(url: str, work: Callable[[sa.Connection], T]) -> T:
 
 
 def table_names(url: str) -> set[str]:
-    return on_database(url, lambda connection: set(sa.inspect(connection).get_table_names()))
+    """The tables, those of the runtime's own schema named ``parlant_runtime.<table>``."""
+
+    def read(connection: sa.Connection) -> set[str]:
+        inspector = sa.inspect(connection)
+        names = set(inspector.get_table_names())
+        if connection.dialect.name == "postgresql" and inspector.has_schema(RUNTIME):
+            names |= {f"{RUNTIME}.{name}" for name in inspector.get_table_names(schema=RUNTIME)}
+        return names
+
+    return on_database(url, read)
+
+
+def head_tables(url: str) -> set[str]:
+    """The tables of a database at head: the schema's, and Alembic's version table (in
+    the runtime's own schema on PostgreSQL)."""
+    if url.startswith("sqlite"):
+        return {table.name for table in schema.metadata.tables.values()} | {"alembic_version"}
+    return set(schema.metadata.tables) | {f"{RUNTIME}.alembic_version"}
 
 
 def column_names(url: str, table: str) -> set[str]:
@@ -128,7 +147,7 @@ def sqlite_url(tmp_path: Path) -> str:
 def test_upgrade_builds_exactly_the_schema_of_the_tables(database: str) -> None:
     assert run(migrate.upgrade(database)) == REVISIONS
     assert run(migrate.current_revision(database)) == HEAD == migrate.head()
-    assert table_names(database) == set(schema.metadata.tables) | {"alembic_version"}
+    assert table_names(database) == head_tables(database)
     assert run(migrate.differences(database)) == []
 
 
@@ -154,7 +173,7 @@ def test_step_by_step_the_seed_comes_first(database: str) -> None:
     assert run(migrate.current_revision(database)) == SEED
     assert "parlant_usage" not in table_names(database)
     assert "version" not in column_names(database, "parlant_agent")
-    assert run(migrate.upgrade(database)) == [EXTENSIONS, HEAD]
+    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, HEAD]
     assert run(migrate.differences(database)) == []
 
 
@@ -265,18 +284,18 @@ def test_rows_survive_0002_up_and_down(database: str) -> None:
     defaults = on_database(
         database,
         lambda connection: connection.execute(
-            sa.select(schema.agent.c.version, schema.journey_state.c.position).join_from(
-                schema.agent, schema.journey_state, sa.true()
-            )
+            sa.select(schema.agent_state.c.version, schema.row_order.c.position)
+            .join_from(schema.agent_state, schema.row_order, sa.true())
+            .where(schema.row_order.c.row_id == STATE)
         ).one(),
     )
-    assert tuple(defaults) == (1, 0)  # agent.version, journey_state.position
+    assert tuple(defaults) == (1, 0)  # 0002's defaults, carried into the side tables by 0004
 
     # On SQLite batch mode rebuilds the tables: with foreign keys on, dropping the
     # old parlant_journey_state would have cleared the references to it.
-    assert run(migrate.downgrade(database, SEED)) == [HEAD, EXTENSIONS]
+    assert run(migrate.downgrade(database, SEED)) == [HEAD, EVENT_LOG, EXTENSIONS]
     assert on_database(database, _session_row) == (STATE, STATE)
-    assert run(migrate.upgrade(database)) == [EXTENSIONS, HEAD]
+    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, HEAD]
     assert on_database(database, _session_row) == (STATE, STATE)
 
 
@@ -291,8 +310,81 @@ def test_events_keep_a_removed_state_from_0003_and_lose_it_below(database: str) 
     on_database(database, remove_state)
     # the session's position is cleared (its foreign key); the event keeps its record
     assert on_database(database, _session_row) == (None, STATE)
-    assert run(migrate.downgrade(database, EXTENSIONS)) == [HEAD]
+    assert run(migrate.downgrade(database, EXTENSIONS)) == [HEAD, EVENT_LOG]
     assert on_database(database, _session_row) == (None, None)  # as SET NULL would have
+    assert run(migrate.upgrade(database)) == [EVENT_LOG, HEAD]
+    assert run(migrate.differences(database)) == []
+
+
+GUIDELINE, TRANSITION = uuid.uuid4(), uuid.uuid4()
+
+
+def _runtime_columns_at_0003(connection: sa.Connection) -> None:
+    """Values in the runtime's columns of the platform's tables, as 0002 kept them."""
+    connection.execute(
+        sa.text(
+            "UPDATE parlant_agent SET version = 7, no_match_response = 'Sorry.';"
+            if connection.dialect.name == "postgresql"
+            else "UPDATE parlant_agent SET version = 7, no_match_response = 'Sorry.'"
+        )
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO parlant_guideline (id, agent_id, condition, action, name, position) "
+            "VALUES (:id, :agent, 'asked', 'answer', 'greet', 3)"
+        ),
+        {
+            "id": GUIDELINE if connection.dialect.name == "postgresql" else GUIDELINE.hex,
+            "agent": AGENT if connection.dialect.name == "postgresql" else AGENT.hex,
+        },
+    )
+    connection.execute(sa.text("UPDATE parlant_journey_state SET position = 2"))
+
+
+def _moved(connection: sa.Connection) -> tuple[Any, ...]:
+    prefix = f"{RUNTIME}." if connection.dialect.name == "postgresql" else ""
+    state = connection.execute(
+        sa.text(f"SELECT version, no_match_response FROM {prefix}agent_state")
+    ).one()
+    order = connection.execute(
+        sa.text(f"SELECT name, position FROM {prefix}row_order ORDER BY position")
+    ).all()
+    return tuple(state), [tuple(row) for row in order]
+
+
+def _in_platform_columns(connection: sa.Connection) -> tuple[Any, ...]:
+    return (
+        tuple(
+            connection.execute(
+                sa.text("SELECT version, no_match_response FROM parlant_agent")
+            ).one()
+        ),
+        tuple(connection.execute(sa.text("SELECT name, position FROM parlant_guideline")).one()),
+        connection.execute(sa.text("SELECT position FROM parlant_journey_state")).scalar_one(),
+    )
+
+
+def test_0004_moves_the_runtimes_columns_into_its_own_tables_and_back(database: str) -> None:
+    run(migrate.upgrade(database, EVENT_LOG))
+    on_database(database, _insert_seed_rows)
+    on_database(database, _runtime_columns_at_0003)
+
+    assert run(migrate.upgrade(database)) == [HEAD]
+    assert on_database(database, _moved) == (
+        (7, "Sorry."),
+        [(None, 0), (None, 2), ("greet", 3)],
+    )  # journey, state, guideline
+    for table in (schema.agent, schema.guideline, schema.journey_state):  # the platform's shape
+        assert column_names(database, table.name) == {column.name for column in table.c}
+    if database.startswith("postgresql"):  # the version table moved into the runtime's schema
+        assert "alembic_version" not in table_names(database)
+        assert f"{RUNTIME}.alembic_version" in table_names(database)
+
+    assert run(migrate.downgrade(database, EVENT_LOG)) == [HEAD]
+    assert on_database(database, _in_platform_columns) == ((7, "Sorry."), ("greet", 3), 2)
+    assert run(migrate.current_revision(database)) == EVENT_LOG
+    assert "alembic_version" in table_names(database)  # back where older releases read it
+    assert not {name for name in table_names(database) if name.startswith(RUNTIME)}
     assert run(migrate.upgrade(database)) == [HEAD]
     assert run(migrate.differences(database)) == []
 
@@ -430,7 +522,9 @@ def test_concurrent_upgrades_from_two_processes_apply_each_revision_once(databas
 
 
 def test_an_unknown_revision_is_refused_with_the_known_ones(sqlite_url: str) -> None:
-    with pytest.raises(MigrationError, match=f"0099_nope.*{SEED}, {EXTENSIONS}, {HEAD}"):
+    with pytest.raises(
+        MigrationError, match=f"0099_nope.*{SEED}, {EXTENSIONS}, {EVENT_LOG}, {HEAD}"
+    ):
         run(migrate.upgrade(sqlite_url, "0099_nope"))
 
 
@@ -511,9 +605,10 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 def test_db_upgrade_reports_each_revision_then_nothing_to_do(sqlite_url: str) -> None:
     first = invoke("upgrade", "--database-url", sqlite_url)
     assert first.exit_code == 0, first.output
-    assert first.stdout.splitlines()[:3] == [
+    assert first.stdout.splitlines()[:4] == [
         f"applied {SEED}",
         f"applied {EXTENSIONS}",
+        f"applied {EVENT_LOG}",
         f"applied {HEAD}",
     ]
     assert first.stdout.rstrip().endswith(f"is at {HEAD}")

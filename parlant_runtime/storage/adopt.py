@@ -12,9 +12,10 @@ instead, in one transaction:
 2. creates the tables that are missing (any subset of the platform's may exist),
    exactly as ``db upgrade`` would;
 3. adds the runtime's own columns and the unique indexes its upserts need to the
-   tables that exist, and its own tables (``parlant_usage``);
-4. records the newest schema revision, so that later ``db upgrade`` runs apply only
-   what comes after.
+   tables that exist, and its own tables (``parlant_usage``, and on PostgreSQL the
+   schema ``parlant_runtime`` with ``agent_state`` and ``row_order``);
+4. records the newest schema revision (in ``parlant_runtime.alembic_version`` on
+   PostgreSQL), so that later ``db upgrade`` runs apply only what comes after.
 
 It never drops, renames or retypes anything the platform owns, and adopting an
 adopted database does nothing. What the runtime adds, and what the platform's own
@@ -34,8 +35,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex
 
 from parlant_runtime.storage import migrate
+from parlant_runtime.storage.own_schema import stored_revision, version_schema
 from parlant_runtime.storage.port import MigrationError
-from parlant_runtime.storage.sql.schema import HOST_TABLES, RUNTIME_TABLES, metadata
+from parlant_runtime.storage.sql.schema import (
+    HOST_TABLES,
+    RUNTIME_SCHEMA,
+    RUNTIME_TABLES,
+    metadata,
+)
 from parlant_runtime.storage.url import database_url
 
 __all__ = ["NEEDED_INDEXES", "AdoptionRefused", "AdoptionReport", "TableMismatch", "adopt"]
@@ -172,8 +179,7 @@ def _adopt(connection: sa.Connection, progress: Callable[[str], None]) -> Adopti
     report = AdoptionReport()
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    context = MigrationContext.configure(connection)
-    at = context.get_current_revision()
+    at = stored_revision(connection)
     if at is not None:
         report.already, report.revision = True, at
         return report
@@ -200,6 +206,9 @@ def _adopt(connection: sa.Connection, progress: Callable[[str], None]) -> Adopti
         f"checked {len(platform)} platform tables and "
         f"{len(present) - len(platform)} host tables: they fit"
     )
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {RUNTIME_SCHEMA}")
     missing = [table for table in metadata.sorted_tables if table.name not in existing]
     for table in missing:
         progress(f"creating {table.name}")
@@ -223,6 +232,9 @@ def _adopt(connection: sa.Connection, progress: Callable[[str], None]) -> Adopti
     if report.added:
         progress(f"added {len(report.added)} runtime columns and indexes to the platform's tables")
     script = ScriptDirectory(migrate.script_location())
+    context = MigrationContext.configure(
+        connection, opts={"version_table_schema": version_schema(dialect)}
+    )
     context.stamp(script, "head")
     report.revision = migrate.head()
     return report

@@ -32,9 +32,15 @@ from alembic.util import CommandError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
+from parlant_runtime.storage.own_schema import (
+    comparable_metadata,
+    include_name,
+    stored_revision,
+    version_schema,
+)
 from parlant_runtime.storage.port import DatabaseUnavailable, MigrationError
 from parlant_runtime.storage.sql.engine import create_engine
-from parlant_runtime.storage.sql.schema import RUNTIME_TABLES, metadata
+from parlant_runtime.storage.sql.schema import platform_tables
 from parlant_runtime.storage.url import database_url, redact
 
 __all__ = [
@@ -151,10 +157,11 @@ def _upgrade(config: Config, revision: str) -> None:
 
 def _needs_adoption(connection: sa.Connection) -> bool:
     """Platform tables present, no revision recorded: created by the host's own schema."""
-    if MigrationContext.configure(connection).get_current_revision() is not None:
+    if stored_revision(connection) is not None:
         return False
-    platform = {name for name in metadata.tables if name.startswith("parlant_")}
-    return bool(platform.difference(RUNTIME_TABLES) & set(sa.inspect(connection).get_table_names()))
+    platform = {table.name for table in platform_tables() if table.name.startswith("parlant_")}
+    platform.discard("parlant_usage")  # the runtime's own
+    return bool(platform & set(sa.inspect(connection).get_table_names()))
 
 
 async def run_in_transaction(url: str, work: Callable[[sa.Connection], T], *, doing: str) -> T:
@@ -208,7 +215,7 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def _current_revision(connection: sa.Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    return stored_revision(connection)
 
 
 async def differences(url: str) -> list[Any]:
@@ -221,11 +228,18 @@ async def differences(url: str) -> list[Any]:
     """
 
     def compare(connection: sa.Connection) -> list[Any]:
+        dialect = connection.dialect.name
         context = MigrationContext.configure(
             connection,
-            opts={"compare_type": True, "compare_server_default": compare_server_default},
+            opts={
+                "compare_type": True,
+                "compare_server_default": compare_server_default,
+                "include_schemas": dialect == "postgresql",
+                "include_name": include_name,
+                "version_table_schema": version_schema(dialect),
+            },
         )
-        return list(compare_metadata(context, metadata))
+        return list(compare_metadata(context, comparable_metadata(dialect)))
 
     return await _with_connection(database_url(url), compare, doing="comparing the schema")
 

@@ -7,7 +7,7 @@ deletes and upserts in dependency order inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
@@ -16,27 +16,23 @@ from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from parlant_runtime.bundle.schema import (
-    AgentBundle,
-    AgentSpec,
-    CannedResponseSpec,
-    CollectedVariableSpec,
-    GuidelineSpec,
-    JourneyGuidelineSpec,
-    JourneySpec,
-    KnowledgeBaseLinkSpec,
-    StateSpec,
-    TermSpec,
-    ToolIntegrationSpec,
-    ToolSpec,
-    TransitionSpec,
-    VariableSpec,
-)
+from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.storage.port import InvalidData, NotFound
 from parlant_runtime.storage.sql import schema as t
+from parlant_runtime.storage.sql.mapping import (
+    ENTITIES,
+    Entity,
+    Named,
+    Reader,
+    Side,
+    Stored,
+    values,
+)
 from parlant_runtime.storage.sql.trusted import Trusted
 
 __all__ = [
+    "VERSION",
+    "WITH_STATE",
     "agent_version",
     "chunks",
     "delete_stale",
@@ -56,136 +52,80 @@ def _agent_tool_id(agent_id: UUID, tool_id: UUID) -> UUID:
 def _rows(
     ws: str, bundle: AgentBundle, version: int, created_by: str | None = None
 ) -> dict[sa.Table, list[dict[str, Any]]]:
-    """The rows of every table for one agent, parents before children.
+    """The rows of every table for one agent, parents before children, as
+    :data:`~.mapping.ENTITIES` says; with the runtime's own rows (``agent_state``, and
+    ``row_order``: each list row's place, and the names it keeps).
 
     Empty fields whose host column is NOT NULL without a default get a stored form
-    that reads back as empty (:func:`_assemble` undoes it): an unconditional guideline
-    has the condition ``''``, a tool without a description ``''``, without a display
-    name its name. ``created_by`` is set only when given (new agents).
+    that reads back as empty (see the conversions of the mapping). ``created_by`` is set
+    only when given (new agents).
     """
     agent = bundle.agent
-    tool_ids = {tool.name: tool.id for tool in bundle.tools}
-    guideline_ids = {g.name: g.id for g in bundle.guidelines if g.name is not None}
-    rows: dict[sa.Table, list[dict[str, Any]]] = {
-        t.agent: [
-            {
-                **agent.model_dump(by_alias=False, exclude={"id"}),
-                "id": agent.id,
-                "workspace_id": ws,
-                "version": version,
-                **({"created_by": created_by} if created_by is not None else {}),
-            }
-        ],
-        t.tool: [
-            {
-                **tool.model_dump(by_alias=False, exclude={"id", "integrations"}),
-                "id": tool.id,
-                "workspace_id": ws,
-                "display_name": tool.display_name or tool.name,
-                "description": tool.description or "",
-            }
-            for tool in bundle.tools
-        ],
-        t.tool_integration: [
-            {**i.model_dump(by_alias=False, exclude={"id"}), "id": i.id, "parlant_tool_id": tool.id}
-            for tool in bundle.tools
-            for i in tool.integrations
-        ],
-        t.agent_tool: [
-            {"id": _agent_tool_id(agent.id, tool.id), "agent_id": agent.id, "tool_id": tool.id}
-            for tool in bundle.tools
-        ],
-        t.guideline: [
-            {
-                **g.model_dump(by_alias=False, exclude={"id", "tools"}),
-                "id": g.id,
-                "condition": g.condition or "",
-                "agent_id": agent.id,
-                "tool_ids": [str(_lookup(tool_ids, name, "tool")) for name in g.tools],
-            }
-            for g in bundle.guidelines
-        ],
-        t.canned_response: [
-            {**c.model_dump(by_alias=False, exclude={"id"}), "id": c.id, "agent_id": agent.id}
-            for c in bundle.canned_responses
-        ],
-        t.term: [
-            {**term.model_dump(by_alias=False, exclude={"id"}), "id": term.id, "agent_id": agent.id}
-            for term in bundle.terms
-        ],
-        t.variable: [
-            {**v.model_dump(by_alias=False, exclude={"id"}), "id": v.id, "agent_id": agent.id}
-            for v in bundle.variables
-        ],
-        t.agent_knowledge_base: [
-            {**kb.model_dump(by_alias=False, exclude={"id"}), "id": kb.id, "agent_id": agent.id}
-            for kb in bundle.knowledge_bases
-        ],
-        t.journey: [],
-        t.journey_state: [],
-        t.journey_transition: [],
-        t.journey_guideline: [],
+    ids: dict[str, dict[str, UUID]] = {
+        "tool": {tool.name: tool.id for tool in bundle.tools},
+        "guideline": {g.name: g.id for g in bundle.guidelines if g.name is not None},
+        "state": {},
     }
-    for journey in bundle.journeys:
-        rows[t.journey].append(
-            {
-                **journey.model_dump(
-                    by_alias=False, exclude={"id", "states", "transitions", "guidelines"}
-                ),
-                "id": journey.id,
-                "agent_id": agent.id,
-            }
+    rows: dict[sa.Table, list[dict[str, Any]]] = {table: [] for table in _WRITE_ORDER}
+    rows[t.agent_state] = []
+    rows[t.row_order] = []
+
+    def add(kind: str, spec: Any, position: int, **keys: Any) -> None:
+        entity = ENTITIES[kind]
+        dump = spec.model_dump(by_alias=False, exclude=set(entity.children))
+        try:
+            row, side = values(entity, dump, spec, ids)
+        except KeyError as exc:
+            what = exc.args[0] if exc.args else None
+            raise InvalidData(
+                f"the bundle names {what!r} in {kind} {spec.id}, which it does not define; "
+                "validate it"
+            ) from None
+        rows[entity.table].append({**row, **keys})
+        if entity.side is t.row_order:
+            rows[t.row_order].append(
+                {"row_id": spec.id, "agent_id": agent.id, "name": None, "position": position} | side
+            )
+
+    agent_row, agent_side = values(ENTITIES["agent"], agent.model_dump(by_alias=False), agent, ids)
+    rows[t.agent].append(
+        {
+            **agent_row,
+            "workspace_id": ws,
+            **({"created_by": created_by} if created_by is not None else {}),
+        }
+    )
+    rows[t.agent_state].append({"agent_id": agent.id, "version": version, **agent_side})
+    for position, tool in enumerate(bundle.tools):
+        add("tool", tool, position, workspace_id=ws)
+        link = _agent_tool_id(agent.id, tool.id)
+        rows[t.agent_tool].append({"id": link, "agent_id": agent.id, "tool_id": tool.id})
+        rows[t.row_order].append(
+            {"row_id": link, "agent_id": agent.id, "name": None, "position": position}
         )
-        state_ids = {state.name: state.id for state in journey.states}
-        for state in journey.states:
-            tool_id = _lookup(tool_ids, state.tool, "tool") if state.tool else None
-            rows[t.journey_state].append(
-                {
-                    **state.model_dump(by_alias=False, exclude={"id", "tool", "collect"}),
-                    "metadata": _state_metadata(state),
-                    "id": state.id,
-                    "journey_id": journey.id,
-                    "tool_id": str(tool_id) if tool_id else None,
-                }
-            )
-        for transition in journey.transitions:
-            rows[t.journey_transition].append(
-                {
-                    "id": transition.id,
-                    "journey_id": journey.id,
-                    "from_state_id": _lookup(state_ids, transition.from_state, "state"),
-                    "to_state_id": _lookup(state_ids, transition.to_state, "state"),
-                    "condition": transition.condition,
-                    "priority": transition.priority,
-                }
-            )
-        for link in journey.guidelines:
-            rows[t.journey_guideline].append(
-                {
-                    **link.model_dump(by_alias=False, exclude={"id", "guideline"}),
-                    "id": link.id,
-                    "journey_id": journey.id,
-                    "guideline_id": _lookup(guideline_ids, link.guideline, "guideline"),
-                }
-            )
-    _number(rows)
+        for k, integration in enumerate(tool.integrations):
+            add("tool_integration", integration, k, parlant_tool_id=tool.id)
+    lists: tuple[tuple[str, Sequence[Any]], ...] = (
+        ("guideline", bundle.guidelines),
+        ("canned_response", bundle.canned_responses),
+        ("term", bundle.terms),
+        ("variable", bundle.variables),
+        ("knowledge_base", bundle.knowledge_bases),
+    )
+    for kind, specs in lists:
+        for position, spec in enumerate(specs):
+            add(kind, spec, position, agent_id=agent.id)
+    for position, journey in enumerate(bundle.journeys):
+        add("journey", journey, position, agent_id=agent.id)
+        ids["state"] = {state.name: state.id for state in journey.states}
+        for kind, children in (
+            ("state", journey.states),
+            ("transition", journey.transitions),
+            ("journey_guideline", journey.guidelines),
+        ):
+            for k, child in enumerate(children):
+                add(kind, child, k, journey_id=journey.id)
     return rows
-
-
-def _number(rows: dict[sa.Table, list[dict[str, Any]]]) -> None:
-    """Give each row its place in its list (per parent, which is all file order needs)."""
-    for table, table_rows in rows.items():
-        if "position" in table.columns:
-            for position, row in enumerate(table_rows):
-                row["position"] = position
-
-
-def _lookup(ids: dict[str, UUID], name: str | None, what: str) -> UUID:
-    if name is None or name not in ids:
-        raise InvalidData(
-            f"the bundle names {what} {name!r}, which it does not define; validate it"
-        )
-    return ids[name]
 
 
 # children first for deletes; the reverse for upserts
@@ -236,7 +176,8 @@ _OWNED_BY_AGENT: dict[sa.Table, Any] = {
 def _upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     statement = insert.values(rows)
-    keep = {"id", "created_at", "created_by"}
+    key = [column.name for column in table.primary_key.columns]
+    keep = {*key, "created_at", "created_by"}
     updates: dict[str, Any] = {
         column.name: statement.excluded[column.name]
         for column in table.columns
@@ -244,7 +185,7 @@ def _upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
     }
     if "updated_at" in table.columns:
         updates["updated_at"] = sa.func.now()
-    return statement.on_conflict_do_update(index_elements=["id"], set_=updates)
+    return statement.on_conflict_do_update(index_elements=key, set_=updates)
 
 
 MAX_PARAMETERS = 30_000
@@ -274,7 +215,7 @@ async def upsert_bundle(
     """
     dialect = conn.dialect.name
     rows = _rows(ws, bundle, version, created_by)
-    for table in _WRITE_ORDER:
+    for table in (*_WRITE_ORDER, t.agent_state, t.row_order):
         if rows[table]:
             for chunk in chunks(rows[table], per_item=len(rows[table][0])):
                 await conn.execute(_upsert(dialect, table, list(chunk)))
@@ -298,6 +239,7 @@ async def delete_stale(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> N
         stale = sorted(row.id for row in existing if row.id not in keep)
         for chunk in chunks(stale):
             await conn.execute(sa.delete(table).where(table.c.id.in_(chunk)))
+            await conn.execute(sa.delete(t.row_order).where(t.row_order.c.row_id.in_(chunk)))
 
 
 async def refuse_ids_of_others(conn: AsyncConnection, ws: str, bundle: AgentBundle) -> None:
@@ -342,10 +284,18 @@ async def _refuse_taken(
         )
 
 
+VERSION = sa.func.coalesce(t.agent_state.c.version, 1).label("version")
+"""The agent's version: 1 for an agent the platform wrote, which has no ``agent_state``."""
+WITH_STATE = t.agent.outerjoin(t.agent_state, t.agent_state.c.agent_id == t.agent.c.id)
+"""The agent's row with its ``agent_state`` (there may be none)."""
+
+
 async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:
     """The stored version of the agent, or ``None`` when the workspace has no such agent."""
     version: int | None = await conn.scalar(
-        sa.select(t.agent.c.version).where(
+        sa.select(VERSION)
+        .select_from(WITH_STATE)
+        .where(
             t.agent.c.id == agent_id,
             t.agent.c.workspace_id == ws,
             t.agent.c.deleted_at.is_(None),
@@ -354,66 +304,80 @@ async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int |
     return version
 
 
-def _columns(table: sa.Table, spec: type[BaseModel], *more: str) -> list[sa.Column[Any]]:
-    """The columns a spec is built from: its fields, and ``more`` (order, references)."""
-    wanted = set(spec.model_fields) | set(more)
-    return [column for column in table.c if column.name in wanted]
+def _columns(entity: Entity) -> list[Any]:
+    """The columns an entity is built from, and its :class:`~.mapping.Side` ones
+    (labelled ``side_<column>``)."""
+    table = entity.table
+    wanted = {how.column for how in entity.fields.values() if isinstance(how, Stored | Named)}
+    columns: list[Any] = [column for column in table.c if column.name in wanted]
+    if entity.side is not None:
+        columns.extend(
+            entity.side.c[how.column].label(f"side_{how.column}")
+            for how in entity.fields.values()
+            if isinstance(how, Side)
+        )
+    return columns
+
+
+def _listed(entity: Entity, *more: Any, linked_by: sa.Table | None = None) -> Any:
+    """The select of an entity's rows with their place (``row_order``, there may be none).
+
+    ``linked_by``: the link table whose row keeps the place (a workspace's tool is in an
+    agent's list through ``parlant_agent_tool``).
+    """
+    keyed = linked_by if linked_by is not None else entity.table
+    source: Any = entity.table
+    if linked_by is not None:
+        source = source.join(linked_by, linked_by.c.tool_id == entity.table.c.id)
+    return sa.select(
+        *_columns(entity),
+        *more,
+        keyed.c.created_at.label("order_created_at"),
+        t.row_order.c.position.label("order_position"),
+    ).select_from(source.outerjoin(t.row_order, t.row_order.c.row_id == keyed.c.id))
 
 
 # The twelve statements of a load, built once (bound parameters ``agent``, ``ws`` and
 # the expanding ``tools``), each selecting only the columns the bundle is built from:
-# no timestamps or counters to decode.
+# no counters to decode.
 _AGENT_ID: sa.BindParameter[Any] = sa.bindparam("agent")
 _JOURNEYS_OF_AGENT = sa.select(t.journey.c.id).where(t.journey.c.agent_id == _AGENT_ID)
 _LOAD: dict[str, Any] = {
-    "agent": sa.select(*_columns(t.agent, AgentSpec, "version")).where(
+    "agent": sa.select(*_columns(ENTITIES["agent"]), VERSION)
+    .select_from(WITH_STATE)
+    .where(
         t.agent.c.id == _AGENT_ID,
         t.agent.c.workspace_id == sa.bindparam("ws"),
         t.agent.c.deleted_at.is_(None),
     ),
-    "tools": sa.select(*_columns(t.tool, ToolSpec), t.agent_tool.c.position)
-    .join(t.agent_tool, t.agent_tool.c.tool_id == t.tool.c.id)
-    .where(t.agent_tool.c.agent_id == _AGENT_ID),
-    "integrations": sa.select(
-        *_columns(t.tool_integration, ToolIntegrationSpec, "parlant_tool_id", "position")
-    ).where(t.tool_integration.c.parlant_tool_id.in_(sa.bindparam("tools", expanding=True))),
-    "guidelines": sa.select(*_columns(t.guideline, GuidelineSpec, "tool_ids", "position")).where(
-        t.guideline.c.agent_id == _AGENT_ID
+    "tool": _listed(ENTITIES["tool"], linked_by=t.agent_tool).where(
+        t.agent_tool.c.agent_id == _AGENT_ID
     ),
-    "canned": sa.select(*_columns(t.canned_response, CannedResponseSpec, "position")).where(
+    "tool_integration": _listed(
+        ENTITIES["tool_integration"], t.tool_integration.c.parlant_tool_id
+    ).where(t.tool_integration.c.parlant_tool_id.in_(sa.bindparam("tools", expanding=True))),
+    "guideline": _listed(ENTITIES["guideline"]).where(t.guideline.c.agent_id == _AGENT_ID),
+    "canned_response": _listed(ENTITIES["canned_response"]).where(
         t.canned_response.c.agent_id == _AGENT_ID
     ),
-    "terms": sa.select(*_columns(t.term, TermSpec, "position")).where(
-        t.term.c.agent_id == _AGENT_ID
-    ),
-    "variables": sa.select(*_columns(t.variable, VariableSpec, "position")).where(
+    "term": _listed(ENTITIES["term"]).where(t.term.c.agent_id == _AGENT_ID),
+    "variable": _listed(ENTITIES["variable"]).where(
         t.variable.c.agent_id == _AGENT_ID,
         t.variable.c.session_id.is_(None),
         t.variable.c.customer_id.is_(None),
     ),
-    "knowledge_bases": sa.select(
-        *_columns(t.agent_knowledge_base, KnowledgeBaseLinkSpec, "position")
-    ).where(t.agent_knowledge_base.c.agent_id == _AGENT_ID),
-    "journeys": sa.select(*_columns(t.journey, JourneySpec, "position")).where(
-        t.journey.c.agent_id == _AGENT_ID
+    "knowledge_base": _listed(ENTITIES["knowledge_base"]).where(
+        t.agent_knowledge_base.c.agent_id == _AGENT_ID
     ),
-    "states": sa.select(
-        *_columns(t.journey_state, StateSpec, "journey_id", "tool_id", "position")
-    ).where(t.journey_state.c.journey_id.in_(_JOURNEYS_OF_AGENT)),
-    "transitions": sa.select(
-        *_columns(
-            t.journey_transition,
-            TransitionSpec,
-            "journey_id",
-            "from_state_id",
-            "to_state_id",
-            "position",
-        )
-    ).where(t.journey_transition.c.journey_id.in_(_JOURNEYS_OF_AGENT)),
-    "links": sa.select(
-        *_columns(
-            t.journey_guideline, JourneyGuidelineSpec, "journey_id", "guideline_id", "position"
-        )
+    "journey": _listed(ENTITIES["journey"]).where(t.journey.c.agent_id == _AGENT_ID),
+    "state": _listed(ENTITIES["state"], t.journey_state.c.journey_id).where(
+        t.journey_state.c.journey_id.in_(_JOURNEYS_OF_AGENT)
+    ),
+    "transition": _listed(ENTITIES["transition"], t.journey_transition.c.journey_id).where(
+        t.journey_transition.c.journey_id.in_(_JOURNEYS_OF_AGENT)
+    ),
+    "journey_guideline": _listed(
+        ENTITIES["journey_guideline"], t.journey_guideline.c.journey_id
     ).where(t.journey_guideline.c.journey_id.in_(_JOURNEYS_OF_AGENT)),
 }
 
@@ -430,152 +394,100 @@ async def read_stored_bundle(
     async def select(name: str, parameters: dict[str, Any] = of_agent) -> Sequence[sa.Row[Any]]:
         return (await conn.execute(_LOAD[name], parameters)).all()
 
-    tool_rows = await select("tools")
+    tool_rows = await select("tool")
     fetched = {
-        t.tool: tool_rows,
-        t.tool_integration: await select("integrations", {"tools": [row.id for row in tool_rows]}),
-        t.guideline: await select("guidelines"),
-        t.canned_response: await select("canned"),
-        t.term: await select("terms"),
-        t.variable: await select("variables"),
-        t.agent_knowledge_base: await select("knowledge_bases"),
-        t.journey: await select("journeys"),
-        t.journey_state: await select("states"),
-        t.journey_transition: await select("transitions"),
-        t.journey_guideline: await select("links"),
+        "tool": tool_rows,
+        "tool_integration": await select(
+            "tool_integration", {"tools": [row.id for row in tool_rows]}
+        ),
     }
+    for kind in _LOAD:
+        if kind not in fetched and kind != "agent":
+            fetched[kind] = await select(kind)
     return _assemble(agent_row, fetched), int(agent_row.version)
 
 
 S = TypeVar("S", bound=BaseModel)
 
-_COLLECT_KEY = "parlantRuntimeCollect"
-"""Where a state's ``collect`` list is kept in its ``metadata`` column: the table has no
-column of its own for it, and a schema change is not needed for a list read whole."""
-
-
-def _state_metadata(state: StateSpec) -> dict[str, Any]:
-    if not state.collect:
-        return dict(state.metadata)
-    collect = [c.model_dump(by_alias=True, exclude_none=True) for c in state.collect]
-    return {**state.metadata, _COLLECT_KEY: collect}
-
-
-def _collected(metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``collect`` and ``metadata`` fields of a state row (nothing when it collects none)."""
-    if not metadata or _COLLECT_KEY not in metadata:
-        return {}
-    kept = {k: v for k, v in metadata.items() if k != _COLLECT_KEY}
-    collect = [CollectedVariableSpec.model_validate(c) for c in metadata[_COLLECT_KEY]]
-    return {"metadata": kept, "collect": collect}
-
-
-_AGENT = Trusted(AgentSpec, "parlant_agent")
-_GUIDELINE = Trusted(GuidelineSpec, "parlant_guideline")
-_CANNED = Trusted(CannedResponseSpec, "parlant_canned_response")
-_TERM = Trusted(TermSpec, "parlant_term")
-_TOOL = Trusted(ToolSpec, "parlant_tool")
-_INTEGRATION = Trusted(ToolIntegrationSpec, "parlant_tool_integration")
-_VARIABLE = Trusted(VariableSpec, "parlant_variable")
-_KNOWLEDGE_BASE = Trusted(KnowledgeBaseLinkSpec, "parlant_agent_knowledge_base")
-_JOURNEY = Trusted(JourneySpec, "parlant_journey")
-_STATE = Trusted(StateSpec, "parlant_journey_state")
-_TRANSITION = Trusted(TransitionSpec, "parlant_journey_transition")
-_LINK = Trusted(JourneyGuidelineSpec, "parlant_journey_guideline")
+_TRUSTED = {kind: Trusted(entity.spec, entity.table.name) for kind, entity in ENTITIES.items()}
 _BUNDLE = Trusted(AgentBundle)
 
 
-def _assemble(
-    agent_row: sa.Row[Any], fetched: dict[sa.Table, Sequence[sa.Row[Any]]]
-) -> AgentBundle:
+def _assemble(agent_row: sa.Row[Any], fetched: dict[str, Sequence[sa.Row[Any]]]) -> AgentBundle:
     """Rows to a bundle, each list in its stored order.
 
     The rows are this library's own, validated when they were published, so the bundle
-    is built without validating them again (:mod:`.trusted`): each spec takes the
-    columns that are its fields; names replace the ids that rows refer by.
+    is built without validating them again (:mod:`.trusted`); each field is read as
+    :data:`~.mapping.ENTITIES` says, names replacing the ids that rows refer by.
     """
-    tool_rows, integrations = fetched[t.tool], fetched[t.tool_integration]
-    guidelines, links = fetched[t.guideline], fetched[t.journey_guideline]
-    states = fetched[t.journey_state]
-    tool_names = {str(row.id): row.name for row in tool_rows}
-    guideline_names = {row.id: row.name or str(row.id) for row in guidelines}
-    state_names = {row.id: row.name for row in states}
+    guidelines, links = fetched["guideline"], fetched["journey_guideline"]
     linked = {row.guideline_id for row in links}
+    names: dict[str, dict[Any, str]] = {
+        "tool": {str(row.id): row.name for row in fetched["tool"]},
+        "state": {row.id: row.name for row in fetched["state"]},
+        # a guideline that a journey links keeps a name: its own, else its id
+        "guideline": {row.id: row.side_name or str(row.id) for row in guidelines},
+    }
 
-    def build(spec: Trusted[S], rows: Sequence[sa.Row[Any]]) -> list[S]:
-        picks = spec.picks(rows[0]._fields) if rows else ()
-        return [spec.picked(row, picks) for row in _ordered(rows)]
+    def built(
+        kind: str, extra: Callable[[sa.Row[Any]], dict[str, Any]] | None = None
+    ) -> list[tuple[sa.Row[Any], Any]]:
+        rows = fetched[kind]
+        if not rows:
+            return []
+        read = Reader(ENTITIES[kind], rows[0]._fields, names)
+        trusted = _TRUSTED[kind]
+        out = []
+        for row in _ordered(rows):
+            data = read(row)
+            if kind == "guideline" and data["name"] is None and row.id in linked:
+                data["name"] = names["guideline"][row.id]
+            if extra is not None:
+                data.update(extra(row))
+            out.append((row, trusted(data)))
+        return out
 
-    integrations_of: dict[UUID, list[ToolIntegrationSpec]] = {}
-    picks = _INTEGRATION.picks(integrations[0]._fields) if integrations else ()
-    for row in _ordered(integrations):
-        integrations_of.setdefault(row.parlant_tool_id, []).append(_INTEGRATION.picked(row, picks))
-    states_of: dict[UUID, list[StateSpec]] = {}
-    picks = _STATE.picks(states[0]._fields) if states else ()
-    for row in _ordered(states):
-        tool = tool_names.get(row.tool_id) if row.tool_id else None
-        states_of.setdefault(row.journey_id, []).append(
-            _STATE.picked(row, picks, tool=tool, **_collected(row.metadata))
-        )
-    transitions_of: dict[UUID, list[TransitionSpec]] = {}
-    for row in _ordered(fetched[t.journey_transition]):
-        transitions_of.setdefault(row.journey_id, []).append(
-            _TRANSITION(
-                {
-                    "id": row.id,
-                    "from_state": state_names[row.from_state_id],
-                    "to_state": state_names[row.to_state_id],
-                    "condition": row.condition,
-                    "priority": row.priority,
-                }
-            )
-        )
-    links_of: dict[UUID, list[JourneyGuidelineSpec]] = {}
-    picks = _LINK.picks(links[0]._fields) if links else ()
-    for row in _ordered(links):
-        links_of.setdefault(row.journey_id, []).append(
-            _LINK.picked(row, picks, guideline=guideline_names[row.guideline_id])
-        )
-    picks = _GUIDELINE.picks(guidelines[0]._fields) if guidelines else ()
+    def grouped(kind: str, parent: str) -> dict[UUID, list[Any]]:
+        by_parent: dict[UUID, list[Any]] = {}
+        for row, spec in built(kind):
+            by_parent.setdefault(getattr(row, parent), []).append(spec)
+        return by_parent
+
+    def flat(kind: str, extra: Callable[[sa.Row[Any]], dict[str, Any]] | None = None) -> list[Any]:
+        return [spec for _, spec in built(kind, extra)]
+
+    integrations = grouped("tool_integration", "parlant_tool_id")
+    states = grouped("state", "journey_id")
+    transitions = grouped("transition", "journey_id")
+    journey_links = grouped("journey_guideline", "journey_id")
+    agent = _TRUSTED["agent"](Reader(ENTITIES["agent"], agent_row._fields, names)(agent_row))
     return _BUNDLE(
         {
-            "agent": _AGENT.row(agent_row),
-            "guidelines": [
-                _GUIDELINE.picked(
-                    row,
-                    picks,
-                    name=guideline_names[row.id] if row.name or row.id in linked else None,
-                    tools=[tool_names[tid] for tid in row.tool_ids or () if tid in tool_names],
-                    condition=row.condition or None,  # '' is how an unconditional one is kept
-                )
-                for row in _ordered(guidelines)
-            ],
-            "canned_responses": build(_CANNED, fetched[t.canned_response]),
-            "terms": build(_TERM, fetched[t.term]),
-            "tools": [
-                _TOOL.row(
-                    row,
-                    integrations=integrations_of.get(row.id, []),
-                    display_name=None if row.display_name in (None, row.name) else row.display_name,
-                    description=row.description or None,
-                )
-                for row in _ordered(tool_rows)
-            ],
-            "variables": build(_VARIABLE, fetched[t.variable]),
-            "knowledge_bases": build(_KNOWLEDGE_BASE, fetched[t.agent_knowledge_base]),
-            "journeys": [
-                _JOURNEY.row(
-                    journey,
-                    states=states_of.get(journey.id, []),
-                    transitions=transitions_of.get(journey.id, []),
-                    guidelines=links_of.get(journey.id, []),
-                )
-                for journey in _ordered(fetched[t.journey])
-            ],
+            "agent": agent,
+            "guidelines": flat("guideline"),
+            "canned_responses": flat("canned_response"),
+            "terms": flat("term"),
+            "tools": flat("tool", lambda row: {"integrations": integrations.get(row.id, [])}),
+            "variables": flat("variable"),
+            "knowledge_bases": flat("knowledge_base"),
+            "journeys": flat(
+                "journey",
+                lambda row: {
+                    "states": states.get(row.id, []),
+                    "transitions": transitions.get(row.id, []),
+                    "guidelines": journey_links.get(row.id, []),
+                },
+            ),
         }
     )
 
 
 def _ordered(rows: Sequence[sa.Row[Any]]) -> list[sa.Row[Any]]:
-    """Rows in the bundle's order; ids break ties among rows written by someone else."""
-    return sorted(rows, key=lambda row: (getattr(row, "position", 0), row.id.bytes))
+    """Rows in the bundle's order: those with a place in ``row_order`` by it, then the
+    rows the platform wrote (none), by creation time and id."""
+
+    def key(row: sa.Row[Any]) -> tuple[bool, int, Any, bytes]:
+        position = row.order_position
+        return (position is None, position or 0, row.order_created_at, row.id.bytes)
+
+    return sorted(rows, key=key)

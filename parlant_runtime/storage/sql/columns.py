@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.storage.sql import schema as t
+from parlant_runtime.storage.sql.mapping import ENTITIES
 
 __all__ = ["LiveColumns", "fill_defaults", "live_columns"]
 
@@ -103,12 +104,13 @@ async def live_columns(conn: AsyncConnection) -> LiveColumns:
     return LiveColumns(required, defaults)
 
 
-def _filled(model: BaseModel, table: sa.Table, live: LiveColumns, **children: Any) -> Any:
-    defaults = live.defaults.get(table.name, {})
+def _filled(model: BaseModel, kind: str, live: LiveColumns, **children: Any) -> Any:
+    entity = ENTITIES[kind]
+    defaults = live.defaults.get(entity.table.name, {})
     update = {
-        name: defaults[name]
-        for name in type(model).model_fields
-        if getattr(model, name) is None and name in defaults
+        name: defaults[how.column]
+        for name, how in entity.stored().items()
+        if not how.shared and getattr(model, name) is None and how.column in defaults
     }
     update.update(children)
     return model.model_copy(update=update) if update else model
@@ -116,39 +118,38 @@ def _filled(model: BaseModel, table: sa.Table, live: LiveColumns, **children: An
 
 def fill_defaults(bundle: AgentBundle, live: LiveColumns) -> AgentBundle:
     """The bundle with every empty field whose column is NOT NULL given that column's
-    default (what the database would store), so that it compares equal to its read-back."""
+    default (what the database would store), so that it compares equal to its read-back.
+    Fields and columns are paired by :data:`~.mapping.ENTITIES`."""
     return bundle.model_copy(
         update={
-            "agent": _filled(bundle.agent, t.agent, live),
-            "guidelines": [_filled(g, t.guideline, live) for g in bundle.guidelines],
+            "agent": _filled(bundle.agent, "agent", live),
+            "guidelines": [_filled(g, "guideline", live) for g in bundle.guidelines],
             "canned_responses": [
-                _filled(c, t.canned_response, live) for c in bundle.canned_responses
+                _filled(c, "canned_response", live) for c in bundle.canned_responses
             ],
-            "terms": [_filled(term, t.term, live) for term in bundle.terms],
+            "terms": [_filled(term, "term", live) for term in bundle.terms],
             "tools": [
                 _filled(
                     tool,
-                    t.tool,
+                    "tool",
                     live,
-                    integrations=[_filled(i, t.tool_integration, live) for i in tool.integrations],
+                    integrations=[_filled(i, "tool_integration", live) for i in tool.integrations],
                 )
                 for tool in bundle.tools
             ],
-            "variables": [_filled(v, t.variable, live) for v in bundle.variables],
+            "variables": [_filled(v, "variable", live) for v in bundle.variables],
             "knowledge_bases": [
-                _filled(kb, t.agent_knowledge_base, live) for kb in bundle.knowledge_bases
+                _filled(kb, "knowledge_base", live) for kb in bundle.knowledge_bases
             ],
             "journeys": [
                 _filled(
                     journey,
-                    t.journey,
+                    "journey",
                     live,
-                    states=[_filled(s, t.journey_state, live) for s in journey.states],
-                    transitions=[
-                        _filled(tr, t.journey_transition, live) for tr in journey.transitions
-                    ],
+                    states=[_filled(s, "state", live) for s in journey.states],
+                    transitions=[_filled(tr, "transition", live) for tr in journey.transitions],
                     guidelines=[
-                        _filled(link, t.journey_guideline, live) for link in journey.guidelines
+                        _filled(link, "journey_guideline", live) for link in journey.guidelines
                     ],
                 )
                 for journey in bundle.journeys

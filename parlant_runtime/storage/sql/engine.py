@@ -16,8 +16,17 @@ def create_engine(
     url: str, *, sqlite_begin: str = "BEGIN", sqlite_foreign_keys: bool = True, **options: Any
 ) -> AsyncEngine:
     """An async engine for ``url`` (read by :func:`~parlant_runtime.storage.url.database_url`);
-    on SQLite with real transactions, foreign keys, WAL and a busy timeout."""
-    engine = create_async_engine(database_url(url), **options)
+    on SQLite with real transactions, foreign keys, WAL and a busy timeout.
+
+    On SQLite the runtime's own schema (``parlant_runtime`` on PostgreSQL) is mapped to
+    the main file: the same tables, without a schema.
+    """
+    url = database_url(url)
+    if url.startswith("sqlite"):
+        execution = dict(options.pop("execution_options", None) or {})
+        execution.setdefault("schema_translate_map", {"parlant_runtime": None})
+        options["execution_options"] = execution
+    engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         foreign_keys = "ON" if sqlite_foreign_keys else "OFF"
 

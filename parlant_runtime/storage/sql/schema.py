@@ -1,5 +1,5 @@
 """The database schema as SQLAlchemy tables: the seed's 15 tables, the host tables,
-and the runtime's extensions.
+and the runtime's own.
 
 Names, enum types, defaults and unique indexes follow the one public implementation
 of the seed (the host platform's own schema, Sim's) so that the library runs
@@ -7,19 +7,22 @@ against a host database that already has them. Types are native on PostgreSQL
 (uuid, jsonb, enum types) and portable on SQLite (char(32), JSON text, checked
 varchars).
 
-Extensions (each marked ``# extension`` below, created by migration 0002):
+The runtime's own state of an agent's definitions lives beside the platform's tables,
+never in them (migration 0004), in the PostgreSQL schema ``parlant_runtime``
+(:data:`RUNTIME_SCHEMA`; on SQLite the engine maps it to the main file):
 
-- ``parlant_agent.no_match_response``, ``.version``: the strict no-match reply and a
-  counter bumped by every publish that changes the agent (compiled journeys are
-  cached per version);
-- ``parlant_guideline.name``, ``parlant_canned_response.name``: bundle names;
-- ``parlant_session.version``: the compare-and-set guard of every turn commit;
-- ``parlant_event.idempotency_key``: a retried customer message is recorded once;
-- ``parlant_variable.customer_id``: the seed has no column for customer-scoped values;
-- ``position`` on every table whose rows form a list in a bundle: the order of
-  transitions breaks priority ties, and an export must give the bundle back;
-- ``parlant_usage``: append-only usage deltas, rolled up into the counter columns
-  (see ``docs/storage.md``: counters never become a hot row).
+- ``agent_state``: per agent, the strict no-match reply and a counter bumped by every
+  publish that changes the agent (compiled journeys are cached per version);
+- ``row_order``: per row of a bundle list, its place in the list (transition order
+  breaks priority ties, and an export must give the bundle back) and, for guidelines
+  and canned responses, the bundle name. Rows the platform wrote have none.
+
+Session-side extensions still on the platform's tables (each marked ``# extension``,
+``info=RUNTIME``): ``parlant_session.version`` (the compare-and-set guard of every turn
+commit), ``parlant_event.idempotency_key`` (a retried customer message is recorded
+once), ``parlant_variable.customer_id`` (customer-scoped values), and the table
+``parlant_usage`` (append-only usage deltas, rolled up into the counter columns; see
+``docs/storage.md``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ from parlant_runtime.model.enums import (
     StateType,
 )
 
-__all__ = ["HOST_TABLES", "RUNTIME", "RUNTIME_TABLES", "metadata"]
+__all__ = [
+    "HOST_TABLES",
+    "RUNTIME",
+    "RUNTIME_SCHEMA",
+    "RUNTIME_TABLES",
+    "SQLITE_SCHEMAS",
+    "metadata",
+    "platform_tables",
+]
 
 NAMING_CONVENTION = {
     "ix": "%(table_name)s_%(column_0_N_name)s_idx",
@@ -55,7 +66,11 @@ UUID = sa.Uuid(as_uuid=True)
 NOW = sa.func.now()
 
 HOST_TABLES = ("workspace", "user", "knowledge_base", "custom_tools")
-RUNTIME_TABLES = ("parlant_usage",)
+RUNTIME_SCHEMA = "parlant_runtime"
+"""The PostgreSQL schema of the runtime's own tables (and of Alembic's version table)."""
+SQLITE_SCHEMAS = {RUNTIME_SCHEMA: None}
+"""``schema_translate_map`` of a SQLite connection: one file holds every table."""
+RUNTIME_TABLES = ("parlant_usage", "agent_state", "row_order")
 """Tables of the runtime's own, which no host schema has."""
 
 
@@ -86,11 +101,6 @@ def _counter(name: str) -> sa.Column[Any]:
 
 RUNTIME = {"runtime": True}
 """``Column.info`` of the runtime's extensions: what adopting a host database adds."""
-
-
-def _position() -> sa.Column[Any]:
-    """The entry's place in its bundle list: order carries meaning (transition tie-breaks)."""
-    return sa.Column("position", sa.Integer, nullable=False, server_default="0", info=RUNTIME)
 
 
 def _uuid_pk() -> sa.Column[Any]:
@@ -178,8 +188,6 @@ agent = sa.Table(
     sa.Column("last_active_at", sa.DateTime(timezone=True)),
     *_timestamps(),
     sa.Column("deleted_at", sa.DateTime(timezone=True)),
-    sa.Column("no_match_response", sa.Text, info=RUNTIME),  # extension
-    sa.Column("version", sa.Integer, nullable=False, server_default="1", info=RUNTIME),
     sa.Index(None, "workspace_id"),
     sa.Index(None, "workspace_id", "name"),
 )
@@ -249,7 +257,6 @@ guideline = sa.Table(
     "parlant_guideline",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     sa.Column("condition", sa.Text),
     sa.Column("action", sa.Text, nullable=False),
@@ -259,7 +266,6 @@ guideline = sa.Table(
     _counter("match_count"),
     sa.Column("last_matched_at", sa.DateTime(timezone=True)),
     *_timestamps(),
-    sa.Column("name", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "agent_id"),
 )
 
@@ -267,7 +273,6 @@ canned_response = sa.Table(
     "parlant_canned_response",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     sa.Column("template", sa.Text, nullable=False),
     sa.Column("category", sa.Text),
@@ -279,7 +284,6 @@ canned_response = sa.Table(
     _counter("use_count"),
     sa.Column("last_used_at", sa.DateTime(timezone=True)),
     *_timestamps(),
-    sa.Column("name", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "agent_id"),
 )
 
@@ -287,7 +291,6 @@ term = sa.Table(
     "parlant_term",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
@@ -305,7 +308,6 @@ journey = sa.Table(
     "parlant_journey",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("description", sa.Text),
@@ -324,7 +326,6 @@ journey_state = sa.Table(
     "parlant_journey_state",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("journey_id", "parlant_journey.id"),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("state_type", _enum(StateType, "journey_state_type"), nullable=False),
@@ -345,7 +346,6 @@ journey_transition = sa.Table(
     "parlant_journey_transition",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("journey_id", "parlant_journey.id"),
     _fk("from_state_id", "parlant_journey_state.id"),
     _fk("to_state_id", "parlant_journey_state.id"),
@@ -387,7 +387,6 @@ tool_integration = sa.Table(
     "parlant_tool_integration",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("parlant_tool_id", "parlant_tool.id"),
     sa.Column("integration_type", sa.Text, nullable=False),
     sa.Column("target_id", sa.Text, nullable=False),
@@ -409,7 +408,6 @@ variable = sa.Table(
     "parlant_variable",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     _fk("session_id", "parlant_session.id", nullable=True),
     sa.Column("key", sa.Text, nullable=False),
@@ -447,7 +445,6 @@ agent_tool = sa.Table(
     "parlant_agent_tool",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     _fk("tool_id", "parlant_tool.id"),
     sa.Column("configuration", JSON, nullable=False, server_default="{}"),
@@ -463,7 +460,6 @@ journey_guideline = sa.Table(
     "parlant_journey_guideline",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("journey_id", "parlant_journey.id"),
     _fk("guideline_id", "parlant_guideline.id"),
     sa.Column("priority_override", sa.Integer),
@@ -479,7 +475,6 @@ agent_knowledge_base = sa.Table(
     "parlant_agent_knowledge_base",
     metadata,
     _uuid_pk(),
-    _position(),  # extension
     _fk("agent_id", "parlant_agent.id"),
     _fk("knowledge_base_id", "knowledge_base.id"),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
@@ -505,3 +500,31 @@ usage = sa.Table(
     sa.Column("delta", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
 )
+
+# ------------------------------------------------------------------ the runtime's own schema
+
+agent_state = sa.Table(
+    "agent_state",
+    metadata,
+    _fk("agent_id", "parlant_agent.id"),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("no_match_response", sa.Text),
+    sa.PrimaryKeyConstraint("agent_id"),
+    schema=RUNTIME_SCHEMA,
+)
+
+row_order = sa.Table(
+    "row_order",
+    metadata,
+    sa.Column("row_id", UUID, primary_key=True),
+    _fk("agent_id", "parlant_agent.id"),
+    sa.Column("name", sa.Text),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index(None, "agent_id"),
+    schema=RUNTIME_SCHEMA,
+)
+
+
+def platform_tables() -> list[sa.Table]:
+    """The tables of the public schema (host and platform tables, ``parlant_usage``)."""
+    return [table for table in metadata.sorted_tables if table.schema is None]

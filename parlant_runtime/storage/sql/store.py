@@ -65,6 +65,8 @@ from parlant_runtime.storage.port import (
 from parlant_runtime.storage.sql import faults
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql.agents import (
+    VERSION,
+    WITH_STATE,
     agent_version,
     chunks,
     delete_stale,
@@ -721,9 +723,13 @@ class SqlStore:
 
     async def _lock_agent(self, conn: AsyncConnection, ws: str, agent_id: UUID) -> int | None:
         """The agent's version, locking its row so that two publishes queue."""
-        query = sa.select(t.agent.c.version, t.agent.c.workspace_id).where(t.agent.c.id == agent_id)
+        query = (
+            sa.select(VERSION, t.agent.c.workspace_id)
+            .select_from(WITH_STATE)
+            .where(t.agent.c.id == agent_id)
+        )
         if self.dialect == "postgresql":
-            query = query.with_for_update()
+            query = query.with_for_update(of=t.agent)
         row = (await conn.execute(query)).first()
         if row is None:
             return None
@@ -877,8 +883,14 @@ class SqlStore:
         self, conn: AsyncConnection, ws: str, agent_id: UUID
     ) -> int | None:
         """The agent's version, its lock taken shared on PostgreSQL (see "Locks")."""
-        query = sa.select(t.agent.c.version).where(
-            t.agent.c.id == agent_id, t.agent.c.workspace_id == ws, t.agent.c.deleted_at.is_(None)
+        query = (
+            sa.select(VERSION)
+            .select_from(WITH_STATE)
+            .where(
+                t.agent.c.id == agent_id,
+                t.agent.c.workspace_id == ws,
+                t.agent.c.deleted_at.is_(None),
+            )
         )
         if self.dialect == "postgresql":
             shared = sa.func.pg_advisory_xact_lock_shared(agent_lock(t.agent.c.id))
