@@ -211,9 +211,9 @@ def _adopt(connection: sa.Connection, progress: Callable[[str], None]) -> Adopti
         connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {RUNTIME_SCHEMA}")
     missing = [table for table in metadata.sorted_tables if table.name not in existing]
     for table in missing:
-        progress(f"creating {table.name}")
+        progress(f"creating {table.fullname}")
         table.create(connection, checkfirst=True)  # enum types may exist without it
-        report.created.append(table.name)
+        report.created.append(table.fullname)
     for table in present:
         if table.name in HOST_TABLES or table.name in RUNTIME_TABLES:
             continue
