@@ -682,3 +682,47 @@ def test_every_example_fits_the_platforms_later_checks(adopted_url: str) -> None
         host_knowledge_bases(adopted_url, bundle)
         result = cli_run("publish", bundle, "--database-url", adopted_url, "--workspace", WS)
         assert result.exit_code == 0, f"{bundle.name}: {result.output}"
+
+
+def test_rows_the_platform_adds_to_a_published_agent_come_last_in_creation_order(
+    adopted_url: str,
+) -> None:
+    """A list row the platform writes has no place in ``parlant_runtime.row_order``: it
+    loads after the runtime's rows, by ``created_at`` then id, and has no bundle name;
+    an agent the platform wrote has no ``agent_state`` and is at version 1."""
+    bundle = ROOT / "examples/minimal.yaml"
+    assert (
+        cli_run("publish", bundle, "--database-url", adopted_url, "--workspace", WS).exit_code == 0
+    )
+    agent_id = sql(adopted_url, "SELECT id FROM parlant_agent")[0][0]
+    for action, at in (
+        ("Second platform rule.", "2030-01-02"),
+        ("First platform rule.", "2030-01-01"),
+    ):
+        sql(
+            adopted_url,
+            """INSERT INTO parlant_guideline (agent_id, condition, action, created_at)
+            VALUES ($1, 'always', $2, $3::text::timestamp)""",
+            agent_id,
+            action,
+            at,
+        )
+    platform_agent, _ = platform_agent_and_session(adopted_url)
+
+    async def main() -> tuple[AgentBundle, int]:
+        store = SqlStore.open(adopted_url)
+        try:
+            loaded = await store.load_agent(WS, agent_id)
+            return loaded.bundle, await store.agent_version(WS, platform_agent)
+        finally:
+            await store.close()
+
+    loaded, platform_version = asyncio.run(main())
+    published = load_bundle(bundle).guidelines
+    assert [g.action for g in loaded.guidelines] == [
+        *(g.action for g in published),
+        "First platform rule.",
+        "Second platform rule.",
+    ]
+    assert [g.name for g in loaded.guidelines[len(published) :]] == [None, None]
+    assert platform_version == 1
