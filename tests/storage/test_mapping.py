@@ -18,7 +18,7 @@ from parlant_runtime.storage.sql.mapping import (
     AGENT_TOOL_HOST_ONLY,
     ENTITIES,
     Children,
-    Entity,
+    EntityMap,
     Named,
     Side,
     Stored,
@@ -105,7 +105,7 @@ def test_a_field_missing_from_the_mapping_is_caught() -> None:
     entity = ENTITIES["term"]
     fields = dict(entity.fields)
     del fields["synonyms"]
-    broken = Entity(entity.spec, entity.table, fields, entity.keys, entity.host_only)
+    broken = EntityMap(entity.spec, entity.table, fields, entity.keys, entity.host_only)
     assert set(broken.fields) != set(broken.spec.model_fields)
     mapped = {how.column for how in broken.fields.values() if isinstance(how, Stored | Named)}
     unaccounted = {c.name for c in broken.table.c} - mapped - broken.keys - broken.host_only

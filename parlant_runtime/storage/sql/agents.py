@@ -21,7 +21,7 @@ from parlant_runtime.storage.port import InvalidData, NotFound
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql.mapping import (
     ENTITIES,
-    Entity,
+    EntityMap,
     Named,
     Reader,
     Side,
@@ -304,7 +304,7 @@ async def agent_version(conn: AsyncConnection, ws: str, agent_id: UUID) -> int |
     return version
 
 
-def _columns(entity: Entity) -> list[Any]:
+def _columns(entity: EntityMap) -> list[Any]:
     """The columns an entity is built from, and its :class:`~.mapping.Side` ones
     (labelled ``side_<column>``)."""
     table = entity.table
@@ -319,7 +319,7 @@ def _columns(entity: Entity) -> list[Any]:
     return columns
 
 
-def _listed(entity: Entity, *more: Any, linked_by: sa.Table | None = None) -> Any:
+def _listed(entity: EntityMap, *more: Any, linked_by: sa.Table | None = None) -> Any:
     """The select of an entity's rows with their place (``row_order``, there may be none).
 
     ``linked_by``: the link table whose row keeps the place (a workspace's tool is in an

@@ -11,7 +11,7 @@ An entity of a bundle (``GuidelineSpec``, ``StateSpec``, ...) is defined once, i
   never of the platform's;
 - :class:`Children`: a list kept as rows of another entity.
 
-and which columns of the table the runtime leaves to the platform (:attr:`Entity.host_only`:
+and which columns of the table the runtime leaves to the platform (:attr:`EntityMap.host_only`:
 counters, timestamps, values of sessions). The writer (:func:`values`) and the reader
 (:class:`Reader`) of :mod:`.agents` follow this table and nothing else, and
 ``tests/storage/test_mapping.py`` checks it mechanically against the spec classes and the
@@ -49,7 +49,7 @@ __all__ = [
     "AGENT_TOOL_HOST_ONLY",
     "ENTITIES",
     "Children",
-    "Entity",
+    "EntityMap",
     "Named",
     "Reader",
     "Side",
@@ -104,7 +104,7 @@ How = Stored | Named | Side | Children
 
 
 @dataclass(frozen=True, slots=True)
-class Entity:
+class EntityMap:
     """One bundle entity: its spec, its table and where each field goes."""
 
     spec: type[BaseModel]
@@ -184,8 +184,8 @@ _TIMES = frozenset({"created_at", "updated_at"})
 
 # ------------------------------------------------------------------ the table
 
-ENTITIES: dict[str, Entity] = {
-    "agent": Entity(
+ENTITIES: dict[str, EntityMap] = {
+    "agent": EntityMap(
         AgentSpec,
         t.agent,
         {
@@ -216,7 +216,7 @@ ENTITIES: dict[str, Entity] = {
         },
         side=t.agent_state,
     ),
-    "tool": Entity(
+    "tool": EntityMap(
         ToolSpec,
         t.tool,
         {
@@ -240,7 +240,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES
         | {"sim_tool_id", "is_public", "use_count", "success_rate", "last_used_at"},
     ),
-    "tool_integration": Entity(
+    "tool_integration": EntityMap(
         ToolIntegrationSpec,
         t.tool_integration,
         _same(
@@ -257,7 +257,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES | {"last_health_check", "health_status", "error_count", "last_error"},
         side=t.row_order,
     ),
-    "guideline": Entity(
+    "guideline": EntityMap(
         GuidelineSpec,
         t.guideline,
         {
@@ -271,7 +271,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES | {"match_count", "last_matched_at"},
         side=t.row_order,
     ),
-    "canned_response": Entity(
+    "canned_response": EntityMap(
         CannedResponseSpec,
         t.canned_response,
         {
@@ -292,7 +292,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES | {"use_count", "last_used_at"},
         side=t.row_order,
     ),
-    "term": Entity(
+    "term": EntityMap(
         TermSpec,
         t.term,
         _same(
@@ -302,7 +302,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES,
         side=t.row_order,
     ),
-    "variable": Entity(
+    "variable": EntityMap(
         VariableSpec,
         t.variable,
         _same(
@@ -313,7 +313,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES | {"session_id", "customer_id"},
         side=t.row_order,
     ),
-    "knowledge_base": Entity(
+    "knowledge_base": EntityMap(
         KnowledgeBaseLinkSpec,
         t.agent_knowledge_base,
         _same(
@@ -329,7 +329,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES | {"search_count", "last_searched_at"},
         side=t.row_order,
     ),
-    "journey": Entity(
+    "journey": EntityMap(
         JourneySpec,
         t.journey,
         {
@@ -351,7 +351,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES | {"total_sessions", "completion_rate", "last_used_at"},
         side=t.row_order,
     ),
-    "state": Entity(
+    "state": EntityMap(
         StateSpec,
         t.journey_state,
         {
@@ -375,7 +375,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=_TIMES,
         side=t.row_order,
     ),
-    "transition": Entity(
+    "transition": EntityMap(
         TransitionSpec,
         t.journey_transition,
         {
@@ -387,7 +387,7 @@ ENTITIES: dict[str, Entity] = {
         host_only=frozenset({"created_at", "use_count", "last_used_at"}),
         side=t.row_order,
     ),
-    "journey_guideline": Entity(
+    "journey_guideline": EntityMap(
         JourneyGuidelineSpec,
         t.journey_guideline,
         {
@@ -416,7 +416,7 @@ no bundle field is kept in its other columns."""
 
 
 def values(
-    entity: Entity, dump: Mapping[str, Any], spec: Any, ids: Mapping[str, Mapping[str, UUID]]
+    entity: EntityMap, dump: Mapping[str, Any], spec: Any, ids: Mapping[str, Mapping[str, UUID]]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The row of ``spec`` (its ``model_dump``), and the values of its :class:`Side` fields.
 
@@ -455,7 +455,7 @@ class Reader:
     are read from the columns labelled ``side_<column>``.
     """
 
-    entity: Entity
+    entity: EntityMap
     columns: Sequence[str]
     names: Mapping[str, Mapping[Any, str]]
     _plan: list[tuple[str, int, How]] = field(default_factory=list)
