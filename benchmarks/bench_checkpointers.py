@@ -133,16 +133,20 @@ QUICK = Settings(rounds=1, seconds=1.0, warmup=0.2)
 
 @dataclass(slots=True)
 class Block:
-    """One system's turns under one load: samples, CPU seconds, wall seconds."""
+    """One system's turns under one load: latencies of the turns that committed, CPU
+    seconds, wall seconds, and the turns that failed (by error, the first message)."""
 
     latencies: list[float] = field(default_factory=list)
     cpu: float = 0.0
     wall: float = 0.0
+    failed: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: Block) -> None:
         self.latencies += other.latencies
         self.cpu += other.cpu
         self.wall += other.wall
+        for error, count in other.failed.items():
+            self.failed[error] = self.failed.get(error, 0) + count
 
     @property
     def turns(self) -> int:
@@ -158,9 +162,15 @@ async def drive(system: System, sessions: list[Any], seconds: float, warmup: flo
         number = 0
         while time.perf_counter() < stop:
             began = time.perf_counter()
-            await system.turn(session, f"message {number}")
-            if measuring:
-                block.latencies.append(time.perf_counter() - began)
+            try:
+                await system.turn(session, f"message {number}")
+            except Exception as error:  # counted and shown: a refused turn is a result too
+                if measuring:
+                    key = f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"
+                    block.failed[key] = block.failed.get(key, 0) + 1
+            else:
+                if measuring:
+                    block.latencies.append(time.perf_counter() - began)
             number += 1
 
     await asyncio.gather(*(worker(s, time.perf_counter() + warmup) for s in sessions))
@@ -192,7 +202,8 @@ async def worker_main(arguments: dict[str, Any]) -> None:
         block = await drive(system, sessions, arguments["seconds"], arguments["warmup"])
     finally:
         await system.close()
-    print(json.dumps({"latencies": block.latencies, "cpu": block.cpu, "wall": block.wall}))
+    found = {"latencies": block.latencies, "cpu": block.cpu, "wall": block.wall}
+    print(json.dumps(found | {"failed": block.failed}))
 
 
 def in_processes(name: str, places: Places, settings: Settings) -> Block:
@@ -236,17 +247,20 @@ def in_processes(name: str, places: Places, settings: Settings) -> Block:
         found = json.loads(out.strip().splitlines()[-1])
         total.latencies += found["latencies"]
         total.cpu += found["cpu"]
+        total.add(Block(failed=found["failed"]))
         walls.append(found["wall"])
     total.wall = max(walls)  # both ran at once: throughput is all turns over the span
     return total
 
 
-def summary(block: Block) -> dict[str, float]:
+def summary(block: Block) -> dict[str, Any]:
+    turns = max(block.turns, 1)
     return {
         "turns": block.turns,
-        "median_ms": statistics.median(block.latencies) * 1e3,
-        "cpu_ms_per_turn": block.cpu / block.turns * 1e3,
+        "median_ms": statistics.median(block.latencies or [float("nan")]) * 1e3,
+        "cpu_ms_per_turn": block.cpu / turns * 1e3,
         "turns_per_s": block.turns / block.wall,
+        "failed": block.failed,
     }
 
 
@@ -278,18 +292,24 @@ async def measure(places: Places, settings: Settings) -> dict[str, dict[str, dic
 # ------------------------------------------------------------------ the report
 
 
-def ratios(found: dict[str, dict[str, float]]) -> dict[str, float]:
+def _over(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def ratios(found: dict[str, dict[str, Any]]) -> dict[str, float]:
     runtime, graph, raw = found["runtime"], found["langgraph"], found["raw"]
     return {
-        "latency_runtime_over_raw": runtime["median_ms"] / raw["median_ms"],
-        "cpu_runtime_over_raw": runtime["cpu_ms_per_turn"] / raw["cpu_ms_per_turn"],
-        "throughput_raw_over_runtime": raw["turns_per_s"] / runtime["turns_per_s"],
-        "throughput_runtime_over_langgraph": runtime["turns_per_s"] / graph["turns_per_s"],
+        "latency_runtime_over_raw": _over(runtime["median_ms"], raw["median_ms"]),
+        "cpu_runtime_over_raw": _over(runtime["cpu_ms_per_turn"], raw["cpu_ms_per_turn"]),
+        "throughput_raw_over_runtime": _over(raw["turns_per_s"], runtime["turns_per_s"]),
+        "throughput_runtime_over_langgraph": _over(runtime["turns_per_s"], graph["turns_per_s"]),
     }
 
 
 def print_table(results: dict[str, Any]) -> None:
     print(f"persisted turns, 4-state journey, 3 events a turn ({results['machine']})")
+    if results["settings"]["sqlite"]:
+        print(f"SQLite settings (the runtime's, for all three): {results['settings']['sqlite']}")
     for database, loads in results["databases"].items():
         print(f"\n{database}")
         print(
@@ -311,6 +331,8 @@ def print_table(results: dict[str, Any]) -> None:
                     f"  {load:<20} {name:<10} {row['median_ms']:>9.2f} "
                     f"{row['cpu_ms_per_turn']:>11.2f} {row['turns_per_s']:>8.0f}   {notes[name]}"
                 )
+                for error, count in row["failed"].items():
+                    print(f"  {'':<20} {'':<10} {count} turns failed: {error}")
 
 
 def machine(version: str | None) -> str:
