@@ -20,187 +20,169 @@ here). Every other module is internal and may change between releases: import fr
 - errors: :class:`ParlantRuntimeError` and its subclasses (the tree is drawn in
   ``parlant_runtime/errors.py``).
 
-``import parlant_runtime`` needs no database driver: :class:`SqlStore`,
-:func:`database_url`, :func:`upgrade`, :func:`adopt` and :class:`AdoptionRefused`
-import SQLAlchemy (and Alembic) when first used.
+Every name is imported when first used (``parlant_runtime/_lazy.py``), so
+``import parlant_runtime`` loads no layer and a program only the layers it touches:
+no database driver until :class:`SqlStore`, :func:`database_url`, :func:`upgrade`,
+:func:`adopt` or :class:`AdoptionRefused` is used, no validator or networkx until
+:func:`validate_bundle` is.
 """
 
-import importlib as _importlib
 import logging as _logging
-import typing as _typing
-from importlib import metadata as _metadata
+from typing import TYPE_CHECKING
 
-from parlant_runtime.bundle import (
-    AgentBundle,
-    AgentSpec,
-    CannedResponseSpec,
-    CollectedVariableSpec,
-    GuidelineSpec,
-    JourneyGuidelineSpec,
-    JourneySpec,
-    KnowledgeBaseLinkSpec,
-    LoadedBundle,
-    StateSpec,
-    TermSpec,
-    ToolIntegrationSpec,
-    ToolSpec,
-    TransitionSpec,
-    VariableSpec,
-    bundle_from_data,
-    dump_bundle,
-    dumps_bundle,
-    load_bundle,
-    loads_bundle,
-    read_bundle,
-    reads_bundle,
-)
-from parlant_runtime.diagram import JourneyDiagram, build_diagram, to_dot, to_mermaid
-from parlant_runtime.engine import (
-    Candidate,
-    CannedChooser,
-    CollectSpec,
-    ComposeRequest,
-    ConditionEvaluator,
-    ConditionTrace,
-    DeterministicGenerator,
-    IntegrationHealth,
-    KeywordEvaluator,
-    KeywordRetriever,
-    KnowledgeError,
-    KnowledgeQuery,
-    ModelUsage,
-    Part,
-    Passage,
-    Reply,
-    ReplyChunk,
-    ReplyTrace,
-    ResponseGenerator,
-    Retriever,
-    Runtime,
-    ScriptedEvaluator,
-    SessionClosed,
-    ToolCall,
-    ToolError,
-    ToolFailure,
-    ToolHealth,
-    ToolRegistry,
-    Trace,
-    TransitionTrace,
-    TurnContext,
-    TurnResult,
-    Understander,
-    Understanding,
-    UnderstandRequest,
-    Utterance,
-    current_call,
-)
-from parlant_runtime.engine.tools import ToolArgumentError
-from parlant_runtime.errors import (
-    BundleError,
-    BundleProblem,
-    ParlantRuntimeError,
-    TemplateSandboxError,
-)
-from parlant_runtime.llm import (
-    CallPolicy,
-    ChatMessage,
-    LanguageModel,
-    LanguageModelError,
-    ModelComposer,
-    ModelRequest,
-    ModelResponse,
-    ModelUnderstander,
-    Price,
-    model_from_name,
-)
-from parlant_runtime.model import (
-    CompositionMode,
-    Event,
-    EventType,
-    Session,
-    SessionMode,
-    SessionStatus,
-    StateType,
-    ValueType,
-    Variable,
-    VariableScope,
-)
-from parlant_runtime.storage import (
-    AgentChanges,
-    ConcurrentUpdate,
-    DatabaseUnavailable,
-    DatabaseURLError,
-    DuplicateMessage,
-    InvalidData,
-    MemoryStore,
-    MigrationError,
-    NewEvent,
-    NotFound,
-    PublishRefused,
-    PublishReport,
-    SessionStart,
-    StorageError,
-    Store,
-    StoredAgent,
-    TurnCommit,
-    VariableChange,
-)
-from parlant_runtime.telemetry import Telemetry
-from parlant_runtime.testing import (
-    CaseResult,
-    ConversationFileError,
-    CoverageReport,
-    FileResult,
-    ToolStubError,
-    coverage_of,
-    run_conversation_file,
-)
-from parlant_runtime.validation import (
-    Code,
-    Finding,
-    Severity,
-    ValidationReport,
-    validate_bundle,
-)
+from parlant_runtime._lazy import lazy_exports
 
-if _typing.TYPE_CHECKING:
+if TYPE_CHECKING:
+    from parlant_runtime.bundle import (
+        AgentBundle,
+        AgentSpec,
+        CannedResponseSpec,
+        CollectedVariableSpec,
+        GuidelineSpec,
+        JourneyGuidelineSpec,
+        JourneySpec,
+        KnowledgeBaseLinkSpec,
+        LoadedBundle,
+        StateSpec,
+        TermSpec,
+        ToolIntegrationSpec,
+        ToolSpec,
+        TransitionSpec,
+        VariableSpec,
+        bundle_from_data,
+        dump_bundle,
+        dumps_bundle,
+        load_bundle,
+        loads_bundle,
+        read_bundle,
+        reads_bundle,
+    )
+    from parlant_runtime.diagram import JourneyDiagram, build_diagram, to_dot, to_mermaid
+    from parlant_runtime.engine import (
+        Candidate,
+        CannedChooser,
+        CollectSpec,
+        ComposeRequest,
+        ConditionEvaluator,
+        ConditionTrace,
+        DeterministicGenerator,
+        IntegrationHealth,
+        KeywordEvaluator,
+        KeywordRetriever,
+        KnowledgeError,
+        KnowledgeQuery,
+        ModelUsage,
+        Part,
+        Passage,
+        Reply,
+        ReplyChunk,
+        ReplyTrace,
+        ResponseGenerator,
+        Retriever,
+        Runtime,
+        ScriptedEvaluator,
+        SessionClosed,
+        ToolCall,
+        ToolError,
+        ToolFailure,
+        ToolHealth,
+        ToolRegistry,
+        Trace,
+        TransitionTrace,
+        TurnContext,
+        TurnResult,
+        Understander,
+        Understanding,
+        UnderstandRequest,
+        Utterance,
+        current_call,
+    )
+    from parlant_runtime.engine.tools import ToolArgumentError
+    from parlant_runtime.errors import (
+        BundleError,
+        BundleProblem,
+        ParlantRuntimeError,
+        TemplateSandboxError,
+    )
+    from parlant_runtime.llm import (
+        CallPolicy,
+        ChatMessage,
+        LanguageModel,
+        LanguageModelError,
+        ModelComposer,
+        ModelRequest,
+        ModelResponse,
+        ModelUnderstander,
+        Price,
+        model_from_name,
+    )
+    from parlant_runtime.model import (
+        CompositionMode,
+        Event,
+        EventType,
+        Session,
+        SessionMode,
+        SessionStatus,
+        StateType,
+        ValueType,
+        Variable,
+        VariableScope,
+    )
+    from parlant_runtime.storage import (
+        AgentChanges,
+        ConcurrentUpdate,
+        DatabaseUnavailable,
+        DatabaseURLError,
+        DuplicateMessage,
+        InvalidData,
+        MemoryStore,
+        MigrationError,
+        NewEvent,
+        NotFound,
+        PublishRefused,
+        PublishReport,
+        SessionStart,
+        StorageError,
+        Store,
+        StoredAgent,
+        TurnCommit,
+        VariableChange,
+    )
     from parlant_runtime.storage.adopt import AdoptionRefused, AdoptionReport, adopt
     from parlant_runtime.storage.migrate import upgrade
     from parlant_runtime.storage.sql.store import SqlStore
     from parlant_runtime.storage.url import database_url
+    from parlant_runtime.telemetry import Telemetry
+    from parlant_runtime.testing import (
+        CaseResult,
+        ConversationFileError,
+        CoverageReport,
+        FileResult,
+        ToolStubError,
+        coverage_of,
+        run_conversation_file,
+    )
+    from parlant_runtime.validation import (
+        Code,
+        Finding,
+        Severity,
+        ValidationReport,
+        validate_bundle,
+    )
 
-try:
-    __version__ = _metadata.version("parlant-runtime")
-except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+
+def _version() -> str:
+    from importlib import metadata  # noqa: PLC0415  # 70 ms: only when asked for
+
+    try:
+        return metadata.version("parlant-runtime")
+    except metadata.PackageNotFoundError:  # imported from a source tree never installed
+        return "0+unknown"
+
 
 # a library never configures logging: its records go nowhere until the host adds a handler
 # (docs/observability.md lists the loggers, one per layer under "parlant_runtime")
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
-
-# the names that need SQLAlchemy (and Alembic), imported on first use: name -> module
-_LAZY = {
-    "AdoptionRefused": "parlant_runtime.storage.adopt",
-    "AdoptionReport": "parlant_runtime.storage.adopt",
-    "SqlStore": "parlant_runtime.storage.sql.store",
-    "adopt": "parlant_runtime.storage.adopt",
-    "database_url": "parlant_runtime.storage.url",
-    "upgrade": "parlant_runtime.storage.migrate",
-}
-
-
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'parlant_runtime' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
 
 __all__ = [
     "AdoptionRefused",
@@ -330,3 +312,9 @@ __all__ = [
     "upgrade",
     "validate_bundle",
 ]
+
+# every name above is imported on first use, not with the package (parlant_runtime/_lazy.py)
+if TYPE_CHECKING:
+    __version__: str
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, {"__version__": _version})

@@ -17,15 +17,20 @@ Example::
 
 from __future__ import annotations
 
-from parlant_runtime.diagram.dot import to_dot
-from parlant_runtime.diagram.mermaid import to_mermaid
-from parlant_runtime.diagram.model import (
-    DiagramEdge,
-    DiagramNode,
-    JourneyDiagram,
-    build_diagram,
-    mark_coverage,
-)
+from typing import TYPE_CHECKING
+
+from parlant_runtime._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from parlant_runtime.diagram.dot import to_dot
+    from parlant_runtime.diagram.mermaid import to_mermaid
+    from parlant_runtime.diagram.model import (
+        DiagramEdge,
+        DiagramNode,
+        JourneyDiagram,
+        build_diagram,
+        mark_coverage,
+    )
 
 __all__ = [
     "DiagramEdge",
@@ -36,3 +41,6 @@ __all__ = [
     "to_dot",
     "to_mermaid",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(__name__)

@@ -11,46 +11,51 @@ ones built on a model are in :mod:`parlant_runtime.llm`.
 
 from __future__ import annotations
 
-from parlant_runtime.engine.compose import (
-    Candidate,
-    CannedChooser,
-    ComposeRequest,
-    DeterministicGenerator,
-    Part,
-    Reply,
-    ResponseGenerator,
-)
-from parlant_runtime.engine.conditions import (
-    ConditionEvaluator,
-    KeywordEvaluator,
-    ScriptedEvaluator,
-)
-from parlant_runtime.engine.health import IntegrationHealth, ToolHealth
-from parlant_runtime.engine.knowledge import (
-    KeywordRetriever,
-    KnowledgeError,
-    KnowledgeQuery,
-    Passage,
-    Retriever,
-)
-from parlant_runtime.engine.runtime import ReplyChunk, Runtime, SessionClosed, TurnResult
-from parlant_runtime.engine.tools import (
-    ToolCall,
-    ToolError,
-    ToolFailure,
-    ToolRegistry,
-    current_call,
-)
-from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
-from parlant_runtime.engine.understanding import (
-    CollectSpec,
-    ModelUsage,
-    TurnContext,
-    Understander,
-    Understanding,
-    UnderstandRequest,
-    Utterance,
-)
+from typing import TYPE_CHECKING
+
+from parlant_runtime._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from parlant_runtime.engine.compose import (
+        Candidate,
+        CannedChooser,
+        ComposeRequest,
+        DeterministicGenerator,
+        Part,
+        Reply,
+        ResponseGenerator,
+    )
+    from parlant_runtime.engine.conditions import (
+        ConditionEvaluator,
+        KeywordEvaluator,
+        ScriptedEvaluator,
+    )
+    from parlant_runtime.engine.health import IntegrationHealth, ToolHealth
+    from parlant_runtime.engine.knowledge import (
+        KeywordRetriever,
+        KnowledgeError,
+        KnowledgeQuery,
+        Passage,
+        Retriever,
+    )
+    from parlant_runtime.engine.runtime import ReplyChunk, Runtime, SessionClosed, TurnResult
+    from parlant_runtime.engine.tools import (
+        ToolCall,
+        ToolError,
+        ToolFailure,
+        ToolRegistry,
+        current_call,
+    )
+    from parlant_runtime.engine.trace import ConditionTrace, ReplyTrace, Trace, TransitionTrace
+    from parlant_runtime.engine.understanding import (
+        CollectSpec,
+        ModelUsage,
+        TurnContext,
+        Understander,
+        Understanding,
+        UnderstandRequest,
+        Utterance,
+    )
 
 __all__ = [
     "Candidate",
@@ -91,3 +96,6 @@ __all__ = [
     "Utterance",
     "current_call",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(__name__)

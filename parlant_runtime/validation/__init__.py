@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from parlant_runtime.validation.findings import (
-    CODE_INFO,
-    Code,
-    CodeInfo,
-    Finding,
-    Severity,
-    ValidationReport,
-)
-from parlant_runtime.validation.validator import validate_bundle
+from typing import TYPE_CHECKING
+
+from parlant_runtime._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from parlant_runtime.validation.findings import (
+        CODE_INFO,
+        Code,
+        CodeInfo,
+        Finding,
+        Severity,
+        ValidationReport,
+    )
+    from parlant_runtime.validation.validator import validate_bundle
 
 __all__ = [
     "CODE_INFO",
@@ -21,3 +26,6 @@ __all__ = [
     "ValidationReport",
     "validate_bundle",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_exports(__name__)
