@@ -7,12 +7,16 @@ the package), so agreement means the rules find what they promise.
 from __future__ import annotations
 
 import difflib
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parlant_runtime import Severity, bundle_from_data, validate_bundle
+from parlant_runtime import Code, Finding, Severity, bundle_from_data, validate_bundle
+from parlant_runtime.validation.context import BundleContext
+from parlant_runtime.validation.registry import BUNDLE_RULES, Rule
 from tests.strategies import arbitrary_journeys, mutated_journeys, valid_journeys
 
 
@@ -116,3 +120,29 @@ def test_a_journey_built_to_be_valid_is_reported_valid(data: Any) -> None:
     report = validate_bundle(bundle_from_data(data))
     serious = [f for f in report.findings if f.severity is not Severity.INFO]
     assert serious == []
+
+
+def test_validation_leaves_the_cycle_collector_as_it_found_it() -> None:
+    """validate_bundle pauses the collector while the rules run (for speed) and puts it
+    back as it was: on when it was on, off when the host had turned it off."""
+    bundle = bundle_from_data({"agent": {"name": "gc"}})
+    seen: list[bool] = []
+
+    def spy(context: BundleContext) -> Iterator[Finding]:  # a rule that only looks
+        seen.append(gc.isenabled())
+        yield from ()
+
+    BUNDLE_RULES.append((Rule(Code.DANGLING_REFERENCE, "spy", per_journey=False), spy))
+    try:
+        assert gc.isenabled()
+        validate_bundle(bundle)
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            validate_bundle(bundle)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        BUNDLE_RULES.pop()
+    assert seen == [False, False]
