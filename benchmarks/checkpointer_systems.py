@@ -397,6 +397,9 @@ async def sqlite_places(folder: Path) -> Places:
     pragmas = await publish(f"sqlite:///{runtime}")
     pragmas.setdefault("busy_timeout", "5000")
     raw = folder / "raw.db"
-    with sqlite3.connect(raw) as connection:
+    connection = sqlite3.connect(raw)
+    try:
         connection.executescript(RAW_SQLITE_TABLES)
+    finally:
+        connection.close()  # a connection left open would hold the file in the parent
     return Places("sqlite", f"sqlite:///{runtime}", str(folder / "langgraph.db"), str(raw), pragmas)
