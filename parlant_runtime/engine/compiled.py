@@ -31,7 +31,7 @@ from parlant_runtime.engine.usage import Counter, Entity, UsageKey
 from parlant_runtime.errors import TemplateSandboxError
 from parlant_runtime.model import StateType
 from parlant_runtime.sandbox import CompiledTemplate, ConditionKind, compile_template
-from parlant_runtime.storage.port import StoredAgent
+from parlant_runtime.storage.port import InvalidData, StoredAgent
 
 DEFAULT_MAX_AGENTS = 256
 """How many compiled agents a runtime keeps. One 50-state journey with 100 guidelines
@@ -279,7 +279,14 @@ _FIELD = re.compile(r"\bfields\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def compile_agent(stored: StoredAgent) -> CompiledAgent:
-    """Compile a stored agent (see the module docstring)."""
+    """Compile a stored agent (see the module docstring).
+
+    Raises:
+        InvalidData: the host platform wrote some of the agent's rows and the agent
+            they make has validation errors (a publish would have refused it).
+    """
+    if stored.host_written:
+        _refuse_invalid(stored)
     bundle = stored.bundle
     guidelines = [
         CompiledGuideline(g, compile_condition(g.condition), g.priority, order)
@@ -319,6 +326,29 @@ def compile_agent(stored: StoredAgent) -> CompiledAgent:
     agent.canned_batch = ConditionBatch([c for x in agent.canned for c in x.conditions])
     agent.canned_by_priority = sorted(agent.canned, key=lambda c: (-c.spec.priority, c.order))
     return agent
+
+
+def _refuse_invalid(stored: StoredAgent) -> None:
+    """Validate an agent that the platform wrote rows of, as a publish validates a bundle.
+
+    The runtime's own publishes were validated before they were stored; rows written by
+    the platform never were, and a graph with no initial state or a dead end would fail
+    customers mid-conversation. Once per agent version (the compiled agent is cached).
+    """
+    # networkx is loaded on this path only
+    from parlant_runtime.validation import validate_bundle  # noqa: PLC0415
+
+    errors = validate_bundle(stored.bundle).errors
+    if errors:
+        listed = "\n".join(
+            f"  {finding.code} at {finding.field}: {finding.message}" for finding in errors
+        )
+        raise InvalidData(
+            f"agent {stored.agent_id} in workspace {stored.workspace_id!r} has rows written by "
+            f"the platform that do not form a valid agent ({len(errors)} error(s)):\n{listed}\n"
+            "fix them in the platform (`parlant-runtime export` then `parlant-runtime "
+            "validate` shows the same findings); the runtime does not run it until then"
+        )
 
 
 def _all_conditions(agent: CompiledAgent) -> list[Condition]:

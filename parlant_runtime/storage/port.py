@@ -196,6 +196,9 @@ class StoredAgent:
     agent_id: UUID
     version: int
     bundle: AgentBundle
+    host_written: bool = False
+    """Some of its rows were written by the host platform, not published through the
+    runtime: the runtime validates the agent before running it (``docs/host-database.md``)."""
 
 
 @dataclass(frozen=True, slots=True)

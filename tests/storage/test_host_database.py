@@ -726,3 +726,23 @@ def test_rows_the_platform_adds_to_a_published_agent_come_last_in_creation_order
     ]
     assert [g.name for g in loaded.guidelines[len(published) :]] == [None, None]
     assert platform_version == 1
+
+
+def test_a_platform_journey_that_validation_refuses_does_not_run(adopted_url: str) -> None:
+    """Rows the platform wrote were never validated: the runtime validates the agent they
+    make once, as a publish would, and refuses to run it with the findings."""
+    agent, session = platform_agent_and_session(adopted_url)
+    sql(adopted_url, "UPDATE parlant_journey_state SET is_initial = false")
+    with pytest.raises(
+        InvalidData, match=r"(?s)rows written by the platform.*no_initial_state at journeys\[0\]"
+    ):
+        asyncio.run(run_platform_session(adopted_url, agent, session))
+    events = sql(adopted_url, "SELECT count(*) AS n FROM parlant_event")
+    assert events[0]["n"] == 0, "a refused agent wrote nothing"
+
+
+def test_a_platform_row_outside_its_specs_range_is_named(adopted_url: str) -> None:
+    agent, session = platform_agent_and_session(adopted_url)
+    sql(adopted_url, "UPDATE parlant_guideline SET priority = -5")
+    with pytest.raises(InvalidData, match=r"parlant_guideline row \S+ cannot be used: priority"):
+        asyncio.run(run_platform_session(adopted_url, agent, session))

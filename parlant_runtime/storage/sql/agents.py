@@ -7,12 +7,13 @@ deletes and upserts in dependency order inside the caller's transaction.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID, uuid5
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,6 +34,7 @@ from parlant_runtime.storage.sql.trusted import Trusted
 __all__ = [
     "VERSION",
     "WITH_STATE",
+    "StoredRows",
     "agent_version",
     "chunks",
     "delete_stale",
@@ -382,9 +384,17 @@ _LOAD: dict[str, Any] = {
 }
 
 
-async def read_stored_bundle(
-    conn: AsyncConnection, ws: str, agent_id: UUID
-) -> tuple[AgentBundle, int]:
+class StoredRows(NamedTuple):
+    """An agent read back: its bundle, its version, and whether the platform wrote any of
+    its list rows (rows with no place in ``row_order``), which the runtime then validates
+    as it would a bundle before running them."""
+
+    bundle: AgentBundle
+    version: int
+    host_written: bool
+
+
+async def read_stored_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> StoredRows:
     """The agent as a bundle (with the stored ids) and its version; a fixed query count."""
     agent_row = (await conn.execute(_LOAD["agent"], {"agent": agent_id, "ws": ws})).first()
     if agent_row is None:
@@ -404,7 +414,8 @@ async def read_stored_bundle(
     for kind in _LOAD:
         if kind not in fetched and kind != "agent":
             fetched[kind] = await select(kind)
-    return _assemble(agent_row, fetched), int(agent_row.version)
+    host_written = any(row.order_position is None for kind, rows in fetched.items() for row in rows)
+    return StoredRows(_assemble(agent_row, fetched), int(agent_row.version), host_written)
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -416,8 +427,10 @@ _BUNDLE = Trusted(AgentBundle)
 def _assemble(agent_row: sa.Row[Any], fetched: dict[str, Sequence[sa.Row[Any]]]) -> AgentBundle:
     """Rows to a bundle, each list in its stored order.
 
-    The rows are this library's own, validated when they were published, so the bundle
-    is built without validating them again (:mod:`.trusted`); each field is read as
+    The rows the library published were validated then, so they are built without
+    validating them again (:mod:`.trusted`); a row the platform wrote (no place in
+    ``row_order``) is validated as its spec, and one that breaks it is
+    :class:`InvalidData` naming its table, id and field. Each field is read as
     :data:`~.mapping.ENTITIES` says, names replacing the ids that rows refer by.
     """
     guidelines, links = fetched["guideline"], fetched["journey_guideline"]
@@ -444,7 +457,10 @@ def _assemble(agent_row: sa.Row[Any], fetched: dict[str, Sequence[sa.Row[Any]]])
                 data["name"] = names["guideline"][row.id]
             if extra is not None:
                 data.update(extra(row))
-            out.append((row, trusted(data)))
+            if row.order_position is None:
+                out.append((row, _validated(kind, row, data)))
+            else:
+                out.append((row, trusted(data)))
         return out
 
     def grouped(kind: str, parent: str) -> dict[UUID, list[Any]]:
@@ -480,6 +496,23 @@ def _assemble(agent_row: sa.Row[Any], fetched: dict[str, Sequence[sa.Row[Any]]])
             ),
         }
     )
+
+
+def _validated(kind: str, row: sa.Row[Any], data: dict[str, Any]) -> Any:
+    """A platform-written row built as its spec would be from a bundle."""
+    entity = ENTITIES[kind]
+    try:  # a NULL the platform left means the field's default, as it does at run time
+        return entity.spec.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'the row'} holds "
+            f"{reprlib.repr(e['input'])}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        raise InvalidData(
+            f"{entity.table.name} row {row.id} cannot be used: {problems}; fix the row in "
+            "the platform (the runtime never changes rows the platform wrote)"
+        ) from None
 
 
 def _ordered(rows: Sequence[sa.Row[Any]]) -> list[sa.Row[Any]]:

@@ -568,8 +568,10 @@ class SqlStore:
         """Everything the runtime needs of an agent, in twelve queries."""
         _check_workspace(workspace_id)
         async with self._read() as conn:
-            bundle, version = await read_stored_bundle(conn, workspace_id, agent_id)
-        return StoredAgent(workspace_id, agent_id, version, bundle)
+            stored = await read_stored_bundle(conn, workspace_id, agent_id)
+        return StoredAgent(
+            workspace_id, agent_id, stored.version, stored.bundle, stored.host_written
+        )
 
     async def publish(
         self,
