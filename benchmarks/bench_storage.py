@@ -70,6 +70,12 @@ from uuid import UUID
 import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import sqlalchemy as sa
 
+from persisted_turn import (  # type: ignore[import-not-found]  # a sibling script module
+    TurnSettings,
+    bench_persisted_turn,
+    print_persisted_turn,
+)
+
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import EventType
 from parlant_runtime.storage.migrate import upgrade
@@ -567,7 +573,20 @@ def sqlite_driver(path: str) -> Callable[[list[tuple[str, Any]], int], Awaitable
 # ------------------------------------------------------------------ the report
 
 
+async def persisted_turn(settings: Settings, admin: str, folder: Path) -> dict[str, Any]:
+    async with throwaway_postgres(admin) as url:
+        return {
+            "persisted_turn": await bench_persisted_turn(
+                url,
+                _dsn(sa.make_url(url)),
+                str(folder / "turn.db"),
+                TurnSettings(settings.turns // 2, settings.block, settings.seconds),
+            )
+        }
+
+
 async def run(settings: Settings, admin: str, folder: Path) -> dict[str, Any]:
+    results = await persisted_turn(settings, admin, folder)
     async with throwaway_postgres(admin) as url:
         connection = await asyncpg.connect(_dsn(sa.make_url(url)))
         try:
@@ -582,6 +601,7 @@ async def run(settings: Settings, admin: str, folder: Path) -> dict[str, Any]:
     await upgrade(sqlite_url)
     sqlite_load = await bench_load(sqlite_url, settings.loads, sqlite_driver(str(path)))
     return {
+        **results,
         "machine": machine(server),
         "settings": {"turns": settings.turns, "seconds": settings.seconds, "runs": settings.loads},
         "turn": turns,
@@ -602,6 +622,8 @@ def machine(server: str) -> str:
 def print_table(results: dict[str, Any]) -> None:
     turn, pg, lite = results["turn"], results["load_postgresql"], results["load_sqlite"]
     print(f"storage ({results['machine']})")
+    print()
+    print_persisted_turn(results["persisted_turn"])
     print()
     print(
         f"(a) a turn on PostgreSQL: get_session + commit_turn of {len(TURN_EVENTS)} events "
@@ -656,11 +678,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--turn-only", action="store_true", help="only (t), the persisted turn and its references"
+    )
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
     try:
         with tempfile.TemporaryDirectory(prefix="parlant-bench-") as folder:
-            results = asyncio.run(run(settings, admin_url(), Path(folder)))
+            if args.turn_only:
+                results = asyncio.run(persisted_turn(settings, admin_url(), Path(folder)))
+                if not args.json:
+                    print_persisted_turn(results["persisted_turn"])
+                    return
+            else:
+                results = asyncio.run(run(settings, admin_url(), Path(folder)))
     except (OSError, asyncpg.PostgresError) as exc:
         sys.exit(f"bench_storage: PostgreSQL at {sa.make_url(admin_url())!r} is needed: {exc}")
     if args.json:
