@@ -69,8 +69,7 @@ from uuid import UUID
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import sqlalchemy as sa
-
-from persisted_turn import (  # type: ignore[import-not-found]  # a sibling script module
+from persisted_turn import (  # a sibling script module
     TurnSettings,
     bench_persisted_turn,
     print_persisted_turn,

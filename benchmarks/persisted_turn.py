@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from raw_turn import (  # type: ignore[import-not-found]  # a sibling script module
+from raw_turn import (  # a sibling script module
     PostgresRawTurn,
     SqliteRawTurn,
     create_postgres,

@@ -46,8 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = "0001_seed_schema"
 EXTENSIONS = "0002_runtime_extensions"
 EVENT_LOG = "0003_event_log_keeps_positions"
-HEAD = "0004_runtime_schema"
-REVISIONS = [SEED, EXTENSIONS, EVENT_LOG, HEAD]
+OWN = "0004_runtime_schema"
+SESSION_SIDE = "0005_runtime_session_state"
+HEAD = SESSION_SIDE
+REVISIONS = [SEED, EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE]
 HOST_TABLES = set(schema.HOST_TABLES)
 RUNTIME = schema.RUNTIME_SCHEMA
 
@@ -173,7 +175,7 @@ def test_step_by_step_the_seed_comes_first(database: str) -> None:
     assert run(migrate.current_revision(database)) == SEED
     assert "parlant_usage" not in table_names(database)
     assert "version" not in column_names(database, "parlant_agent")
-    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, HEAD]
+    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, OWN, HEAD]
     assert run(migrate.differences(database)) == []
 
 
@@ -293,9 +295,9 @@ def test_rows_survive_0002_up_and_down(database: str) -> None:
 
     # On SQLite batch mode rebuilds the tables: with foreign keys on, dropping the
     # old parlant_journey_state would have cleared the references to it.
-    assert run(migrate.downgrade(database, SEED)) == [HEAD, EVENT_LOG, EXTENSIONS]
+    assert run(migrate.downgrade(database, SEED)) == [HEAD, OWN, EVENT_LOG, EXTENSIONS]
     assert on_database(database, _session_row) == (STATE, STATE)
-    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, HEAD]
+    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, OWN, HEAD]
     assert on_database(database, _session_row) == (STATE, STATE)
 
 
@@ -310,9 +312,9 @@ def test_events_keep_a_removed_state_from_0003_and_lose_it_below(database: str) 
     on_database(database, remove_state)
     # the session's position is cleared (its foreign key); the event keeps its record
     assert on_database(database, _session_row) == (None, STATE)
-    assert run(migrate.downgrade(database, EXTENSIONS)) == [HEAD, EVENT_LOG]
+    assert run(migrate.downgrade(database, EXTENSIONS)) == [HEAD, OWN, EVENT_LOG]
     assert on_database(database, _session_row) == (None, None)  # as SET NULL would have
-    assert run(migrate.upgrade(database)) == [EVENT_LOG, HEAD]
+    assert run(migrate.upgrade(database)) == [EVENT_LOG, OWN, HEAD]
     assert run(migrate.differences(database)) == []
 
 
@@ -369,7 +371,7 @@ def test_0004_moves_the_runtimes_columns_into_its_own_tables_and_back(database: 
     on_database(database, _insert_seed_rows)
     on_database(database, _runtime_columns_at_0003)
 
-    assert run(migrate.upgrade(database)) == [HEAD]
+    assert run(migrate.upgrade(database, OWN)) == [OWN]
     assert on_database(database, _moved) == (
         (7, "Sorry."),
         [(None, 0), (None, 2), ("greet", 3)],
@@ -380,12 +382,95 @@ def test_0004_moves_the_runtimes_columns_into_its_own_tables_and_back(database: 
         assert "alembic_version" not in table_names(database)
         assert f"{RUNTIME}.alembic_version" in table_names(database)
 
-    assert run(migrate.downgrade(database, EVENT_LOG)) == [HEAD]
+    assert run(migrate.downgrade(database, EVENT_LOG)) == [OWN]
     assert on_database(database, _in_platform_columns) == ((7, "Sorry."), ("greet", 3), 2)
     assert run(migrate.current_revision(database)) == EVENT_LOG
     assert "alembic_version" in table_names(database)  # back where older releases read it
     assert not {name for name in table_names(database) if name.startswith(RUNTIME)}
-    assert run(migrate.upgrade(database)) == [HEAD]
+    assert run(migrate.upgrade(database, OWN)) == [OWN]
+
+
+def _runtime_state_of_0003(connection: sa.Connection) -> None:
+    """What the runtime kept in the platform's tables before 0005: a session's version,
+    a message's idempotency key, a customer value and a pending usage delta."""
+    connection.exec_driver_sql("UPDATE parlant_session SET version = 7")
+    connection.exec_driver_sql("UPDATE parlant_event SET idempotency_key = 'm-1'")
+    agent = AGENT.hex if connection.dialect.name == "sqlite" else str(AGENT)
+    connection.execute(
+        sa.text(
+            "INSERT INTO parlant_variable (id, agent_id, key, scope, value, value_type, "
+            "is_private, customer_id) VALUES (:id, :agent, 'tier', 'customer', :value, "
+            "'string', false, 'c-1')"
+        ).bindparams(sa.bindparam("value", type_=schema.JSON)),
+        {"id": uuid.uuid4().hex, "agent": agent, "value": "gold"},
+    )
+    connection.execute(
+        sa.text(
+            "INSERT INTO parlant_usage (workspace_id, entity, entity_id, counter, delta) "
+            "VALUES ('ws-1', 'agent', :agent, 'total_messages', 2), "
+            "('ws-1', 'agent', :agent, 'total_messages', 3)"
+        ),
+        {"agent": agent},
+    )
+
+
+def _runtime_state(connection: sa.Connection) -> tuple[Any, ...]:
+    """The same, read from the runtime's own tables (0005)."""
+    return (
+        connection.execute(sa.select(schema.session_state.c.version)).scalar_one(),
+        tuple(
+            connection.execute(
+                sa.select(schema.event_key.c.idempotency_key, schema.event_key.c.offset)
+            ).one()
+        ),
+        tuple(
+            connection.execute(
+                sa.select(
+                    schema.customer_variable.c.customer_id,
+                    schema.customer_variable.c.key,
+                    schema.customer_variable.c.value,
+                )
+            ).one()
+        ),
+        connection.execute(sa.select(schema.usage_delta.c.deltas)).scalar_one(),
+        connection.execute(sa.select(sa.func.count()).select_from(schema.variable)).scalar_one(),
+    )
+
+
+def test_0005_moves_the_session_state_off_the_platform_tables_and_back(database: str) -> None:
+    run(migrate.upgrade(database, SEED))
+    on_database(database, _insert_seed_rows)
+    run(migrate.upgrade(database, EVENT_LOG))
+    on_database(database, _runtime_state_of_0003)
+    run(migrate.upgrade(database, OWN))
+
+    assert run(migrate.upgrade(database)) == [SESSION_SIDE]
+    assert on_database(database, _runtime_state) == (
+        7,
+        ("m-1", 0),
+        ("c-1", "tier", "gold"),
+        {f"agent:{AGENT}:total_messages": 5},
+        0,  # the customer value left the platform's table
+    )
+    assert "version" not in column_names(database, "parlant_session")
+    assert "idempotency_key" not in column_names(database, "parlant_event")
+    assert "customer_id" not in column_names(database, "parlant_variable")
+    assert "parlant_usage" not in table_names(database)
+
+    assert run(migrate.downgrade(database, OWN)) == [SESSION_SIDE]
+
+    def back(connection: sa.Connection) -> tuple[Any, ...]:
+        return (
+            connection.exec_driver_sql("SELECT version FROM parlant_session").scalar_one(),
+            connection.exec_driver_sql("SELECT idempotency_key FROM parlant_event").scalar_one(),
+            tuple(
+                connection.exec_driver_sql("SELECT customer_id, key FROM parlant_variable").one()
+            ),
+            connection.exec_driver_sql("SELECT sum(delta) FROM parlant_usage").scalar_one(),
+        )
+
+    assert on_database(database, back) == (7, "m-1", ("c-1", "tier"), 5)
+    assert run(migrate.upgrade(database)) == [SESSION_SIDE]
     assert run(migrate.differences(database)) == []
 
 
@@ -522,9 +607,7 @@ def test_concurrent_upgrades_from_two_processes_apply_each_revision_once(databas
 
 
 def test_an_unknown_revision_is_refused_with_the_known_ones(sqlite_url: str) -> None:
-    with pytest.raises(
-        MigrationError, match=f"0099_nope.*{SEED}, {EXTENSIONS}, {EVENT_LOG}, {HEAD}"
-    ):
+    with pytest.raises(MigrationError, match=f"0099_nope.*{', '.join(REVISIONS)}"):
         run(migrate.upgrade(sqlite_url, "0099_nope"))
 
 
@@ -605,12 +688,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 def test_db_upgrade_reports_each_revision_then_nothing_to_do(sqlite_url: str) -> None:
     first = invoke("upgrade", "--database-url", sqlite_url)
     assert first.exit_code == 0, first.output
-    assert first.stdout.splitlines()[:4] == [
-        f"applied {SEED}",
-        f"applied {EXTENSIONS}",
-        f"applied {EVENT_LOG}",
-        f"applied {HEAD}",
-    ]
+    assert first.stdout.splitlines()[:5] == [f"applied {revision}" for revision in REVISIONS]
     assert first.stdout.rstrip().endswith(f"is at {HEAD}")
 
     again = invoke("upgrade", "--database-url", sqlite_url)

@@ -1,5 +1,5 @@
 """Committing what a call changed: one transaction through the store, guarded by the
-session's version (compare-and-set), and the events it wrote read back.
+session's version (compare-and-set), the events it wrote returned as stored.
 
 A computed turn's outcome becomes one :class:`~parlant_runtime.storage.port.TurnCommit`
 here, and only here: the typed usage keys are spelled the store's way
@@ -39,7 +39,7 @@ async def commit_outcome(
             in between in a way that makes the turn stale; compute it again.
     """
     try:
-        committed = await store.commit_turn(
+        committed = await store.record_turn(
             workspace_id,
             TurnCommit(
                 session_id=session.id,
@@ -61,13 +61,7 @@ async def commit_outcome(
                 f"agent {session.agent_id} was republished while the turn was computed"
             ) from None
         raise
-    events = await store.list_events(
-        workspace_id,
-        session.id,
-        after=session.event_count - 1,
-        limit=len(outcome.events),  # this turn's own events, not a later turn's
-    )
-    return committed, events
+    return committed.session, committed.events  # as stored: nothing is read back
 
 
 async def commit_events(
@@ -81,12 +75,12 @@ async def commit_events(
     status: SessionStatus | None = None,
 ) -> tuple[Session, Sequence[Event]]:
     """Commit events that move nothing (and a new mode or status) on ``current``; the
-    session as committed and the events written since ``current``.
+    session as committed and the events as stored.
 
     Raises:
         ConcurrentUpdate: another call committed first.
     """
-    committed = await store.commit_turn(
+    committed = await store.record_turn(
         workspace_id,
         TurnCommit(
             session_id=session_id,
@@ -98,5 +92,4 @@ async def commit_events(
             status=status,
         ),
     )
-    written = await store.list_events(workspace_id, session_id, after=current.event_count - 1)
-    return committed, written
+    return committed.session, committed.events

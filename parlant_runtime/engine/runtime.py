@@ -65,6 +65,7 @@ from parlant_runtime.storage.port import (
     SessionStart,
     Store,
     TurnCommit,
+    TurnContext,
     VariableChange,
 )
 from parlant_runtime.storage.traced import traced_store
@@ -184,6 +185,11 @@ class Runtime:
     async def agent(self, workspace_id: str, agent_id: UUID) -> CompiledAgent:
         """The compiled agent at its current version (compiled once per version)."""
         version = await self.store.agent_version(workspace_id, agent_id)
+        return await self._agent_at(workspace_id, agent_id, version)
+
+    async def _agent_at(self, workspace_id: str, agent_id: UUID, version: int) -> CompiledAgent:
+        """The compiled agent at ``version``, the current one as just read (a turn reads
+        it with its session: no query of its own)."""
         cached = self._cache.get(workspace_id, agent_id, version)
         if cached is not None:
             return cached
@@ -347,18 +353,20 @@ class Runtime:
         sink: TokenSink | None = None,
     ) -> TurnResult:
         for _ in range(MAX_ATTEMPTS):
-            session = await self.store.get_session(workspace_id, session_id)
+            read = await self.store.read_turn(
+                workspace_id, session_id, idempotency_key=idempotency_key
+            )
+            session = read.session
             _refuse_closed(session)
-            if idempotency_key is not None:
-                found = await self.store.find_message(workspace_id, session_id, idempotency_key)
-                if found is not None:
-                    return await self._replay(workspace_id, session, found)
+            if read.message is not None:
+                return await self._replay(workspace_id, session, read.message)
             answer = session.mode is SessionMode.AUTO
             try:
                 return await self._turn(
                     workspace_id,
                     session,
                     text,
+                    read=read,
                     answer=answer,
                     idempotency_key=idempotency_key,
                     variables=variables or {},
@@ -499,9 +507,12 @@ class Runtime:
         idempotency_key: str | None = None,
         call_key: str | None = None,
         sink: TokenSink | None = None,
+        read: TurnContext | None = None,
     ) -> TurnResult:
-        agent = await self.agent(workspace_id, session.agent_id)
-        stored_variables = list(await self.store.get_variables(workspace_id, session.id))
+        if read is None:
+            read = await self.store.read_turn(workspace_id, session.id)
+        agent = await self._agent_at(workspace_id, session.agent_id, read.agent_version)
+        stored_variables = list(read.variables)
         history = (
             await conversation(self.store, workspace_id, session, self.history) if answer else ()
         )

@@ -49,12 +49,10 @@ __all__ = ["NEEDED_INDEXES", "AdoptionRefused", "AdoptionReport", "TableMismatch
 
 _LOCK_KEY = 0x7061726C616E74  # the key storage/env.py takes: adopt and upgrade queue
 
-NEEDED_INDEXES = (
-    "parlant_event_session_id_idempotency_key_idx",
-    "parlant_variable_agent_id_customer_id_key_idx",
-    "parlant_variable_agent_id_key_idx",
-)
-"""Unique indexes the runtime's upserts and checks rely on: created on adopted tables."""
+NEEDED_INDEXES: tuple[str, ...] = ()
+"""Unique indexes the runtime's upserts and checks rely on, created on adopted tables:
+none since 0005 (the platform's tables keep the platform's indexes; the runtime's own
+keys are the primary keys of its own tables)."""
 
 
 @dataclass(frozen=True, slots=True)

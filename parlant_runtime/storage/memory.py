@@ -41,6 +41,7 @@ from parlant_runtime.storage.checks import (
     parse_usage_key,
 )
 from parlant_runtime.storage.port import (
+    CommittedTurn,
     ConcurrentUpdate,
     DuplicateMessage,
     InvalidData,
@@ -51,6 +52,7 @@ from parlant_runtime.storage.port import (
     StorageError,
     StoredAgent,
     TurnCommit,
+    TurnContext,
 )
 from parlant_runtime.storage.publishing import (
     diff,
@@ -470,21 +472,40 @@ class MemoryStore:
     async def get_variables(self, workspace_id: str, session_id: UUID) -> Sequence[Variable]:
         """Definitions, then the customer's values, then the session's (later ones win)."""
         async with self._atomic():
-            row = self._session(workspace_id, session_id).row
-            agent = self._agents[row.agent_id]
-            merged: dict[str, Variable] = {
-                spec.key: Variable.model_validate({**spec.model_dump(), "agentId": row.agent_id})
-                for spec in agent.bundle.variables
-            }
-            if row.customer_id is not None:
-                merged.update(self._customer_variables.get((row.agent_id, row.customer_id), {}))
-            merged.update(self._sessions[session_id].variables)
-            return [_detached(merged[key]) for key in sorted(merged)]
+            return self._variables_of(workspace_id, session_id)
+
+    def _variables_of(self, workspace_id: str, session_id: UUID) -> list[Variable]:
+        row = self._session(workspace_id, session_id).row
+        agent = self._agents[row.agent_id]
+        merged: dict[str, Variable] = {
+            spec.key: Variable.model_validate({**spec.model_dump(), "agentId": row.agent_id})
+            for spec in agent.bundle.variables
+        }
+        if row.customer_id is not None:
+            merged.update(self._customer_variables.get((row.agent_id, row.customer_id), {}))
+        merged.update(self._sessions[session_id].variables)
+        return [_detached(merged[key]) for key in sorted(merged)]
 
     # ------------------------------------------------------------------ turns
 
+    async def read_turn(
+        self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
+    ) -> TurnContext:
+        """The session, its agent's version, its variables and the keyed message."""
+        async with self._atomic():
+            found = self._session(workspace_id, session_id)
+            offset = found.keys.get(idempotency_key) if idempotency_key is not None else None
+            message = _detached(found.events[offset]) if offset is not None else None
+            version = self._agents[found.row.agent_id].version
+            variables = self._variables_of(workspace_id, session_id)
+            return TurnContext(_detached(found.row), version, variables, message)
+
     async def commit_turn(self, workspace_id: str, turn: TurnCommit) -> Session:
-        """Write one turn atomically (see :meth:`Store.commit_turn`).
+        """Write one turn atomically (see :meth:`Store.commit_turn`)."""
+        return (await self.record_turn(workspace_id, turn)).session
+
+    async def record_turn(self, workspace_id: str, turn: TurnCommit) -> CommittedTurn:
+        """Write one turn atomically (see :meth:`Store.commit_turn`); with its events.
 
         A turn with several faults gets the first of: sizes, types and keys
         (:class:`InvalidData`), the session (:class:`NotFound`), its version
@@ -561,7 +582,7 @@ class MemoryStore:
             if turn.events and found.arrived is not None:
                 found.arrived.set()
                 found.arrived = None
-            return _detached(row)
+            return CommittedTurn(_detached(row), [_detached(event) for event in events])
 
     @staticmethod
     def _check_ids(agent: _Agent, turn: TurnCommit) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "MAX_VALUE_DEPTH",
     "MAX_VARIABLE_BYTES",
     "AgentChanges",
+    "CommittedTurn",
     "ConcurrentUpdate",
     "DatabaseURLError",
     "DatabaseUnavailable",
@@ -60,6 +61,7 @@ __all__ = [
     "Store",
     "StoredAgent",
     "TurnCommit",
+    "TurnContext",
     "VariableChange",
 ]
 
@@ -189,6 +191,27 @@ class SessionStart(Model):
 
 
 @dataclass(frozen=True, slots=True)
+class TurnContext:
+    """What a turn reads before it runs, read at once (:meth:`Store.read_turn`)."""
+
+    session: Session
+    agent_version: int
+    """The session's agent's version now (compiled agents are cached by it)."""
+    variables: Sequence[Variable]
+    """What :meth:`Store.get_variables` gives."""
+    message: Event | None = None
+    """The customer message recorded with the idempotency key asked about, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedTurn:
+    """A committed turn: the session as it now is and the events as stored."""
+
+    session: Session
+    events: Sequence[Event]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredAgent:
     """An agent as the runtime needs it: the whole bundle, with the stored ids."""
 
@@ -303,6 +326,20 @@ class Store(Protocol):
     async def get_variables(self, workspace_id: str, session_id: UUID) -> Sequence[Variable]:
         """The variables a turn of this session sees: the agent's definitions, then the
         customer's values, then the session's own (later ones win by key)."""
+
+    async def read_turn(
+        self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
+    ) -> TurnContext:
+        """The session, its agent's version, its variables and (with ``idempotency_key``)
+        the message recorded with that key: what a turn needs, in one read.
+
+        Raises:
+            NotFound: no such session in this workspace.
+        """
+
+    async def record_turn(self, workspace_id: str, turn: TurnCommit) -> CommittedTurn:
+        """:meth:`commit_turn`, returning the stored events too (with their offsets and
+        ids), so that nothing has to be read back."""
 
     async def commit_turn(self, workspace_id: str, turn: TurnCommit) -> Session:
         """Write one turn atomically; returns the session as it now is.

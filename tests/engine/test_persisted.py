@@ -22,10 +22,10 @@ from parlant_runtime import bundle_from_data, load_bundle
 from parlant_runtime.engine import Runtime, ScriptedEvaluator, ToolRegistry, TurnResult
 from parlant_runtime.engine.runtime import MAX_ATTEMPTS
 from parlant_runtime.engine.tools import current_call
-from parlant_runtime.model import EventType, Session
+from parlant_runtime.model import EventType
 from parlant_runtime.storage import MemoryStore
 from parlant_runtime.storage.migrate import upgrade
-from parlant_runtime.storage.port import InvalidData, NewEvent, Store, TurnCommit
+from parlant_runtime.storage.port import CommittedTurn, InvalidData, NewEvent, Store, TurnCommit
 from parlant_runtime.storage.sql.store import SqlStore
 from tests.engine.test_turns import WS, chat, edge, flow, kinds, tool_state
 
@@ -329,8 +329,9 @@ class Interloper(MemoryStore):
 
     armed = False
 
-    async def commit_turn(self, workspace_id: str, turn: TurnCommit) -> Session:
-        session = await super().commit_turn(workspace_id, turn)
+    async def record_turn(self, workspace_id: str, turn: TurnCommit) -> CommittedTurn:
+        committed = await super().record_turn(workspace_id, turn)
+        session = committed.session
         if self.armed:
             self.armed = False
             await super().commit_turn(
@@ -343,7 +344,7 @@ class Interloper(MemoryStore):
                     current_state_id=session.current_state_id,
                 ),
             )
-        return session
+        return committed
 
 
 def test_a_turn_result_holds_only_its_events() -> None:

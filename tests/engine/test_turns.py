@@ -10,6 +10,7 @@ engine test modules.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from parlant_runtime.engine import (
 from parlant_runtime.engine.turn import DEFAULT_NO_MATCH, MAX_CHAIN, RUNTIME_KEY
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
 from parlant_runtime.storage import MemoryStore
-from parlant_runtime.storage.port import InvalidData
+from parlant_runtime.storage.port import CommittedTurn, InvalidData, TurnContext
 
 WS = "ws"
 SECRET = "hunter2"
@@ -1312,19 +1313,22 @@ def test_a_retried_message_returns_the_recorded_turn_and_writes_nothing() -> Non
 class KeyRecordedMeanwhile(MemoryStore):
     """A store on which another process records a message between our lookup and commit.
 
-    The first ``find_message`` of a key answers "not recorded" although it is: what
-    a concurrent process that commits the same message first looks like from here.
+    The first read of a turn with a key answers "not recorded" although it is: what a
+    concurrent process that commits the same message first looks like from here.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.hidden: set[str] = set()
 
-    async def find_message(self, workspace_id: str, session_id: UUID, key: str) -> Event | None:
-        if key in self.hidden:
-            self.hidden.discard(key)
-            return None
-        return await super().find_message(workspace_id, session_id, key)
+    async def read_turn(
+        self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
+    ) -> TurnContext:
+        read = await super().read_turn(workspace_id, session_id, idempotency_key=idempotency_key)
+        if idempotency_key in self.hidden:
+            self.hidden.discard(idempotency_key)
+            return dataclasses.replace(read, message=None)
+        return read
 
 
 def test_a_message_recorded_meanwhile_by_another_process_is_replayed_not_refused() -> None:
@@ -1667,11 +1671,11 @@ class RepublishedMeanwhile(MemoryStore):
         super().__init__()
         self.republish: dict[str, Any] | None = None
 
-    async def commit_turn(self, workspace_id: str, turn: Any) -> Session:
+    async def record_turn(self, workspace_id: str, turn: Any) -> CommittedTurn:
         if self.republish is not None:
             data, self.republish = self.republish, None
             await self.publish(workspace_id, bundle_from_data(data))
-        return await super().commit_turn(workspace_id, turn)
+        return await super().record_turn(workspace_id, turn)
 
 
 def test_a_turn_into_a_state_a_concurrent_publish_removed_is_computed_again() -> None:

@@ -563,9 +563,10 @@ def test_a_host_value_outside_the_runtimes_vocabulary_is_named(adopted_url: str)
     assert "value_type holds 'colour'" in result.output
 
 
-def test_adopt_names_platform_rows_that_a_runtime_index_would_refuse(host_url: str) -> None:
-    """Two agent-level rows of one variable key (the platform does not forbid them) would
-    break the runtime's unique index: adoption names them and changes nothing."""
+def test_adopt_adds_no_index_to_the_platform_tables(host_url: str) -> None:
+    """The platform's tables keep the platform's indexes (the runtime's own keys are the
+    primary keys of its own tables): rows the platform's schema allows, such as two
+    agent-level rows of one variable key, are adopted as they are."""
     agent, _session = platform_agent_and_session(host_url)
     sql(
         host_url,
@@ -573,13 +574,16 @@ def test_adopt_names_platform_rows_that_a_runtime_index_would_refuse(host_url: s
         VALUES ($1, 'tier', '"gold"', 'string'), ($1, 'tier', '"silver"', 'string')""",
         agent,
     )
-    result = cli_run("db", "adopt", "--database-url", host_url)
-    assert result.exit_code == 1
-    assert f"parlant_variable has 2 rows with the same (agent_id, key) = ({agent}, tier)" in (
-        result.output
+    query = (
+        "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public' "
+        "AND tablename IN ('parlant_session', 'parlant_event', 'parlant_variable')"
     )
-    assert "keep one of them" in result.output
-    assert asyncio.run(migrate.current_revision(host_url)) is None
+    before = sorted(tuple(row) for row in sql(host_url, query))
+    result = cli_run("db", "adopt", "--database-url", host_url)
+    assert result.exit_code == 0, result.output
+    assert sorted(tuple(row) for row in sql(host_url, query)) == before
+    rows = sql(host_url, "SELECT count(*) FROM parlant_variable WHERE key = 'tier'")
+    assert rows[0][0] == 2
 
 
 def test_adopt_on_a_database_without_platform_tables_says_to_upgrade() -> None:

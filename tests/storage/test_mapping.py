@@ -77,7 +77,7 @@ def test_children_name_entities_and_every_written_table_is_covered() -> None:
         table
         for table in t.metadata.sorted_tables
         if table.schema is None and table.name.startswith("parlant_")
-    } - {t.session, t.event, t.usage}
+    } - {t.session, t.event}
     assert written == covered
     agent_tool = {column.name for column in t.agent_tool.c}
     assert agent_tool == {"id", "agent_id", "tool_id"} | AGENT_TOOL_HOST_ONLY

@@ -155,7 +155,7 @@ async def _snapshot(store: SqlStore, setup: Setup) -> Snapshot:
             await conn.scalar(
                 sa.select(sa.func.count()).where(t.variable.c.session_id.is_not(None))
             ),
-            await conn.scalar(sa.select(sa.func.count()).select_from(t.usage)),
+            await conn.scalar(sa.select(sa.func.count()).select_from(t.usage_delta)),
         )
     return Snapshot(
         session=(

@@ -153,11 +153,7 @@ _OWNED_BY_AGENT: dict[sa.Table, Any] = {
     t.guideline: lambda a: t.guideline.c.agent_id == a,
     t.canned_response: lambda a: t.canned_response.c.agent_id == a,
     t.term: lambda a: t.term.c.agent_id == a,
-    t.variable: lambda a: (
-        (t.variable.c.agent_id == a)
-        & t.variable.c.session_id.is_(None)
-        & t.variable.c.customer_id.is_(None)
-    ),
+    t.variable: lambda a: (t.variable.c.agent_id == a) & t.variable.c.session_id.is_(None),
     t.agent_knowledge_base: lambda a: t.agent_knowledge_base.c.agent_id == a,
     t.journey: lambda a: t.journey.c.agent_id == a,
     t.journey_state: lambda a: t.journey_state.c.journey_id.in_(
@@ -366,7 +362,6 @@ _LOAD: dict[str, Any] = {
     "variable": _listed(ENTITIES["variable"]).where(
         t.variable.c.agent_id == _AGENT_ID,
         t.variable.c.session_id.is_(None),
-        t.variable.c.customer_id.is_(None),
     ),
     "knowledge_base": _listed(ENTITIES["knowledge_base"]).where(
         t.agent_knowledge_base.c.agent_id == _AGENT_ID

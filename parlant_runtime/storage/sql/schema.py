@@ -17,12 +17,14 @@ never in them (migration 0004), in the PostgreSQL schema ``parlant_runtime``
   breaks priority ties, and an export must give the bundle back) and, for guidelines
   and canned responses, the bundle name. Rows the platform wrote have none.
 
-Session-side extensions still on the platform's tables (each marked ``# extension``,
-``info=RUNTIME``): ``parlant_session.version`` (the compare-and-set guard of every turn
-commit), ``parlant_event.idempotency_key`` (a retried customer message is recorded
-once), ``parlant_variable.customer_id`` (customer-scoped values), and the table
-``parlant_usage`` (append-only usage deltas, rolled up into the counter columns; see
-``docs/storage.md``).
+The session side of the runtime's own state lives in tables of its own, in the
+PostgreSQL schema ``parlant_runtime`` (mapped away on SQLite, where they sit in the
+main file), so that the platform's tables keep exactly the platform's shape
+(migration 0005, ``docs/storage.md``): ``session_state`` (the compare-and-set version),
+``event_key`` (idempotency keys), ``customer_variable`` (customer-scoped values) and
+``usage_delta`` (a turn's usage deltas in one row, rolled up into the counter columns).
+Each session-scoped one has the session id in its primary key, so that a distributed
+database can keep it beside its session.
 """
 
 from __future__ import annotations
@@ -70,8 +72,15 @@ RUNTIME_SCHEMA = "parlant_runtime"
 """The PostgreSQL schema of the runtime's own tables (and of Alembic's version table)."""
 SQLITE_SCHEMAS = {RUNTIME_SCHEMA: None}
 """``schema_translate_map`` of a SQLite connection: one file holds every table."""
-RUNTIME_TABLES = ("parlant_usage", "agent_state", "row_order")
-"""Tables of the runtime's own, which no host schema has."""
+RUNTIME_TABLES = (
+    "agent_state",
+    "row_order",
+    "session_state",
+    "event_key",
+    "customer_variable",
+    "usage_delta",
+)
+"""Tables of the runtime's own (in :data:`RUNTIME_SCHEMA`), which no host schema has."""
 
 
 def _enum(enum: Any, name: str) -> sa.Enum:
@@ -226,7 +235,6 @@ session = sa.Table(
     sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     *_timestamps(),
-    sa.Column("version", sa.Integer, nullable=False, server_default="0", info=RUNTIME),
     sa.Index(None, "workspace_id", "agent_id"),
     sa.Index(None, "current_state_id"),
 )
@@ -246,9 +254,7 @@ event = sa.Table(
     sa.Column("journey_id", UUID),
     sa.Column("state_id", UUID),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
-    sa.Column("idempotency_key", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "session_id", "offset", unique=True),
-    sa.Index(None, "session_id", "idempotency_key", unique=True),
 )
 
 # ------------------------------------------------------------------ behaviour
@@ -417,26 +423,7 @@ variable = sa.Table(
     sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("description", sa.Text),
     *_timestamps(),
-    sa.Column("customer_id", sa.Text, info=RUNTIME),  # extension
     sa.Index(None, "session_id", "key", unique=True),
-    # one customer value per key, one definition per key (partial unique indexes)
-    sa.Index(
-        "parlant_variable_agent_id_customer_id_key_idx",
-        "agent_id",
-        "customer_id",
-        "key",
-        unique=True,
-        postgresql_where=sa.text("customer_id IS NOT NULL"),
-        sqlite_where=sa.text("customer_id IS NOT NULL"),
-    ),
-    sa.Index(
-        "parlant_variable_agent_id_key_idx",
-        "agent_id",
-        "key",
-        unique=True,
-        postgresql_where=sa.text("session_id IS NULL AND customer_id IS NULL"),
-        sqlite_where=sa.text("session_id IS NULL AND customer_id IS NULL"),
-    ),
 )
 
 # ------------------------------------------------------------------ junctions
@@ -487,18 +474,27 @@ agent_knowledge_base = sa.Table(
     sa.Index(None, "agent_id", "knowledge_base_id", unique=True),
 )
 
-# ------------------------------------------------------------------ usage (extension)
+# ------------------------------------------------------------------ the runtime's own, per session
 
-usage = sa.Table(
-    "parlant_usage",
+
+def _session_key() -> sa.Column[Any]:
+    """The session a row belongs to: first in its primary key (the distribution column)."""
+    return sa.Column(
+        "session_id",
+        UUID,
+        sa.ForeignKey("parlant_session.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+session_state = sa.Table(
+    "session_state",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("workspace_id", sa.Text, nullable=False),
-    sa.Column("entity", sa.Text, nullable=False),
-    sa.Column("entity_id", UUID, nullable=False),
-    sa.Column("counter", sa.Text, nullable=False),
-    sa.Column("delta", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    _session_key(),
+    # bumped by every commit to the session: the compare-and-set guard of a turn. A
+    # session without a row (the platform created it) is at version 0
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    schema=RUNTIME_SCHEMA,
 )
 
 # ------------------------------------------------------------------ the runtime's own schema
@@ -524,7 +520,51 @@ row_order = sa.Table(
     schema=RUNTIME_SCHEMA,
 )
 
+event_key = sa.Table(
+    "event_key",
+    metadata,
+    _session_key(),
+    # a customer message retried with the same key is recorded once
+    sa.Column("idempotency_key", sa.Text, primary_key=True),
+    sa.Column("offset", sa.Integer, nullable=False),
+    schema=RUNTIME_SCHEMA,
+)
+
+customer_variable = sa.Table(
+    "customer_variable",
+    metadata,
+    # customer-scoped values: the platform's variables are an agent's or a session's
+    sa.Column(
+        "agent_id",
+        UUID,
+        sa.ForeignKey("parlant_agent.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("id", UUID, nullable=False),
+    sa.Column("value", JSON),
+    sa.Column("value_type", sa.Text, nullable=False, server_default="string"),
+    sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
+    *_timestamps(),
+    schema=RUNTIME_SCHEMA,
+)
+
+usage_delta = sa.Table(
+    "usage_delta",
+    metadata,
+    # no foreign key: a delta outlives its session until it is rolled up
+    sa.Column("session_id", UUID, primary_key=True),
+    # the session's version the commit wrote it at: one row per commit
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.Text, nullable=False),
+    # {"<entity>:<uuid>:<counter>": delta, ...}
+    sa.Column("deltas", JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+    schema=RUNTIME_SCHEMA,
+)
+
 
 def platform_tables() -> list[sa.Table]:
-    """The tables of the public schema (host and platform tables, ``parlant_usage``)."""
+    """The tables of the public schema (the host's and the platform's)."""
     return [table for table in metadata.sorted_tables if table.schema is None]

@@ -51,6 +51,7 @@ from parlant_runtime.storage.checks import (
     storable,
 )
 from parlant_runtime.storage.port import (
+    CommittedTurn,
     ConcurrentUpdate,
     DuplicateMessage,
     InvalidData,
@@ -61,6 +62,7 @@ from parlant_runtime.storage.port import (
     StorageError,
     StoredAgent,
     TurnCommit,
+    TurnContext,
 )
 from parlant_runtime.storage.sql import faults
 from parlant_runtime.storage.sql import schema as t
@@ -152,8 +154,8 @@ _EVENT = Trusted(Event, "parlant_event")
 _VARIABLE = Trusted(Variable, "parlant_variable")
 
 
-def _session(row: sa.Row[Any]) -> Session:
-    return _SESSION.row(row)
+def _session(row: sa.Row[Any], **more: Any) -> Session:
+    return _SESSION.row(row, **more)
 
 
 _SENDERS = {EventType.CUSTOMER_MESSAGE.value: "customer", EventType.AGENT_MESSAGE.value: "agent"}
@@ -169,8 +171,8 @@ def _stored_content(event_type: str, content: dict[str, Any], at: str) -> dict[s
     return {"message": content["text"], "sender": sender, "timestamp": at, **content}
 
 
-def _event(row: sa.Row[Any]) -> Event:
-    event = _EVENT.row(row)
+def _event(row: sa.Row[Any], **more: Any) -> Event:
+    event = _EVENT.row(row, **more)
     content = event.content
     if event.event_type.value in _SENDERS:
         if "text" not in content and isinstance(content.get("message"), str):
@@ -182,34 +184,151 @@ def _event(row: sa.Row[Any]) -> Event:
     return event
 
 
+def _merged_variables(rows: Sequence[sa.Row[Any]]) -> list[Variable]:
+    """The variables of :func:`_variables_of_session`'s rows, by key: the session's value
+    wins over the customer's, which wins over the definition."""
+    if not rows:
+        return []
+    picks = [(i, name[2:]) for i, name in enumerate(rows[0]._fields) if name.startswith("v_")]
+    merged: dict[str, tuple[int, Variable]] = {}
+    for row in rows:
+        data = {name: row[index] for index, name in picks}
+        if data["key"] is None:  # the row that stands for the session alone
+            continue
+        rank = 2 if data["session_id"] is not None else 1 if data["customer_id"] is not None else 0
+        variable = _VARIABLE(data)
+        if variable.key not in merged or merged[variable.key][0] <= rank:
+            merged[variable.key] = (rank, variable)
+    return [merged[key][1] for key in sorted(merged)]
+
+
 # Statements of the hot path, built once: SQLAlchemy then finds their compiled form in
 # its cache by a memoised key instead of building and hashing a new statement per call.
-_SESSION_BY_ID = sa.select(t.session).where(
+_STATE, _KEYS, _CUSTOMER = t.session_state, t.event_key, t.customer_variable
+_DELTAS = t.usage_delta
+# a session's version is in the runtime's own table; no row there (the platform created
+# the session, or no turn was committed yet) is version 0
+_VERSION = sa.func.coalesce(_STATE.c.version, 0).label("version")
+_WITH_STATE = t.session.outerjoin(_STATE, _STATE.c.session_id == t.session.c.id)
+
+
+def _sessions() -> Any:
+    return sa.select(t.session, _VERSION).select_from(_WITH_STATE)
+
+
+_SESSION_BY_ID = _sessions().where(
     t.session.c.id == sa.bindparam("sid"), t.session.c.workspace_id == sa.bindparam("ws")
 )
-_SESSION_SCOPE = t.session.alias("scope")
-# the variables a session sees, found through its own row in one statement: the
-# agent's definitions, its customer's values and its own (no row: no session, or none)
-_VARIABLES_OF_SESSION = (
-    sa.select(t.variable)
-    .join(_SESSION_SCOPE, t.variable.c.agent_id == _SESSION_SCOPE.c.agent_id)
-    .where(
-        _SESSION_SCOPE.c.id == sa.bindparam("sid"),
-        _SESSION_SCOPE.c.workspace_id == sa.bindparam("ws"),
-        sa.or_(
-            t.variable.c.session_id == _SESSION_SCOPE.c.id,
-            sa.and_(
-                t.variable.c.session_id.is_(None),
-                sa.or_(
-                    t.variable.c.customer_id.is_(None),
-                    t.variable.c.customer_id == _SESSION_SCOPE.c.customer_id,
-                ),
-            ),
-        ),
-    )
+_VARIABLE_FIELDS = (
+    "id",
+    "agent_id",
+    "session_id",
+    "customer_id",
+    "key",
+    "scope",
+    "value",
+    "value_type",
+    "is_private",
+    "description",
+    "created_at",
+    "updated_at",
 )
-_INSERT_EVENTS = t.event.insert()
-_INSERT_USAGE = t.usage.insert()
+
+
+def _variables_of_session(*session_columns: Any) -> Any:
+    """The variables a session sees, found through its own row in one statement: the
+    agent's definitions and the session's values (``parlant_variable``), then its
+    customer's (``customer_variable``); ``session_columns`` come with every row, and a
+    last row of them without a variable makes sure the session is there even without
+    variables (no row at all: no such session)."""
+    s, v, c = t.session, t.variable, _CUSTOMER
+    where = (s.c.id == sa.bindparam("sid"), s.c.workspace_id == sa.bindparam("ws"))
+    null_text, null_uuid = sa.cast(sa.null(), sa.Text), sa.cast(sa.null(), t.UUID)
+    labels = [f"v_{name}" for name in _VARIABLE_FIELDS]
+    defined = [
+        v.c.id,
+        v.c.agent_id,
+        v.c.session_id,
+        null_text,
+        v.c.key,
+        v.c.scope,
+        v.c.value,
+        v.c.value_type,
+        v.c.is_private,
+        v.c.description,
+        v.c.created_at,
+        v.c.updated_at,
+    ]
+    customer = [
+        c.c.id,
+        c.c.agent_id,
+        null_uuid,
+        c.c.customer_id,
+        c.c.key,
+        sa.literal(VariableScope.CUSTOMER.value, sa.Text),
+        c.c.value,
+        c.c.value_type,
+        c.c.is_private,
+        null_text,
+        c.c.created_at,
+        c.c.updated_at,
+    ]
+    nothing = [
+        null_uuid,
+        null_uuid,
+        null_uuid,
+        null_text,
+        null_text,
+        null_text,
+        sa.cast(sa.null(), t.JSON),
+        null_text,
+        sa.cast(sa.null(), sa.Boolean),
+        null_text,
+        sa.cast(sa.null(), sa.DateTime(timezone=True)),
+        sa.cast(sa.null(), sa.DateTime(timezone=True)),
+    ]
+
+    def branch(columns: list[Any]) -> Any:
+        return sa.select(
+            *session_columns,
+            *(column.label(label) for column, label in zip(columns, labels, strict=True)),
+        )
+
+    return sa.union_all(
+        branch(defined)
+        .select_from(_session_scope().join(v, v.c.agent_id == s.c.agent_id))
+        .where(*where, sa.or_(v.c.session_id == s.c.id, v.c.session_id.is_(None))),
+        branch(customer)
+        .select_from(
+            _session_scope().join(
+                c, sa.and_(c.c.agent_id == s.c.agent_id, c.c.customer_id == s.c.customer_id)
+            )
+        )
+        .where(*where),
+        branch(nothing).select_from(_session_scope()).where(*where),
+    )
+
+
+def _session_scope() -> Any:
+    """The session's row with its state, its agent and the agent's state (one index
+    look-up each)."""
+    return _WITH_STATE.join(t.agent, t.agent.c.id == t.session.c.agent_id).outerjoin(
+        t.agent_state, t.agent_state.c.agent_id == t.agent.c.id
+    )
+
+
+# the variables alone (get_variables); the session's id marks the row without one
+_VARIABLES_OF_SESSION = _variables_of_session(t.session.c.id.label("sid"))
+# what a turn reads: the session, its version, its agent's version and its variables
+_TURN_READ = _variables_of_session(
+    *t.session.c,
+    _VERSION,
+    sa.func.coalesce(t.agent_state.c.version, 1).label("agent_version"),
+)
+_INSERT_EVENTS = t.event.insert().returning(*t.event.c, sort_by_parameter_order=True)
+_INSERT_MOVE_EVENTS = t.event.insert()
+_INSERT_KEYS = _KEYS.insert()
+_INSERT_USAGE = t.usage_delta.insert()
 _EVENT_COLUMNS = ("content", "metadata", "tool_call_id", "journey_id", "state_id")
 
 
@@ -236,6 +355,7 @@ class SqlStore:
         self._updates: dict[_TurnShape, Any] = {}
         self._busy = 0  # operations holding a connection (close waits for them)
         self._upserts: dict[VariableScope, Any] = {}
+        self._bump: Any = None  # the compare-and-set upsert of the session's version
         self._live: LiveColumns | None = None  # the publish tables' constraints, reflected once
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
         faults.drop_dead_connections(engine)
@@ -786,7 +906,6 @@ class SqlStore:
                     .values(
                         current_journey_id=journey_id,
                         current_state_id=state_id,
-                        version=s.c.version + 1,
                         event_count=s.c.event_count + 1,
                         updated_at=sa.func.now(),
                     )
@@ -794,8 +913,9 @@ class SqlStore:
                 )
             ).all()
             if rows:
+                await self._bump_versions(conn, [row.id for row in rows])
                 await conn.execute(
-                    _INSERT_EVENTS,
+                    _INSERT_MOVE_EVENTS,
                     [
                         {
                             "id": uuid.uuid4(),
@@ -807,13 +927,21 @@ class SqlStore:
                             "tool_call_id": None,
                             "journey_id": journey_id,
                             "state_id": state_id,
-                            "idempotency_key": None,
                         }
                         for row in rows
                     ],
                 )
             moved += len(rows)
         return moved
+
+    async def _bump_versions(self, conn: AsyncConnection, sessions: list[UUID]) -> None:
+        """Move the sessions' versions on (a turn computed before a publish moved its
+        session then gets a conflict); in id order, the order turns lock them in."""
+        statement = self._insert(_STATE).values(session_id=sa.bindparam("sid"), version=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=["session_id"], set_={"version": _STATE.c.version + 1}
+        )
+        await conn.execute(statement, [{"sid": sid} for sid in sorted(sessions)])
 
     async def _notify_republish(self, conn: AsyncConnection, agent_id: UUID, version: int) -> None:
         if self.dialect == "postgresql":
@@ -869,13 +997,13 @@ class SqlStore:
             row = (await conn.execute(statement)).first()
             if row is None:  # the id exists: the same session created again is a no-op
                 existing = (
-                    await conn.execute(sa.select(t.session).where(t.session.c.id == session_id))
+                    await conn.execute(_sessions().where(t.session.c.id == session_id))
                 ).one()
                 if existing.workspace_id != workspace_id or existing.agent_id != start.agent_id:
                     raise InvalidData(f"session id {session_id} is taken; choose another")
                 return _session(existing)
             await self._record_usage(
-                conn, workspace_id, {f"agent:{start.agent_id}:total_sessions": 1}
+                conn, workspace_id, session_id, 0, {f"agent:{start.agent_id}:total_sessions": 1}
             )
             return _session(row)
 
@@ -912,7 +1040,7 @@ class SqlStore:
         """The agent's sessions, oldest first; :class:`NotFound` for an agent the workspace
         does not have (checked only when no session is found: one query otherwise)."""
         _check_workspace(workspace_id)
-        query = sa.select(t.session).where(
+        query = _sessions().where(
             t.session.c.workspace_id == workspace_id, t.session.c.agent_id == agent_id
         )
         if status is not None:
@@ -926,9 +1054,16 @@ class SqlStore:
         return [_session(row) for row in rows]
 
     def _events_query(self, ws: str, sid: UUID) -> Any:
+        keyed = sa.and_(
+            _KEYS.c.session_id == t.event.c.session_id, _KEYS.c.offset == t.event.c.offset
+        )
         return (
-            sa.select(t.event)
-            .join(t.session, t.session.c.id == t.event.c.session_id)
+            sa.select(t.event, _KEYS.c.idempotency_key)
+            .select_from(
+                t.event.join(t.session, t.session.c.id == t.event.c.session_id).outerjoin(
+                    _KEYS, keyed
+                )
+            )
             .where(t.event.c.session_id == sid, t.session.c.workspace_id == ws)
         )
 
@@ -960,7 +1095,7 @@ class SqlStore:
         if not _storable(idempotency_key):
             return None
         query = self._events_query(workspace_id, session_id).where(
-            t.event.c.idempotency_key == idempotency_key
+            _KEYS.c.idempotency_key == idempotency_key
         )
         async with self._read() as conn:
             row = (await conn.execute(query)).first()
@@ -975,34 +1110,49 @@ class SqlStore:
             rows = (
                 await conn.execute(_VARIABLES_OF_SESSION, {"sid": session_id, "ws": workspace_id})
             ).all()
-            if not rows:  # no variables at all, or no such session: only the latter raises
-                await self._session_row(conn, workspace_id, session_id)
-        rank = {"definition": 0, "customer": 1, "session": 2}
-        merged: dict[str, tuple[int, Variable]] = {}
-        for row in rows:
-            level = (
-                "session"
-                if row.session_id is not None
-                else "customer"
-                if row.customer_id is not None
-                else "definition"
-            )
-            variable = _VARIABLE.row(row)
-            if variable.key not in merged or merged[variable.key][0] <= rank[level]:
-                merged[variable.key] = (rank[level], variable)
-        return [merged[key][1] for key in sorted(merged)]
+        if not rows:
+            raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+        return _merged_variables(rows)
+
+    async def read_turn(
+        self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
+    ) -> TurnContext:
+        """The session, its agent's version and its variables in one statement (and the
+        keyed message in a second one, when a key is given)."""
+        _check_workspace(workspace_id)
+        async with self._read() as conn:
+            rows = (await conn.execute(_TURN_READ, {"sid": session_id, "ws": workspace_id})).all()
+            if not rows:
+                raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+            message = None
+            if idempotency_key is not None and _storable(idempotency_key):
+                query = self._events_query(workspace_id, session_id).where(
+                    _KEYS.c.idempotency_key == idempotency_key
+                )
+                found = (await conn.execute(query)).first()
+                message = _event(found) if found is not None else None
+        first = rows[0]
+        return TurnContext(
+            _session(first), int(first.agent_version), _merged_variables(rows), message
+        )
 
     # ------------------------------------------------------------------ turns
 
     async def commit_turn(self, workspace_id: str, turn: TurnCommit) -> Session:
         """Write one turn atomically (see :meth:`Store.commit_turn`)."""
+        return (await self.record_turn(workspace_id, turn)).session
+
+    async def record_turn(self, workspace_id: str, turn: TurnCommit) -> CommittedTurn:
+        """Write one turn atomically; the session as it now is and the events as stored
+        (returned by the statements that wrote them)."""
         _check_workspace(workspace_id)
         check_turn(turn)
         # ids chosen once: a commit whose outcome is unknown is looked up by them
         event_ids = [uuid.uuid4() for _ in turn.events]
 
-        async def work(conn: AsyncConnection) -> sa.Row[Any]:
+        async def work(conn: AsyncConnection) -> tuple[Session, list[Event]]:
             row = await self._advance_session(conn, workspace_id, turn)
+            version = await self._bump_version(conn, workspace_id, turn)
             if row.customer_id is None and any(
                 change.scope is VariableScope.CUSTOMER for change in turn.variables
             ):  # before the events: a duplicate key must not hide this error
@@ -1010,30 +1160,10 @@ class SqlStore:
                 raise InvalidData(
                     f"variable {key!r} is customer-scoped, but the session has no customer"
                 )
-            base = row.event_count - len(turn.events)
-            if turn.events:
-                at = datetime.now(UTC).isoformat()
-                await conn.execute(
-                    _INSERT_EVENTS,
-                    [
-                        {
-                            "id": event_ids[index],
-                            "session_id": turn.session_id,
-                            "offset": base + index,
-                            "event_type": event.event_type.value,
-                            "content": _stored_content(event.event_type.value, event.content, at),
-                            "metadata": event.metadata,
-                            "tool_call_id": event.tool_call_id,
-                            "journey_id": event.journey_id,
-                            "state_id": event.state_id,
-                            "idempotency_key": event.idempotency_key,
-                        }
-                        for index, event in enumerate(turn.events)
-                    ],
-                )
+            events = await self._append_events(conn, turn, row.event_count, event_ids)
             await self._write_variables(conn, row, turn)
-            await self._record_usage(conn, workspace_id, turn.usage)
-            return row
+            await self._record_usage(conn, workspace_id, turn.session_id, version, turn.usage)
+            return _session(row, version=version), events
 
         async def committed() -> bool:
             """Whether the turn landed: its first event is in the log (a turn without
@@ -1045,16 +1175,93 @@ class SqlStore:
                     )
                     return found is not None
                 version = await conn.scalar(
-                    sa.select(t.session.c.version).where(t.session.c.id == turn.session_id)
+                    sa.select(_STATE.c.version).where(_STATE.c.session_id == turn.session_id)
                 )
                 return version is not None and version > turn.expected_version
 
         async def explain(exc: IntegrityError) -> NoReturn:
             await self._explain_integrity_error(workspace_id, turn, exc)
 
-        row = await self._transact(work, committed=committed, explain=explain)
+        session, events = await self._transact(work, committed=committed, explain=explain)
         self._notifier.local_commit(turn.session_id)
-        return _session(row)
+        return CommittedTurn(session, events)
+
+    async def _append_events(
+        self, conn: AsyncConnection, turn: TurnCommit, event_count: int, ids: list[UUID]
+    ) -> list[Event]:
+        """The turn's events at offsets ``event_count - n ..``, returned as stored; their
+        idempotency keys in the runtime's own table."""
+        if not turn.events:
+            return []
+        base = event_count - len(turn.events)
+        at = datetime.now(UTC).isoformat()
+        rows = (
+            await conn.execute(
+                _INSERT_EVENTS,
+                [
+                    {
+                        "id": ids[index],
+                        "session_id": turn.session_id,
+                        "offset": base + index,
+                        "event_type": event.event_type.value,
+                        "content": _stored_content(event.event_type.value, event.content, at),
+                        "metadata": event.metadata,
+                        "tool_call_id": event.tool_call_id,
+                        "journey_id": event.journey_id,
+                        "state_id": event.state_id,
+                    }
+                    for index, event in enumerate(turn.events)
+                ],
+            )
+        ).all()
+        keys = [
+            {
+                "session_id": turn.session_id,
+                "idempotency_key": event.idempotency_key,
+                "offset": base + index,
+            }
+            for index, event in enumerate(turn.events)
+            if event.idempotency_key is not None
+        ]
+        if keys:
+            await conn.execute(_INSERT_KEYS, keys)
+        return [
+            _event(row, idempotency_key=event.idempotency_key)
+            for row, event in zip(rows, turn.events, strict=True)
+        ]
+
+    async def _bump_version(self, conn: AsyncConnection, ws: str, turn: TurnCommit) -> int:
+        """The compare-and-set: the session's version from the expected one to the next
+        (a session without a state row is at 0); :class:`ConcurrentUpdate` when it moved."""
+        if self._bump is None:
+            first = self._insert(_STATE).values(session_id=sa.bindparam("sid"), version=1)
+            self._bump = (
+                sa.update(_STATE)
+                .where(
+                    _STATE.c.session_id == sa.bindparam("sid"),
+                    _STATE.c.version == sa.bindparam("expected"),
+                )
+                .values(version=_STATE.c.version + 1)
+                .returning(_STATE.c.version),
+                first.on_conflict_do_nothing(index_elements=["session_id"]).returning(
+                    _STATE.c.version
+                ),
+            )
+        bump, first = self._bump
+        parameters = {"sid": turn.session_id, "expected": turn.expected_version}
+        version = await conn.scalar(bump, parameters)
+        if version is None and turn.expected_version == 0:
+            # no row: a session at version 0 (the platform created it, or no commit yet)
+            version = await conn.scalar(first, {"sid": turn.session_id})
+        if version is None:
+            current = await conn.scalar(
+                sa.select(_STATE.c.version).where(_STATE.c.session_id == turn.session_id)
+            )
+            raise ConcurrentUpdate(
+                f"session {turn.session_id} is at version {current or 0}, the turn was "
+                f"computed at {turn.expected_version}; reload the session and retry"
+            )
+        return int(version)
 
     async def _advance_session(
         self, conn: AsyncConnection, ws: str, turn: TurnCommit
@@ -1082,7 +1289,6 @@ class SqlStore:
         parameters: dict[str, Any] = {
             "sid": turn.session_id,
             "ws": ws,
-            "expected": turn.expected_version,
             "new_events": len(turn.events),
             "new_messages": messages,
             "journey": turn.current_journey_id,
@@ -1102,7 +1308,7 @@ class SqlStore:
             parameters["state_count"] = len(states)
         row = (await conn.execute(statement, parameters)).first()
         if row is None:
-            current = await self._session_row(conn, ws, turn.session_id)
+            current = await self._session_row(conn, ws, turn.session_id)  # NotFound if gone
             if current.version != turn.expected_version:
                 raise ConcurrentUpdate(
                     f"session {turn.session_id} is at version {current.version}, the turn was "
@@ -1130,6 +1336,7 @@ class SqlStore:
             }
             if change.scope is VariableScope.CUSTOMER:  # commit_turn checked it has a customer
                 row["customer_id"] = session.customer_id
+                del row["scope"]  # the table holds customer values only
             else:
                 row["session_id"] = session.id
             by_scope.setdefault(change.scope, []).append(row)
@@ -1144,13 +1351,12 @@ class SqlStore:
     def _variable_upsert(self, scope: VariableScope) -> Any:
         """``INSERT ... ON CONFLICT DO UPDATE`` of one scope's variable rows (built once)."""
         if scope is VariableScope.CUSTOMER:
-            conflict: dict[str, Any] = {
-                "index_elements": ["agent_id", "customer_id", "key"],
-                "index_where": t.variable.c.customer_id.is_not(None),
-            }
+            table = _CUSTOMER
+            conflict: dict[str, Any] = {"index_elements": ["agent_id", "customer_id", "key"]}
         else:
+            table = t.variable
             conflict = {"index_elements": ["session_id", "key"]}
-        statement = self._insert(t.variable)
+        statement = self._insert(table)
         return statement.on_conflict_do_update(
             **conflict,
             set_={
@@ -1202,21 +1408,19 @@ class SqlStore:
 
     # ------------------------------------------------------------------ usage
 
-    async def _record_usage(self, conn: AsyncConnection, ws: str, usage: Mapping[str, int]) -> None:
-        rows = []
+    async def _record_usage(
+        self, conn: AsyncConnection, ws: str, sid: UUID, seq: int, usage: Mapping[str, int]
+    ) -> None:
+        """A commit's usage deltas, all in one row keyed by the session and its version."""
+        if not usage:
+            return
+        deltas = {}
         for key, delta in usage.items():
             entity, entity_id, counter = parse_usage_key(key)
-            rows.append(
-                {
-                    "workspace_id": ws,
-                    "entity": entity,
-                    "entity_id": entity_id,
-                    "counter": counter,
-                    "delta": delta,
-                }
-            )
-        if rows:
-            await conn.execute(_INSERT_USAGE, rows)
+            deltas[f"{entity}:{entity_id}:{counter}"] = delta
+        await conn.execute(
+            _INSERT_USAGE, {"session_id": sid, "seq": seq, "workspace_id": ws, "deltas": deltas}
+        )
 
     async def _lock_for_roll_up(self, conn: AsyncConnection, workspaces: list[str]) -> None:
         """Take, in the order publishes take them, the locks a roll-up's updates would
@@ -1247,17 +1451,15 @@ class SqlStore:
             if row is None:  # unknown, or another workspace's: the same answer
                 raise NotFound(f"no {entity} {entity_id} in workspace {workspace_id!r}")
             pending = await conn.execute(
-                sa.select(t.usage.c.counter, sa.func.sum(t.usage.c.delta))
-                .where(
-                    t.usage.c.workspace_id == workspace_id,
-                    t.usage.c.entity == entity,
-                    t.usage.c.entity_id == entity_id,
-                )
-                .group_by(t.usage.c.counter)
+                sa.select(_DELTAS.c.deltas).where(_DELTAS.c.workspace_id == workspace_id)
             )
             totals = {counter: int(value) for counter, value in row._mapping.items()}
-            for counter, delta in pending:
-                totals[counter] = totals.get(counter, 0) + int(delta)
+            prefix = f"{entity}:{entity_id}:"
+            for (deltas,) in pending:
+                for key, delta in deltas.items():
+                    if key.startswith(prefix):
+                        counter = key[len(prefix) :]
+                        totals[counter] = totals.get(counter, 0) + int(delta)
         return totals
 
     async def roll_up_usage(self) -> int:
@@ -1269,20 +1471,16 @@ class SqlStore:
 
         async def work(conn: AsyncConnection) -> int:
             deleted = await conn.execute(
-                sa.delete(t.usage).returning(
-                    t.usage.c.workspace_id,
-                    t.usage.c.entity,
-                    t.usage.c.entity_id,
-                    t.usage.c.counter,
-                    t.usage.c.delta,
-                )
+                sa.delete(_DELTAS).returning(_DELTAS.c.workspace_id, _DELTAS.c.deltas)
             )
             sums: dict[tuple[str, str, UUID, str], int] = {}
             folded = 0
-            for workspace_id, entity, entity_id, counter, delta in deleted.all():
-                key = (workspace_id, entity, entity_id, counter)
-                sums[key] = sums.get(key, 0) + int(delta)
-                folded += 1
+            for workspace_id, deltas in deleted.all():
+                for name, delta in deltas.items():
+                    entity, entity_id, counter = parse_usage_key(name)
+                    key = (workspace_id, entity, entity_id, counter)
+                    sums[key] = sums.get(key, 0) + int(delta)
+                    folded += 1
             # the lock order of a publish: each workspace's publish lock, then its agents'
             # rows, then what belongs to them (counters of tools and journeys alike)
             await self._lock_for_roll_up(conn, sorted({key[0] for key in sums}))
@@ -1399,7 +1597,6 @@ def _session_update(shape: _TurnShape) -> Any:
         .scalar_subquery()
     )
     values: dict[str, Any] = {
-        "version": s.c.version + 1,
         "event_count": next_offset + sa.bindparam("new_events", type_=sa.Integer),
         "message_count": s.c.message_count + sa.bindparam("new_messages", type_=sa.Integer),
         "current_journey_id": sa.bindparam("journey", type_=s.c.current_journey_id.type),
@@ -1418,7 +1615,6 @@ def _session_update(shape: _TurnShape) -> Any:
     conditions: list[Any] = [
         s.c.id == sa.bindparam("sid"),
         s.c.workspace_id == sa.bindparam("ws"),
-        s.c.version == sa.bindparam("expected"),
     ]
     if shape.locks:
         # the turn's first lock (PostgreSQL): its agent's lock, shared. A publish takes
