@@ -9,7 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from parlant_runtime.storage.url import database_url
 
-__all__ = ["create_engine"]
+__all__ = ["READS_ONLY", "create_engine"]
+
+READS_ONLY = "parlant_reads_only"
+"""An execution option: the connection only reads, so on SQLite no ``BEGIN`` is sent
+(each statement is its own transaction, as in autocommit)."""
 
 
 def create_engine(
@@ -23,6 +27,10 @@ def create_engine(
     """
     url = database_url(url)
     if url.startswith("sqlite"):
+        # every transaction is ended by the store itself (commit, or rollback on close):
+        # a reset of each connection given back would be one more call to the driver's
+        # thread per read
+        options.setdefault("pool_reset_on_return", None)
         execution = dict(options.pop("execution_options", None) or {})
         execution.setdefault("schema_translate_map", {"parlant_runtime": None})
         options["execution_options"] = execution
@@ -41,6 +49,8 @@ def create_engine(
             cursor.close()
 
         def begin(connection: sa.Connection) -> None:
+            if connection.get_execution_options().get(READS_ONLY):
+                return  # reads: each statement on its own, without BEGIN
             connection.exec_driver_sql(sqlite_begin)
 
         sa.event.listen(engine.sync_engine, "connect", connect)

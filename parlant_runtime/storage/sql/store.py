@@ -77,7 +77,7 @@ from parlant_runtime.storage.sql.agents import (
     upsert_bundle,
 )
 from parlant_runtime.storage.sql.columns import LiveColumns, fill_defaults, live_columns
-from parlant_runtime.storage.sql.engine import create_engine
+from parlant_runtime.storage.sql.engine import READS_ONLY, create_engine
 from parlant_runtime.storage.sql.notify import EventNotifier
 from parlant_runtime.storage.sql.trusted import Trusted
 from parlant_runtime.storage.url import database_url, redact
@@ -345,12 +345,13 @@ class SqlStore:
         self._engine: AsyncEngine | None = engine
         self._writer = writer or engine
         self.dialect = engine.dialect.name
-        # reads on PostgreSQL run in autocommit (no BEGIN/ROLLBACK round trips); an
-        # engine with the option set shares the pool and sets it at checkout
+        # reads run in autocommit (no BEGIN/ROLLBACK round trips, on SQLite no calls to
+        # the driver's thread for them); an engine with the option set shares the pool
+        # and sets it at checkout
         self._reader = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.dialect == "postgresql"
-            else engine
+            else engine.execution_options(**{READS_ONLY: True})
         )
         self._updates: dict[_TurnShape, Any] = {}
         self._busy = 0  # operations holding a connection (close waits for them)
