@@ -383,8 +383,8 @@ def test_a_persisted_turn_is_a_span_with_its_store_and_tool_calls_as_children(
     assert attributes["parlant.duplicate"] is False
     assert attributes["parlant.errors"] == 1
     names = [s.name for s in children(spans, last)]
-    assert "parlant.store.get_session" in names
-    assert "parlant.store.commit_turn" in names
+    assert "parlant.store.read_turn" in names
+    assert "parlant.store.record_turn" in names
     assert "parlant.tool" in names
     tool = next(s for s in children(spans, last) if s.name == "parlant.tool")
     assert dict(tool.attributes or {})["parlant.tool.name"] == "lookup"
@@ -395,7 +395,7 @@ def test_a_persisted_turn_is_a_span_with_its_store_and_tool_calls_as_children(
     starts = [s for s in spans if s.name == "parlant.session.start"]
     assert len(starts) == 1
     assert children(spans, starts[0])  # its store calls
-    commit = next(s for s in spans if s.name == "parlant.store.commit_turn")
+    commit = next(s for s in spans if s.name == "parlant.store.record_turn")
     assert dict(commit.attributes or {})["parlant.workspace"] == WS
 
     metrics = exported.metrics()
@@ -407,7 +407,7 @@ def test_a_persisted_turn_is_a_span_with_its_store_and_tool_calls_as_children(
     assert failed.attributes["parlant.tool.name"] == "lookup"
     assert sum(p.count for p in metrics["parlant.tool.duration"]) == 1
     methods = {p.attributes["parlant.store.method"] for p in metrics["parlant.store.duration"]}
-    assert {"get_session", "commit_turn", "create_session"} <= methods
+    assert {"read_turn", "record_turn", "create_session"} <= methods
 
     assert_untainted(everything_in(spans))
 
@@ -577,5 +577,5 @@ def test_the_global_providers_are_followed_even_when_set_after_the_runtime(
     spans, metrics = json.loads(done.stdout)
     assert "parlant.session.start" not in spans
     assert "parlant.turn" in spans
-    assert "parlant.store.commit_turn" in spans
+    assert "parlant.store.record_turn" in spans
     assert {"parlant.turn.duration", "parlant.store.duration"} <= set(metrics)

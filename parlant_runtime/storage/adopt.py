@@ -11,9 +11,9 @@ instead, in one transaction:
    do) and changes nothing;
 2. creates the tables that are missing (any subset of the platform's may exist),
    exactly as ``db upgrade`` would;
-3. adds the runtime's own columns and the unique indexes its upserts need to the
-   tables that exist, and its own tables (``parlant_usage``, and on PostgreSQL the
-   schema ``parlant_runtime`` with ``agent_state`` and ``row_order``);
+3. creates the runtime's own tables (on PostgreSQL in the schema ``parlant_runtime``:
+   ``agent_state``, ``row_order`` and a session's state); it adds nothing to the
+   platform's tables;
 4. records the newest schema revision (in ``parlant_runtime.alembic_version`` on
    PostgreSQL), so that later ``db upgrade`` runs apply only what comes after.
 
