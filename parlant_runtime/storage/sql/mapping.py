@@ -309,8 +309,8 @@ ENTITIES: dict[str, EntityMap] = {
             VariableSpec, "id", "key", "scope", "value", "value_type", "is_private", "description"
         ),
         keys=frozenset({"agent_id"}),
-        # a definition has neither; a session's or a customer's value has one (turns)
-        host_only=_TIMES | {"session_id", "customer_id"},
+        # a definition has none, a session's value has one (customer values: customer_variable)
+        host_only=_TIMES | {"session_id"},
         side=t.row_order,
     ),
     "knowledge_base": EntityMap(
