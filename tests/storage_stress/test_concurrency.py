@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import queue
 import sqlite3
@@ -517,11 +518,9 @@ async def _late_delta(
     url: str, agent_id: UUID, counter: str, delta: int
 ) -> Callable[[], Awaitable[bool]]:
     """What commits a usage delta later (returns whether it could). On PostgreSQL the
-    delta is inserted now, in a transaction left open, so that its id is the lower one."""
-    insert = (
-        "INSERT INTO parlant_usage (workspace_id, entity, entity_id, counter, delta) "
-        "VALUES ({}, 'agent', {}, {}, {})"
-    )
+    delta is inserted now, in a transaction left open, so that it is older than the
+    roll-up's statement."""
+    deltas = json.dumps({f"agent:{agent_id}:{counter}": delta})
     if url.startswith("sqlite"):
         path = sa.make_url(url).database or ""
 
@@ -529,7 +528,9 @@ async def _late_delta(
             connection = sqlite3.connect(path, timeout=0.2, isolation_level=None)
             try:
                 connection.execute(
-                    insert.format("?", "?", "?", "?"), (WS, agent_id.hex, counter, delta)
+                    "INSERT INTO usage_delta (session_id, seq, workspace_id, deltas) "
+                    "VALUES (?, 0, ?, ?)",
+                    (uuid4().hex, WS, deltas),
                 )
             except sqlite3.OperationalError:  # the database is locked: no race to be had
                 return False
@@ -541,7 +542,13 @@ async def _late_delta(
     raw = await asyncpg.connect(asyncpg_dsn(url))
     transaction = raw.transaction()
     await transaction.start()
-    await raw.execute(insert.format("$1", "$2", "$3", "$4"), WS, agent_id, counter, delta)
+    await raw.execute(
+        "INSERT INTO parlant_runtime.usage_delta (session_id, seq, workspace_id, deltas) "
+        "VALUES ($1, 0, $2, $3::jsonb)",
+        uuid4(),
+        WS,
+        deltas,
+    )
 
     async def commit_postgres() -> bool:
         await transaction.commit()

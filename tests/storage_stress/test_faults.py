@@ -93,7 +93,7 @@ class Snapshot:
     variables: tuple[tuple[str, str], ...]
     usage: tuple[tuple[str, int], ...]
     rows: tuple[int, int, int]
-    """Rows in parlant_event, session-scoped parlant_variable and parlant_usage."""
+    """Rows in parlant_event, session-scoped parlant_variable and usage_delta."""
 
 
 async def _set_up(store: SqlStore) -> Setup:
@@ -264,7 +264,7 @@ async def _usage_locked(url: str) -> AsyncIterator[asyncpg.Connection]:
     admin = await asyncpg.connect(asyncpg_dsn(url))
     try:
         async with holder.transaction():
-            await holder.execute("LOCK TABLE parlant_usage IN EXCLUSIVE MODE")
+            await holder.execute("LOCK TABLE parlant_runtime.usage_delta IN EXCLUSIVE MODE")
             yield admin
     finally:
         await holder.close()
@@ -278,7 +278,8 @@ async def _blocked_commit(admin: asyncpg.Connection) -> int:
     while loop.time() < deadline:
         pid: int | None = await admin.fetchval(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query ILIKE 'INSERT INTO parlant_usage%'"
+            "AND wait_event_type = 'Lock' "
+            "AND query ILIKE 'INSERT INTO parlant_runtime.usage_delta%'"
         )
         if pid is not None:
             return pid
