@@ -65,7 +65,7 @@ from parlant_runtime.storage.port import (
     SessionStart,
     Store,
     TurnCommit,
-    TurnContext,
+    TurnRead,
     VariableChange,
 )
 from parlant_runtime.storage.traced import traced_store
@@ -507,7 +507,7 @@ class Runtime:
         idempotency_key: str | None = None,
         call_key: str | None = None,
         sink: TokenSink | None = None,
-        read: TurnContext | None = None,
+        read: TurnRead | None = None,
     ) -> TurnResult:
         if read is None:
             read = await self.store.read_turn(workspace_id, session.id)

@@ -52,7 +52,7 @@ from parlant_runtime.storage.port import (
     StorageError,
     StoredAgent,
     TurnCommit,
-    TurnContext,
+    TurnRead,
 )
 from parlant_runtime.storage.publishing import (
     diff,
@@ -490,7 +490,7 @@ class MemoryStore:
 
     async def read_turn(
         self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
-    ) -> TurnContext:
+    ) -> TurnRead:
         """The session, its agent's version, its variables and the keyed message."""
         async with self._atomic():
             found = self._session(workspace_id, session_id)
@@ -498,7 +498,7 @@ class MemoryStore:
             message = _detached(found.events[offset]) if offset is not None else None
             version = self._agents[found.row.agent_id].version
             variables = self._variables_of(workspace_id, session_id)
-            return TurnContext(_detached(found.row), version, variables, message)
+            return TurnRead(_detached(found.row), version, variables, message)
 
     async def commit_turn(self, workspace_id: str, turn: TurnCommit) -> Session:
         """Write one turn atomically (see :meth:`Store.commit_turn`)."""

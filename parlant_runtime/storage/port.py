@@ -61,7 +61,7 @@ __all__ = [
     "Store",
     "StoredAgent",
     "TurnCommit",
-    "TurnContext",
+    "TurnRead",
     "VariableChange",
 ]
 
@@ -191,7 +191,7 @@ class SessionStart(Model):
 
 
 @dataclass(frozen=True, slots=True)
-class TurnContext:
+class TurnRead:
     """What a turn reads before it runs, read at once (:meth:`Store.read_turn`)."""
 
     session: Session
@@ -329,7 +329,7 @@ class Store(Protocol):
 
     async def read_turn(
         self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
-    ) -> TurnContext:
+    ) -> TurnRead:
         """The session, its agent's version, its variables and (with ``idempotency_key``)
         the message recorded with that key: what a turn needs, in one read.
 

@@ -35,7 +35,7 @@ from parlant_runtime.engine import (
 from parlant_runtime.engine.turn import DEFAULT_NO_MATCH, MAX_CHAIN, RUNTIME_KEY
 from parlant_runtime.model import Event, EventType, Session, SessionMode, SessionStatus
 from parlant_runtime.storage import MemoryStore
-from parlant_runtime.storage.port import CommittedTurn, InvalidData, TurnContext
+from parlant_runtime.storage.port import CommittedTurn, InvalidData, TurnRead
 
 WS = "ws"
 SECRET = "hunter2"
@@ -1323,7 +1323,7 @@ class KeyRecordedMeanwhile(MemoryStore):
 
     async def read_turn(
         self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
-    ) -> TurnContext:
+    ) -> TurnRead:
         read = await super().read_turn(workspace_id, session_id, idempotency_key=idempotency_key)
         if idempotency_key in self.hidden:
             self.hidden.discard(idempotency_key)

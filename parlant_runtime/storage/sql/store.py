@@ -62,7 +62,7 @@ from parlant_runtime.storage.port import (
     StorageError,
     StoredAgent,
     TurnCommit,
-    TurnContext,
+    TurnRead,
 )
 from parlant_runtime.storage.sql import faults
 from parlant_runtime.storage.sql import schema as t
@@ -1117,7 +1117,7 @@ class SqlStore:
 
     async def read_turn(
         self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
-    ) -> TurnContext:
+    ) -> TurnRead:
         """The session, its agent's version and its variables in one statement (and the
         keyed message in a second one, when a key is given)."""
         _check_workspace(workspace_id)
@@ -1133,9 +1133,7 @@ class SqlStore:
                 found = (await conn.execute(query)).first()
                 message = _event(found) if found is not None else None
         first = rows[0]
-        return TurnContext(
-            _session(first), int(first.agent_version), _merged_variables(rows), message
-        )
+        return TurnRead(_session(first), int(first.agent_version), _merged_variables(rows), message)
 
     # ------------------------------------------------------------------ turns
 
