@@ -17,7 +17,8 @@ class (``tests/test_errors.py`` checks this drawing against the code)::
     │   ├── DatabaseURLError     storage.port: a URL the library cannot use
     │   ├── DatabaseUnavailable  storage.port: the database cannot be reached
     │   └── MigrationError       storage.port: a migration failed and was rolled back
-    │       └── AdoptionRefused      storage.adopt: the host's tables do not fit; nothing changed
+    │       ├── AdoptionRefused      storage.adopt: the host's tables do not fit; nothing changed
+    │       └── LayoutRefused        storage.citus: the tables cannot be sharded; nothing changed
     ├── SessionClosed        engine.runtime: the session takes no more messages
     ├── ToolError            engine.tools: a tool is set up wrongly
     │   └── ToolArgumentError    engine.tools: arguments break the tool's schema

@@ -6,9 +6,10 @@ CI machines are shared and timing is not what these tests measure). CI selects
 
 Markers let a developer run the quick part alone (``./run quick`` leaves out
 ``postgres``, ``subprocess``, ``browser`` and ``slow``). A marker that lies would
-quietly put a slow test into the quick loop, so two of them are enforced: a test
-that starts a process without the ``subprocess`` marker, or takes a PostgreSQL
-database without the ``postgres`` marker, fails and says which marker to add.
+quietly put a slow test into the quick loop, so three of them are enforced: a test
+that starts a process without the ``subprocess`` marker, takes a PostgreSQL
+database without the ``postgres`` marker, or a Citus database without the ``citus``
+marker, fails and says which marker to add.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests import postgres
+from tests import citus, postgres
 from tests.postgres import postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +130,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     global _running  # noqa: PLW0603 (the one test running in this process)
     _running = item
     postgres.marked = item.get_closest_marker("postgres") is not None
+    citus.marked = item.get_closest_marker("citus") is not None
 
 
 @pytest.hookimpl(trylast=True)
@@ -136,3 +138,4 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     global _running  # noqa: PLW0603
     _running = None
     postgres.marked = None
+    citus.marked = None

@@ -56,19 +56,34 @@ def db() -> None:
     show_default=True,
     help="Stop at this revision instead of the newest.",
 )
-def upgrade(url: str | None, revision: str) -> None:
-    """Apply the migrations the database does not have yet, all in one transaction."""
+@click.option(
+    "--citus/--no-citus",
+    default=None,
+    help="Lay the tables out on a Citus cluster after the migrations (default: when the "
+    "database has the citus extension).",
+)
+def upgrade(url: str | None, revision: str, citus: bool | None) -> None:
+    """Apply the migrations the database does not have yet, all in one transaction.
+
+    On a Citus coordinator the tables are then sharded and replicated (a second
+    transaction; running it again changes nothing).
+    """
     from parlant_runtime.storage import migrate  # noqa: PLC0415 (see the module docstring)
     from parlant_runtime.storage.url import database_url, redact  # noqa: PLC0415
 
-    async def work() -> tuple[str, list[str], str | None]:
+    async def work() -> tuple[str, list[str], list[str] | None, str | None]:
         resolved = database_url(url)
-        applied = await migrate.upgrade(resolved, revision)
-        return resolved, applied, await migrate.current_revision(resolved)
+        applied = await migrate.upgrade(resolved, revision, citus=False)
+        laid = None if citus is False else await migrate.distribute(resolved, required=bool(citus))
+        return resolved, applied, laid, await migrate.current_revision(resolved)
 
-    resolved, applied, at = _run(work)
+    resolved, applied, laid, at = _run(work)
     for step in applied:
         click.echo(f"applied {step}")
+    for step in laid or ():
+        click.echo(f"citus: {step}")
+    if laid == []:
+        click.echo("citus: the distributed layout is complete")
     done = "" if applied else "; nothing to apply"
     click.echo(f"{redact(resolved)} is at {at}{done}")
 

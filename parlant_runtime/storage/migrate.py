@@ -47,6 +47,7 @@ __all__ = [
     "compare_server_default",
     "current_revision",
     "differences",
+    "distribute",
     "downgrade",
     "head",
     "migration_engine",
@@ -124,12 +125,19 @@ def revisions() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
-async def upgrade(url: str | None = None, revision: str = "head") -> list[str]:
+async def upgrade(
+    url: str | None = None, revision: str = "head", *, citus: bool | None = None
+) -> list[str]:
     """Apply the migrations up to ``revision``, all in one transaction.
 
     ``url`` is read as ``SqlStore.open`` and ``--database-url`` read it
     (:func:`~parlant_runtime.storage.url.database_url`; without one the environment
     variable, else ``./parlant.db``).
+
+    On a Citus coordinator the distributed layout follows (:func:`distribute`, a
+    transaction of its own): always when ``citus`` is true (an error without the
+    extension), never when it is false, and when the extension is there when it is
+    ``None``.
 
     Returns:
         The revisions applied, oldest first; empty when there was nothing to do.
@@ -139,7 +147,35 @@ async def upgrade(url: str | None = None, revision: str = "head") -> list[str]:
         DatabaseUnavailable: the database cannot be reached or opened.
         MigrationError: a migration failed (nothing was changed) or ``revision`` is unknown.
     """
-    return await _run(url, lambda config: _upgrade(config, revision), "the upgrade")
+    applied = await _run(url, lambda config: _upgrade(config, revision), "the upgrade")
+    if citus is not False:
+        await distribute(url, required=bool(citus))
+    return applied
+
+
+async def distribute(url: str | None = None, *, required: bool = False) -> list[str] | None:
+    """Lay the tables out on a Citus cluster (see :mod:`.citus`), in one transaction.
+
+    Idempotent: the steps taken, empty when the layout is complete; ``None`` when the
+    database has no ``citus`` extension (or is SQLite) and ``required`` is false.
+
+    Raises:
+        LayoutRefused: ``required`` and no Citus, or tables Citus cannot shard.
+    """
+    from parlant_runtime.storage import citus as layout  # noqa: PLC0415 (imports this module)
+
+    resolved = database_url(url)
+    if not resolved.startswith("postgresql"):
+        if required:
+            raise layout.LayoutRefused(f"{redact(resolved)} is not PostgreSQL: Citus needs it")
+        return None
+
+    def work(connection: sa.Connection) -> list[str] | None:
+        if not required and not layout.citus_installed(connection):
+            return None
+        return layout.lay_out(connection)
+
+    return await run_in_transaction(resolved, work, doing="the Citus layout")
 
 
 def _upgrade(config: Config, revision: str) -> None:

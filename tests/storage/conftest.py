@@ -1,10 +1,11 @@
 """Fixtures of the storage tests: a ``store`` per adapter and an event loop per test.
 
 ``store`` is parametrised over ``memory``, ``sqlite`` (a fresh copy of a migrated
-SQLite file per test) and ``postgresql`` (one throwaway database per test module,
-migrated once and emptied before each test). There is no pytest-asyncio: a test
-gets ``run``, which runs a coroutine on the test's own event loop; the store is
-closed on that loop when the test ends.
+SQLite file per test), ``postgresql`` (one throwaway database per test module,
+migrated once and emptied before each test) and ``citus`` (the same on a Citus
+cluster, with the tables sharded and replicated: see tests/citus.py). There is no
+pytest-asyncio: a test gets ``run``, which runs a coroutine on the test's own event
+loop; the store is closed on that loop when the test ends.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from parlant_runtime.storage import migrate
 from parlant_runtime.storage.memory import MemoryStore
 from parlant_runtime.storage.port import Store
 from parlant_runtime.storage.sql.store import SqlStore
+from tests.citus import citus_url
 from tests.postgres import postgres_url
 from tests.storage.support import Run, open_sqlite, reset_postgres
 
-BACKENDS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("citus", marks=pytest.mark.citus),
+]
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +48,15 @@ def postgres_database() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def citus_database() -> Iterator[str]:
+    """A throwaway database on the Citus cluster for the module, migrated and laid out
+    (sharded and replicated) once."""
+    with citus_url() as url:
+        asyncio.run(migrate.upgrade(url, citus=True))
+        yield url
+
+
 @pytest.fixture
 def runner() -> Iterator[asyncio.Runner]:
     """The test's event loop."""
@@ -56,7 +72,7 @@ def run(runner: asyncio.Runner) -> Run:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The adapter under test: ``memory``, ``sqlite`` or ``postgresql``."""
+    """The adapter under test: ``memory``, ``sqlite``, ``postgresql`` or ``citus``."""
     name: str = request.param
     return name
 
@@ -70,7 +86,9 @@ def open_store(
     if backend == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         return open_sqlite(template, folder)
-    url: str = request.getfixturevalue("postgres_database")
+    url: str = request.getfixturevalue(
+        "citus_database" if backend == "citus" else "postgres_database"
+    )
     runner.run(reset_postgres(url))
     return SqlStore.open(url)
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -90,6 +91,11 @@ async def reset_postgres(url: str) -> None:
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
+            citus = await conn.scalar(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'citus'"))
+            if citus:  # reference tables after sharded ones: one connection per node
+                await conn.execute(
+                    sa.text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
+                )
             for table in reversed(metadata.sorted_tables):
                 await conn.execute(table.delete())
     finally:

@@ -182,7 +182,8 @@ def _upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
         if column.name in rows[0] and column.name not in keep
     }
     if "updated_at" in table.columns:
-        updates["updated_at"] = sa.func.now()
+        # the inserted row's default (now()): Citus takes no function in DO UPDATE SET
+        updates["updated_at"] = statement.excluded.updated_at
     return statement.on_conflict_do_update(index_elements=key, set_=updates)
 
 

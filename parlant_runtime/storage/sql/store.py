@@ -64,7 +64,7 @@ from parlant_runtime.storage.port import (
     TurnCommit,
     TurnRead,
 )
-from parlant_runtime.storage.sql import faults
+from parlant_runtime.storage.sql import faults, sharding
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql.agents import (
     VERSION,
@@ -358,8 +358,15 @@ class SqlStore:
         self._upserts: dict[VariableScope, Any] = {}
         self._bump: Any = None  # the compare-and-set upsert of the session's version
         self._live: LiveColumns | None = None  # the publish tables' constraints, reflected once
+        self._sharded: bool | None = None  # whether Citus shards the tables (found once)
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
         faults.drop_dead_connections(engine)
+
+    async def _on_citus(self, conn: AsyncConnection) -> bool:
+        """Whether Citus shards this database's tables (asked once; see :mod:`.sharding`)."""
+        if self._sharded is None:
+            self._sharded = self.dialect == "postgresql" and await sharding.is_sharded(conn)
+        return self._sharded
 
     def _check_open(self) -> AsyncEngine:
         if self._engine is None:
@@ -719,6 +726,8 @@ class SqlStore:
             # does not exist yet to be locked); the workspace's lock is an advisory one,
             # not its row, because every session insert key-share locks that row through
             # its foreign key (which a FOR UPDATE waits for, and is waited for by)
+            if await self._on_citus(conn):  # sharded and reference tables in one transaction
+                await sharding.one_connection_per_node(conn)
             await self._lock_publishing(conn, workspace_id)
             lookup = sa.select(t.workspace.c.id, t.workspace.c.owner_id).where(
                 t.workspace.c.id == workspace_id
@@ -894,7 +903,8 @@ class SqlStore:
             )
             s = t.session
             returning: list[Any] = [s.c.id, s.c.event_count]
-            if self.dialect == "postgresql":  # wake waiters at commit (SQLite's poll)
+            citus = await self._on_citus(conn)
+            if self.dialect == "postgresql" and not citus:  # wake waiters at commit
                 payload = sa.cast(s.c.id, sa.Text) + ":" + sa.cast(s.c.event_count - 1, sa.Text)
                 returning.append(sa.func.pg_notify("parlant_events", payload))
             rows = (
@@ -913,6 +923,8 @@ class SqlStore:
                     .returning(*returning)
                 )
             ).all()
+            if rows and citus:  # from the coordinator, where the listeners are
+                await sharding.notify_events(conn, [(r.id, r.event_count - 1) for r in rows])
             if rows:
                 await self._bump_versions(conn, [row.id for row in rows])
                 await conn.execute(
@@ -1270,6 +1282,7 @@ class SqlStore:
             journeys.add(turn.current_journey_id)
         states = {e.state_id for e in turn.events if e.state_id is not None}
         ends = turn.status in _ENDED
+        citus = await self._on_citus(conn)  # see .sharding: no lock, notify apart
         shape = _TurnShape(
             mode=turn.mode is not None,
             metadata=turn.metadata is not None,
@@ -1278,8 +1291,8 @@ class SqlStore:
             state=turn.current_state_id is not None,
             journeys=bool(journeys),
             states=bool(states),
-            notify=bool(turn.events) and self.dialect == "postgresql",
-            locks=self.dialect == "postgresql",
+            notify=bool(turn.events) and self.dialect == "postgresql" and not citus,
+            locks=self.dialect == "postgresql" and not citus,
         )
         statement = self._updates.get(shape)
         if statement is None:
@@ -1317,6 +1330,8 @@ class SqlStore:
                 f"state {turn.current_state_id} of journey {turn.current_journey_id}, or a "
                 "journey or state an event names, is not a state of the session's agent"
             )
+        if citus and turn.events:  # from the coordinator, where the listeners are
+            await sharding.notify_events(conn, [(row.id, row.event_count - 1)])
         return row
 
     async def _write_variables(
@@ -1362,7 +1377,7 @@ class SqlStore:
                 "value": statement.excluded.value,
                 "value_type": statement.excluded.value_type,
                 "is_private": statement.excluded.is_private,
-                "updated_at": sa.func.now(),
+                "updated_at": statement.excluded.updated_at,  # Citus: no function here
             },
         )
 
@@ -1469,6 +1484,8 @@ class SqlStore:
         """
 
         async def work(conn: AsyncConnection) -> int:
+            if await self._on_citus(conn):  # sharded and reference tables in one transaction
+                await sharding.one_connection_per_node(conn)
             deleted = await conn.execute(
                 sa.delete(_DELTAS).returning(_DELTAS.c.workspace_id, _DELTAS.c.deltas)
             )
