@@ -1609,7 +1609,9 @@ def _session_update(shape: _TurnShape) -> Any:
     # events as MAX(offset) + 1 and leaves event_count alone (one index look-up)
     next_offset = (
         sa.select(sa.func.coalesce(sa.func.max(e.c.offset) + 1, 0))
-        .where(e.c.session_id == s.c.id)
+        # the session's id as a parameter, not the outer row's column: Citus routes the
+        # UPDATE to the session's shard only when each table is pinned by a value
+        .where(e.c.session_id == sa.bindparam("sid"))
         .scalar_subquery()
     )
     values: dict[str, Any] = {

@@ -1,0 +1,291 @@
+"""The distributed layout on a Citus cluster: what ``db upgrade`` makes of the tables,
+that a turn's statements are router queries (one shard each), that waiters are woken
+by notifications sent on the coordinator, and the command line's ``--citus``.
+
+The behaviour of the store itself on Citus is the whole storage suite's (its ``citus``
+backend); these are the properties only a cluster has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from parlant_runtime.cli import cli
+from parlant_runtime.model import EventType, VariableScope
+from parlant_runtime.storage import citus, migrate
+from parlant_runtime.storage.port import NewEvent, SessionStart, VariableChange
+from parlant_runtime.storage.sql.schema import metadata
+from parlant_runtime.storage.sql.store import SqlStore
+from tests.citus import citus_url
+from tests.storage.support import (
+    WS,
+    make_bundle,
+    message,
+    reset_postgres,
+    setup_agent,
+    state_ids,
+    turn,
+)
+
+FOREVER = 60.0  # a waiter's timeout: a return well before it was a wake-up
+
+
+def _raw(url: str) -> str:
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def test_every_table_of_the_schema_has_a_place_in_the_layout() -> None:
+    # a table a migration adds must be classified here, or db upgrade would leave it
+    # on the coordinator alone, where sharded tables cannot join it
+    placed = {*citus.DISTRIBUTED, *citus.REFERENCE, *citus.LOCAL}
+    assert set(metadata.tables) - placed == set()
+    # and every sharded table keys its rows by the column it is sharded by
+    for name, spec in citus.DISTRIBUTED.items():
+        assert spec.column in metadata.tables[name].c, name
+
+
+@pytest.fixture(scope="module")
+def laid_out() -> Iterator[str]:
+    """A Citus database upgraded by the library (migrations, then the layout)."""
+    with citus_url() as url:
+        asyncio.run(migrate.upgrade(url))  # the extension is there: laid out by itself
+        yield url
+
+
+@pytest.mark.citus
+def test_upgrade_shards_sessions_and_events_together_and_replicates_definitions(
+    laid_out: str,
+) -> None:
+    async def body() -> None:
+        connection = await asyncpg.connect(_raw(laid_out))
+        try:
+            rows = await connection.fetch(
+                "SELECT logicalrelid::regclass::text AS name, partmethod::text, colocationid, "
+                "column_to_column_name(logicalrelid, partkey) AS col FROM pg_dist_partition"
+            )
+            kinds = {r["name"].strip('"'): r["partmethod"] for r in rows}
+            assert {name for name, kind in kinds.items() if kind == "n"} == set(citus.REFERENCE)
+            sharded = {
+                r["name"]: (r["col"], r["colocationid"]) for r in rows if r["partmethod"] == "h"
+            }
+            assert sharded["parlant_session"][0] == "id"
+            assert sharded["parlant_event"] == ("session_id", sharded["parlant_session"][1])
+            key = await connection.fetch(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'parlant_event'::regclass "
+                "AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)"
+            )
+            assert [r["attname"] for r in key] == ["session_id", "id"]
+        finally:
+            await connection.close()
+        # once more: nothing left to do
+        assert await migrate.distribute(laid_out) == []
+
+    asyncio.run(body())
+
+
+@pytest.mark.citus
+def test_distribute_refuses_a_host_unique_index_without_the_session_and_changes_nothing() -> None:
+    with citus_url() as url:
+
+        async def body() -> None:
+            await migrate.upgrade(url, citus=False)
+            connection = await asyncpg.connect(_raw(url))
+            try:
+                # a host's own unique index: Citus could not enforce it across shards
+                await connection.execute(
+                    "CREATE UNIQUE INDEX host_event_tool_call ON parlant_event (tool_call_id)"
+                )
+                with pytest.raises(citus.LayoutRefused, match="host_event_tool_call"):
+                    await migrate.distribute(url, required=True)
+                assert await connection.fetchval("SELECT count(*) FROM pg_dist_partition") == 0
+            finally:
+                await connection.close()
+
+        asyncio.run(body())
+
+
+class Recorded:
+    """The statements (and their parameters) the store's writer sends."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.statements: list[tuple[str, Any]] = []
+        self._engine = store._writer.sync_engine
+        sa.event.listen(self._engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        self.statements.append((statement, parameters))
+
+    def stop(self) -> None:
+        sa.event.remove(self._engine, "before_cursor_execute", self._seen)
+
+
+@pytest.mark.citus
+def test_every_statement_of_a_turn_is_a_router_query(laid_out: str) -> None:
+    async def body() -> None:
+        await reset_postgres(laid_out)
+        store = SqlStore.open(laid_out)
+        try:
+            agent = await setup_agent(store)
+            session = await store.create_session(WS, SessionStart(agent_id=agent))
+            await store.commit_turn(WS, turn(session, events=[message("warm up")]))
+            session = await store.get_session(WS, session.id)
+            journey, state = await state_ids(store, agent, "confirm")
+            recorded = Recorded(store)
+            await store.commit_turn(
+                WS,
+                turn(
+                    session,
+                    current_journey_id=journey,
+                    current_state_id=state,
+                    events=[
+                        message("hello", key="m-1"),
+                        NewEvent(
+                            event_type=EventType.JOURNEY_TRANSITION,
+                            content={"to": "confirm"},
+                            journey_id=journey,
+                            state_id=state,
+                        ),
+                    ],
+                    variables=[
+                        VariableChange(key="day", value="friday", scope=VariableScope.SESSION)
+                    ],
+                ),
+            )
+            recorded.stop()
+        finally:
+            await store.close()
+        plans = await _explain(laid_out, recorded.statements)
+        counts = {statement: re.findall(r"Task Count: (\d+)", plan) for statement, plan in plans}
+        # every distributed statement runs on one shard (a router query); statements
+        # without tables (the NOTIFY) run on the coordinator alone
+        assert {n for found in counts.values() for n in found} == {"1"}, counts
+        routed = [s for s, found in counts.items() if found]
+        assert any(s.startswith("UPDATE parlant_session") for s in routed), routed
+        assert any(s.startswith("INSERT INTO parlant_event") for s in routed), routed
+
+    asyncio.run(body())
+
+
+async def _explain(url: str, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """``EXPLAIN`` of each recorded statement with its parameters (the first row of an
+    executemany), in a transaction rolled back afterwards."""
+    connection = await asyncpg.connect(_raw(url))
+    plans = []
+    try:
+        async with connection.transaction():
+            for statement, parameters in statements:
+                if not statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE")):
+                    continue
+                # an executemany's rows are a list: the first row's parameters
+                given = parameters[0] if isinstance(parameters, list) else parameters
+                rows = await connection.fetch("EXPLAIN " + statement, *tuple(given or ()))
+                plans.append((statement, "\n".join(row[0] for row in rows)))
+            raise _RolledBack
+    except _RolledBack:
+        pass
+    finally:
+        await connection.close()
+    assert plans, "no statement recorded"
+    return plans
+
+
+class _RolledBack(Exception):
+    pass
+
+
+@pytest.mark.citus
+def test_a_waiter_is_woken_by_a_commit_of_another_store(laid_out: str) -> None:
+    async def body() -> None:
+        await reset_postgres(laid_out)
+        # a long poll interval: only a notification can wake the waiter in time
+        waiting, writing = SqlStore.open(laid_out, poll_interval=30), SqlStore.open(laid_out)
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        listener = await asyncpg.connect(_raw(laid_out))  # a plain LISTEN on the coordinator
+        try:
+            await listener.add_listener("parlant_events", lambda *a: heard.put_nowait(a[-1]))
+            agent = await setup_agent(writing)
+            session = await writing.create_session(WS, SessionStart(agent_id=agent))
+            waiter = asyncio.ensure_future(
+                waiting.wait_for_events(WS, session.id, after=-1, timeout=FOREVER)
+            )
+            await asyncio.sleep(0.5)  # the waiter listens
+            assert not waiter.done()
+            await writing.commit_turn(WS, turn(session, events=[message("hi"), message("there")]))
+            events = await asyncio.wait_for(waiter, 10.0)
+            assert [e.content["text"] for e in events] == ["hi", "there"]
+            assert await asyncio.wait_for(heard.get(), 5.0) == f"{session.id}:1"
+        finally:
+            await listener.close()
+            await waiting.close()
+            await writing.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.citus
+def test_a_publish_that_moves_sessions_wakes_their_waiters(laid_out: str) -> None:
+
+    async def body() -> None:
+        await reset_postgres(laid_out)
+        waiting, writing = SqlStore.open(laid_out, poll_interval=30), SqlStore.open(laid_out)
+        try:
+            agent = await setup_agent(writing)
+            journey, state = await state_ids(writing, agent, "confirm")
+            session = await writing.create_session(WS, SessionStart(agent_id=agent))
+            session = await writing.commit_turn(
+                WS,
+                turn(
+                    session,
+                    events=[message("hi")],
+                    current_journey_id=journey,
+                    current_state_id=state,
+                ),
+            )
+            waiter = asyncio.ensure_future(
+                waiting.wait_for_events(WS, session.id, after=0, timeout=FOREVER)
+            )
+            await asyncio.sleep(0.5)
+            await writing.publish(WS, make_bundle(("ask", "done")), force=True)
+            events = await asyncio.wait_for(waiter, 10.0)
+            assert [e.event_type.value for e in events] == ["journey_transition"]
+        finally:
+            await waiting.close()
+            await writing.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.postgres
+def test_upgrade_with_citus_on_plain_postgresql_says_what_is_missing(
+    postgres_database: str,
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["db", "upgrade", "--citus", "--database-url", postgres_database]
+    )
+    assert result.exit_code != 0
+    assert "no citus extension" in result.output
+    assert "CREATE EXTENSION citus" in result.output
+
+
+@pytest.mark.citus
+def test_upgrade_on_a_coordinator_lays_the_tables_out_and_says_so() -> None:
+    with citus_url() as url:
+        first = CliRunner().invoke(cli, ["db", "upgrade", "--database-url", url])
+        assert first.exit_code == 0, first.output
+        assert "citus: parlant_session: distributed by id" in first.output
+        assert "citus: parlant_agent: reference table" in first.output
+        again = CliRunner().invoke(cli, ["db", "upgrade", "--database-url", url])
+        assert again.exit_code == 0, again.output
+        assert "citus: the distributed layout is complete" in again.output
+        skipped = CliRunner().invoke(cli, ["db", "upgrade", "--no-citus", "--database-url", url])
+        assert skipped.exit_code == 0, skipped.output
+        assert "citus:" not in skipped.output
