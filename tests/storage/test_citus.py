@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
