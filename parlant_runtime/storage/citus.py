@@ -59,6 +59,13 @@ class Distributed:
 DISTRIBUTED: dict[str, Distributed] = {
     "parlant_session": Distributed("id"),
     "parlant_event": Distributed("session_id", colocate_with="parlant_session"),
+    # the runtime's own session-side tables (schema parlant_runtime, migration 0005)
+    "parlant_runtime.session_state": Distributed("session_id", colocate_with="parlant_session"),
+    "parlant_runtime.event_key": Distributed("session_id", colocate_with="parlant_session"),
+    "parlant_runtime.usage_delta": Distributed("session_id", colocate_with="parlant_session"),
+    # a customer's values follow the customer, not one of its sessions
+    "parlant_runtime.customer_variable": Distributed("customer_id"),
+    # before 0005: usage deltas carry no session, only their workspace
     "parlant_usage": Distributed("workspace_id"),
 }
 
@@ -83,10 +90,13 @@ REFERENCE: tuple[str, ...] = (
     # an agent's variable definitions have no session (session_id NULL), and Citus
     # refuses NULL in a distribution column: the table cannot be sharded by session
     "parlant_variable",
+    # the runtime's own definitions side (schema parlant_runtime, migration 0004)
+    "parlant_runtime.agent_state",
+    "parlant_runtime.row_order",
 )
 
 # tables that stay on the coordinator alone (never joined with the others)
-LOCAL: tuple[str, ...] = ("alembic_version",)
+LOCAL: tuple[str, ...] = ("alembic_version", "parlant_runtime.alembic_version")
 
 # primary keys that must include the distribution column: table -> the new key
 _NEW_PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -109,7 +119,7 @@ def laid_out(connection: sa.Connection) -> dict[str, str]:
         sa.text("SELECT logicalrelid::regclass::text, partmethod FROM pg_dist_partition")
     )
     kinds = {"h": "distributed", "n": "reference"}
-    return {_bare(name): kinds.get(method, method) for name, method in rows}
+    return {_name(text): kinds.get(method, method) for text, method in rows}
 
 
 def lay_out(connection: sa.Connection) -> list[str]:
@@ -143,7 +153,7 @@ def lay_out(connection: sa.Connection) -> list[str]:
         )
         connection.execute(sa.text("SET LOCAL citus.override_table_visibility = off"))
         steps.append("citus.override_table_visibility = off for the database (fast connections)")
-    present = _tables(connection)
+    present = {name for name in [*REFERENCE, *DISTRIBUTED] if _exists(connection, name)}
     done = laid_out(connection)
     to_reference = [name for name in REFERENCE if name in present and name not in done]
     to_distribute = [name for name in DISTRIBUTED if name in present and name not in done]
@@ -204,45 +214,52 @@ class _ForeignKey:
     definition: str
 
 
-def _bare(name: str) -> str:
-    return name.strip('"')
+def _name(regclass: str) -> str:
+    """A table's name as this module writes it, from its ``regclass`` text (which
+    quotes names like ``"user"`` and qualifies those outside ``public``)."""
+    return ".".join(part.strip('"') for part in regclass.split("."))
 
 
 def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
-def _tables(connection: sa.Connection) -> set[str]:
-    return set(sa.inspect(connection).get_table_names())
+def _split(name: str) -> tuple[str | None, str]:
+    schema, _, table = name.rpartition(".")
+    return schema or None, table
+
+
+def _exists(connection: sa.Connection, name: str) -> bool:
+    found = connection.scalar(sa.text("SELECT to_regclass(:name)"), {"name": _quote(name)})
+    return found is not None
 
 
 def _foreign_keys(connection: sa.Connection, tables: set[str]) -> list[_ForeignKey]:
     """Foreign keys from or to a table about to be laid out (in the public schema)."""
     rows = connection.execute(
         sa.text(
-            "SELECT c.conname, src.relname, dst.relname, pg_get_constraintdef(c.oid) "
-            "FROM pg_constraint c "
-            "JOIN pg_class src ON src.oid = c.conrelid "
-            "JOIN pg_class dst ON dst.oid = c.confrelid "
-            "WHERE c.contype = 'f' AND src.relnamespace = 'public'::regnamespace "
+            "SELECT c.conname, c.conrelid::regclass::text, c.confrelid::regclass::text, "
+            "pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.contype = 'f' "
             "ORDER BY c.conname"
         )
     )
-    return [
-        _ForeignKey(name, table, target, definition)
+    keys = [
+        _ForeignKey(name, _name(table), _name(target), definition)
         for name, table, target, definition in rows
-        if table in tables or target in tables
     ]
+    return [key for key in keys if key.table in tables or key.target in tables]
 
 
 def _primary_key(connection: sa.Connection, table: str) -> tuple[str, ...]:
-    key = sa.inspect(connection).get_pk_constraint(table)
+    schema, bare = _split(table)
+    key = sa.inspect(connection).get_pk_constraint(bare, schema=schema)
     return tuple(key.get("constrained_columns") or ())
 
 
 def _replace_primary_key(connection: sa.Connection, table: str, columns: tuple[str, ...]) -> None:
-    key = sa.inspect(connection).get_pk_constraint(table)
-    name = key.get("name") or f"{table}_pkey"
+    schema, bare = _split(table)
+    key = sa.inspect(connection).get_pk_constraint(bare, schema=schema)
+    name = key.get("name") or f"{bare}_pkey"
     listed = ", ".join(_quote(column) for column in columns)
     connection.execute(
         sa.text(
@@ -259,14 +276,15 @@ def _refuse_unshardable_keys(connection: sa.Connection, tables: list[str]) -> No
     problems: list[str] = []
     for table in tables:
         column = DISTRIBUTED[table].column
+        schema, bare = _split(table)
         if table not in _NEW_PRIMARY_KEYS:
-            key = inspector.get_pk_constraint(table)
+            key = inspector.get_pk_constraint(bare, schema=schema)
             if column not in (key.get("constrained_columns") or []):
                 problems.append(f"the primary key of {table}")
-        for index in inspector.get_indexes(table):
+        for index in inspector.get_indexes(bare, schema=schema):
             if index.get("unique") and column not in index["column_names"]:
                 problems.append(f"unique index {index['name']} of {table}")
-        for constraint in inspector.get_unique_constraints(table):
+        for constraint in inspector.get_unique_constraints(bare, schema=schema):
             if column not in constraint["column_names"]:
                 problems.append(f"unique constraint {constraint['name']} of {table}")
     if problems:

@@ -49,7 +49,8 @@ def test_every_table_of_the_schema_has_a_place_in_the_layout() -> None:
     assert set(metadata.tables) - placed == set()
     # and every sharded table keys its rows by the column it is sharded by
     for name, spec in citus.DISTRIBUTED.items():
-        assert spec.column in metadata.tables[name].c, name
+        if name in metadata.tables:  # the layout also names tables of older revisions
+            assert spec.column in metadata.tables[name].c, name
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,9 @@ def test_upgrade_shards_sessions_and_events_together_and_replicates_definitions(
                 "SELECT logicalrelid::regclass::text AS name, partmethod::text, colocationid, "
                 "column_to_column_name(logicalrelid, partkey) AS col FROM pg_dist_partition"
             )
-            kinds = {r["name"].strip('"'): r["partmethod"] for r in rows}
-            assert {name for name, kind in kinds.items() if kind == "n"} == set(citus.REFERENCE)
+            kinds = {r["name"].replace('"', ""): r["partmethod"] for r in rows}
+            replicated = {name for name, kind in kinds.items() if kind == "n"}
+            assert replicated == set(citus.REFERENCE) & set(metadata.tables)
             sharded = {
                 r["name"]: (r["col"], r["colocationid"]) for r in rows if r["partmethod"] == "h"
             }

@@ -1,7 +1,7 @@
 """Stress and fault tests of the SQL store: many processes, killed connections, failures.
 
-Shared here: the databases (a throwaway PostgreSQL database or a SQLite file, both
-upgraded to head), the agent the tests publish, and a raw asyncpg DSN for the
+Shared here: the databases (a throwaway PostgreSQL database, one on the Citus cluster
+or a SQLite file, all upgraded to head), the agent the tests publish, and a raw asyncpg DSN for the
 connections a test holds beside the store (locks, ``pg_terminate_backend``).
 """
 
@@ -18,9 +18,17 @@ import sqlalchemy as sa
 
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.storage.migrate import upgrade
+from tests.citus import citus_url
 from tests.postgres import postgres_url
 
-__all__ = ["WS", "agent_bundle", "asyncpg_dsn", "upgraded_postgres", "upgraded_sqlite"]
+__all__ = [
+    "WS",
+    "agent_bundle",
+    "asyncpg_dsn",
+    "upgraded_citus",
+    "upgraded_postgres",
+    "upgraded_sqlite",
+]
 
 WS = "ws-stress"
 
@@ -30,6 +38,15 @@ def upgraded_postgres() -> Iterator[str]:
     """A throwaway PostgreSQL database at head (skipped when no server answers)."""
     with postgres_url() as url:
         asyncio.run(upgrade(url))
+        yield url
+
+
+@contextmanager
+def upgraded_citus() -> Iterator[str]:
+    """A throwaway database on the Citus cluster at head, its tables sharded (skipped
+    when no coordinator answers, outside CI)."""
+    with citus_url() as url:
+        asyncio.run(upgrade(url, citus=True))
         yield url
 
 

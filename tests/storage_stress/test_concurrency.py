@@ -59,6 +59,7 @@ from tests.storage_stress import (
     WS,
     agent_bundle,
     asyncpg_dsn,
+    upgraded_citus,
     upgraded_postgres,
     upgraded_sqlite,
 )
@@ -79,6 +80,12 @@ PARTS = (EventType.CUSTOMER_MESSAGE, EventType.AGENT_MESSAGE, EventType.STATUS_U
 @pytest.fixture
 def postgres() -> Iterator[str]:
     with upgraded_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def citus() -> Iterator[str]:
+    with upgraded_citus() as url:
         yield url
 
 
@@ -312,6 +319,11 @@ def _stress(url: str, *, busy: bool, refusals: set[str]) -> None:
 @pytest.mark.postgres
 def test_turns_from_several_processes_never_fork_or_lose_on_postgres(postgres: str) -> None:
     _stress(postgres, busy=False, refusals={"ConcurrentUpdate"})
+
+
+@pytest.mark.citus
+def test_turns_from_several_processes_never_fork_or_lose_on_citus(citus: str) -> None:
+    _stress(citus, busy=False, refusals={"ConcurrentUpdate"})
 
 
 def test_turns_from_several_processes_never_fork_or_lose_on_sqlite(sqlite_file: str) -> None:

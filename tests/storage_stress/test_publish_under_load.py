@@ -44,7 +44,7 @@ from parlant_runtime.storage.port import (
     VariableChange,
 )
 from parlant_runtime.storage.sql.store import SqlStore
-from tests.storage_stress import WS, agent_bundle, upgraded_postgres
+from tests.storage_stress import WS, agent_bundle, upgraded_citus, upgraded_postgres
 
 WORKERS = 4
 SESSIONS = 3
@@ -292,6 +292,17 @@ async def _logged_turns(url: str, agent_id: UUID) -> set[tuple[str, int]]:
 
 @pytest.mark.postgres
 def test_publishes_under_traffic_fail_no_turn_on_postgres(postgres: str) -> None:
+    _publishes_under_traffic(postgres)
+
+
+@pytest.mark.citus
+def test_publishes_under_traffic_fail_no_turn_on_citus() -> None:
+    # sessions sharded, the agent replicated: a publish writes every node, turns one
+    with upgraded_citus() as url:
+        _publishes_under_traffic(url)
+
+
+def _publishes_under_traffic(postgres: str) -> None:
     tallies = run(postgres, ["turns"] * WORKERS + ["publish", "rollup"])
     failures = [f for tally in tallies for f in tally.failures]
     publishes, roll_ups = tallies[WORKERS].publishes, tallies[WORKERS + 1].publishes
