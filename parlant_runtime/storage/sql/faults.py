@@ -9,6 +9,8 @@ Three kinds of failure are transient:
   running it again is safe;
 - **unavailable**: no connection could be had (the server is down, restarting, or
   refusing connections);
+- **a node unreachable**: on Citus, the coordinator could not reach the worker that
+  holds the rows (it may be restarting);
 - **disconnected**: the connection died under a statement. Before ``COMMIT`` was
   sent nothing was written; during ``COMMIT`` the outcome is unknown and the caller
   must find out (see :meth:`SqlStore.commit_turn`).
@@ -31,6 +33,7 @@ __all__ = [
     "conflict",
     "disconnected",
     "drop_dead_connections",
+    "node_unreachable",
     "pause",
 ]
 
@@ -54,6 +57,16 @@ def disconnected(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated)
     return isinstance(exc, OSError)
+
+
+def node_unreachable(exc: BaseException) -> bool:
+    """Whether the server answered that it cannot reach another node (a Citus worker
+    that holds the rows is down): SQLSTATE class 08 on a connection that is itself fine.
+    Nothing was written (Citus commits on every node or none)."""
+    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(code, str) and code.startswith("08")
 
 
 def pause(attempt: int) -> float:

@@ -137,6 +137,20 @@ async def _release(conn: AsyncConnection) -> None:
         await conn.close()
 
 
+def _unavailable(last: BaseException | None) -> StorageError:
+    """:class:`DatabaseUnavailable`: the database, or one of its nodes, cannot be reached."""
+    from parlant_runtime.storage.migrate import DatabaseUnavailable  # noqa: PLC0415 (alembic)
+
+    if last is not None and faults.node_unreachable(last):
+        return DatabaseUnavailable(
+            f"a node of the database holding these rows is unavailable: {_reason(last)}; "
+            "nothing was written, retry later"
+        )
+    return DatabaseUnavailable(
+        f"the database is unavailable (gave up after {faults.ATTEMPTS} attempts): {_reason(last)}"
+    )
+
+
 def _storable(*texts: str) -> bool:
     """Whether the database can hold these texts (see :func:`checks.storable`): a text it
     cannot hold names nothing that exists, so the operation answers as for any unknown
@@ -480,7 +494,7 @@ class SqlStore:
                 raise InvalidData(f"{refused}: {_reason(exc)}") from exc
             except (DBAPIError, OSError) as exc:
                 last = exc
-                if faults.conflict(exc):
+                if faults.conflict(exc) or faults.node_unreachable(exc):
                     continue
                 if not faults.disconnected(exc):
                     raise StorageError(f"the database refused the write: {_reason(exc)}") from exc
@@ -488,10 +502,7 @@ class SqlStore:
                     return result
             finally:
                 self._busy -= 1
-        raise StorageError(
-            f"the database is unavailable (gave up after {faults.ATTEMPTS} attempts): "
-            f"{_reason(last)}"
-        ) from last
+        raise _unavailable(last) from last
 
     async def _resolve(self, committed: Callable[[], Awaitable[bool]], lost: BaseException) -> bool:
         """Whether a transaction whose connection died during ``COMMIT`` landed, asked
@@ -534,14 +545,13 @@ class SqlStore:
                 continue
             break
         else:
-            raise StorageError(
-                f"the database is unavailable (gave up after {faults.ATTEMPTS} attempts): "
-                f"{_reason(last)}"
-            ) from last
+            raise _unavailable(last) from last
         self._busy += 1
         try:
             yield conn
         except (DBAPIError, OSError) as exc:
+            if faults.node_unreachable(exc):
+                raise _unavailable(exc) from exc
             raise StorageError(f"the database refused the read: {_reason(exc)}") from exc
         finally:
             await _release(conn)
