@@ -67,6 +67,8 @@ class Traffic:
     store: SqlStore
     acknowledged: dict[UUID, list[str]] = field(default_factory=dict)
     retries: int = 0
+    log: list[tuple[str, str]] = field(default_factory=list)
+    """What each attempt of each turn got, for the failure message."""
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def converse(self, session_id: UUID) -> None:
@@ -82,9 +84,11 @@ class Traffic:
                 )
                 try:
                     await self.store.commit_turn(WS, commit)
-                except DuplicateMessage:
-                    pass  # an earlier attempt landed after all
-                except (ConcurrentUpdate, StorageError):
+                    self.log.append((key, "committed"))
+                except DuplicateMessage:  # an earlier attempt landed after all
+                    self.log.append((key, "duplicate"))
+                except (ConcurrentUpdate, StorageError) as exc:
+                    self.log.append((key, f"{type(exc).__name__}: {exc}"))
                     self.retries += 1
                     await asyncio.sleep(0.2)
                     continue
@@ -125,7 +129,11 @@ async def _rebalance_while_conversing(cluster: PrivateCluster) -> None:
         assert failed == 0, "a rebalance job did not finish"
         for session_id in sessions:
             events = await store.list_events(WS, session_id)
-            assert [e.idempotency_key for e in events] == traffic.acknowledged[session_id]
+            keys = [e.idempotency_key for e in events]
+            lost = [k for k in traffic.acknowledged[session_id] if k not in keys]
+            attempts = [entry for entry in traffic.log if entry[0] in lost]
+            assert lost == [], f"acknowledged turns missing from the log: {attempts}"
+            assert keys == traffic.acknowledged[session_id]
             assert [e.offset for e in events] == list(range(len(events)))
         assert sum(len(keys) for keys in traffic.acknowledged.values()) > 2 * SESSIONS
         ports = {await _node_of(cluster.coordinator.dsn, s) for s in sessions}
