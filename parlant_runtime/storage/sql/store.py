@@ -141,6 +141,11 @@ def _unavailable(last: BaseException | None) -> StorageError:
     """:class:`DatabaseUnavailable`: the database, or one of its nodes, cannot be reached."""
     from parlant_runtime.storage.migrate import DatabaseUnavailable  # noqa: PLC0415 (alembic)
 
+    if last is not None and faults.conflict(last):  # deadlocks to the last attempt
+        return StorageError(
+            f"the database is unavailable (gave up after {faults.ATTEMPTS} attempts): "
+            f"{_reason(last)}"
+        )
     if last is not None and faults.node_unreachable(last):
         return DatabaseUnavailable(
             f"a node of the database holding these rows is unavailable: {_reason(last)}; "
@@ -343,6 +348,9 @@ _INSERT_EVENTS = t.event.insert().returning(*t.event.c, sort_by_parameter_order=
 _INSERT_MOVE_EVENTS = t.event.insert()
 _INSERT_KEYS = _KEYS.insert()
 _INSERT_USAGE = t.usage_delta.insert()
+_AGENT_OF_SESSION = sa.select(t.session.c.agent_id).where(
+    t.session.c.id == sa.bindparam("sid"), t.session.c.workspace_id == sa.bindparam("ws")
+)
 _EVENT_COLUMNS = ("content", "metadata", "tool_call_id", "journey_id", "state_id")
 
 
@@ -373,6 +381,7 @@ class SqlStore:
         self._bump: Any = None  # the compare-and-set upsert of the session's version
         self._live: LiveColumns | None = None  # the publish tables' constraints, reflected once
         self._sharded: bool | None = None  # whether Citus shards the tables (found once)
+        self._session_agents = sharding.SessionAgents(_AGENT_OF_SESSION, _LOCK_AGENT_SHARED)
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
         faults.drop_dead_connections(engine)
 
@@ -1292,7 +1301,9 @@ class SqlStore:
             journeys.add(turn.current_journey_id)
         states = {e.state_id for e in turn.events if e.state_id is not None}
         ends = turn.status in _ENDED
-        citus = await self._on_citus(conn)  # see .sharding: no lock, notify apart
+        citus = await self._on_citus(conn)  # see .sharding: lock and notify apart
+        if citus:  # the agent's lock on the coordinator, before the session's row
+            await self._session_agents.lock_shared(conn, ws, turn.session_id)
         shape = _TurnShape(
             mode=turn.mode is not None,
             metadata=turn.metadata is not None,
@@ -1340,8 +1351,10 @@ class SqlStore:
                 f"state {turn.current_state_id} of journey {turn.current_journey_id}, or a "
                 "journey or state an event names, is not a state of the session's agent"
             )
-        if citus and turn.events:  # from the coordinator, where the listeners are
-            await sharding.notify_events(conn, [(row.id, row.event_count - 1)])
+        if citus:
+            self._session_agents.remember(row.id, row.agent_id)
+            if turn.events:  # from the coordinator, where the listeners are
+                await sharding.notify_events(conn, [(row.id, row.event_count - 1)])
         return row
 
     async def _write_variables(
@@ -1604,6 +1617,12 @@ def agent_lock(agent_id: Any) -> Any:
     """The key of an agent's advisory lock: shared by its turns and session creations,
     exclusive for a publish of it."""
     return sa.func.hashtextextended(sa.literal(_AGENT_LOCK) + sa.cast(agent_id, sa.Text), 0)
+
+
+# a turn's agent lock as a statement of its own (Citus: see .sharding)
+_LOCK_AGENT_SHARED = sa.select(
+    sa.func.pg_advisory_xact_lock_shared(agent_lock(sa.bindparam("agent", type_=t.UUID)))
+)
 
 
 def _session_update(shape: _TurnShape) -> Any:
