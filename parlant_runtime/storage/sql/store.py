@@ -138,20 +138,16 @@ async def _release(conn: AsyncConnection) -> None:
 
 
 def _unavailable(last: BaseException | None) -> StorageError:
-    """:class:`DatabaseUnavailable`: the database, or one of its nodes, cannot be reached."""
-    from parlant_runtime.storage.migrate import DatabaseUnavailable  # noqa: PLC0415 (alembic)
-
-    if last is not None and faults.conflict(last):  # deadlocks to the last attempt
-        return StorageError(
-            f"the database is unavailable (gave up after {faults.ATTEMPTS} attempts): "
-            f"{_reason(last)}"
-        )
+    """The error of a write or read that gave up: :class:`DatabaseUnavailable` when a
+    node of a Citus cluster holding the rows cannot be reached, else :class:`StorageError`."""
     if last is not None and faults.node_unreachable(last):
+        from parlant_runtime.storage.migrate import DatabaseUnavailable  # noqa: PLC0415
+
         return DatabaseUnavailable(
             f"a node of the database holding these rows is unavailable: {_reason(last)}; "
             "nothing was written, retry later"
         )
-    return DatabaseUnavailable(
+    return StorageError(
         f"the database is unavailable (gave up after {faults.ATTEMPTS} attempts): {_reason(last)}"
     )
 
