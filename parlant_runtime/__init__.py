@@ -23,7 +23,7 @@ here). Every other module is internal and may change between releases: import fr
 Every name is imported when first used (``parlant_runtime/_lazy.py``), so
 ``import parlant_runtime`` loads no layer and a program only the layers it touches:
 no database driver until :class:`SqlStore`, :func:`database_url`, :func:`upgrade`,
-:func:`adopt` or :class:`AdoptionRefused` is used, no validator or networkx until
+:func:`adopt`, :class:`AdoptionRefused` or :class:`LayoutRefused` is used, no validator or networkx until
 :func:`validate_bundle` is.
 """
 
@@ -149,6 +149,7 @@ if TYPE_CHECKING:
         VariableChange,
     )
     from parlant_runtime.storage.adopt import AdoptionRefused, AdoptionReport, adopt
+    from parlant_runtime.storage.citus import LayoutRefused
     from parlant_runtime.storage.migrate import upgrade
     from parlant_runtime.storage.sql.store import SqlStore
     from parlant_runtime.storage.url import database_url
@@ -229,6 +230,7 @@ __all__ = [
     "KnowledgeQuery",
     "LanguageModel",
     "LanguageModelError",
+    "LayoutRefused",
     "LoadedBundle",
     "MemoryStore",
     "MigrationError",

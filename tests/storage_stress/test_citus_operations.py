@@ -15,9 +15,9 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pytest
 
 from parlant_runtime.model import EventType
-from parlant_runtime.storage.migrate import DatabaseUnavailable
 from parlant_runtime.storage.port import (
     ConcurrentUpdate,
+    DatabaseUnavailable,
     DuplicateMessage,
     NewEvent,
     SessionStart,

@@ -53,6 +53,7 @@ from parlant_runtime.storage.checks import (
 from parlant_runtime.storage.port import (
     CommittedTurn,
     ConcurrentUpdate,
+    DatabaseUnavailable,
     DuplicateMessage,
     InvalidData,
     NotFound,
@@ -141,8 +142,6 @@ def _unavailable(last: BaseException | None) -> StorageError:
     """The error of a write or read that gave up: :class:`DatabaseUnavailable` when a
     node of a Citus cluster holding the rows cannot be reached, else :class:`StorageError`."""
     if last is not None and faults.node_unreachable(last):
-        from parlant_runtime.storage.migrate import DatabaseUnavailable  # noqa: PLC0415
-
         return DatabaseUnavailable(
             f"a node of the database holding these rows is unavailable: {_reason(last)}; "
             "nothing was written, retry later"
