@@ -113,6 +113,9 @@ class EventNotifier:
                 self._warned = True
                 _log.log(level, "no LISTEN connection, waiters poll: %s", type(exc).__name__)
                 return False
+            if self._closed:  # the store closed while this connected: nobody else will close it
+                await _discard(connection)
+                return False
             self._listener = connection
             self._listening = True
             if self._warned:
