@@ -63,8 +63,6 @@ DISTRIBUTED: dict[str, Distributed] = {
     "parlant_runtime.session_state": Distributed("session_id", colocate_with="parlant_session"),
     "parlant_runtime.event_key": Distributed("session_id", colocate_with="parlant_session"),
     "parlant_runtime.usage_delta": Distributed("session_id", colocate_with="parlant_session"),
-    # a customer's values follow the customer, not one of its sessions
-    "parlant_runtime.customer_variable": Distributed("customer_id"),
     # before 0005: usage deltas carry no session, only their workspace
     "parlant_usage": Distributed("workspace_id"),
 }
@@ -93,6 +91,10 @@ REFERENCE: tuple[str, ...] = (
     # the runtime's own definitions side (schema parlant_runtime, migration 0004)
     "parlant_runtime.agent_state",
     "parlant_runtime.row_order",
+    # a customer's values (0005): shared by the customer's sessions, which live on every
+    # shard, and read with the session in one statement: Citus joins a session's shard
+    # only with co-located or reference tables
+    "parlant_runtime.customer_variable",
 )
 
 # tables that stay on the coordinator alone (never joined with the others)
