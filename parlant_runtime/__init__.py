@@ -23,8 +23,8 @@ here). Every other module is internal and may change between releases: import fr
 Every name is imported when first used (``parlant_runtime/_lazy.py``), so
 ``import parlant_runtime`` loads no layer and a program only the layers it touches:
 no database driver until :class:`SqlStore`, :func:`database_url`, :func:`upgrade`,
-:func:`adopt`, :class:`AdoptionRefused` or :class:`LayoutRefused` is used, no validator or networkx until
-:func:`validate_bundle` is.
+:func:`adopt`, :class:`AdoptionRefused` or :class:`LayoutRefused` is used, no
+validator or networkx until :func:`validate_bundle` is.
 """
 
 import logging as _logging
