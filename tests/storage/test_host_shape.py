@@ -161,7 +161,15 @@ def test_an_adopted_database_keeps_the_platforms_shape_through_publishing(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_schema = 'parlant_runtime' ORDER BY 1",
         )
-        assert [row[0] for row in own] == ["agent_state", "alembic_version", "row_order"]
+        assert [row[0] for row in own] == [
+            "agent_state",  # 0004: the definitions side
+            "alembic_version",
+            "customer_variable",  # 0005: the session side
+            "event_key",
+            "row_order",
+            "session_state",
+            "usage_delta",
+        ]
 
 
 def test_a_database_adopted_before_0004_gets_the_platforms_shape_back(
