@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +74,7 @@ from persisted_turn import (  # a sibling script module
     bench_persisted_turn,
     print_persisted_turn,
 )
+from timing import latency, p99, throughput  # a sibling script module
 
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import EventType
@@ -289,44 +290,6 @@ async def raw_turn(pool: asyncpg.Pool, target: TurnTarget, number: int) -> None:
 
 
 Turn = Callable[[TurnTarget, int], Awaitable[None]]
-
-
-async def latency(
-    turn: Turn, target: TurnTarget, count: int, start: int, cpu: list[float] | None = None
-) -> list[float]:
-    """Wall time of each turn; with ``cpu``, appends this process's CPU time per turn
-    (client cost: what SQLAlchemy, pydantic and the driver spend, whatever else the
-    machine runs)."""
-    samples = []
-    cpu_began = time.process_time()
-    for number in range(start, start + count):
-        began = time.perf_counter()
-        await turn(target, number)
-        samples.append(time.perf_counter() - began)
-    if cpu is not None:
-        cpu.append((time.process_time() - cpu_began) / count)
-    return samples
-
-
-async def throughput(turn: Turn, targets: Sequence[TurnTarget], seconds: float) -> float:
-    done = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(target: TurnTarget) -> None:
-        nonlocal done
-        number = 0
-        while time.perf_counter() < stop:
-            await turn(target, number)
-            number += 1
-            done += 1
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker(target) for target in targets))
-    return done / (time.perf_counter() - began)
-
-
-def p99(samples: Sequence[float]) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
 async def bench_turns(url: str, settings: Settings) -> dict[str, Any]:

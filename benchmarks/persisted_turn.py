@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from raw_turn import (  # a sibling script module
     create_postgres,
     create_sqlite,
 )
+from timing import latency, p99, throughput  # a sibling script module
 
 from parlant_runtime import Runtime
 from parlant_runtime.bundle.schema import AgentBundle
@@ -77,40 +77,6 @@ def ring_agent() -> dict[str, Any]:
     }
 
 
-async def _latency(
-    turn: Turn, target: Any, count: int, start: int, cpu: list[float]
-) -> list[float]:
-    samples = []
-    cpu_began = time.process_time()
-    for number in range(start, start + count):
-        began = time.perf_counter()
-        await turn(target, number)
-        samples.append(time.perf_counter() - began)
-    cpu.append((time.process_time() - cpu_began) / count)
-    return samples
-
-
-async def _throughput(turn: Turn, targets: Sequence[Any], seconds: float) -> float:
-    done = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(target: Any) -> None:
-        nonlocal done
-        number = 0
-        while time.perf_counter() < stop:
-            await turn(target, number)
-            number += 1
-            done += 1
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker(target) for target in targets))
-    return done / (time.perf_counter() - began)
-
-
-def _p99(samples: Sequence[float]) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[98]
-
-
 async def _compare(
     runtime_turn: Turn,
     runtime_target: Callable[[], Awaitable[Any]],
@@ -121,21 +87,21 @@ async def _compare(
     ours, theirs = await runtime_target(), await raw_target()
     cpu_ours: list[float] = []
     cpu_theirs: list[float] = []
-    await _latency(runtime_turn, ours, 30, 0, cpu_ours)  # warm-up: caches, connections
-    await _latency(raw_turn, theirs, 30, 0, cpu_theirs)
+    await latency(runtime_turn, ours, 30, 0, cpu_ours)  # warm-up: caches, connections
+    await latency(raw_turn, theirs, 30, 0, cpu_theirs)
     cpu_ours.clear()
     cpu_theirs.clear()
     lat_ours: list[float] = []
     lat_theirs: list[float] = []
     for start in range(30, 30 + settings.turns, settings.block):
-        lat_ours += await _latency(runtime_turn, ours, settings.block, start, cpu_ours)
-        lat_theirs += await _latency(raw_turn, theirs, settings.block, start, cpu_theirs)
+        lat_ours += await latency(runtime_turn, ours, settings.block, start, cpu_ours)
+        lat_theirs += await latency(raw_turn, theirs, settings.block, start, cpu_theirs)
     result: dict[str, Any] = {
         "turns": len(lat_ours),
         "runtime_median_ms": statistics.median(lat_ours) * 1e3,
         "raw_median_ms": statistics.median(lat_theirs) * 1e3,
-        "runtime_p99_ms": _p99(lat_ours) * 1e3,
-        "raw_p99_ms": _p99(lat_theirs) * 1e3,
+        "runtime_p99_ms": p99(lat_ours) * 1e3,
+        "raw_p99_ms": p99(lat_theirs) * 1e3,
         "runtime_cpu_ms": statistics.median(cpu_ours) * 1e3,
         "raw_cpu_ms": statistics.median(cpu_theirs) * 1e3,
     }
@@ -144,12 +110,12 @@ async def _compare(
     for sessions in SESSIONS:
         ours_many = [await runtime_target() for _ in range(sessions)]
         theirs_many = [await raw_target() for _ in range(sessions)]
-        await _throughput(runtime_turn, ours_many, 0.3)
-        await _throughput(raw_turn, theirs_many, 0.3)
+        await throughput(runtime_turn, ours_many, 0.3)
+        await throughput(raw_turn, theirs_many, 0.3)
         rates_ours, rates_theirs = [], []
         for _ in range(2):
-            rates_ours.append(await _throughput(runtime_turn, ours_many, settings.seconds / 2))
-            rates_theirs.append(await _throughput(raw_turn, theirs_many, settings.seconds / 2))
+            rates_ours.append(await throughput(runtime_turn, ours_many, settings.seconds / 2))
+            rates_theirs.append(await throughput(raw_turn, theirs_many, settings.seconds / 2))
         result[f"runtime_turns_per_s_{sessions}"] = statistics.mean(rates_ours)
         result[f"raw_turns_per_s_{sessions}"] = statistics.mean(rates_theirs)
         result[f"throughput_ratio_{sessions}"] = statistics.mean(rates_theirs) / statistics.mean(
