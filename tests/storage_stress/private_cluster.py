@@ -3,7 +3,9 @@
 The shared cluster of the test suite (tests/citus.py) must never lose a node, so the
 operations tests start their own, on free ports: private PostgreSQL servers
 (:mod:`.private_server`) with Citus preloaded and ``wal_level = logical`` (shard
-moves use logical replication), small settings (the machine is shared), the
+moves use logical replication), asynchronous commits written out late
+(``synchronous_commit = off``, ``wal_writer_delay = 10s``), small settings (the
+machine is shared), the
 ``postgres`` database of each node with the extension, and 4 shards a table. Without
 Citus installed the tests are skipped, except in CI (``PARLANT_REQUIRE_CITUS=1``).
 """
@@ -29,6 +31,9 @@ from tests.storage_stress.private_server import PrivateServer, _binaries, _free_
 __all__ = ["PrivateCluster", "private_cluster"]
 
 _SETTINGS = (
+    # commits acknowledged before their WAL is written, and written late: what a shard
+    # move must not lose (see parlant_runtime/storage/sql/sharding.py)
+    "-c wal_writer_delay=10s "
     "-c shared_preload_libraries=citus -c wal_level=logical -c max_connections=60 "
     "-c shared_buffers=16MB -c max_wal_senders=8 -c max_replication_slots=8 "
     "-c citus.max_adaptive_executor_pool_size=2"

@@ -1,6 +1,7 @@
 """Operating a Citus cluster under conversations: adding a worker and rebalancing
-while turns run loses no turn; a stopped worker stops only the sessions it holds,
-with a library error and nothing half written.
+while turns run loses no turn (a turn is written out on its worker when it is
+acknowledged, though the nodes commit asynchronously); a stopped worker stops only the
+sessions it holds, with a library error and nothing half written.
 
 Each test starts a cluster of its own (:mod:`.private_cluster`), never the shared one.
 """
@@ -144,15 +145,71 @@ async def _rebalance_while_conversing(cluster: PrivateCluster) -> None:
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-@pytest.mark.xfail(
-    reason="known bug, issue 12 open: in about 1 run in 5 one turn acknowledged as committed "
-    "is missing from the log after citus_rebalance_start; cause not found yet. It runs every "
-    "time and reports XPASS or XFAIL with the lost turn, so the bug stays visible",
-    strict=False,
-)
 def test_a_worker_added_and_shards_rebalanced_during_turns_loses_no_turn() -> None:
     with private_cluster() as cluster:
         asyncio.run(_rebalance_while_conversing(cluster))
+
+
+async def _turns_written_out(cluster: PrivateCluster) -> None:
+    store = SqlStore.open(cluster.url)
+    try:
+        (session_id,) = await _sessions(store, 1)
+        port = await _node_of(cluster.coordinator.dsn, session_id)
+        admin = await asyncpg.connect(cluster.coordinator.dsn)
+        try:
+            await admin.execute("CREATE EXTENSION pg_walinspect")  # on every node
+            shard = await admin.fetchval(
+                "SELECT get_shard_id_for_distribution_column("
+                "'parlant_runtime.session_state', $1::uuid)",
+                session_id,
+            )
+        finally:
+            await admin.close()
+        worker = next(node for node in cluster.workers if node.port == port)
+        connection = await asyncpg.connect(worker.dsn)
+        try:
+            assert await connection.fetchval("SHOW synchronous_commit") == "off"
+            for number in range(3):
+                start = await connection.fetchval("SELECT pg_current_wal_insert_lsn()")
+                session = await store.get_session(WS, session_id)
+                await store.commit_turn(
+                    WS,
+                    TurnCommit(
+                        session_id=session_id,
+                        expected_version=session.version,
+                        events=[_message(f"{session_id}-{number}")],
+                    ),
+                )
+                # the turn's transaction on the worker: the one that moved the version
+                xid = await connection.fetchval(
+                    f"SELECT xmin::text FROM parlant_runtime.session_state_{shard} "
+                    "WHERE session_id = $1",
+                    session_id,
+                )
+                # what a shard move's catch-up waits for is the WAL written out; the
+                # server's WAL writer would write this commit only seconds later
+                written = await connection.fetchval(
+                    "SELECT count(*) FROM "
+                    "pg_get_wal_records_info($1::pg_lsn, pg_current_wal_lsn()) "
+                    "WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT' "
+                    "AND xid::text = $2",
+                    start,
+                    xid,
+                )
+                assert written == 1, f"turn {number}'s commit is not written out on its worker"
+        finally:
+            await connection.close()
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_turn_is_written_out_on_its_worker_when_acknowledged_despite_asynchronous_commit() -> (
+    None
+):
+    with private_cluster() as cluster:
+        asyncio.run(_turns_written_out(cluster))
 
 
 async def _stop_a_worker(cluster: PrivateCluster) -> None:

@@ -110,6 +110,7 @@ class _SqlCore:
         self._bump: Any = None  # the compare-and-set upsert of the session's version
         self._live: LiveColumns | None = None  # the publish tables' constraints, reflected once
         self._sharded: bool | None = None  # whether Citus shards the tables (found once)
+        self._unwritten: bool | None = None  # whether a Citus node commits asynchronously
         self._session_agents = sharding.SessionAgents(_AGENT_OF_SESSION, _LOCK_AGENT_SHARED)
         self._notifier = EventNotifier(engine, poll_interval=poll_interval)
         faults.drop_dead_connections(engine)
@@ -119,6 +120,27 @@ class _SqlCore:
         if self._sharded is None:
             self._sharded = self.dialect == "postgresql" and await sharding.is_sharded(conn)
         return self._sharded
+
+    async def _commit_written_out(self, conn: AsyncConnection) -> None:
+        """On Citus with a node at ``synchronous_commit = off``: this transaction's
+        commit waits for its WAL to be written (a shard move could lose it otherwise;
+        see :mod:`.sharding`). Asked once per store."""
+        if not await self._on_citus(conn):
+            return
+        if self._unwritten is None:
+            try:  # on a connection of its own: a refusal must not abort this transaction
+                async with self._read() as reader:
+                    self._unwritten = await sharding.commits_unwritten(reader)
+            except StorageError:  # cannot be asked (no right to, say): assume the worst
+                self._unwritten = True
+            if self._unwritten:
+                _log.warning(
+                    "a node of the Citus cluster runs synchronous_commit = off, which lets a "
+                    "shard move lose acknowledged commits; the runtime commits its own writes "
+                    "with synchronous_commit = local (see docs/operations.md)"
+                )
+        if self._unwritten:
+            await sharding.commit_written_out(conn)
 
     def _check_open(self) -> AsyncEngine:
         if self._engine is None:
@@ -187,6 +209,8 @@ class _SqlCore:
                     continue
                 try:
                     await conn.begin()
+                    if self.dialect == "postgresql":
+                        await self._commit_written_out(conn)
                     result = await work(conn)
                     committing = True
                     await conn.commit()

@@ -19,7 +19,20 @@ distributed table, and then:
 - runs publishes and roll-ups with one connection per node
   (``citus.multi_shard_modify_mode = 'sequential'``): they write sharded tables and
   the reference tables those reference in one transaction, which Citus allows only
-  over a single connection per node.
+  over a single connection per node;
+- when a node runs ``synchronous_commit = off``, commits each of its own
+  transactions with ``synchronous_commit = local`` on the workers it writes
+  (:func:`commit_written_out`). A shard move (``citus_rebalance_start``,
+  ``citus_move_shard_placement`` with logical replication) blocks writes to the
+  moving shards, then waits until the new placement has replayed the source's WAL up
+  to ``pg_current_wal_lsn()``: the position the source has *written out*. An
+  asynchronous commit is acknowledged while its WAL may still sit in the source's
+  buffers past that position (up to three times ``wal_writer_delay``), so the move
+  switches to the new placement without it and drops the old one: an acknowledged
+  turn is lost without any crash (measured: 2 of 11 runs of the rebalance test; a
+  replay of the catch-up test on plain logical replication lost the acknowledged
+  row 5 times in 5). A commit that waits for its WAL to be written is always below
+  that position. The nodes' setting is asked once per store, at its first write.
 """
 
 from __future__ import annotations
@@ -35,6 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 __all__ = [
     "EVENTS_CHANNEL",
     "SessionAgents",
+    "commit_written_out",
+    "commits_unwritten",
     "is_sharded",
     "notify_events",
     "one_connection_per_node",
@@ -48,6 +63,16 @@ _SHARDED = sa.text(
 )
 _HAS_CITUS = sa.text("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL")
 _SEQUENTIAL = sa.text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
+_ASYNCHRONOUS_NODES = sa.text(
+    "SELECT coalesce(bool_or(NOT success OR result = 'off'), false) "
+    "FROM run_command_on_all_nodes('SHOW synchronous_commit')"
+)
+# Citus sends the transaction's SET LOCAL commands to every worker it opens a
+# transaction on, with the BEGIN (no round trip of their own to the worker)
+_WRITTEN_OUT = (
+    sa.text("SET LOCAL citus.propagate_set_commands = 'local'"),
+    sa.text("SET LOCAL synchronous_commit = local"),
+)
 _NOTIFY = sa.text(
     "SELECT pg_notify('" + EVENTS_CHANNEL + "', payload) FROM unnest(CAST(:payloads AS text[])) "
     "AS payload"
@@ -59,6 +84,21 @@ async def is_sharded(conn: AsyncConnection) -> bool:
     if not await conn.scalar(_HAS_CITUS):
         return False
     return bool(await conn.scalar(_SHARDED))
+
+
+async def commits_unwritten(conn: AsyncConnection) -> bool:
+    """Whether a node of the cluster acknowledges commits before their WAL is written
+    (``synchronous_commit = off`` for this database and user; a node that cannot be
+    asked counts as one)."""
+    return bool(await conn.scalar(_ASYNCHRONOUS_NODES))
+
+
+async def commit_written_out(conn: AsyncConnection) -> None:
+    """Make this transaction's commit wait, on the coordinator and on each worker it
+    writes, until its WAL is written (``synchronous_commit = local``): a shard move's
+    catch-up then cannot leave it behind (see the module docstring)."""
+    for statement in _WRITTEN_OUT:
+        await conn.execute(statement)
 
 
 async def one_connection_per_node(conn: AsyncConnection) -> None:
