@@ -125,7 +125,7 @@ def _plainly_fine(value: Any) -> bool:
                 if not key.isascii() and _SURROGATE.search(key):
                     return False
                 push((child, depth + 1))
-        elif kind is list:
+        elif kind is list or kind is tuple:  # a tuple is a JSON array too (the walk agrees)
             if depth >= MAX_VALUE_DEPTH:
                 return False
             for child in item:
