@@ -23,6 +23,7 @@ was before the failed publish, and publishing again succeeds.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from parlant_runtime.storage.port import (
     VariableChange,
 )
 from parlant_runtime.storage.sql import schema as t
+from parlant_runtime.storage.sql._sqlite_turns import _Commit
 from parlant_runtime.storage.sql.store import SqlStore
 from tests.storage_stress import WS, agent_bundle, asyncpg_dsn, upgraded_postgres, upgraded_sqlite
 
@@ -223,16 +225,26 @@ async def _commit(store: SqlStore, setup: Setup) -> BaseException | None:
 async def _raise_between_statements(
     store: SqlStore, setup: Setup, patch: pytest.MonkeyPatch
 ) -> BaseException | None:
-    """The variables are upserted (after the session update and the events), then a raise."""
-    real = SqlStore._write_variables
+    """The variables are upserted (after the session update and the events), then a raise
+    (on a SQLite file, in the writer's thread: see ``_sqlite_turns``)."""
+    if store.dialect == "sqlite":
+        real_sync = _Commit._write_variables
 
-    async def write_then_raise(
-        self: SqlStore, conn: AsyncConnection, session: sa.Row[Any], turn: TurnCommit
-    ) -> None:
-        await real(self, conn, session, turn)
-        raise Interrupted("between two statements of the commit")
+        def write_then_raise_sync(self: _Commit, connection: sqlite3.Connection, row: Any) -> None:
+            real_sync(self, connection, row)
+            raise Interrupted("between two statements of the commit")
 
-    patch.setattr(SqlStore, "_write_variables", write_then_raise)
+        patch.setattr(_Commit, "_write_variables", write_then_raise_sync)
+    else:
+        real = SqlStore._write_variables
+
+        async def write_then_raise(
+            self: SqlStore, conn: AsyncConnection, session: sa.Row[Any], turn: TurnCommit
+        ) -> None:
+            await real(self, conn, session, turn)
+            raise Interrupted("between two statements of the commit")
+
+        patch.setattr(SqlStore, "_write_variables", write_then_raise)
     raised = await _commit(store, setup)
     assert isinstance(raised, Interrupted)
     return raised

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from parlant_runtime.storage.sql._publishing import _Publishing
+from parlant_runtime.storage.sql._sqlite_turns import _SqliteTurns
 from parlant_runtime.storage.sql._statements import agent_lock  # noqa: F401  (its old home)
-from parlant_runtime.storage.sql._turns import _Turns
 from parlant_runtime.storage.sql._usage import _Usage
 from parlant_runtime.storage.sql.engine import create_engine
 from parlant_runtime.storage.url import database_url
@@ -25,7 +25,7 @@ from parlant_runtime.storage.url import database_url
 __all__ = ["SqlStore"]
 
 
-class SqlStore(_Publishing, _Turns, _Usage):
+class SqlStore(_Publishing, _SqliteTurns, _Usage):
     """The storage port on a SQL database (see the module docstring)."""
 
     @classmethod

@@ -1,0 +1,704 @@
+"""The SQL store's turns on a SQLite file: read and committed through the standard
+library's ``sqlite3``, each in one call into a thread of its own (:mod:`._sqlite_thread`).
+
+The port's behaviour is the same as through SQLAlchemy (:mod:`._turns`, which still
+serves PostgreSQL and in-memory SQLite databases): the same checks, the same errors in
+the same order, the same rows. What differs is how the statements run:
+
+- :meth:`read_turn` (and :meth:`get_session`) is one call into the reader's thread:
+  ``BEGIN`` (deferred: a read transaction, so that the session and its variables come
+  from one snapshot), the session with its version and its agent's version, its
+  variables, the keyed message when there is a key, ``COMMIT``. WAL readers take no
+  lock that a writer waits for.
+- :meth:`record_turn` is one call into the writer's thread, which runs the commit
+  synchronously in a ``BEGIN IMMEDIATE`` transaction (possibly with other turns
+  queued meanwhile, each in a savepoint: see :mod:`._sqlite_thread`): the session's
+  ``UPDATE ... RETURNING`` (which also checks that every journey and state the turn
+  names is the agent's), the version's compare-and-set, the events and their keys
+  (``executemany``), the variables (an upsert per scope) and the usage row.
+
+The statements are SQL text written for SQLite, prepared once by ``sqlite3``'s
+statement cache. Values cross in the forms SQLAlchemy gives them (its type processors,
+taken from the store's engine, turn UUIDs, JSON, times and booleans into what the
+columns hold and back), so rows written here and rows written through the engine
+cannot be told apart. Parameters are made and rows become models on the event loop;
+the threads only run SQL, so the write lock is held for the statements alone.
+
+A database in memory (``sqlite://``) is one connection SQLAlchemy keeps (its
+``StaticPool``): the store leaves it to the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections import namedtuple
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from parlant_runtime.model import Event, Session, VariableScope
+from parlant_runtime.storage.checks import check_turn, parse_usage_key
+from parlant_runtime.storage.port import (
+    CommittedTurn,
+    ConcurrentUpdate,
+    DuplicateMessage,
+    InvalidData,
+    NotFound,
+    StorageError,
+    TurnCommit,
+    TurnRead,
+)
+from parlant_runtime.storage.sql import faults
+from parlant_runtime.storage.sql import schema as t
+from parlant_runtime.storage.sql._core import _unavailable
+from parlant_runtime.storage.sql._sqlite_thread import SqliteThread, connect
+from parlant_runtime.storage.sql._statements import (
+    _ENDED,
+    _MESSAGES,
+    _check_workspace,
+    _event,
+    _merged_variables,
+    _session,
+    _storable,
+    _stored_content,
+)
+from parlant_runtime.storage.sql._turns import _Turns
+
+T = TypeVar("T")
+
+_S, _E, _V = t.session, t.event, t.variable
+_STATE, _KEYS, _CUSTOMER, _USAGE = t.session_state, t.event_key, t.customer_variable, t.usage_delta
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _columns(table: sa.Table, alias: str) -> str:
+    return ", ".join(f"{alias}.{_q(c.name)}" for c in table.c)
+
+
+_VARIABLE_FIELDS = (
+    "id",
+    "agent_id",
+    "session_id",
+    "customer_id",
+    "key",
+    "scope",
+    "value",
+    "value_type",
+    "is_private",
+    "description",
+    "created_at",
+    "updated_at",
+)
+# rows as the conversions of _statements take them (fields by name, values by index)
+_SessionRow = namedtuple("_SessionRow", [*(c.key for c in _S.c), "version", "agent_version"])  # type: ignore[misc]
+_UpdatedRow = namedtuple("_UpdatedRow", [c.key for c in _S.c])  # type: ignore[misc]
+_EventRow = namedtuple("_EventRow", [*(c.key for c in _E.c), "idempotency_key"])  # type: ignore[misc]
+_VariableRow = namedtuple("_VariableRow", [f"v_{name}" for name in _VARIABLE_FIELDS])  # type: ignore[misc]
+
+
+def _row(kind: Any, values: list[Any]) -> Any:
+    """A row of ``kind`` (one of the named tuples above): it stands in for SQLAlchemy's."""
+    return kind._make(values)
+
+
+_SESSION_OF = f"""
+SELECT {_columns(_S, "s")}, coalesce(st.version, 0), coalesce(ag.version, 1)
+FROM {_S.name} AS s
+LEFT JOIN {_STATE.name} AS st ON st.session_id = s.id
+JOIN {t.agent.name} AS a ON a.id = s.agent_id
+LEFT JOIN {t.agent_state.name} AS ag ON ag.agent_id = a.id
+WHERE s.id = ? AND s.workspace_id = ?
+"""
+# the agent's definitions and the session's values, then the customer's (later wins:
+# see _merged_variables); the scope of a customer value is the literal
+_VARIABLES_OF = f"""
+SELECT v.id, v.agent_id, v.session_id, NULL, v."key", v.scope, v.value, v.value_type,
+       v.is_private, v.description, v.created_at, v.updated_at
+FROM {_V.name} AS v
+WHERE v.agent_id = :agent AND (v.session_id = :sid OR v.session_id IS NULL)
+UNION ALL
+SELECT c.id, c.agent_id, NULL, c.customer_id, c."key", '{VariableScope.CUSTOMER.value}',
+       c.value, c.value_type, c.is_private, NULL, c.created_at, c.updated_at
+FROM {_CUSTOMER.name} AS c
+WHERE c.agent_id = :agent AND c.customer_id = :customer
+"""
+_MESSAGE_OF = f"""
+SELECT {_columns(_E, "e")}, k.idempotency_key
+FROM {_KEYS.name} AS k
+JOIN {_E.name} AS e ON e.session_id = k.session_id AND e."offset" = k."offset"
+WHERE k.session_id = ? AND k.idempotency_key = ?
+"""
+_VERSION_NOW = f"""
+SELECT coalesce(st.version, 0) FROM {_S.name} AS s
+LEFT JOIN {_STATE.name} AS st ON st.session_id = s.id
+WHERE s.id = ? AND s.workspace_id = ?
+"""
+_BUMP = (
+    f"UPDATE {_STATE.name} SET version = version + 1 "
+    "WHERE session_id = ? AND version = ? RETURNING version"
+)
+_FIRST = (
+    f"INSERT INTO {_STATE.name} (session_id, version) VALUES (?, 1) "
+    "ON CONFLICT (session_id) DO NOTHING RETURNING version"
+)
+_EVENT_COLUMNS = tuple(_E.c)
+_INSERT_EVENT = (
+    f"INSERT INTO {_E.name} ({', '.join(_q(c.name) for c in _EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+)
+_INSERT_KEY = f'INSERT INTO {_KEYS.name} (session_id, idempotency_key, "offset") VALUES (?, ?, ?)'
+# a key recorded before the turn (the turn's own rows, written before the statement
+# that failed, are still in the transaction: offsets from ``base`` on)
+_KEY_OFFSET = (
+    f'SELECT "offset" FROM {_KEYS.name} WHERE session_id = ? AND idempotency_key = ? '
+    'AND "offset" < ?'
+)
+_ON_CONFLICT_SET = (
+    "DO UPDATE SET value = excluded.value, value_type = excluded.value_type, "
+    "is_private = excluded.is_private, updated_at = excluded.updated_at"
+)
+_UPSERT_SESSION_VARIABLE = (
+    f'INSERT INTO {_V.name} (id, agent_id, session_id, "key", scope, value, value_type, '
+    f'is_private) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, "key") '
+    f"{_ON_CONFLICT_SET}"
+)
+_UPSERT_CUSTOMER_VARIABLE = (
+    f'INSERT INTO {_CUSTOMER.name} (id, agent_id, customer_id, "key", value, value_type, '
+    f'is_private) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, customer_id, "key") '
+    f"{_ON_CONFLICT_SET}"
+)
+_INSERT_USAGE = (
+    f"INSERT INTO {_USAGE.name} (session_id, seq, workspace_id, deltas) VALUES (?, ?, ?, ?)"
+)
+_AGENT_AT = [c.key for c in _S.c].index("agent_id")
+_CUSTOMER_AT = [c.key for c in _S.c].index("customer_id")
+_COUNT_AT = [c.key for c in _S.c].index("event_count")
+
+_updates: dict[tuple[bool, ...], str] = {}
+
+
+def _update(shape: tuple[bool, bool, bool, bool, bool, bool, bool]) -> str:
+    """The session's ``UPDATE ... RETURNING`` for a turn of this shape (cached): which of
+    mode, metadata, status, end, state, journeys and states it sets or checks. The next
+    offset comes from the log (the host platform appends as ``MAX(offset) + 1``); its
+    ``WHERE`` checks that every journey and state the turn names is the agent's."""
+    found = _updates.get(shape)
+    if found is not None:
+        return found
+    mode, metadata, status, ends, state, journeys, states = shape
+    values = [
+        f'event_count = (SELECT coalesce(max("offset") + 1, 0) FROM {_E.name} '
+        "WHERE session_id = :sid) + :new_events",
+        "message_count = message_count + :new_messages",
+        "current_journey_id = :journey",
+        "current_state_id = :state",
+        "last_activity_at = CURRENT_TIMESTAMP",
+        "updated_at = CURRENT_TIMESTAMP",
+    ]
+    if mode:
+        values.append("mode = :new_mode")
+    if metadata:
+        values.append("metadata = :new_metadata")
+    if status:
+        values.append("status = :new_status")
+    if ends:
+        values.append("ended_at = CURRENT_TIMESTAMP")
+    s, j, st = _S.name, t.journey.name, t.journey_state.name
+    where = ["id = :sid", "workspace_id = :ws"]
+    if state:
+        where.append(
+            f"EXISTS (SELECT 1 FROM {st} AS st JOIN {j} AS j ON j.id = st.journey_id "
+            f"WHERE st.id = :state AND j.id = :journey AND j.agent_id = {s}.agent_id)"
+        )
+    if journeys:
+        where.append(
+            f"(SELECT count(*) FROM {j} AS j WHERE j.id IN (SELECT value FROM json_each(:journeys))"
+            f" AND j.agent_id = {s}.agent_id) = :journey_count"
+        )
+    if states:
+        where.append(
+            f"(SELECT count(*) FROM {st} AS st JOIN {j} AS j ON j.id = st.journey_id "
+            "WHERE st.id IN (SELECT value FROM json_each(:states)) "
+            f"AND j.agent_id = {s}.agent_id) = :state_count"
+        )
+    sql = (
+        f"UPDATE {s} SET {', '.join(values)} WHERE {' AND '.join(where)} "
+        f"RETURNING {', '.join(_q(c.name) for c in _S.c)}"
+    )
+    _updates[shape] = sql
+    return sql
+
+
+Processor = Callable[[Any], Any] | None
+
+
+class _Codecs:
+    """SQLAlchemy's conversions of the columns the turn statements use, for the engine's
+    dialect (its JSON serializer included): Python value -> stored form and back."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        dialect = engine.dialect
+
+        def bind(column: sa.ColumnElement[Any]) -> Processor:
+            processor: Processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+            return processor
+
+        def result(column: sa.ColumnElement[Any]) -> Processor:
+            processor: Processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            return processor
+
+        self.uuid = bind(_S.c.id)
+        json, json_result = bind(_S.c.metadata), result(_S.c.metadata)
+        assert json is not None  # SQLite's JSON is text, written and read by these
+        assert json_result is not None
+        self.json: Callable[[Any], Any] = json
+        self.json_result: Callable[[Any], Any] = json_result
+        self.boolean = bind(_V.c.is_private)
+        self.event_binds = tuple(bind(c) for c in _EVENT_COLUMNS)
+        self.variable_value = bind(_V.c.value)
+        self.session = tuple(result(c) for c in _S.c)
+        self.event = tuple(result(c) for c in _EVENT_COLUMNS)
+        self.variable = tuple(
+            result(_V.c[name]) if name in _V.c else result(_CUSTOMER.c.customer_id)
+            for name in _VARIABLE_FIELDS
+        )
+
+    def u(self, value: UUID | None) -> Any:
+        return self.uuid(value) if self.uuid is not None else value
+
+    @staticmethod
+    def rows(raw: Sequence[Any], processors: Sequence[Processor]) -> list[Any]:
+        return [
+            value if processor is None or value is None else processor(value)
+            for value, processor in zip(raw, processors, strict=False)
+        ]
+
+
+class _CannotOpen(Exception):
+    """The connection could not be opened (no such folder, no permission)."""
+
+
+def _opener(engine: AsyncEngine) -> Callable[[], sqlite3.Connection] | None:
+    """How to open the file of ``engine`` as the engine does; ``None`` for a database in
+    memory (only the engine's one connection sees it)."""
+    args, options = engine.dialect.create_connect_args(engine.url)
+    database = str(args[0]) if args else ""
+    if database in ("", ":memory:") or "mode=memory" in database:
+        return None
+    uri = bool(options.get("uri", False))
+
+    def open_() -> sqlite3.Connection:
+        try:
+            return connect(database, uri=uri)
+        except sqlite3.Error as exc:
+            raise _CannotOpen(str(exc)) from exc
+
+    return open_
+
+
+class _SqliteTurns(_Turns):
+    """Reads and commits of turns on a SQLite file (see the module docstring)."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, writer: AsyncEngine | None = None, poll_interval: float = 0.05
+    ) -> None:
+        super().__init__(engine, writer=writer, poll_interval=poll_interval)
+        self._sqlite_opener = _opener(engine) if self.dialect == "sqlite" else None
+        self._sqlite_codecs = _Codecs(engine) if self._sqlite_opener is not None else None
+        self._sqlite_reader: SqliteThread | None = None
+        self._sqlite_writer: SqliteThread | None = None
+
+    def _threads(self) -> tuple[SqliteThread, SqliteThread, _Codecs] | None:
+        """The reader and the writer (started at first use), or ``None`` off SQLite files."""
+        if self._sqlite_opener is None or self._sqlite_codecs is None:
+            return None
+        if self._sqlite_writer is None or self._sqlite_reader is None:
+            self._check_open()
+            self._sqlite_reader = SqliteThread(
+                self._sqlite_opener, name="parlant-sqlite-reader", group=False
+            )
+            self._sqlite_writer = SqliteThread(self._sqlite_opener, name="parlant-sqlite-writer")
+        return self._sqlite_reader, self._sqlite_writer, self._sqlite_codecs
+
+    async def _in_thread(self, run: Callable[[], Awaitable[T]], *, what: str = "write") -> T:
+        """``run()`` (one call into a thread), with ``_transact``'s translation of errors: a
+        connection that cannot be opened is tried again (then :func:`_unavailable`), a
+        constraint the work did not explain is :class:`InvalidData`, any other driver
+        error :class:`StorageError`; the library's own errors pass through."""
+        last: BaseException | None = None
+        for attempt in range(faults.ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(faults.pause(attempt - 1))
+            self._check_open()
+            self._busy += 1
+            try:
+                return await run()
+            except _CannotOpen as exc:
+                last = exc.__cause__ or exc
+                continue
+            except sqlite3.IntegrityError as exc:
+                raise InvalidData(f"the {what} breaks a database constraint: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StorageError(f"the database refused the {what}: {exc}") from exc
+            finally:
+                self._busy -= 1
+        raise _unavailable(last) from last
+
+    # ------------------------------------------------------------------ reads
+
+    async def get_session(self, workspace_id: str, session_id: UUID) -> Session:
+        """The session as stored."""
+        threads = self._threads()
+        if threads is None:
+            return await super().get_session(workspace_id, session_id)
+        _check_workspace(workspace_id)
+        reader, _, codecs = threads
+        key = (codecs.u(session_id), workspace_id)
+
+        def work(connection: sqlite3.Connection) -> Any:
+            return connection.execute(_SESSION_OF, key).fetchone()
+
+        raw = await self._in_thread(lambda: reader.call(work), what="read")
+        if raw is None:
+            raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+        return _session(self._sqlite_session(codecs, raw))
+
+    @staticmethod
+    def _sqlite_session(codecs: _Codecs, raw: Sequence[Any]) -> Any:
+        values = codecs.rows(raw, codecs.session)
+        values += raw[len(values) :]  # the version and the agent's, plain integers
+        return _row(_SessionRow, values)
+
+    async def read_turn(
+        self, workspace_id: str, session_id: UUID, *, idempotency_key: str | None = None
+    ) -> TurnRead:
+        """The session, its agent's version, its variables and the keyed message, from
+        one snapshot, in one call into the reader's thread."""
+        threads = self._threads()
+        if threads is None:
+            return await super().read_turn(
+                workspace_id, session_id, idempotency_key=idempotency_key
+            )
+        _check_workspace(workspace_id)
+        reader, _, codecs = threads
+        sid = codecs.u(session_id)
+        key = idempotency_key
+        if key is not None and not _storable(key):
+            key = None  # no store can hold it: nothing is recorded with it
+
+        def work(connection: sqlite3.Connection) -> tuple[Any, list[Any], Any]:
+            connection.execute("BEGIN")
+            try:
+                found = connection.execute(_SESSION_OF, (sid, workspace_id)).fetchone()
+                if found is None:
+                    return None, [], None
+                variables = connection.execute(
+                    _VARIABLES_OF,
+                    {"agent": found[_AGENT_AT], "sid": sid, "customer": found[_CUSTOMER_AT]},
+                ).fetchall()
+                message = None
+                if key is not None:
+                    message = connection.execute(_MESSAGE_OF, (sid, key)).fetchone()
+                return found, variables, message
+            finally:
+                connection.execute("COMMIT")
+
+        found, variables, message = await self._in_thread(lambda: reader.call(work), what="read")
+        if found is None:
+            raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+        row = self._sqlite_session(codecs, found)
+        merged = _merged_variables(
+            [_row(_VariableRow, codecs.rows(raw, codecs.variable)) for raw in variables]
+        )
+        event = None
+        if message is not None:
+            values = codecs.rows(message, codecs.event)
+            event = _event(_row(_EventRow, [*values, message[-1]]))
+        return TurnRead(_session(row), int(row.agent_version), merged, event)
+
+    # ------------------------------------------------------------------ the commit
+
+    async def record_turn(self, workspace_id: str, turn: TurnCommit) -> CommittedTurn:
+        """Write one turn atomically, in one call into the writer's thread; the session as
+        it now is and the events as stored."""
+        threads = self._threads()
+        if threads is None:
+            return await super().record_turn(workspace_id, turn)
+        _check_workspace(workspace_id)
+        check_turn(turn)
+        _, writer, codecs = threads
+        commit = _Commit(codecs, workspace_id, turn)
+        raw, version = await self._in_thread(lambda: writer.transact(commit.run))
+        self._notifier.local_commit(turn.session_id)
+        row = _row(_UpdatedRow, codecs.rows(raw, codecs.session))
+        return CommittedTurn(_session(row, version=version), commit.events())
+
+    # ------------------------------------------------------------------ other writes
+
+    async def _transact(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        committed: Callable[[], Awaitable[bool]] | None = None,
+        refused: str = "the write breaks a database constraint",
+        explain: Callable[[IntegrityError], Awaitable[NoReturn]] | None = None,
+    ) -> T:
+        """A write through the engine (a publish, a session's creation, a roll-up) waits
+        for the writer thread's transaction under way and holds the thread until it is
+        done: this process's writes take the file's write lock one after another, in
+        order (see :mod:`._sqlite_thread`)."""
+        writer = self._sqlite_writer
+        if writer is None or writer.closed:
+            return await super()._transact(
+                work, committed=committed, refused=refused, explain=explain
+            )
+        async with writer.paused():
+            return await super()._transact(
+                work, committed=committed, refused=refused, explain=explain
+            )
+
+    async def close(self) -> None:
+        """Stop listening, release every connection and end the SQLite threads."""
+        await super().close()
+        for thread in (self._sqlite_writer, self._sqlite_reader):
+            if thread is not None:
+                await thread.close()
+
+
+class _Commit:
+    """One turn's commit: its parameters, made on the event loop, and :meth:`run`, the
+    statements, run in the writer's thread (in its transaction)."""
+
+    def __init__(self, codecs: _Codecs, workspace_id: str, turn: TurnCommit) -> None:
+        self.codecs, self.turn, self.workspace_id = codecs, turn, workspace_id
+        self.sid = codecs.u(turn.session_id)
+        self.update, self.parameters = self._session_update()
+        self.event_rows, self.event_values = self._events()
+        self.keys = [
+            (index, e.idempotency_key)
+            for index, e in enumerate(turn.events)
+            if e.idempotency_key is not None
+        ]
+        self.session_values, self.customer_values = self._variables()
+        self.usage: str | None = None
+        if turn.usage:
+            deltas = {}
+            for key, delta in turn.usage.items():
+                entity, entity_id, counter = parse_usage_key(key)
+                deltas[f"{entity}:{entity_id}:{counter}"] = delta
+            self.usage = codecs.json(deltas)
+
+    def _session_update(self) -> tuple[str, dict[str, Any]]:
+        """The session's update for this turn's shape, and its parameters."""
+        turn, u, json = self.turn, self.codecs.u, self.codecs.json
+        journeys = {e.journey_id for e in turn.events if e.journey_id is not None}
+        if turn.current_journey_id is not None:
+            journeys.add(turn.current_journey_id)
+        states = {e.state_id for e in turn.events if e.state_id is not None}
+        sql = _update(
+            (
+                turn.mode is not None,
+                turn.metadata is not None,
+                turn.status is not None,
+                turn.status in _ENDED,
+                turn.current_state_id is not None,
+                bool(journeys),
+                bool(states),
+            )
+        )
+        parameters: dict[str, Any] = {
+            "sid": self.sid,
+            "ws": self.workspace_id,
+            "new_events": len(turn.events),
+            "new_messages": sum(1 for e in turn.events if e.event_type.value in _MESSAGES),
+            "journey": u(turn.current_journey_id),
+            "state": u(turn.current_state_id),
+        }
+        if turn.mode is not None:
+            parameters["new_mode"] = turn.mode.value
+        if turn.metadata is not None:
+            parameters["new_metadata"] = json(turn.metadata)
+        if turn.status is not None:
+            parameters["new_status"] = turn.status.value
+        if journeys:
+            parameters["journeys"] = json(sorted(u(j) for j in journeys))
+            parameters["journey_count"] = len(journeys)
+        if states:
+            parameters["states"] = json(sorted(u(s) for s in states))
+            parameters["state_count"] = len(states)
+        return sql, parameters
+
+    def _events(self) -> tuple[list[list[Any]], list[list[Any]]]:
+        """The events' rows as stored, but for their offsets (from the updated session
+        row), and their values as a read gives them back (JSON decoded from the text)."""
+        binds, load = self.codecs.event_binds, self.codecs.json_result
+        now = datetime.now(UTC)
+        at = now.isoformat()
+        # the time as the column's default (CURRENT_TIMESTAMP) writes it, and reads back
+        stored_at = now.replace(microsecond=0, tzinfo=None)
+        created = stored_at.strftime("%Y-%m-%d %H:%M:%S")
+        rows, read = [], []
+        for event in self.turn.events:
+            values = [
+                uuid.uuid4(),
+                self.turn.session_id,
+                0,
+                event.event_type.value,
+                _stored_content(event.event_type.value, event.content, at),
+                event.metadata,
+                event.tool_call_id,
+                event.journey_id,
+                event.state_id,
+                None,
+            ]
+            row = [
+                value if bind is None or value is None else bind(value)
+                for value, bind in zip(values, binds, strict=True)
+            ]
+            row[-1] = created
+            rows.append(row)
+            values[4:6] = (load(row[4]), load(row[5]))
+            values[-1] = stored_at
+            read.append(values)
+        return rows, read
+
+    def _variables(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The session-scoped and the customer-scoped values, in key order: two turns of
+        one customer's sessions write its rows in one order."""
+        value, boolean = self.codecs.variable_value, self.codecs.boolean
+        session: list[tuple[Any, ...]] = []
+        customer: list[tuple[Any, ...]] = []
+        for change in sorted(self.turn.variables, key=lambda change: change.key):
+            variable = (
+                change.key,
+                value(change.value) if value else change.value,
+                change.value_type.value,
+                boolean(change.is_private) if boolean else change.is_private,
+            )
+            if change.scope is VariableScope.CUSTOMER:
+                customer.append(variable)
+            else:
+                session.append((change.scope.value, *variable))
+        return session, customer
+
+    def run(self, connection: sqlite3.Connection) -> tuple[Any, int]:
+        """The statements (in the writer's transaction): the updated session row and the
+        new version; the library's error for a turn the database refuses."""
+        turn, sid = self.turn, self.sid
+        row = connection.execute(self.update, self.parameters).fetchone()
+        if row is None:
+            current = connection.execute(_VERSION_NOW, (sid, self.workspace_id)).fetchone()
+            if current is None:
+                raise NotFound(f"no session {turn.session_id} in workspace {self.workspace_id!r}")
+            if current[0] != turn.expected_version:
+                raise ConcurrentUpdate(
+                    f"session {turn.session_id} is at version {current[0]}, the turn was "
+                    f"computed at {turn.expected_version}; reload the session and retry"
+                )
+            raise InvalidData(
+                f"state {turn.current_state_id} of journey {turn.current_journey_id}, or a "
+                "journey or state an event names, is not a state of the session's agent"
+            )
+        version = self._bump(connection)
+        customer = row[_CUSTOMER_AT]
+        if customer is None and self.customer_values:
+            key = next(c.key for c in turn.variables if c.scope is VariableScope.CUSTOMER)
+            raise InvalidData(
+                f"variable {key!r} is customer-scoped, but the session has no customer"
+            )
+        base = row[_COUNT_AT] - len(self.event_rows)
+        try:
+            self._write(connection, row, version, base)
+        except sqlite3.IntegrityError as exc:
+            self._explain(connection, exc, base)
+        return row, version
+
+    def _bump(self, connection: sqlite3.Connection) -> int:
+        """The compare-and-set of the session's version (see :meth:`_Turns._bump_version`)."""
+        turn, sid = self.turn, self.sid
+        found = connection.execute(_BUMP, (sid, turn.expected_version)).fetchone()
+        if found is None and turn.expected_version == 0:
+            found = connection.execute(_FIRST, (sid,)).fetchone()
+        if found is None:
+            current = connection.execute(
+                f"SELECT version FROM {_STATE.name} WHERE session_id = ?", (sid,)
+            ).fetchone()
+            raise ConcurrentUpdate(
+                f"session {turn.session_id} is at version {current[0] if current else 0}, the "
+                f"turn was computed at {turn.expected_version}; reload the session and retry"
+            )
+        return int(found[0])
+
+    def _write(self, connection: sqlite3.Connection, row: Any, version: int, base: int) -> None:
+        """Everything after the compare-and-set: the events at offsets ``base ..`` and
+        their keys, the variables, the usage deltas."""
+        if self.event_rows:
+            for index, values in enumerate(self.event_rows):
+                values[2] = base + index
+            connection.executemany(_INSERT_EVENT, self.event_rows)
+            if self.keys:
+                connection.executemany(
+                    _INSERT_KEY, [(self.sid, key, base + index) for index, key in self.keys]
+                )
+        self._write_variables(connection, row)
+        if self.usage is not None:
+            connection.execute(_INSERT_USAGE, (self.sid, version, self.workspace_id, self.usage))
+
+    def _write_variables(self, connection: sqlite3.Connection, row: Any) -> None:
+        """The variable upserts, one ``executemany`` per scope."""
+        agent, u = row[_AGENT_AT], self.codecs.u
+        if self.session_values:
+            connection.executemany(
+                _UPSERT_SESSION_VARIABLE,
+                [
+                    (u(uuid.uuid4()), agent, self.sid, key, scope, *rest)
+                    for scope, key, *rest in self.session_values
+                ],
+            )
+        if self.customer_values:
+            customer = row[_CUSTOMER_AT]
+            connection.executemany(
+                _UPSERT_CUSTOMER_VARIABLE,
+                [(u(uuid.uuid4()), agent, customer, *values) for values in self.customer_values],
+            )
+
+    def _explain(
+        self, connection: sqlite3.Connection, exc: sqlite3.IntegrityError, base: int
+    ) -> NoReturn:
+        """The library's error for a constraint the turn broke (as
+        :meth:`_Turns._explain_integrity_error`, asked inside the transaction)."""
+        turn = self.turn
+        if "offset" in str(exc):
+            raise ConcurrentUpdate(
+                f"another writer appended to session {turn.session_id} while the turn was "
+                "committed; reload the session and retry"
+            ) from exc
+        for _, key in self.keys:
+            found = connection.execute(_KEY_OFFSET, (self.sid, key, base)).fetchone()
+            if found is not None:
+                raise DuplicateMessage(
+                    f"a message with idempotency key {key!r} is already recorded at offset "
+                    f"{found[0]}",
+                    offset=int(found[0]),
+                ) from exc
+        raise InvalidData(f"the turn breaks a database constraint: {exc}") from exc
+
+    def events(self) -> list[Event]:
+        """The turn's events as stored (after :meth:`run`): the stored forms read back
+        as a read would read them."""
+        keys = dict(self.keys)
+        events = []
+        for index, (values, row) in enumerate(zip(self.event_values, self.event_rows, strict=True)):
+            values[2] = row[2]  # the offset
+            events.append(_event(_row(_EventRow, [*values, None]), idempotency_key=keys.get(index)))
+        return events
