@@ -31,8 +31,8 @@ A database in memory (``sqlite://``) is one connection SQLAlchemy keeps (its
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
-import uuid
 from collections import namedtuple
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -104,6 +104,13 @@ _SessionRow = namedtuple("_SessionRow", [*(c.key for c in _S.c), "version", "age
 _UpdatedRow = namedtuple("_UpdatedRow", [c.key for c in _S.c])  # type: ignore[misc]
 _EventRow = namedtuple("_EventRow", [*(c.key for c in _E.c), "idempotency_key"])  # type: ignore[misc]
 _VariableRow = namedtuple("_VariableRow", [f"v_{name}" for name in _VARIABLE_FIELDS])  # type: ignore[misc]
+
+
+def _random_ids(count: int) -> list[UUID]:
+    """``count`` random (version 4) UUIDs, as ``uuid.uuid4`` makes them, from one read of
+    the system's random source instead of one each."""
+    randomness = os.urandom(16 * count)
+    return [UUID(bytes=randomness[i : i + 16], version=4) for i in range(0, 16 * count, 16)]
 
 
 def _row(kind: Any, values: list[Any]) -> Any:
@@ -254,6 +261,8 @@ class _Codecs:
             return processor
 
         def result(column: sa.ColumnElement[Any]) -> Processor:
+            if isinstance(column.type, sa.Enum):  # its text as stored; the models make enums
+                return None
             processor: Processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
             return processor
 
@@ -548,9 +557,10 @@ class _Commit:
         stored_at = now.replace(microsecond=0, tzinfo=None)
         created = stored_at.strftime("%Y-%m-%d %H:%M:%S")
         rows, read = [], []
-        for event in self.turn.events:
+        ids = _random_ids(len(self.turn.events))
+        for event, event_id in zip(self.turn.events, ids, strict=True):
             values = [
-                uuid.uuid4(),
+                event_id,
                 self.turn.session_id,
                 0,
                 event.event_type.value,
@@ -658,18 +668,23 @@ class _Commit:
         """The variable upserts, one ``executemany`` per scope."""
         agent, u = row[_AGENT_AT], self.codecs.u
         if self.session_values:
+            ids = _random_ids(len(self.session_values))
             connection.executemany(
                 _UPSERT_SESSION_VARIABLE,
                 [
-                    (u(uuid.uuid4()), agent, self.sid, key, scope, *rest)
-                    for scope, key, *rest in self.session_values
+                    (u(new_id), agent, self.sid, key, scope, *rest)
+                    for new_id, (scope, key, *rest) in zip(ids, self.session_values, strict=True)
                 ],
             )
         if self.customer_values:
             customer = row[_CUSTOMER_AT]
+            ids = _random_ids(len(self.customer_values))
             connection.executemany(
                 _UPSERT_CUSTOMER_VARIABLE,
-                [(u(uuid.uuid4()), agent, customer, *values) for values in self.customer_values],
+                [
+                    (u(new_id), agent, customer, *values)
+                    for new_id, values in zip(ids, self.customer_values, strict=True)
+                ],
             )
 
     def _explain(
