@@ -39,6 +39,8 @@ __all__ = ["Trusted"]
 M = TypeVar("M", bound=BaseModel)
 
 _new = object.__new__
+_PICKS_KEPT = 256
+"""Sets of result columns whose field positions a :class:`Trusted` remembers."""
 # the instance slots every pydantic model has, set the way model_construct sets them
 _set_dict = BaseModel.__dict__["__dict__"].__set__
 _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
@@ -122,6 +124,9 @@ class Trusted(Generic[M]):
             for name, field in model.model_fields.items()
             if (shape := _shape(field.annotation)) is not None
         )
+        # where the fields are, per set of result columns seen (a statement's columns are
+        # the same every time: hashing their names is cheaper than finding them again)
+        self._picked_by_columns: dict[tuple[str, ...], tuple[tuple[int, str], ...]] = {}
 
     def __call__(self, data: dict[str, Any]) -> M:
         """The model of ``data`` (field names -> values; taken over, not copied).
@@ -173,7 +178,13 @@ class Trusted(Generic[M]):
     def row(self, row: sa.Row[Any], **more: Any) -> M:
         """The model of a row: its columns that are fields of the model (others, such as
         counters and foreign keys, are not part of it), then ``more``."""
-        return self.picked(row, self.picks(row._fields), **more)
+        fields = row._fields
+        picks = self._picked_by_columns.get(fields)
+        if picks is None:
+            picks = self.picks(fields)
+            if len(self._picked_by_columns) < _PICKS_KEPT:
+                self._picked_by_columns[fields] = picks
+        return self.picked(row, picks, **more)
 
     def picks(self, columns: Sequence[str]) -> tuple[tuple[int, str], ...]:
         """Where the model's fields are among a result's ``columns`` (once per result)."""
