@@ -98,6 +98,22 @@ def _finish(item: _Item[Any]) -> None:
         item.loop.call_soon_threadsafe(_deliver, item.future, item.result, item.error)
 
 
+def _deliver_all(items: list[_Item[Any]]) -> None:
+    for item in items:
+        _deliver(item.future, item.result, item.error)
+
+
+def _finish_all(items: list[_Item[Any]]) -> None:
+    """Hand back a group's outcomes with one wake-up of each caller's loop (a write to
+    its self-pipe each) rather than one per item."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Item[Any]]] = {}
+    for item in items:
+        by_loop.setdefault(item.loop, []).append(item)
+    for loop, theirs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+            loop.call_soon_threadsafe(_deliver_all, theirs)
+
+
 class SqliteThread:
     """One connection and its thread (see the module docstring); started at once.
 
@@ -297,6 +313,5 @@ def _run_group(connection: sqlite3.Connection, batch: list[_Item[Any]]) -> list[
                 item.error, item.result = exc, None
     # an error (a turn that lost its compare-and-set, say) is told only now, too: its
     # caller reads again and must find what the others committed
-    for item in done:
-        _finish(item)
+    _finish_all(done)
     return []
