@@ -327,10 +327,10 @@ class _SqliteTurns(_Turns):
         self._sqlite_reader: SqliteThread | None = None
         self._sqlite_writer: SqliteThread | None = None
 
-    def _threads(self) -> tuple[SqliteThread, SqliteThread, _Codecs] | None:
-        """The reader and the writer (started at first use), or ``None`` off SQLite files."""
-        if self._sqlite_opener is None or self._sqlite_codecs is None:
-            return None
+    def _threads(self) -> tuple[SqliteThread, SqliteThread, _Codecs]:
+        """The reader and the writer, started at first use (on a SQLite file only)."""
+        assert self._sqlite_opener is not None
+        assert self._sqlite_codecs is not None
         if self._sqlite_writer is None or self._sqlite_reader is None:
             self._check_open()
             self._sqlite_reader = SqliteThread(
@@ -367,11 +367,10 @@ class _SqliteTurns(_Turns):
 
     async def get_session(self, workspace_id: str, session_id: UUID) -> Session:
         """The session as stored."""
-        threads = self._threads()
-        if threads is None:
+        if self._sqlite_opener is None:
             return await super().get_session(workspace_id, session_id)
         _check_workspace(workspace_id)
-        reader, _, codecs = threads
+        reader, _, codecs = self._threads()
         key = (codecs.u(session_id), workspace_id)
 
         def work(connection: sqlite3.Connection) -> Any:
@@ -393,13 +392,12 @@ class _SqliteTurns(_Turns):
     ) -> TurnRead:
         """The session, its agent's version, its variables and the keyed message, from
         one snapshot, in one call into the reader's thread."""
-        threads = self._threads()
-        if threads is None:
+        if self._sqlite_opener is None:
             return await super().read_turn(
                 workspace_id, session_id, idempotency_key=idempotency_key
             )
         _check_workspace(workspace_id)
-        reader, _, codecs = threads
+        reader, _, codecs = self._threads()
         sid = codecs.u(session_id)
         key = idempotency_key
         if key is not None and not _storable(key):
@@ -440,12 +438,11 @@ class _SqliteTurns(_Turns):
     async def record_turn(self, workspace_id: str, turn: TurnCommit) -> CommittedTurn:
         """Write one turn atomically, in one call into the writer's thread; the session as
         it now is and the events as stored."""
-        threads = self._threads()
-        if threads is None:
+        if self._sqlite_opener is None:
             return await super().record_turn(workspace_id, turn)
         _check_workspace(workspace_id)
         check_turn(turn)
-        _, writer, codecs = threads
+        _, writer, codecs = self._threads()
         commit = _Commit(codecs, workspace_id, turn)
         raw, version = await self._in_thread(lambda: writer.transact(commit.run))
         self._notifier.local_commit(turn.session_id)
