@@ -28,7 +28,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["QuickResult", "analyse_shape", "quick_analyse", "shape_of"]
+__all__ = [
+    "QuickResult",
+    "analyse_shape",
+    "expression_key",
+    "quick_analyse",
+    "quick_key",
+    "shape_of",
+]
 
 _TOKEN = re.compile(
     r"""
@@ -222,6 +229,41 @@ def shape_of(text: str, *, expression: bool) -> tuple[str, ...] | None:
     if "{%" in text or "{#" in text or "{{" in _TAG.sub("", text):
         return None
     return ("t", *(_LITERAL.sub("0", inner) for inner in _TAG.findall(text)))
+
+
+def quick_key(text: str, *, expression: bool) -> str | None:
+    """A key cheaper to compute than :func:`shape_of`, for the common texts; ``None``
+    for the others. Keys of expressions and of templates are kept apart by the caller.
+
+    Two texts with the same key lie both inside the subset or both outside it, and
+    inside it they have the same analysis, so an analysis the fast path gave for one
+    is the analysis of the other. (Outside the subset Jinja decides, and its messages
+    may depend on what the key leaves out, such as positions: a caller keeps an
+    analysis under a key only when the fast path gave it.)
+
+    - A template with one ``{{ ... }}`` and no other tag: the text inside the tag. The
+      shape is that text with its literals blanked, so one key is one shape.
+    - An expression without quotes: its words (split at whitespace) joined by one
+      space, each word of ASCII digits only written ``0``. Without quotes no literal
+      spans whitespace; a word of digits between whitespace is a whole number
+      literal, which the shape blanks anyway; every other word is kept as it is.
+      Whitespace only separates tokens, so texts with the same words give the same
+      tokens. (:func:`expression_key` is this key from the words.)
+    """
+    if expression:
+        if "'" in text or '"' in text:
+            return None
+        return expression_key(text.split())
+    start = text.find("{{")
+    end = text.find("}}", start + 2)
+    if start < 0 or end < 0 or "{{" in text[end + 2 :] or "{%" in text or "{#" in text:
+        return None
+    return text[start + 2 : end]
+
+
+def expression_key(words: list[str]) -> str:
+    """:func:`quick_key` of an expression without quotes whose words are ``words``."""
+    return " ".join(["0" if word.isdigit() and word.isascii() else word for word in words])
 
 
 def analyse_shape(shape: tuple[str, ...], forbidden: frozenset[str]) -> QuickResult | None:

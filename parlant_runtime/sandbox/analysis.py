@@ -17,7 +17,12 @@ from jinja2 import TemplateSyntaxError, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 
-from parlant_runtime.sandbox._quick import QuickResult, analyse_shape, shape_of
+from parlant_runtime.sandbox._quick import (
+    QuickResult,
+    analyse_shape,
+    quick_key,
+    shape_of,
+)
 from parlant_runtime.sandbox.bounds import bounded, helpers, size_of, work_scope
 from parlant_runtime.sandbox.environment import (
     CONTEXT_ROOTS,
@@ -32,6 +37,9 @@ __all__ = [
     "ConditionKind",
     "VariableRead",
     "analyse",
+    "analyse_condition",
+    "analyse_template",
+    "analyse_text",
     "condition_kind",
     "expression_source",
     "has_template_syntax",
@@ -117,24 +125,104 @@ class Analysis:
     constant: bool | None = None
 
 
+_BY_KEY: tuple[dict[str, Analysis], dict[str, Analysis]] = ({}, {})
+"""Fast-path analyses by :func:`quick_key`, of templates and of expressions:
+``Step 41: {{ vars.name }}`` and ``Step 42: {{ vars.name }}`` share one, found
+without the regular expressions of the shape."""
+_BY_KEY_LIMIT = 16_384
+
+
 @functools.lru_cache(maxsize=16_384)
 def analyse(text: str, *, expression: bool) -> Analysis:
     """Parse a template (or, with ``expression``, a bare expression) and check it statically.
 
     Never raises for bad input and never runs any of it: problems come back as
-    :attr:`Analysis.error`.
+    :attr:`Analysis.error`. Remembered per text (the runtime compiles the same texts
+    again and again); :func:`analyse_text` is the same analysis, not remembered.
     """
+    return analyse_text(text, expression=expression)
+
+
+def analyse_text(text: str, *, expression: bool) -> Analysis:
+    """:func:`analyse`, without remembering the text itself: for a caller that sees
+    each text once, such as validation (a large journey's texts, each kept, would
+    only push the runtime's out of the cache). Texts of one shape still share their
+    analysis."""
     if len(text) > MAX_SOURCE_CHARS:
         return Analysis(error=f"is longer than {MAX_SOURCE_CHARS:,} characters")
+    key = quick_key(text, expression=expression)
+    by_key = _BY_KEY[expression]
+    if key is not None:
+        known = by_key.get(key)
+        if known is not None:
+            return known
     shape = shape_of(text, expression=expression)
     if shape is not None:
         analysis = _analyse_shape(shape)
         if analysis is not None:
+            if key is not None:  # kept only when the fast path answered (see quick_key)
+                if len(by_key) >= _BY_KEY_LIMIT:
+                    by_key.clear()
+                by_key[key] = analysis
             return analysis
     try:
         return _analyse_with_jinja(text, expression=expression)
     except RecursionError:
         return Analysis(error="is nested too deeply to be analysed")
+
+
+def analyse_template(text: str) -> Analysis | None:
+    """:func:`analyse_text` of a template, or ``None`` for plain text (no Jinja syntax).
+
+    The common text with one ``{{ ... }}`` whose inside the fast path has already seen
+    in another text is answered with a look-up (see :func:`quick_key`).
+    """
+    start = text.find("{{")
+    if start < 0:
+        if "{%" not in text and "{#" not in text:
+            return None
+        return analyse_text(text, expression=False)
+    end = text.find("}}", start + 2)
+    if (
+        end >= 0
+        and len(text) <= MAX_SOURCE_CHARS
+        and "{{" not in text[end + 2 :]
+        and "{%" not in text
+        and "{#" not in text
+    ):
+        known = _BY_KEY[False].get(text[start + 2 : end])
+        if known is not None:
+            return known
+    return analyse_text(text, expression=False)
+
+
+def analyse_condition(condition: str) -> tuple[ConditionKind, Analysis | None]:
+    """A condition's kind and, for an expression, :func:`analyse_text` of its expression
+    (``None`` for the other kinds).
+
+    The common ``{{ words }}`` whose expression the fast path has already seen in
+    another text of the same key is answered from the words alone.
+    """
+    words = condition.split()
+    if (
+        len(words) > 2
+        and words[0] == "{{"
+        and words[-1] == "}}"
+        and len(condition) <= MAX_SOURCE_CHARS
+        and "'" not in condition
+        and '"' not in condition
+    ):  # the expression's words are those between the braces (see quick_key)
+        inner = words[1:-1]
+        for index, word in enumerate(inner):  # expression_key, inline
+            if word.isdigit() and word.isascii():
+                inner[index] = "0"
+        known = _BY_KEY[True].get(" ".join(inner))
+        if known is not None:
+            return ConditionKind.EXPRESSION, known
+    kind = condition_kind(condition)
+    if kind is ConditionKind.EXPRESSION:
+        return kind, analyse_text(expression_source(condition), expression=True)
+    return kind, None
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -147,6 +235,8 @@ def clear_caches() -> None:
     """Forget every analysis (benchmarks use it to measure cold runs)."""
     analyse.cache_clear()
     _analyse_shape.cache_clear()
+    for by_key in _BY_KEY:
+        by_key.clear()
 
 
 def _from_quick(quick: QuickResult) -> Analysis:
