@@ -15,7 +15,7 @@ References, in the same run:
 
 Measured: ``import parlant_runtime`` (the aim of issue 11: at most 8x ``pass``); the
 embedding API (``Runtime``, ``MemoryStore``, ``bundle_from_data``) with and without
-the SQL store; validation (``validate_bundle``, which needs networkx); the command
+the SQL store; validation (``validate_bundle``); the command
 line's entry point (``parlant_runtime.cli``). ``--importtime`` adds the five modules
 with the largest own import time for each command (``python -X importtime``).
 """

@@ -24,7 +24,8 @@ Every name is imported when first used (``parlant_runtime/_lazy.py``), so
 ``import parlant_runtime`` loads no layer and a program only the layers it touches:
 no database driver until :class:`SqlStore`, :func:`database_url`, :func:`upgrade`,
 :func:`adopt`, :class:`AdoptionRefused` or :class:`LayoutRefused` is used, no
-validator or networkx until :func:`validate_bundle` is.
+validator until :func:`validate_bundle` is, and no networkx until conversation tests
+are generated.
 """
 
 import logging as _logging

@@ -11,11 +11,11 @@ import gc
 from collections.abc import Iterator
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from parlant_runtime import Code, Finding, Severity, bundle_from_data, validate_bundle
-from parlant_runtime.validation.context import BundleContext
+from parlant_runtime.validation.context import BundleContext, cycles
 from parlant_runtime.validation.registry import BUNDLE_RULES, Rule
 from tests.strategies import arbitrary_journeys, mutated_journeys, valid_journeys
 
@@ -146,3 +146,121 @@ def test_validation_leaves_the_cycle_collector_as_it_found_it() -> None:
     finally:
         BUNDLE_RULES.pop()
     assert seen == [False, False]
+
+
+graphs = st.integers(1, 9).flatmap(
+    lambda n: st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n).map(
+        lambda edges: (n, edges)
+    )
+)
+
+
+@given(graphs)
+def test_example_cycles_are_the_ones_networkx_finds(
+    graph: tuple[int, list[tuple[int, int]]],
+) -> None:
+    """One cycle per strongly connected component with a cycle, and it is the cycle
+    networkx's ``find_cycle`` finds from the component's smallest node (what the
+    validator reported when it ran on networkx)."""
+    import networkx as nx
+
+    count, edges = graph
+    names = [f"s{i}" for i in range(count)]
+    successors: dict[str, dict[str, None]] = {name: {} for name in names}
+    for a, b in edges:
+        successors[names[a]][names[b]] = None
+    expected = set()
+    whole = nx.DiGraph()
+    whole.add_nodes_from(names)
+    whole.add_edges_from((a, b) for a in names for b in successors[a])
+    for component in nx.strongly_connected_components(whole):
+        if len(component) == 1:
+            (node,) = component
+            if node in successors[node]:
+                expected.add((node, node))
+            continue
+        inside = nx.DiGraph()
+        inside.add_edges_from(
+            (a, b) for a in names if a in component for b in successors[a] if b in component
+        )
+        found = nx.find_cycle(inside, source=min(component))
+        expected.add((*(edge[0] for edge in found), found[-1][1]))
+    assert set(cycles(successors, names, None)) == expected
+
+
+priorities_few = st.sampled_from([None, 50, 100, 100, 200])
+conditions_few = st.sampled_from(
+    [None, "", "{{ true }}", "{{ 1 < 2 }}", "{{ false }}", "customer agrees", "{{ vars.n > 1 }}"]
+)
+
+
+@given(
+    st.integers(2, 5).flatmap(
+        lambda n: st.lists(
+            st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), conditions_few, priorities_few),
+            max_size=4 * n,
+        ).map(lambda rows: (n, rows))
+    )
+)
+@example((2, [(0, 0, "customer agrees", 50), (0, 1, "customer agrees", 200),
+              (0, 0, "customer agrees", 100), (0, 1, "{{ vars.n > 1 }}", 100)]))  # fmt: skip
+@example((2, [(0, 1, "{{ vars.n > 1 }}", 200), (0, 0, None, 50), (0, 1, "customer agrees", 300),
+              (0, 0, "{{ 1 < 2 }}", 300)]))  # fmt: skip
+def test_transition_order_rules_match_their_definitions(
+    journey: tuple[int, list[tuple[int, int, str | None, int | None]]],
+) -> None:
+    """shadowed_transition, ambiguous_priority and duplicate_transition, checked against
+    the order of transitions written out by hand (the validator only looks closely at
+    the states where one of them may apply)."""
+    count, rows = journey
+    names = [f"s{i}" for i in range(count)]
+    states: list[dict[str, Any]] = [
+        {"name": name, "stateType": "chat", "chatPrompt": "Hi"} for name in names
+    ]
+    states[0]["isInitial"] = True
+    transitions = []
+    for a, b, condition, priority in rows:
+        row: dict[str, Any] = {"from": names[a], "to": names[b]}
+        if condition is not None:
+            row["condition"] = condition
+        if priority is not None:
+            row["priority"] = priority
+        transitions.append(row)
+    data = {
+        "agent": {"name": "A"},
+        "variables": [{"key": "n", "valueType": "number", "value": 0}],
+        "journeys": [{"title": "J", "states": states, "transitions": transitions}],
+    }
+    report = validate_bundle(bundle_from_data(data))
+
+    def fields(code: Code) -> set[str]:
+        return {finding.field for finding in report.findings if finding.code is code}
+
+    def always(row: dict[str, Any]) -> bool:
+        return row.get("condition") in (None, "", "{{ true }}", "{{ 1 < 2 }}")
+
+    shadowed: set[str] = set()
+    ambiguous: set[str] = set()
+    duplicates: set[str] = set()
+    for source in names:
+        exits = [(i, row) for i, row in enumerate(transitions) if row["from"] == source]
+        tried = sorted(exits, key=lambda item: (-item[1].get("priority", 100), item[0]))
+        first = next((k for k, (_, row) in enumerate(tried) if always(row)), None)
+        if first is not None:
+            shadowed.update(f"journeys[0].transitions[{i}]" for i, _ in tried[first + 1 :])
+        by_priority: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        for i, row in tried:
+            if not always(row):
+                by_priority.setdefault(row.get("priority", 100), []).append((i, row))
+        for group in by_priority.values():
+            if len({row["to"] for _, row in group}) > 1:
+                ambiguous.add(f"journeys[0].transitions[{group[1][0]}]")
+    seen: set[tuple[str, str, str]] = set()
+    for i, row in enumerate(transitions):
+        key = (row["from"], row["to"], " ".join((row.get("condition") or "").split()))
+        if key in seen:
+            duplicates.add(f"journeys[0].transitions[{i}]")
+        seen.add(key)
+    assert fields(Code.SHADOWED_TRANSITION) == shadowed
+    assert fields(Code.AMBIGUOUS_PRIORITY) == ambiguous
+    assert fields(Code.DUPLICATE_TRANSITION) == duplicates

@@ -335,7 +335,7 @@ def _refuse_invalid(stored: StoredAgent) -> None:
     the platform never were, and a graph with no initial state or a dead end would fail
     customers mid-conversation. Once per agent version (the compiled agent is cached).
     """
-    # networkx is loaded on this path only
+    # the validator is loaded on this path only
     from parlant_runtime.validation import validate_bundle  # noqa: PLC0415
 
     errors = validate_bundle(stored.bundle).errors

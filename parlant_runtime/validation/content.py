@@ -36,7 +36,7 @@ def _finding(ctx: BundleContext, code: Code, site: Site, message: str) -> Findin
 @bundle_rule(Code.INVALID_TEMPLATE)
 def check_invalid_template(ctx: BundleContext) -> Iterator[Finding]:
     """Templates must parse, stay inside the sandbox and never show private variables."""
-    for site in ctx.sites:
+    for site in ctx.checked_sites:
         if site.kind is SiteKind.CONDITION or site.analysis is None:
             continue
         if site.analysis.error is not None:
@@ -63,7 +63,7 @@ def check_invalid_template(ctx: BundleContext) -> Iterator[Finding]:
 @bundle_rule(Code.INVALID_CONDITION)
 def check_invalid_condition(ctx: BundleContext) -> Iterator[Finding]:
     """Expression conditions must be one expression the sandbox can evaluate."""
-    for site in ctx.sites:
+    for site in ctx.checked_sites:
         if site.kind is SiteKind.CONDITION and site.analysis and site.analysis.error:
             yield _finding(
                 ctx,
@@ -76,7 +76,7 @@ def check_invalid_condition(ctx: BundleContext) -> Iterator[Finding]:
 @bundle_rule(Code.UNDEFINED_VARIABLE)
 def check_undefined_variable(ctx: BundleContext) -> Iterator[Finding]:
     """What a text reads must be defined by the bundle or part of the turn context."""
-    for site in ctx.sites:
+    for site in ctx.checked_sites:
         analysis = site.analysis
         if analysis is None or analysis.error is not None:
             continue
@@ -108,7 +108,7 @@ def check_undefined_variable(ctx: BundleContext) -> Iterator[Finding]:
 @bundle_rule(Code.DANGLING_REFERENCE)
 def check_dangling_text_references(ctx: BundleContext) -> Iterator[Finding]:
     """``tool.<name>`` and ``mentions('<term>')`` must name a declared tool and term."""
-    for site in ctx.sites:
+    for site in ctx.checked_sites:
         analysis = site.analysis
         if analysis is None or analysis.error is not None:
             continue
@@ -136,9 +136,7 @@ def check_dangling_text_references(ctx: BundleContext) -> Iterator[Finding]:
 def check_unused_tool(ctx: BundleContext) -> Iterator[Finding]:
     """A declared tool that nothing calls is dead configuration."""
     used = {tool for guideline in ctx.bundle.guidelines for tool in guideline.tools}
-    used.update(
-        state.tool for journey in ctx.bundle.journeys for state in journey.states if state.tool
-    )
+    used.update(ctx.state_tools)
     for index, tool in enumerate(ctx.bundle.tools):
         if tool.name not in used:
             yield ctx.finding(

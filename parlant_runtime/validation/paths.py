@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import networkx as nx
-
-from parlant_runtime.validation.context import JourneyContext
+from parlant_runtime.validation.context import JourneyContext, cycles
 from parlant_runtime.validation.findings import Code, Finding
 from parlant_runtime.validation.registry import journey_rule
 
@@ -22,35 +20,39 @@ def check_unreachable_state(ctx: JourneyContext) -> Iterator[Finding]:
     """Every state must be reachable from the initial state."""
     if not ctx.initial_states:
         return  # no_initial_state says it; every state would be unreachable
-    if any(ctx.is_reachable(name) for name in ctx.lost):
+    reached = ctx.reachable
+    if any(name in reached for name in ctx.lost):
         return  # a transition that names no state (dangling_reference) may be the way in
-    for state in ctx.journey.states:
-        if not ctx.is_reachable(state.name) and state.name not in ctx.orphans:
+    if len(reached) == len(ctx.successors):
+        return  # every state is reached
+    for name in ctx.names:
+        if name not in reached and name not in ctx.orphans:
             yield ctx.finding(
                 Code.UNREACHABLE_STATE,
-                f"No path from the initial state reaches {state.name!r}; add a transition "
+                f"No path from the initial state reaches {name!r}; add a transition "
                 "into it or remove it.",
-                ctx.state_path(state.name),
-                states=(state.name,),
+                ctx.state_path(name),
+                states=(name,),
             )
 
 
 @journey_rule(Code.DEAD_END)
 def check_dead_end(ctx: JourneyContext) -> Iterator[Finding]:
     """A state that is not final needs a way out."""
-    for state in ctx.journey.states:
-        if state.ends_journey or ctx.graph.out_degree(state.name) > 0:
+    successors = ctx.successors
+    for name in ctx.names:
+        if successors[name] or name in ctx.final_states:
             continue
-        if state.name in ctx.lost:
+        if name in ctx.lost:
             continue  # it has an exit, to a name that is no state: dangling_reference
-        example = ctx.path_to(state.name) if ctx.is_reachable(state.name) else None
+        example = ctx.path_to(name) if ctx.is_reachable(name) else None
         yield ctx.finding(
             Code.DEAD_END,
-            f"State {state.name!r} is not final and has no outgoing transition, so a "
+            f"State {name!r} is not final and has no outgoing transition, so a "
             "conversation that gets "
             "there is stuck; add a transition or make it final.",
-            ctx.state_path(state.name),
-            states=(state.name,),
+            ctx.state_path(name),
+            states=(name,),
             example=example,
         )
 
@@ -60,35 +62,39 @@ def check_cannot_reach_final(ctx: JourneyContext) -> Iterator[Finding]:
     """From every reachable state some final state must stay reachable."""
     if not ctx.final_states:
         return  # no_final_state says it once instead of once per state
+    reached, finishing, successors = ctx.reachable, ctx.can_reach_final, ctx.successors
+    if reached <= finishing:
+        return  # every reachable state can finish
+    trapped = [
+        name
+        for name in ctx.names
+        # a state with no way out is a dead_end
+        if name in reached and name not in finishing and successors[name]
+    ]
+    if not trapped:
+        return
     lost_way = set(ctx.lost)  # states whose way on may be a transition naming no state
     for name in ctx.lost:
-        lost_way |= nx.ancestors(ctx.graph, name)
-    for state in ctx.journey.states:
-        if state.name in lost_way:
+        lost_way |= ctx.ancestors(name)
+    for name in trapped:
+        if name in lost_way:
             continue
-        name = state.name
-        if (
-            ctx.is_reachable(name)
-            and name not in ctx.can_reach_final
-            and ctx.graph.out_degree(name) > 0  # a state with no way out is a dead_end
-        ):
-            yield ctx.finding(
-                Code.CANNOT_REACH_FINAL,
-                f"From {name!r} no final state can be reached: every path out of it "
-                "loops back among states that never finish; add a transition towards a "
-                "final state.",
-                ctx.state_path(name),
-                states=(name,),
-                example=ctx.path_to(name),
-            )
+        yield ctx.finding(
+            Code.CANNOT_REACH_FINAL,
+            f"From {name!r} no final state can be reached: every path out of it "
+            "loops back among states that never finish; add a transition towards a "
+            "final state.",
+            ctx.state_path(name),
+            states=(name,),
+            example=ctx.path_to(name),
+        )
 
 
 @journey_rule(Code.AUTO_ADVANCE_CYCLE)
 def check_auto_advance_cycle(ctx: JourneyContext) -> Iterator[Finding]:
     """States that do not wait (tool, decision) must not form a loop."""
-    # a copy, not a view: networkx's filtered views are slow to walk on large graphs
-    moving = ctx.graph.subgraph(n for n in ctx.graph.nodes if n not in ctx.waiting_states).copy()
-    for cycle in _cycles(moving):
+    moving = ctx.moving
+    for cycle in cycles(ctx.successors, moving, frozenset(moving)):
         yield ctx.finding(
             Code.AUTO_ADVANCE_CYCLE,
             f"States {_listed(cycle)} form a loop that never waits for the customer and "
@@ -104,7 +110,7 @@ def check_revisit_cycle(ctx: JourneyContext) -> Iterator[Finding]:
     """A journey that forbids revisiting cannot use its cycles."""
     if ctx.journey.allow_revisiting:
         return
-    for cycle in _cycles(ctx.graph):
+    for cycle in cycles(ctx.successors, ctx.successors, None):
         if not ctx.waiting_states.intersection(cycle):
             continue  # a loop that never waits is an auto_advance_cycle, reported as such
         yield ctx.finding(
@@ -116,23 +122,6 @@ def check_revisit_cycle(ctx: JourneyContext) -> Iterator[Finding]:
             states=tuple(dict.fromkeys(cycle)),
             example=cycle,
         )
-
-
-def _cycles(graph: nx.DiGraph) -> Iterator[tuple[str, ...]]:
-    """One example cycle per strongly connected component that has a cycle.
-
-    Linear in the size of the graph: components come from Tarjan's algorithm, and
-    one cycle is looked up inside each, never all simple cycles.
-    """
-    for component in nx.strongly_connected_components(graph):
-        if len(component) == 1:
-            (node,) = component
-            if graph.has_edge(node, node):
-                yield (node, node)
-            continue
-        start = min(component)
-        edges = nx.find_cycle(graph.subgraph(component), source=start)
-        yield (*(edge[0] for edge in edges), edges[-1][1])
 
 
 def _listed(cycle: tuple[str, ...]) -> str:

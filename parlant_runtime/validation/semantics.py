@@ -8,7 +8,6 @@ an expression that the runtime would hand to the natural-language evaluator.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from parlant_runtime.bundle.source import did_you_mean
 from parlant_runtime.model import StateType
 from parlant_runtime.sandbox import expression_source
 from parlant_runtime.validation.context import (
+    NAMES_A_FIELD,
     BundleContext,
     Site,
     SiteKind,
@@ -31,9 +31,6 @@ from parlant_runtime.validation.registry import bundle_rule
 __all__: list[str] = []  # rules register themselves; nothing to import from here
 
 _STATE_TYPES = tuple(kind.value for kind in StateType)
-
-_NAMES_A_FIELD = re.compile(r"\b(?:state|journey)\b")
-"""What an expression that compares ``state.name`` and the like must contain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +93,20 @@ def check_condition_names(ctx: BundleContext) -> Iterator[Finding]:
     """``state.name``, ``state.type`` and ``journey.title`` must be compared with names
     that exist, or the condition can never hold (or always holds, with ``!=``)."""
     titles = [journey.title for journey in ctx.bundle.journeys]
-    everywhere = sorted(ctx.journeys_of_state)
-    for site in ctx.sites:
+    for site in ctx.checked_sites:
         if site.kind is not SiteKind.CONDITION or site.analysis is None:
             continue
         if site.analysis.error is not None:
             continue  # invalid_condition says it
         source = expression_source(site.text)
-        if not _NAMES_A_FIELD.search(source):
+        if not NAMES_A_FIELD.search(source):
             continue  # the cheap test first: parsing every expression again is not
         tree = parse_expression(source)
         if tree is None:
             continue
         inside = ctx.bundle.journeys[site.journey] if site.journey is not None else None
         for named in _named(tree):
-            problem = _unknown(named, inside, everywhere, titles)
+            problem = _unknown(named, inside, ctx, titles)
             if problem is not None:
                 yield ctx.finding(
                     Code.DANGLING_REFERENCE,
@@ -122,7 +118,7 @@ def check_condition_names(ctx: BundleContext) -> Iterator[Finding]:
 
 
 def _unknown(
-    named: _Named, inside: JourneySpec | None, everywhere: list[str], titles: list[str]
+    named: _Named, inside: JourneySpec | None, ctx: BundleContext, titles: list[str]
 ) -> str | None:
     """Why the compared constant names nothing (``None`` when it is fine)."""
     if named.field == "state.type":
@@ -147,8 +143,9 @@ def _unknown(
         return f"compares state.name with {named.value!r}, but {where} of that name; " + (
             _suggestion(named.value, own)
         )
-    if named.value in everywhere:
+    if named.value in ctx.journeys_of_state:
         return None
+    everywhere = sorted(ctx.journeys_of_state)
     return (
         f"compares state.name with {named.value!r}, but no journey has a state of that "
         f"name; {_suggestion(named.value, everywhere)}"
@@ -160,7 +157,7 @@ def check_unbraced_expression(ctx: BundleContext) -> Iterator[Finding]:
     """A condition without ``{{ }}`` is natural language, decided by the evaluator (an
     LLM, or keywords offline): one that parses as an expression over the turn context
     was almost surely meant as one."""
-    for site in ctx.sites:
+    for site in ctx.checked_sites:
         if site.kind is not SiteKind.CONDITION or site.analysis is not None:
             continue
         text = site.text.strip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from parlant_runtime.bundle.schema import StateSpec
 from parlant_runtime.model import StateType
 from parlant_runtime.validation.context import BundleContext, JourneyContext
 from parlant_runtime.validation.findings import Code, Finding
@@ -63,22 +64,30 @@ def check_no_final_state(ctx: JourneyContext) -> Iterator[Finding]:
 @journey_rule(Code.FINAL_HAS_OUTGOING)
 def check_final_has_outgoing(ctx: JourneyContext) -> Iterator[Finding]:
     """Entering a final state ends the journey, so its exits can never be taken."""
-    for index, transition in enumerate(ctx.journey.transitions):
-        if transition.from_state in ctx.final_states:
-            yield ctx.finding(
-                Code.FINAL_HAS_OUTGOING,
-                f"Final state {transition.from_state!r} has a transition to "
-                f"{transition.to_state!r}, which can never be taken; remove it or "
-                "make the state non-final.",
-                ctx.transition_path(index),
-                states=(transition.from_state, transition.to_state),
-            )
+    if not any(name in ctx.sources for name in ctx.final_states):
+        return
+    transitions = ctx.journey.transitions
+    exits = ctx.by_source
+    for index in sorted(i for name in ctx.final_states for i in exits.get(name, ())):
+        transition = transitions[index]
+        yield ctx.finding(
+            Code.FINAL_HAS_OUTGOING,
+            f"Final state {transition.from_state!r} has a transition to "
+            f"{transition.to_state!r}, which can never be taken; remove it or "
+            "make the state non-final.",
+            ctx.transition_path(index),
+            states=(transition.from_state, transition.to_state),
+        )
 
 
 @journey_rule(Code.INVALID_STATE)
 def check_invalid_state(ctx: JourneyContext) -> Iterator[Finding]:
     """A state's content must fit its type."""
-    for index, state in enumerate(ctx.journey.states):
+    states = ctx.journey.states
+    for index in ctx.looked_at:  # the other states plainly fit their type
+        state = states[index]
+        if state.state_type is StateType.TOOL and _plain_tool_state(ctx, state):
+            continue
         at = ("journeys", ctx.index, "states", index)
         for field, problem in _state_problems(ctx, state.name, index):
             yield ctx.finding(
@@ -87,6 +96,23 @@ def check_invalid_state(ctx: JourneyContext) -> Iterator[Finding]:
                 (*at, field) if field else at,
                 states=(state.name,),
             )
+
+
+def _plain_tool_state(ctx: JourneyContext, state: StateSpec) -> bool:
+    """Whether a tool state certainly fits: it names a tool, is not marked final, and
+    its ``toolConfig`` has only known keys, arguments the tool declares and a valid
+    result variable (what :func:`_state_problems` would find nothing wrong with)."""
+    config = state.tool_config
+    if not state.tool or state.is_final or not config.keys() <= _TOOL_CONFIG_KEYS:
+        return False
+    arguments = config.get("arguments", {})
+    if not isinstance(arguments, dict):
+        return False
+    declared = ctx.bundle.tool_parameters.get(state.tool)
+    if isinstance(declared, dict) and not arguments.keys() <= declared.keys():
+        return False
+    result = config.get("resultVariable")
+    return result is None or (isinstance(result, str) and _IDENTIFIER.match(result) is not None)
 
 
 def _state_problems(ctx: JourneyContext, name: str, index: int) -> Iterator[tuple[str, str]]:
@@ -131,14 +157,13 @@ def _tool_config_problems(ctx: JourneyContext, index: int) -> Iterator[tuple[str
     if not isinstance(arguments, dict):
         yield "toolConfig", "has `toolConfig.arguments` that is not a mapping of parameter names"
     elif state.tool in ctx.bundle.tool_names:
-        tool = next(t for t in ctx.bundle.bundle.tools if t.name == state.tool)
-        declared = tool.parameters.get("properties")
+        declared = ctx.bundle.tool_parameters[state.tool]
         if isinstance(declared, dict):
             for name in sorted(set(arguments) - set(declared)):
                 yield (
                     "toolConfig",
                     (
-                        f"passes argument {name!r}, which tool {tool.name!r} does not declare "
+                        f"passes argument {name!r}, which tool {state.tool!r} does not declare "
                         f"(its parameters: {', '.join(sorted(declared)) or 'none'})"
                     ),
                 )
@@ -153,7 +178,9 @@ def _tool_config_problems(ctx: JourneyContext, index: int) -> Iterator[tuple[str
 @journey_rule(Code.DANGLING_REFERENCE)
 def check_dangling_transition_states(ctx: JourneyContext) -> Iterator[Finding]:
     """A transition must join two states of its own journey."""
-    names = set(ctx.graph.nodes)
+    if not ctx.dangling:
+        return
+    names = ctx.successors
     for index, transition in enumerate(ctx.journey.transitions):
         for end, name in (("from", transition.from_state), ("to", transition.to_state)):
             if name in names:
@@ -176,8 +203,10 @@ def check_dangling_transition_states(ctx: JourneyContext) -> Iterator[Finding]:
 @journey_rule(Code.DANGLING_REFERENCE)
 def check_dangling_state_tools(ctx: JourneyContext) -> Iterator[Finding]:
     """A tool state must call a tool the bundle declares."""
-    for index, state in enumerate(ctx.journey.states):
-        if state.tool and state.tool not in ctx.bundle.tool_names:
+    states = ctx.journey.states
+    for index in ctx.tool_users:
+        state = states[index]
+        if state.tool not in ctx.bundle.tool_names:
             yield ctx.finding(
                 Code.DANGLING_REFERENCE,
                 f"State {state.name!r} calls tool {state.tool!r}, which `tools` does not "

@@ -12,7 +12,7 @@ from parlant_runtime.bundle.source import SourceMap
 
 # the rule modules register themselves on import
 from parlant_runtime.validation import content, paths, semantics, structure, tools, transitions
-from parlant_runtime.validation.context import BundleContext, JourneyContext
+from parlant_runtime.validation.context import BundleContext
 from parlant_runtime.validation.findings import Finding, ValidationReport
 from parlant_runtime.validation.registry import BUNDLE_RULES, JOURNEY_RULES
 
@@ -37,15 +37,22 @@ def validate_bundle(
         source = source or bundle.source
         bundle = bundle.bundle
     with _no_cycle_collection():
-        context = BundleContext(bundle, source)
+        return _validate(BundleContext(bundle, source))
+
+
+def _validate(context: BundleContext) -> ValidationReport:
+    try:
         findings: list[Finding] = []
         for _, bundle_check in BUNDLE_RULES:
             findings.extend(bundle_check(context))
-        for index, journey in enumerate(bundle.journeys):
-            journey_context = JourneyContext(context, journey, index)
+        for journey_context in context.journeys:
             for _, journey_check in JOURNEY_RULES:
                 findings.extend(journey_check(journey_context))
         return ValidationReport.of(findings)
+    finally:
+        # the journeys point back at the context: without them, reference counting
+        # frees everything as this returns, before the collector is back on
+        context.release()
 
 
 @contextmanager
@@ -56,7 +63,8 @@ def _no_cycle_collection() -> Iterator[None]:
     analyses, findings) and keeps most of them until it returns: the collector
     scanned them again and again for nothing, a quarter of the time on a journey of
     10,000 states (benchmarks/bench_validation.py). Reference counting still frees
-    everything as usual; only cycles wait for the next collection after this.
+    everything as usual, and the validation leaves no cycle behind (see ``_validate``),
+    so that the collector does not meet those objects when it is back on either.
     """
     enabled = gc.isenabled()
     gc.disable()
