@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
-from uuid import UUID, uuid5
+from uuid import UUID, SafeUUID, uuid5
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
@@ -29,7 +30,14 @@ from parlant_runtime.storage.sql.mapping import (
     Stored,
     values,
 )
-from parlant_runtime.storage.sql.trusted import Trusted
+from parlant_runtime.storage.sql.trusted import (
+    Trusted,
+    _new,
+    _set_dict,
+    _set_extra,
+    _set_fields_set,
+    _set_private,
+)
 
 __all__ = [
     "VERSION",
@@ -380,6 +388,59 @@ _LOAD: dict[str, Any] = {
 }
 
 
+class _HexUuid(sa.types.TypeDecorator[UUID]):
+    """A UUID column read on SQLite (32 hex digits) without ``uuid.UUID``'s parsing:
+    the same ``uuid.UUID``, made from the number the digits are."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> UUID | None:
+        del dialect
+        if value is None:
+            return None
+        made = _new(UUID)
+        object.__setattr__(made, "int", int(value.replace("-", ""), 16))
+        object.__setattr__(made, "is_safe", SafeUUID.unknown)
+        return made
+
+
+def _on_sqlite(statement: Any) -> Any:
+    """``statement`` as SQLite runs it in a load: each row's ``id`` read by :class:`_HexUuid`,
+    the ids that rows refer by (``journey_id``, ``from_state_id``...) left as the digits
+    the column holds. A load turns only the ids the bundle keeps into ``UUID``: a state's
+    journey, a transition's ends are looked up, never kept (see :func:`_reference`).
+    Creation times, which only order rows, stay the text SQLite keeps (one format, so
+    the text orders as the time does)."""
+    columns = []
+    for column in statement.selected_columns:
+        if isinstance(column.type, sa.Uuid):
+            kind: Any = _HexUuid() if column.key == "id" else sa.String()
+            columns.append(sa.type_coerce(column, kind).label(column.key))
+        elif isinstance(column.type, sa.DateTime):  # only ordered by: the text orders alike
+            columns.append(sa.type_coerce(column, sa.String()).label(column.key))
+        else:
+            columns.append(column)
+    return statement.with_only_columns(*columns, maintain_column_froms=True)
+
+
+_LOAD_ON_SQLITE = {name: _on_sqlite(statement) for name, statement in _LOAD.items()}
+
+
+def _reference(dialect: str) -> Callable[[UUID], Any]:
+    """How a row's id reads where another row refers to it: the UUID itself on
+    PostgreSQL, its 32 hex digits on SQLite (as :func:`_on_sqlite` leaves references)."""
+    return _same_id if dialect == "postgresql" else _hex
+
+
+def _same_id(value: UUID) -> Any:
+    return value
+
+
+def _hex(value: UUID) -> Any:
+    return value.hex
+
+
 class StoredRows(NamedTuple):
     """An agent read back: its bundle, its version, and whether the platform wrote any of
     its list rows (rows with no place in ``row_order``), which the runtime then validates
@@ -392,13 +453,15 @@ class StoredRows(NamedTuple):
 
 async def read_stored_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> StoredRows:
     """The agent as a bundle (with the stored ids) and its version; a fixed query count."""
-    agent_row = (await conn.execute(_LOAD["agent"], {"agent": agent_id, "ws": ws})).first()
+    dialect = conn.dialect.name
+    statements = _LOAD if dialect == "postgresql" else _LOAD_ON_SQLITE
+    agent_row = (await conn.execute(statements["agent"], {"agent": agent_id, "ws": ws})).first()
     if agent_row is None:
         raise NotFound(f"no agent {agent_id} in workspace {ws!r}")
     of_agent = {"agent": agent_id}
 
     async def select(name: str, parameters: dict[str, Any] = of_agent) -> Sequence[sa.Row[Any]]:
-        return (await conn.execute(_LOAD[name], parameters)).all()
+        return (await conn.execute(statements[name], parameters)).all()
 
     tool_rows = await select("tool")
     fetched = {
@@ -410,49 +473,169 @@ async def read_stored_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> 
     for kind in _LOAD:
         if kind not in fetched and kind != "agent":
             fetched[kind] = await select(kind)
-    host_written = any(row.order_position is None for kind, rows in fetched.items() for row in rows)
-    return StoredRows(_assemble(agent_row, fetched), int(agent_row.version), host_written)
+    host_written = any(  # a row with no place in row_order: the platform wrote it
+        None in map(itemgetter(rows[0]._fields.index("order_position")), rows)
+        for rows in fetched.values()
+        if rows
+    )
+    bundle = _assemble(agent_row, fetched, host_written, _reference(dialect))
+    return StoredRows(bundle, int(agent_row.version), host_written)
 
 
 S = TypeVar("S", bound=BaseModel)
 
 _TRUSTED = {kind: Trusted(entity.spec, entity.table.name) for kind, entity in ENTITIES.items()}
 _BUNDLE = Trusted(AgentBundle)
+_CHILDREN = {"tool": ("integrations",), "journey": ("states", "transitions", "guidelines")}
+"""The fields of an entity that its children fill (given to :meth:`_Builder.__call__`)."""
 
 
-def _assemble(agent_row: sa.Row[Any], fetched: dict[str, Sequence[sa.Row[Any]]]) -> AgentBundle:
+class _Builder:
+    """Builds one entity's specs from the result rows of one statement, for the rows the
+    library wrote: what :class:`~.mapping.Reader` and :class:`~.trusted.Trusted` do one
+    after the other, in one step per row.
+
+    The columns are located once; a row's values are taken in the model's field order
+    at once (fields no column holds take a place, filled after), the fields that name
+    another entity or are read through a function are then set, and Trusted's rules
+    apply as they would: a NULL where the field cannot be empty is the field's default
+    (or refused without one), a JSON value of the wrong shape is refused, enums are
+    converted, unread fields take their defaults. Only the rule's fields are visited.
+    """
+
+    def __init__(self, kind: str, columns: Sequence[str], names: dict[str, dict[Any, str]]):
+        entity, trusted = ENTITIES[kind], _TRUSTED[kind]
+        at = {name: index for index, name in enumerate(columns)}
+        self.trusted = trusted
+        self.model = entity.spec
+        self.fields = trusted.fields
+        children = _CHILDREN.get(kind, ())
+        places: list[int] = []
+        self.named: list[tuple[str, int, dict[Any, str], bool]] = []
+        self.reads: list[tuple[str, int, Callable[[Any, Any], Any]]] = []
+        read: set[str] = set(children)
+        self.unread: list[tuple[str, Callable[[], Any] | None, Any]] = []
+        for name in self.fields:
+            how = entity.fields.get(name)
+            if isinstance(how, Stored):
+                places.append(at[how.column])
+                if how.read is not None:
+                    self.reads.append((name, at[how.column], how.read))
+            elif isinstance(how, Named):
+                places.append(at[how.column])
+                self.named.append((name, at[how.column], names[how.kind], how.many))
+            elif isinstance(how, Side):
+                places.append(at[f"side_{how.column}"])
+            else:  # a child list, or a field the tables do not keep: filled below
+                places.append(0)
+                if name not in children:
+                    factory, default = trusted.defaults[name]  # KeyError: a required field
+                    self.unread.append((name, factory, default))
+                continue
+            read.add(name)
+        if len(places) < 2:  # an itemgetter of one place gives the value, not a tuple
+            places.append(0)
+        self.take = itemgetter(*places)
+        self.read = frozenset(read)
+        self.not_none = tuple(name for name in trusted.not_none if name in read)
+        self.present = itemgetter(*self.not_none) if len(self.not_none) > 1 else None
+        self.shapes = trusted.shapes
+        self.converters = trusted.converters
+
+    def __call__(self, row: sa.Row[Any], children: dict[str, Any] | None = None) -> Any:
+        values = dict(zip(self.fields, self.take(row), strict=False))  # any extra place: unused
+        for name, index, known, many in self.named:
+            value = row[index]
+            if many:
+                values[name] = [known[v] for v in value or () if v in known]
+            else:
+                values[name] = known.get(value) if value is not None else None
+        for name, index, read in self.reads:
+            values[name] = read(row[index], row)
+        if children:
+            values.update(children)
+        fields_set = set(self.read)
+        if self.present is None or None in self.present(values):
+            self._nulls(values, fields_set)
+        for name, (container, item) in self.shapes:
+            value = values[name]
+            if value is not None and (
+                not isinstance(value, container)
+                or (item is not None and not all(isinstance(v, item) for v in value))  # type: ignore[attr-defined]
+            ):
+                kind = "an object" if container is dict else "a list"
+                what = f"{kind} of strings" if item is str else kind
+                self.trusted.refuse(values, name, f"holds {value!r}, not {what}")
+        for name, convert in self.converters:
+            value = values[name]
+            if value is not None:
+                try:
+                    values[name] = convert(value)
+                except ValueError:  # a text column of the host's with a value we do not know
+                    self.trusted.refuse(values, name, f"holds {value!r}, which is not known")
+        for name, factory, default in self.unread:
+            values[name] = factory() if factory is not None else default
+        instance = _new(self.model)
+        _set_dict(instance, values)
+        _set_fields_set(instance, fields_set)
+        _set_extra(instance, None)
+        _set_private(instance, None)
+        return instance
+
+    def _nulls(self, values: dict[str, Any], fields_set: set[str]) -> None:
+        """A NULL where the field cannot be empty: the field's default, unset."""
+        for name in self.not_none:
+            if values[name] is None:
+                if name not in self.trusted.defaults:
+                    self.trusted.refuse(values, name, "is NULL, and the runtime needs a value")
+                factory, default = self.trusted.defaults[name]
+                values[name] = factory() if factory is not None else default
+                fields_set.discard(name)
+
+
+def _assemble(
+    agent_row: sa.Row[Any],
+    fetched: dict[str, Sequence[sa.Row[Any]]],
+    host_written: bool,
+    ref: Callable[[UUID], Any] = _same_id,
+) -> AgentBundle:
     """Rows to a bundle, each list in its stored order.
 
     The rows the library published were validated then, so they are built without
-    validating them again (:mod:`.trusted`); a row the platform wrote (no place in
+    validating them again (:class:`_Builder`); a row the platform wrote (no place in
     ``row_order``) is validated as its spec, and one that breaks it is
     :class:`InvalidData` naming its table, id and field. Each field is read as
-    :data:`~.mapping.ENTITIES` says, names replacing the ids that rows refer by.
+    :data:`~.mapping.ENTITIES` says, names replacing the ids that rows refer by
+    (``ref``: a row's id as the rows that refer to it hold it).
     """
     guidelines, links = fetched["guideline"], fetched["journey_guideline"]
     linked = {row.guideline_id for row in links}
     names: dict[str, dict[Any, str]] = {
         "tool": {str(row.id): row.name for row in fetched["tool"]},
-        "state": {row.id: row.name for row in fetched["state"]},
+        "state": {ref(row.id): row.name for row in fetched["state"]},
         # a guideline that a journey links keeps a name: its own, else its id
-        "guideline": {row.id: row.side_name or str(row.id) for row in guidelines},
+        "guideline": {ref(row.id): row.side_name or str(row.id) for row in guidelines},
     }
 
     def built(
-        kind: str, extra: Callable[[sa.Row[Any]], dict[str, Any]] | None = None
+        kind: str, children: Callable[[sa.Row[Any]], dict[str, Any] | None] | None = None
     ) -> list[tuple[sa.Row[Any], Any]]:
         rows = fetched[kind]
         if not rows:
             return []
+        ordered = _ordered(rows, host_written)
+        if not host_written:  # every row the library's own
+            build = _Builder(kind, rows[0]._fields, names)
+            if children is None:
+                return [(row, build(row)) for row in ordered]
+            return [(row, build(row, children(row))) for row in ordered]
         read = Reader(ENTITIES[kind], rows[0]._fields, names)
         trusted = _TRUSTED[kind]
         out = []
-        for row in _ordered(rows):
+        for row in ordered:
             data = read(row)
-            if kind == "guideline" and data["name"] is None and row.id in linked:
-                data["name"] = names["guideline"][row.id]
-            if extra is not None:
-                data.update(extra(row))
+            if children is not None:
+                data.update(children(row) or {})
             if row.order_position is None:
                 out.append((row, _validated(kind, row, data)))
             else:
@@ -461,33 +644,49 @@ def _assemble(agent_row: sa.Row[Any], fetched: dict[str, Sequence[sa.Row[Any]]])
 
     def grouped(kind: str, parent: str) -> dict[UUID, list[Any]]:
         by_parent: dict[UUID, list[Any]] = {}
+        rows = fetched[kind]
+        if not rows:
+            return by_parent
+        of = itemgetter(rows[0]._fields.index(parent))
         for row, spec in built(kind):
-            by_parent.setdefault(getattr(row, parent), []).append(spec)
+            group = by_parent.get(of(row))
+            if group is None:
+                by_parent[of(row)] = [spec]
+            else:
+                group.append(spec)
         return by_parent
 
-    def flat(kind: str, extra: Callable[[sa.Row[Any]], dict[str, Any]] | None = None) -> list[Any]:
-        return [spec for _, spec in built(kind, extra)]
+    def flat(
+        kind: str, children: Callable[[sa.Row[Any]], dict[str, Any] | None] | None = None
+    ) -> list[Any]:
+        return [spec for _, spec in built(kind, children)]
 
     integrations = grouped("tool_integration", "parlant_tool_id")
     states = grouped("state", "journey_id")
     transitions = grouped("transition", "journey_id")
     journey_links = grouped("journey_guideline", "journey_id")
     agent = _TRUSTED["agent"](Reader(ENTITIES["agent"], agent_row._fields, names)(agent_row))
+
+    def named(row: sa.Row[Any]) -> dict[str, Any] | None:
+        if row.side_name is None and ref(row.id) in linked:
+            return {"name": names["guideline"][ref(row.id)]}
+        return None
+
     return _BUNDLE(
         {
             "agent": agent,
-            "guidelines": flat("guideline"),
+            "guidelines": flat("guideline", named),
             "canned_responses": flat("canned_response"),
             "terms": flat("term"),
-            "tools": flat("tool", lambda row: {"integrations": integrations.get(row.id, [])}),
+            "tools": flat("tool", lambda row: {"integrations": integrations.get(ref(row.id), [])}),
             "variables": flat("variable"),
             "knowledge_bases": flat("knowledge_base"),
             "journeys": flat(
                 "journey",
                 lambda row: {
-                    "states": states.get(row.id, []),
-                    "transitions": transitions.get(row.id, []),
-                    "guidelines": journey_links.get(row.id, []),
+                    "states": states.get(ref(row.id), []),
+                    "transitions": transitions.get(ref(row.id), []),
+                    "guidelines": journey_links.get(ref(row.id), []),
                 },
             ),
         }
@@ -511,9 +710,15 @@ def _validated(kind: str, row: sa.Row[Any], data: dict[str, Any]) -> Any:
         ) from None
 
 
-def _ordered(rows: Sequence[sa.Row[Any]]) -> list[sa.Row[Any]]:
+def _ordered(rows: Sequence[sa.Row[Any]], host_written: bool) -> list[sa.Row[Any]]:
     """Rows in the bundle's order: those with a place in ``row_order`` by it, then the
-    rows the platform wrote (none), by creation time and id."""
+    rows the platform wrote (none), by creation time and id. (Without rows the platform
+    wrote, the places, times and ids are compared as they are, without a key function:
+    ids order as their bytes do.)"""
+    if not host_written:
+        fields = rows[0]._fields
+        place = fields.index("order_position"), fields.index("order_created_at")
+        return sorted(rows, key=itemgetter(*place, fields.index("id")))
 
     def key(row: sa.Row[Any]) -> tuple[bool, int, Any, bytes]:
         position = row.order_position

@@ -168,6 +168,30 @@ class Trusted(Generic[M]):
         _set_private(instance, None)
         return instance
 
+    @property
+    def not_none(self) -> tuple[str, ...]:
+        """The fields that cannot hold ``None`` (a NULL there means the default)."""
+        return self._not_none
+
+    @property
+    def shapes(self) -> tuple[tuple[str, tuple[type, type | None]], ...]:
+        """The JSON container fields and the shape each must have."""
+        return self._shapes
+
+    @property
+    def converters(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+        """The fields whose stored values are converted (enums), with the conversion."""
+        return self._convert
+
+    @property
+    def defaults(self) -> dict[str, tuple[Callable[[], Any] | None, Any]]:
+        """Each field with a default: its factory, else its value."""
+        return self._defaults
+
+    def refuse(self, data: dict[str, Any], name: str, problem: str) -> None:
+        """Raise the :class:`InvalidData` of a row whose field ``name`` cannot be used."""
+        self._refuse(data, name, problem)
+
     def _refuse(self, data: dict[str, Any], name: str, problem: str) -> None:
         row_id = data.get("id", "?")
         raise InvalidData(
