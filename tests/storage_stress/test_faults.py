@@ -3,21 +3,26 @@
 Each test brings a session to a known state with one committed turn, starts a
 second turn that changes everything a turn can change (three events, the position,
 a variable set and one added, a usage delta) and interrupts it after some of its
-statements have run:
+writes have run:
 
-- PostgreSQL: the commit's own backend is terminated (``pg_terminate_backend``)
-  between the event insert and the variable upserts; the backend is terminated from
-  another connection while the commit waits on a lock the test holds (its session
-  update and event insert already done); the commit's task is cancelled while it
-  waits on that lock;
-- both dialects: an exception is raised between two statements (after the variable
-  upserts);
+- PostgreSQL, where a turn is one statement (a chain of data-modifying ``WITH``
+  queries, its own transaction): the statement's own backend is terminated by a
+  trigger on its last write (the usage row), after the session's update, the events
+  and the variables; a trigger raises there; the backend is terminated from another
+  connection while the statement waits on a lock the test holds; the commit's task is
+  cancelled while it waits on that lock;
+- SQLite, where a turn is a transaction of several statements: an exception is
+  raised between two of them (after the variable upserts);
 - both dialects: a publish fails half-way through writing the agent's rows.
 
 Afterwards the session (version, position, counters), its events, its variables
 and the usage counters are exactly as before, and the same turn committed again
 with the same ``expected_version`` succeeds on the same store; the agent is as it
 was before the failed publish, and publishing again succeeds.
+
+A turn whose connection dies with its outcome unknown is reported as it landed:
+once, whether the server committed it or not, and also when it lands only after the
+store first found it had not (a backend that went on alone).
 """
 
 from __future__ import annotations
@@ -225,53 +230,63 @@ async def _commit(store: SqlStore, setup: Setup) -> BaseException | None:
 async def _raise_between_statements(
     store: SqlStore, setup: Setup, patch: pytest.MonkeyPatch
 ) -> BaseException | None:
-    """The variables are upserted (after the session update and the events), then a raise
-    (on a SQLite file, in the writer's thread: see ``_sqlite_turns``)."""
-    if store.dialect == "sqlite":
-        real_sync = _Commit._write_variables
+    """SQLite: the variables are upserted (after the session update and the events),
+    then a raise, in the writer's thread (see ``_sqlite_turns``)."""
+    real = _Commit._write_variables
 
-        def write_then_raise_sync(self: _Commit, connection: sqlite3.Connection, row: Any) -> None:
-            real_sync(self, connection, row)
-            raise Interrupted("between two statements of the commit")
+    def write_then_raise(self: _Commit, connection: sqlite3.Connection, row: Any) -> None:
+        real(self, connection, row)
+        raise Interrupted("between two statements of the commit")
 
-        patch.setattr(_Commit, "_write_variables", write_then_raise_sync)
-    else:
-        real = SqlStore._write_variables
-
-        async def write_then_raise(
-            self: SqlStore, conn: AsyncConnection, session: sa.Row[Any], turn: TurnCommit
-        ) -> None:
-            await real(self, conn, session, turn)
-            raise Interrupted("between two statements of the commit")
-
-        patch.setattr(SqlStore, "_write_variables", write_then_raise)
+    patch.setattr(_Commit, "_write_variables", write_then_raise)
     raised = await _commit(store, setup)
     assert isinstance(raised, Interrupted)
     return raised
 
 
-async def _terminate_own_backend(
-    store: SqlStore, setup: Setup, patch: pytest.MonkeyPatch
-) -> BaseException | None:
-    """The commit's backend kills itself after the session update and the event insert."""
-    real = SqlStore._write_variables
+@asynccontextmanager
+async def _trigger_on_usage(url: str, action: str) -> AsyncIterator[None]:
+    """A trigger that runs ``action`` (PL/pgSQL) before the usage row of a commit is
+    inserted: the commit's last write, after the session's update, the events and the
+    variables."""
+    admin = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await admin.execute(
+            "CREATE FUNCTION test_interrupt() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN {action}; RETURN NEW; END $$;"
+            "CREATE TRIGGER test_interrupt BEFORE INSERT ON parlant_runtime.usage_delta "
+            "FOR EACH ROW EXECUTE FUNCTION test_interrupt()"
+        )
+        yield
+    finally:
+        await admin.execute(
+            "DROP TRIGGER IF EXISTS test_interrupt ON parlant_runtime.usage_delta;"
+            "DROP FUNCTION IF EXISTS test_interrupt()"
+        )
+        await admin.close()
 
-    async def terminate_then_write(
-        self: SqlStore, conn: AsyncConnection, session: sa.Row[Any], turn: TurnCommit
-    ) -> None:
-        await conn.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
-        await real(self, conn, session, turn)
 
-    patch.setattr(SqlStore, "_write_variables", terminate_then_write)
-    raised = await _commit(store, setup)
-    assert type(raised) is StorageError, raised
-    return raised
+def _in_the_statement(
+    url: str, action: str
+) -> Callable[[SqlStore, Setup, pytest.MonkeyPatch], Awaitable[BaseException | None]]:
+    """PostgreSQL: ``action`` runs inside the turn's statement, at its last write."""
+
+    async def interrupt(
+        store: SqlStore, setup: Setup, patch: pytest.MonkeyPatch
+    ) -> BaseException | None:
+        del patch
+        async with _trigger_on_usage(url, action):
+            raised = await _commit(store, setup)
+        assert type(raised) is StorageError, raised
+        return raised
+
+    return interrupt
 
 
 @asynccontextmanager
 async def _usage_locked(url: str) -> AsyncIterator[asyncpg.Connection]:
-    """Hold a lock that stops the commit at its usage insert (its last write); yield an
-    admin connection."""
+    """Hold a lock that stops the commit before it writes the usage row (PostgreSQL: before
+    its one statement runs); yield an admin connection."""
     holder = await asyncpg.connect(asyncpg_dsn(url))
     admin = await asyncpg.connect(asyncpg_dsn(url))
     try:
@@ -284,19 +299,21 @@ async def _usage_locked(url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def _blocked_commit(admin: asyncpg.Connection) -> int:
-    """The pid of the backend whose usage insert waits on the lock."""
+    """The pid of the backend whose commit waits on the lock: the turn's one statement
+    (``WITH v AS (...) ... INSERT INTO parlant_runtime.usage_delta ...``; PostgreSQL
+    locks the tables a statement writes before it runs it, and shows the statement's
+    first kilobyte only)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LOCK_WAIT
     while loop.time() < deadline:
         pid: int | None = await admin.fetchval(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' "
-            "AND query ILIKE 'INSERT INTO parlant_runtime.usage_delta%'"
+            "AND wait_event_type = 'Lock' AND query ILIKE 'WITH v AS%'"
         )
         if pid is not None:
             return pid
         await asyncio.sleep(0.02)
-    raise AssertionError("the commit never reached its usage insert")
+    raise AssertionError("the commit never waited on the lock")
 
 
 def _while_blocked(
@@ -332,10 +349,27 @@ async def _cancel(admin: asyncpg.Connection, pid: int, task: asyncio.Task[Any]) 
 
 
 @pytest.mark.postgres
-def test_a_commit_whose_connection_dies_mid_transaction_leaves_nothing(
+def test_a_commit_whose_connection_dies_mid_statement_leaves_nothing(
     postgres: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asyncio.run(_interrupted_commit(postgres, monkeypatch, _terminate_own_backend))
+    asyncio.run(
+        _interrupted_commit(
+            postgres,
+            monkeypatch,
+            _in_the_statement(postgres, "PERFORM pg_terminate_backend(pg_backend_pid())"),
+        )
+    )
+
+
+@pytest.mark.postgres
+def test_a_commit_failing_at_its_last_write_leaves_nothing(
+    postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(
+        _interrupted_commit(
+            postgres, monkeypatch, _in_the_statement(postgres, "RAISE EXCEPTION 'interrupted'")
+        )
+    )
 
 
 @pytest.mark.postgres
@@ -353,9 +387,10 @@ def test_a_commit_cancelled_while_it_waits_on_a_lock_leaves_nothing(
 
 
 def test_an_exception_between_statements_leaves_nothing(
-    database: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asyncio.run(_interrupted_commit(database, monkeypatch, _raise_between_statements))
+    with upgraded_sqlite(tmp_path) as url:
+        asyncio.run(_interrupted_commit(url, monkeypatch, _raise_between_statements))
 
 
 # ------------------------------------------------------------------ the tests: publishing
@@ -419,33 +454,31 @@ def test_a_publish_failing_half_way_leaves_the_agent_unchanged(
     asyncio.run(body())
 
 
-# ------------------------------------------------------------------ the tests: a lost COMMIT
+# ------------------------------------------------------------------ the tests: a lost commit
 
 
-def _lose_commit(patch: pytest.MonkeyPatch, *, after: bool) -> list[str]:
-    """Make the next COMMIT lose its connection: ``after`` the server committed (the
-    reply is lost) or before it was sent. Returns a list that records it happened."""
-    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
-
-    real: Any = AsyncAdapt_asyncpg_connection.commit  # untyped in SQLAlchemy
+def _lose_the_statement(patch: pytest.MonkeyPatch, *, after: bool) -> list[str]:
+    """Make the next turn statement (PostgreSQL: one statement in autocommit, its own
+    commit) lose its connection: ``after`` the server committed it (the reply is lost) or
+    before it was sent. Returns a list that records it happened."""
+    real: Any = asyncpg.Connection.fetch
     lost: list[str] = []
 
-    def commit(self: Any) -> None:
-        if lost:
-            real(self)
-            return
+    async def fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if lost or not query.startswith("WITH v AS"):
+            return await real(self, query, *args, **kwargs)
         lost.append("after" if after else "before")
         if after:
-            real(self)
-        self._connection.terminate()  # the socket is gone, as in a server restart
-        self.ping()  # raises the driver's "connection is closed", as the commit would
+            await real(self, query, *args, **kwargs)
+        self.terminate()  # the socket is gone, as in a server restart
+        return await real(self, query, *args, **kwargs)  # the driver's "connection is closed"
 
-    patch.setattr(AsyncAdapt_asyncpg_connection, "commit", commit)
+    patch.setattr(asyncpg.Connection, "fetch", fetch)
     return lost
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("after", [True, False], ids=["reply-lost", "commit-not-sent"])
+@pytest.mark.parametrize("after", [True, False], ids=["reply-lost", "statement-not-sent"])
 def test_a_turn_whose_commit_loses_its_connection_is_reported_as_it_landed(
     postgres: str, monkeypatch: pytest.MonkeyPatch, after: bool
 ) -> None:
@@ -457,7 +490,7 @@ def test_a_turn_whose_commit_loses_its_connection_is_reported_as_it_landed(
             setup = await _set_up(store)
             before = await _snapshot(store, setup)
             with monkeypatch.context() as patch:
-                lost = _lose_commit(patch, after=after)
+                lost = _lose_the_statement(patch, after=after)
                 session = await store.commit_turn(WS, _second_turn(setup))
             assert lost == ["after" if after else "before"]
             assert session.version == setup.session.version + 1
@@ -465,6 +498,56 @@ def test_a_turn_whose_commit_loses_its_connection_is_reported_as_it_landed(
             assert [e.offset for e in events] == list(range(len(before.events) + 3))
             assert [e.idempotency_key for e in events].count("m2") == 1
         finally:
+            await store.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.postgres
+def test_a_turn_that_lands_after_its_connection_died_is_reported_as_landed(
+    postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement's connection dies before the reply and the store finds the turn has
+    not landed; then it lands (a backend that went on alone), before the store's next
+    attempt: that attempt finds the version taken and the key recorded, asks again, and
+    the call reports the turn as landed, recorded once."""
+
+    async def body() -> None:
+        store = SqlStore.open(postgres)
+        late = await asyncpg.connect(asyncpg_dsn(postgres))
+        try:
+            setup = await _set_up(store)
+            before = await _snapshot(store, setup)
+            sent: list[tuple[str, tuple[Any, ...]]] = []
+            real_fetch: Any = asyncpg.Connection.fetch
+            real_landed: Any = SqlStore._landed
+
+            async def fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+                if sent or not query.startswith("WITH v AS"):
+                    return await real_fetch(self, query, *args, **kwargs)
+                sent.append((query, args))  # not run here: the backend "goes on alone"
+                self.terminate()
+                return await real_fetch(self, query, *args, **kwargs)
+
+            async def landed(self: SqlStore, *args: Any) -> bool:
+                found: bool = await real_landed(self, *args)
+                if not found and sent and len(sent) == 1:
+                    query, arguments = sent[0]
+                    await real_fetch(late, query, *arguments)  # it lands now
+                    sent.append(("landed", ()))
+                return found
+
+            with monkeypatch.context() as patch:
+                patch.setattr(asyncpg.Connection, "fetch", fetch)
+                patch.setattr(SqlStore, "_landed", landed)
+                session = await store.commit_turn(WS, _second_turn(setup))
+            assert [query for query, _ in sent][1:] == ["landed"]
+            assert session.version == setup.session.version + 1
+            events = await store.list_events(WS, setup.session.id)
+            assert [e.offset for e in events] == list(range(len(before.events) + 3))
+            assert [e.idempotency_key for e in events].count("m2") == 1
+        finally:
+            await late.close()
             await store.close()
 
     asyncio.run(body())

@@ -76,7 +76,12 @@ def _stored_content(event_type: str, content: dict[str, Any], at: str) -> dict[s
 
 
 def _event(row: sa.Row[Any], **more: Any) -> Event:
-    event = _EVENT.row(row, **more)
+    return _as_read(_EVENT.row(row, **more))
+
+
+def _as_read(event: Event) -> Event:
+    """An event built from its row, its content as both writers' rows read (see
+    :func:`_stored_content`)."""
     content = event.content
     if event.event_type.value in _SENDERS:
         if "text" not in content and isinstance(content.get("message"), str):
@@ -88,12 +93,16 @@ def _event(row: sa.Row[Any], **more: Any) -> Event:
     return event
 
 
-def _merged_variables(rows: Sequence[sa.Row[Any]]) -> list[Variable]:
+def _merged_variables(
+    rows: Sequence[Sequence[Any]], columns: Sequence[str] | None = None
+) -> list[Variable]:
     """The variables of :func:`_variables_of_session`'s rows, by key: the session's value
-    wins over the customer's, which wins over the definition."""
+    wins over the customer's, which wins over the definition. ``columns``: the rows'
+    column names, when they are not SQLAlchemy rows (which know them)."""
     if not rows:
         return []
-    picks = [(i, name[2:]) for i, name in enumerate(rows[0]._fields) if name.startswith("v_")]
+    names = columns if columns is not None else rows[0]._fields  # type: ignore[attr-defined]
+    picks = [(i, name[2:]) for i, name in enumerate(names) if name.startswith("v_")]
     merged: dict[str, tuple[int, Variable]] = {}
     for row in rows:
         data = {name: row[index] for index, name in picks}

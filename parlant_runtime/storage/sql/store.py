@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from parlant_runtime.storage.sql._pg_turns import _PgTurns
 from parlant_runtime.storage.sql._publishing import _Publishing
 from parlant_runtime.storage.sql._sqlite_turns import _SqliteTurns
 from parlant_runtime.storage.sql._statements import agent_lock  # noqa: F401  (its old home)
@@ -25,7 +26,7 @@ from parlant_runtime.storage.url import database_url
 __all__ = ["SqlStore"]
 
 
-class SqlStore(_Publishing, _SqliteTurns, _Usage):
+class SqlStore(_Publishing, _PgTurns, _SqliteTurns, _Usage):
     """The storage port on a SQL database (see the module docstring)."""
 
     @classmethod

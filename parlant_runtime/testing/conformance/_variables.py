@@ -162,6 +162,33 @@ class VariableEventUsageConformance:
 
         run(body())
 
+    def test_a_turn_that_sets_a_key_twice_keeps_the_last_value(
+        self, store: Store, run: Run
+    ) -> None:
+        async def body() -> None:
+            agent_id = await setup_agent(store)
+            start = SessionStart(agent_id=agent_id, customer_id="c1")
+            session = await store.create_session(WS, start)
+            await store.commit_turn(
+                WS,
+                turn(
+                    session,
+                    variables=[
+                        VariableChange(key="day", value="tuesday"),
+                        _customer("visits", 1, ValueType.NUMBER),
+                        VariableChange(key="day", value="friday"),
+                        _customer("visits", 2, ValueType.NUMBER),
+                    ],
+                ),
+            )
+            found = {v.key: (v.value, v.scope) for v in await store.get_variables(WS, session.id)}
+            assert found == {
+                "day": ("friday", VariableScope.SESSION),
+                "visits": (2, VariableScope.CUSTOMER),
+            }
+
+        run(body())
+
     def test_customer_scoped_values_name_their_customer(self, store: Store, run: Run) -> None:
 
         async def body() -> None:
