@@ -19,10 +19,10 @@ trip, and in autocommit its own transaction) writes all of it or nothing:
 4. ``sv``, ``cv``: the session's and the customer's variable upserts;
 5. ``u``: the usage deltas, one row keyed by the new version.
 
-The statement returns one row per event (one without events): the session's columns,
-its new version, the event's columns. A statement whose chain stopped at ``v`` returns
-no row; :func:`diagnosis` then says why (no session, another version, a journey or
-state that is not the agent's, no customer).
+The statement returns one row: the session's columns, its new version, and what the
+database made of the events (:data:`EVENT_STORED`, as arrays in offset order). A
+statement whose chain stopped at ``v`` returns no row; :func:`diagnosis` then says why
+(no session, another version, a journey or state that is not the agent's, no customer).
 
 On Citus (``citus``) the statement is a router query on the session's shard: the
 agent's lock and the ``NOTIFY`` are statements of their own on the coordinator, and
@@ -55,6 +55,7 @@ from parlant_runtime.storage.sql.sharding import EVENTS_CHANNEL
 
 __all__ = [
     "EVENT_COLUMNS",
+    "EVENT_STORED",
     "SESSION_COLUMNS",
     "Shape",
     "diagnosis",
@@ -65,7 +66,11 @@ __all__ = [
 SESSION_COLUMNS = tuple(column.name for column in t.session.c)
 """The session's columns, first in each row of the statement (then ``version``)."""
 EVENT_COLUMNS = tuple(column.name for column in t.event.c)
-"""The event's columns, last in each row of the statement."""
+"""The event's columns."""
+EVENT_STORED = ("content", "metadata", "created_at")
+"""The event's columns the database may store otherwise than they were sent (JSON as
+``jsonb`` keeps it, the time by the column's default), returned by the statement as
+arrays in offset order after the session's columns and its version."""
 
 _STATE = f"{t.RUNTIME_SCHEMA}.{t.session_state.name}"
 _KEYS = f"{t.RUNTIME_SCHEMA}.{t.event_key.name}"
@@ -281,12 +286,13 @@ def turn_statement(shape: Shape) -> tuple[str, tuple[str, ...]]:
             parts.append(_usage(p))
     session = ", ".join(f"s.{_q(name)}" for name in SESSION_COLUMNS)
     if shape.events and not shape.citus:
-        # the event's columns named apart from the session's (``id``, ``metadata``)
-        events = ", ".join(f"e.{_q(name)} AS {_q('event_' + name)}" for name in EVENT_COLUMNS)
-        tail = (
-            f"SELECT {session}, s.version, {events}\n"
-            'FROM s LEFT JOIN e ON true\nORDER BY e."offset"'
+        # what the database made of the events, in offset order (the rest of each event
+        # is what was sent: ids, offsets, types and texts come back as they went)
+        stored = ", ".join(
+            f'array_agg(e.{_q(name)} ORDER BY e."offset") AS {_q("event_" + name)}'
+            for name in EVENT_STORED
         )
+        tail = f"SELECT {session}, s.version, x.*\nFROM s CROSS JOIN (SELECT {stored} FROM e) AS x"
     else:
         tail = f"SELECT {session}, s.version\nFROM s"
     return "WITH " + ",\n".join(parts) + "\n" + tail, tuple(p.names)

@@ -58,7 +58,7 @@ from parlant_runtime.storage.sql import faults, sharding
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql._core import _kind, _log, _unavailable
 from parlant_runtime.storage.sql._pg_statements import (
-    EVENT_COLUMNS,
+    EVENT_STORED,
     SESSION_COLUMNS,
     Shape,
     diagnosis,
@@ -92,9 +92,8 @@ _SETTLE = 5.0
 
 # where the session's and the events' fields are in a row of the turn's statement
 _SESSION_PICKS = _SESSION.picks((*SESSION_COLUMNS, "version"))
-_EVENT_PICKS = tuple(
-    (index + len(SESSION_COLUMNS) + 1, name) for index, name in _EVENT.picks(EVENT_COLUMNS)
-)
+_STORED_AT = len(SESSION_COLUMNS) + 1  # then the arrays of EVENT_STORED, in that order
+assert EVENT_STORED == ("content", "metadata", "created_at")
 
 
 class _Reads:
@@ -264,7 +263,7 @@ class _PgTurns(_Turns):
                         await self._diagnose(_fetchrow(driver), ws, turn, values)
                 finally:
                     await _give_back(raw)
-                return _committed(rows, turn)
+                return _committed(rows[0], turn, event_ids)
             except (ConcurrentUpdate, DuplicateMessage):
                 if unsure and await self._landed(ws, turn, event_ids):
                     return await self._read_back(ws, turn, event_ids)
@@ -400,17 +399,34 @@ class _PgTurns(_Turns):
         return CommittedTurn(session, events)
 
 
-def _committed(rows: Sequence[Any], turn: TurnCommit) -> CommittedTurn:
-    """The session and the events of the rows of a turn's statement."""
-    session: Session = _SESSION.picked(rows[0], _SESSION_PICKS)
-    events = (
-        [
-            _as_read(_EVENT.picked(row, _EVENT_PICKS, idempotency_key=event.idempotency_key))
-            for row, event in zip(rows, turn.events, strict=True)
-        ]
-        if turn.events
-        else []
-    )
+def _committed(row: Any, turn: TurnCommit, event_ids: Sequence[UUID]) -> CommittedTurn:
+    """The session and the events of the row of a turn's statement (see
+    :data:`EVENT_STORED`: the rest of each event is as it was sent)."""
+    session: Session = _SESSION.picked(row, _SESSION_PICKS)
+    if not turn.events:
+        return CommittedTurn(session, [])
+    contents, metadatas, times = row[_STORED_AT], row[_STORED_AT + 1], row[_STORED_AT + 2]
+    base = session.event_count - len(turn.events)
+    events = [
+        _as_read(
+            _EVENT(
+                {
+                    "id": event_ids[index],
+                    "session_id": session.id,
+                    "offset": base + index,
+                    "event_type": event.event_type,
+                    "content": contents[index],
+                    "metadata": metadatas[index],
+                    "tool_call_id": event.tool_call_id,
+                    "journey_id": event.journey_id,
+                    "state_id": event.state_id,
+                    "created_at": times[index],
+                    "idempotency_key": event.idempotency_key,
+                }
+            )
+        )
+        for index, event in enumerate(turn.events)
+    ]
     return CommittedTurn(session, events)
 
 
