@@ -52,7 +52,7 @@ from parlant_runtime import Runtime
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.storage.checks import check_turn
 from parlant_runtime.storage.port import TurnCommit, TurnRead
-from parlant_runtime.storage.sql._pg_statements import turn_arguments, turn_statement
+from parlant_runtime.storage.sql._pg_statements import NOTIFY, turn_arguments, turn_statement
 from parlant_runtime.storage.sql._pg_turns import _committed
 from parlant_runtime.storage.sql._sessions import _Sessions
 from parlant_runtime.storage.sql._statements import _SESSION, _merged_variables
@@ -64,10 +64,12 @@ from parlant_runtime.storage.sql.store import SqlStore
 class Settings:
     calls: int
     block: int
+    seconds: float
+    rounds: int
 
 
-FULL = Settings(calls=3_000, block=250)
-QUICK = Settings(calls=600, block=100)
+FULL = Settings(calls=3_000, block=250, seconds=2.0, rounds=3)
+QUICK = Settings(calls=600, block=100, seconds=1.0, rounds=2)
 
 
 class Bench:
@@ -121,6 +123,63 @@ class Bench:
         await self.store.read_turn(WS, self.template.session_id)
 
 
+class Concurrent:
+    """Sessions committed to at once, the turn's ``NOTIFY`` after its statement (what
+    the store does) or in it (what it did): PostgreSQL serialises the commits of
+    transactions that notify, on the whole server."""
+
+    def __init__(self, store: SqlStore, template: TurnCommit) -> None:
+        self.store = store
+        self.template = template
+        self.versions: dict[uuid.UUID, int] = {}
+
+    async def add_session(self) -> uuid.UUID:
+        runtime = Runtime(self.store)
+        session = await runtime.start_session(
+            WS, (await self.store.get_session(WS, self.template.session_id)).agent_id
+        )
+        self.versions[session.id] = session.version
+        return session.id
+
+    async def commit(self, session_id: uuid.UUID, *, inside: bool) -> None:
+        turn = self.template.model_copy(
+            update={"session_id": session_id, "expected_version": self.versions[session_id]}
+        )
+        ids = [uuid.uuid4() for _ in turn.events]
+        shape, values = turn_arguments(WS, turn, ids, citus=False, dumps=json.dumps)
+        sql, names = turn_statement(shape)
+        payload = f"{session_id}:0"
+        if inside:  # the NOTIFY in the statement's own transaction, as before
+            cut = sql.rindex("\nSELECT ") + len("\nSELECT ")
+            sql = f"{sql[:cut]}pg_notify('parlant_events', '{payload}'), {sql[cut:]}"
+        held = self.store._held()
+        raw = await held.take()
+        try:
+            row = await raw.driver_connection.fetchrow(sql, *(values[n] for n in names))
+            if not inside:
+                await raw.driver_connection.fetch(NOTIFY, payload)
+        finally:
+            await held.give(raw)
+        self.versions[session_id] = int(row["version"])
+
+
+async def _rate(
+    action: Callable[[uuid.UUID], Awaitable[None]], sessions: list[uuid.UUID], seconds: float
+) -> float:
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(session_id: uuid.UUID) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await action(session_id)
+            done += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(session_id) for session_id in sessions))
+    return done / (time.perf_counter() - began)
+
+
 async def _prepared(url: str) -> tuple[SqlStore, Bench]:
     store = SqlStore.open(url)
     await store.ensure_workspace(WS)
@@ -149,6 +208,26 @@ async def _timed(action: Callable[[], Awaitable[None]], count: int) -> tuple[flo
     return (time.process_time() - began_cpu) / count, (time.perf_counter() - began) / count
 
 
+async def _notify_placement(bench: Concurrent, settings: Settings) -> dict[str, float]:
+    """Commits per second of 1 and 8 sessions at once, the ``NOTIFY`` after the turn's
+    statement or in it, alternating."""
+    rates: dict[str, list[float]] = {}
+    for count in (1, 8):
+        sessions = [await bench.add_session() for _ in range(count)]
+        for inside in (False, True):  # warm-up
+            await _rate(lambda sid, inside=inside: bench.commit(sid, inside=inside), sessions, 0.3)
+        for _ in range(settings.rounds):
+            for inside in (False, True):
+                name = f"{count} session(s), NOTIFY {'in the statement' if inside else 'after it'}"
+                rate = await _rate(
+                    lambda sid, inside=inside: bench.commit(sid, inside=inside),
+                    sessions,
+                    settings.seconds,
+                )
+                rates.setdefault(name, []).append(rate)
+    return {name: statistics.median(taken) for name, taken in rates.items()}
+
+
 async def run(settings: Settings) -> dict[str, Any]:
     async with throwaway_postgres(admin_url()) as url:
         store, bench = await _prepared(url)
@@ -167,6 +246,7 @@ async def run(settings: Settings) -> dict[str, Any]:
             for _ in range(settings.calls // settings.block):
                 for name, action in ways.items():
                     samples[name].append(await _timed(action, settings.block))
+            notify = await _notify_placement(Concurrent(store, bench.template), settings)
         finally:
             await store.close()
     results: dict[str, Any] = {}
@@ -180,7 +260,7 @@ async def run(settings: Settings) -> dict[str, Any]:
             if name.startswith(kind):
                 figures["cpu_ratio"] = figures["cpu_ms"] / results[reference]["cpu_ms"]
                 figures["wall_ratio"] = figures["wall_ms"] / results[reference]["wall_ms"]
-    return {"calls": settings.calls, "ways": results}
+    return {"calls": settings.calls, "ways": results, "notify": notify}
 
 
 def main() -> None:
@@ -205,6 +285,9 @@ def main() -> None:
             f"  {name:42} {f['cpu_ms']:>8.3f} {f['cpu_ratio']:>5.2f}x "
             f"{f['wall_ms']:>8.3f} {f['wall_ratio']:>5.2f}x"
         )
+    print("commits per second, the turn's statement and its NOTIFY (driver, held connections)")
+    for name, rate in results["notify"].items():
+        print(f"  {name:42} {rate:>8,.0f}")
 
 
 if __name__ == "__main__":

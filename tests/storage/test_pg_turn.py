@@ -1,10 +1,11 @@
 """A turn on PostgreSQL: what goes over the wire, and the one statement of every shape.
 
 The behaviour of a turn is the conformance suite's and the agreement machine's (they
-run on PostgreSQL too); what only PostgreSQL has is checked here: a commit is one
-statement with no ``BEGIN`` or ``COMMIT`` around it, a read one (two with an
-idempotency key), the commit's ``NOTIFY`` is sent once with the last offset and not at
-all when nothing is written, and the statement of every shape is valid SQL.
+run on PostgreSQL too); what only PostgreSQL has is checked here: a commit writes in
+one statement with no ``BEGIN`` or ``COMMIT`` around it (then sends its ``NOTIFY`` in a
+statement of its own), a read is one statement (two with an idempotency key), the
+``NOTIFY`` is sent once with the last offset and not at all when nothing is written,
+and the statement of every shape is valid SQL.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class Sent:
         self.statements: list[str] = []
         self._engine = store.engine.sync_engine
         sa.event.listen(self._engine, "checkout", self._watch)
+        # and the connections the store's driver path keeps between its calls
+        held = store._held_connections
+        for raw, _ in held._kept if held is not None else ():
+            self._watch(raw)
 
     def _seen(self, record: Any) -> None:
         self.statements.append(record.query)
@@ -94,8 +99,11 @@ def test_a_turn_is_one_statement_and_its_read_one_more(postgres_database: str) -
             read = await store.read_turn(WS, session.id)
             assert [s.split()[0] for s in await sent.taken()] == ["SELECT"]
             await store.commit_turn(WS, everything(read.session, "m-1"))
-            (commit,) = await sent.taken()  # no BEGIN, no COMMIT: autocommit
+            # no BEGIN, no COMMIT (autocommit): the turn, then the NOTIFY of its events
+            commit, notify = await sent.taken()
             assert commit.startswith("WITH v AS")
+            assert "pg_notify" in notify
+            assert "pg_notify" not in commit
             read = await store.read_turn(WS, session.id, idempotency_key="m-1")
             assert read.message is not None
             assert read.message.content["text"] == "hello"

@@ -40,7 +40,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.util import greenlet_spawn
 
 from parlant_runtime.model import Event, Session
 from parlant_runtime.storage.checks import check_turn
@@ -57,8 +56,10 @@ from parlant_runtime.storage.port import (
 from parlant_runtime.storage.sql import faults, sharding
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql._core import _kind, _log, _unavailable
+from parlant_runtime.storage.sql._held import HeldConnections
 from parlant_runtime.storage.sql._pg_statements import (
     EVENT_STORED,
+    NOTIFY,
     SESSION_COLUMNS,
     Shape,
     diagnosis,
@@ -124,6 +125,19 @@ class _PgTurns(_Turns):
     PostgreSQL (see the module docstring); other databases take the generic path."""
 
     _pg_reads: tuple[_Reads, _Reads] | None = None
+    _held_connections: HeldConnections | None = None
+
+    def _held(self) -> HeldConnections:
+        """The connections this path keeps between calls (see :mod:`._held`)."""
+        if self._held_connections is None:
+            self._held_connections = HeldConnections(self._writer)
+        return self._held_connections
+
+    async def close(self) -> None:
+        """Give the kept connections back, then close as every store does."""
+        if self._held_connections is not None:
+            await self._held_connections.release()
+        await super().close()
 
     # ------------------------------------------------------------------ reading a turn
 
@@ -181,7 +195,7 @@ class _PgTurns(_Turns):
                 await asyncio.sleep(faults.pause(attempt - 1))
             self._check_open()
             try:
-                raw = await self._writer.raw_connection()
+                raw = await self._held().take()
             except Exception as exc:  # the driver's raw errors too
                 last = exc
                 continue
@@ -199,7 +213,7 @@ class _PgTurns(_Turns):
                 raise _unavailable(_dressed(exc)) from exc
             raise StorageError(f"the database refused the read: {_message(exc)}") from exc
         finally:
-            await _give_back(raw)
+            await self._held().give(raw)
             self._busy -= 1
 
     # ------------------------------------------------------------------ recording a turn
@@ -251,19 +265,14 @@ class _PgTurns(_Turns):
             self._check_open()
             self._busy += 1
             try:
-                try:
-                    raw = await self._writer.raw_connection()
-                except Exception as exc:  # the driver's raw errors too
-                    last = exc
-                    continue
-                driver = raw.driver_connection
-                try:
-                    rows = await _fetch(driver, sql, arguments)
-                    if not rows:
-                        await self._diagnose(_fetchrow(driver), ws, turn, values)
-                finally:
-                    await _give_back(raw)
-                return _committed(rows[0], turn, event_ids)
+                return await self._attempt(ws, turn, (sql, arguments), values, event_ids)
+            except _NoConnection as exc:
+                last = exc.__cause__
+            except _Lost as exc:  # the outcome is unknown: did it land?
+                lost = exc.__cause__ or exc
+                last, unsure = _dressed(lost, lost=True), True
+                if await self._resolve(lambda: self._landed(ws, turn, event_ids), lost):
+                    return await self._read_back(ws, turn, event_ids)
             except (ConcurrentUpdate, DuplicateMessage):
                 if unsure and await self._landed(ws, turn, event_ids):
                     return await self._read_back(ws, turn, event_ids)
@@ -271,11 +280,6 @@ class _PgTurns(_Turns):
             except StorageError:
                 raise
             except Exception as exc:
-                if _lost(driver, exc):  # the outcome is unknown: did it land?
-                    last, unsure = _dressed(exc, lost=True), True
-                    if await self._resolve(lambda: self._landed(ws, turn, event_ids), exc):
-                        return await self._read_back(ws, turn, event_ids)
-                    continue
                 state = _sqlstate(exc)
                 if state is None:
                     raise  # not the database's: a bug, raised as it is
@@ -284,12 +288,48 @@ class _PgTurns(_Turns):
                         return await self._read_back(ws, turn, event_ids)
                     await self._explain_integrity_error(ws, turn, _integrity(exc, sql))
                 last = _dressed(exc)
-                if faults.conflict(last) or faults.node_unreachable(last):
-                    continue
-                raise StorageError(f"the database refused the write: {_message(exc)}") from exc
+                if not (faults.conflict(last) or faults.node_unreachable(last)):
+                    raise StorageError(f"the database refused the write: {_message(exc)}") from exc
             finally:
                 self._busy -= 1
         raise _unavailable(last) from last
+
+    async def _attempt(
+        self,
+        ws: str,
+        turn: TurnCommit,
+        statement: tuple[str, list[Any]],
+        values: dict[str, Any],
+        event_ids: list[UUID],
+    ) -> CommittedTurn:
+        """One run of the turn's ``statement`` (text, arguments) on a connection, then
+        its ``NOTIFY``.
+
+        Raises:
+            _NoConnection: no connection could be had.
+            _Lost: the connection died under the statement.
+        """
+        try:
+            raw = await self._held().take()
+        except Exception as exc:  # the driver's raw errors too
+            raise _NoConnection from exc
+        driver = raw.driver_connection
+        try:
+            rows = await _fetch(driver, *statement)
+            if not rows:
+                await self._diagnose(_fetchrow(driver), ws, turn, values)
+            committed = _committed(rows[0], turn, event_ids)
+            if committed.events:
+                await _notify(driver, committed.events[-1])
+            return committed
+        except StorageError:
+            raise
+        except Exception as exc:
+            if _lost(driver, exc):
+                raise _Lost from exc
+            raise
+        finally:
+            await self._held().give(raw)
 
     async def _record_on_citus(
         self,
@@ -445,6 +485,15 @@ async def _fetch(driver: Any, sql: str, arguments: Sequence[Any]) -> list[Any]:
     return rows
 
 
+async def _notify(driver: Any, last: Event) -> None:
+    """Tell the other processes' waiters of the turn's events (see :data:`NOTIFY`); a
+    notification that cannot be sent costs their waiters a read at their timeout."""
+    try:
+        await driver.fetch(NOTIFY, f"{last.session_id}:{last.offset}")
+    except Exception as exc:  # the turn is committed: this must not undo its answer
+        _log.info("the NOTIFY of a committed turn failed: %s", _kind(exc))
+
+
 def _fetchrow(driver: Any) -> Callable[[str, Sequence[Any]], Awaitable[Any]]:
     async def fetchrow(sql: str, arguments: Sequence[Any]) -> Any:
         return await driver.fetchrow(sql, *arguments)
@@ -452,10 +501,12 @@ def _fetchrow(driver: Any) -> Callable[[str, Sequence[Any]], Awaitable[Any]]:
     return fetchrow
 
 
-async def _give_back(raw: Any) -> None:
-    """Return a pooled connection (one that died is replaced at its next checkout)."""
-    with contextlib.suppress(Exception):
-        await greenlet_spawn(raw.close)
+class _NoConnection(Exception):
+    """No connection could be had (its cause says why)."""
+
+
+class _Lost(Exception):
+    """The connection died under a statement (its cause is the driver's error)."""
 
 
 def _sqlstate(exc: BaseException) -> str | None:
