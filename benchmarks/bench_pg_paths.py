@@ -30,6 +30,13 @@ work is measured. The ways, alternating in blocks on the same store and session:
 For each: median client CPU per call (this process's CPU time over a block, which holds
 better than wall time on a busy machine) and median wall time per call, and their
 ratios to the driver's way.
+
+Then where the turn's ``NOTIFY`` goes: commits per second of 1 and 8 sessions at once
+(a task each), the turn's statement followed by the ``NOTIFY`` in a transaction of its
+own (what the store does) or the ``NOTIFY`` in the turn's statement (what it did),
+alternating. PostgreSQL holds one lock, for the whole server, from before the commit of
+a transaction that notifies until its flush, so the second way commits one session at
+a time.
 """
 
 from __future__ import annotations
@@ -125,8 +132,9 @@ class Bench:
 
 class Concurrent:
     """Sessions committed to at once, the turn's ``NOTIFY`` after its statement (what
-    the store does) or in it (what it did): PostgreSQL serialises the commits of
-    transactions that notify, on the whole server."""
+    the store does, there sent once the call has returned) or in it (what it did):
+    PostgreSQL serialises the commits of transactions that notify, on the whole server.
+    Both awaited here: the cost of the lock, not of where the round trip falls."""
 
     def __init__(self, store: SqlStore, template: TurnCommit) -> None:
         self.store = store
@@ -140,6 +148,12 @@ class Concurrent:
         )
         self.versions[session.id] = session.version
         return session.id
+
+    async def commit_notify_after(self, session_id: uuid.UUID) -> None:
+        await self.commit(session_id, inside=False)
+
+    async def commit_notify_in(self, session_id: uuid.UUID) -> None:
+        await self.commit(session_id, inside=True)
 
     async def commit(self, session_id: uuid.UUID, *, inside: bool) -> None:
         turn = self.template.model_copy(
@@ -214,17 +228,13 @@ async def _notify_placement(bench: Concurrent, settings: Settings) -> dict[str, 
     rates: dict[str, list[float]] = {}
     for count in (1, 8):
         sessions = [await bench.add_session() for _ in range(count)]
-        for inside in (False, True):  # warm-up
-            await _rate(lambda sid, inside=inside: bench.commit(sid, inside=inside), sessions, 0.3)
+        ways = {"after it": bench.commit_notify_after, "in the statement": bench.commit_notify_in}
+        for action in ways.values():  # warm-up
+            await _rate(action, sessions, 0.3)
         for _ in range(settings.rounds):
-            for inside in (False, True):
-                name = f"{count} session(s), NOTIFY {'in the statement' if inside else 'after it'}"
-                rate = await _rate(
-                    lambda sid, inside=inside: bench.commit(sid, inside=inside),
-                    sessions,
-                    settings.seconds,
-                )
-                rates.setdefault(name, []).append(rate)
+            for where, action in ways.items():
+                rate = await _rate(action, sessions, settings.seconds)
+                rates.setdefault(f"{count} session(s), NOTIFY {where}", []).append(rate)
     return {name: statistics.median(taken) for name, taken in rates.items()}
 
 

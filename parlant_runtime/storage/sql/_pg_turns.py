@@ -126,6 +126,7 @@ class _PgTurns(_Turns):
 
     _pg_reads: tuple[_Reads, _Reads] | None = None
     _held_connections: HeldConnections | None = None
+    _notifying: set[asyncio.Task[None]] | None = None  # the NOTIFYs sent after their calls
 
     def _held(self) -> HeldConnections:
         """The connections this path keeps between calls (see :mod:`._held`)."""
@@ -134,7 +135,10 @@ class _PgTurns(_Turns):
         return self._held_connections
 
     async def close(self) -> None:
-        """Give the kept connections back, then close as every store does."""
+        """Send the pending ``NOTIFY``s, give the kept connections back, then close as
+        every store does."""
+        if self._notifying:
+            await asyncio.gather(*self._notifying, return_exceptions=True)
         if self._held_connections is not None:
             await self._held_connections.release()
         await super().close()
@@ -302,8 +306,8 @@ class _PgTurns(_Turns):
         values: dict[str, Any],
         event_ids: list[UUID],
     ) -> CommittedTurn:
-        """One run of the turn's ``statement`` (text, arguments) on a connection, then
-        its ``NOTIFY``.
+        """One run of the turn's ``statement`` (text, arguments) on a connection (its
+        ``NOTIFY`` follows once the call has returned).
 
         Raises:
             _NoConnection: no connection could be had.
@@ -314,13 +318,15 @@ class _PgTurns(_Turns):
         except Exception as exc:  # the driver's raw errors too
             raise _NoConnection from exc
         driver = raw.driver_connection
+        given = False  # whether the connection went to the NOTIFY sent after the call
         try:
             rows = await _fetch(driver, *statement)
             if not rows:
                 await self._diagnose(_fetchrow(driver), ws, turn, values)
             committed = _committed(rows[0], turn, event_ids)
             if committed.events:
-                await _notify(driver, committed.events[-1])
+                self._notify_after(raw, committed.events[-1])
+                given = True
             return committed
         except StorageError:
             raise
@@ -329,7 +335,26 @@ class _PgTurns(_Turns):
                 raise _Lost from exc
             raise
         finally:
+            if not given:
+                await self._held().give(raw)
+
+    def _notify_after(self, raw: Any, last: Event) -> None:
+        """Send the ``NOTIFY`` of a committed turn's events on its connection once the
+        call has returned (the turn does not wait for it), then give the connection back;
+        :meth:`close` waits for it."""
+        if self._notifying is None:
+            self._notifying = set()
+        self._busy += 1
+        task = asyncio.get_running_loop().create_task(self._notify_then_give(raw, last))
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _notify_then_give(self, raw: Any, last: Event) -> None:
+        try:
+            await _notify(raw.driver_connection, last)
+        finally:
             await self._held().give(raw)
+            self._busy -= 1
 
     async def _record_on_citus(
         self,
