@@ -43,6 +43,7 @@ from parlant_runtime.model import (
     CompositionMode,
     StateType,
 )
+from parlant_runtime.sandbox import ConditionKind
 
 __all__ = ["DEFAULT_NO_MATCH", "MAX_FIELD_CHARS", "compose_reply"]
 
@@ -83,9 +84,14 @@ def _candidates(
         turn.decided = turn.decided | turn.agent.canned_batch.evaluate(turn.condition_context())
     context = turn.template_context() if turn.agent.canned else None
     candidates = []
+    shared: dict[str, Any] | None = None  # one condition context for them all: nothing moves
     for canned in turn.agent.canned_by_priority:
         label = canned.label
-        if not all(turn.check(label, c) for c in canned.conditions):
+        if shared is None and any(
+            c.kind is ConditionKind.EXPRESSION and c not in turn.decided for c in canned.conditions
+        ):
+            shared = turn.condition_context()
+        if not all(turn.check(label, c, shared) for c in canned.conditions):
             skipped.append((label, "a condition does not hold"))
             continue
         if canned.fields and not fills:

@@ -246,7 +246,12 @@ class TurnState:
                 text = text.replace(str(value), "[private]")
         return text
 
-    def check(self, where: str, condition: Condition) -> bool:
+    def check(
+        self, where: str, condition: Condition, context: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Whether ``condition`` holds, recorded in the trace. ``context``: the condition
+        context (:meth:`condition_context`) when the caller checks several conditions in
+        one unchanged state; built here otherwise."""
         known = self.decided.get(condition)
         if known is not None and known[1] is None:  # decided in a batch, for no reason
             self.trace.conditions.append(self.batched_row(where, condition, known[0]))
@@ -254,8 +259,10 @@ class TurnState:
         if known is not None:
             result, reason = known
         else:  # only an expression reads the context: building it is most of a check
-            expression = condition.kind is ConditionKind.EXPRESSION
-            context = self.condition_context() if expression else {}
+            if condition.kind is not ConditionKind.EXPRESSION:
+                context = {}
+            elif context is None:
+                context = self.condition_context()
             result, reason = condition.evaluate(context, self.natural)
         if reason is not None:
             # a condition that never compiled never ran: its reason comes from its source
