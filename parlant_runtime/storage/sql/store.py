@@ -5,10 +5,11 @@ LISTEN/NOTIFY versus polling) is chosen by the dialect at run time. A turn is on
 transaction: a compare-and-set ``UPDATE ... RETURNING`` of the session row (which
 also checks that the new journey and state belong to the session's agent), the
 events in one ``executemany`` with offsets taken from the updated row, the variable
-upserts and the usage deltas. Nothing is read before it, so a turn costs three
-to five statements and one round trip each. The statements of the hot path are
-built once and reused with bound parameters, and rows become models without being
-validated again (:mod:`.trusted`); see "Speed" in ``docs/storage.md``.
+upserts and the usage deltas. Nothing is read before it. On PostgreSQL a turn's read
+and commit go to the driver directly, the commit as one data-modifying statement
+(:mod:`._pg_turns`). The statements of the hot path are built once and reused with
+bound parameters, and rows become models without being validated again
+(:mod:`.trusted`); see "Speed" in ``docs/storage.md``.
 """
 
 from __future__ import annotations
