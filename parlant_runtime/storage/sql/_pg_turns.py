@@ -128,6 +128,11 @@ class _PgTurns(_Turns):
     _held_connections: HeldConnections | None = None
     _notifying: set[asyncio.Task[None]] | None = None  # the NOTIFYs sent after their calls
 
+    def _on_asyncpg(self) -> bool:
+        """Whether this path applies: PostgreSQL through asyncpg (the library's driver; a
+        store built on an engine of another driver takes the generic path)."""
+        return self.dialect == "postgresql" and self._writer.dialect.driver == "asyncpg"
+
     def _held(self) -> HeldConnections:
         """The connections this path keeps between calls (see :mod:`._held`)."""
         if self._held_connections is None:
@@ -150,7 +155,7 @@ class _PgTurns(_Turns):
     ) -> TurnRead:
         """The session, its agent's version and its variables in one statement (and the
         keyed message in a second one, when a key is given)."""
-        if self.dialect != "postgresql":
+        if not self._on_asyncpg():
             return await super().read_turn(
                 workspace_id, session_id, idempotency_key=idempotency_key
             )
@@ -225,7 +230,7 @@ class _PgTurns(_Turns):
     async def record_turn(self, workspace_id: str, turn: TurnCommit) -> CommittedTurn:
         """Write one turn atomically in one statement; the session as it now is and the
         events as stored (returned by the statement that wrote them)."""
-        if self.dialect != "postgresql":
+        if not self._on_asyncpg():
             return await super().record_turn(workspace_id, turn)
         _check_workspace(workspace_id)
         check_turn(turn)
