@@ -8,14 +8,14 @@ trip, and in autocommit its own transaction) writes all of it or nothing:
    WHERE version = :expected``; for a turn computed at version 0, whose session may
    have no row yet, ``INSERT ... ON CONFLICT DO UPDATE ... WHERE version = 0``),
    joined with the session's row, which must be in the workspace, whose agent's lock
-   it takes (shared; PostgreSQL: the turn's first lock, see "Locks and retries" in
+   it takes (shared; the turn's first lock, see "Locks and retries" in
    ``docs/storage.md``) and whose agent must own every journey and state the turn
    names (and a customer, when the turn sets a customer's variable). No row here: no
    row anywhere below, and nothing is written;
 2. ``s``: the session's ``UPDATE ... RETURNING`` (counters from the log, position,
-   mode, status, metadata; on PostgreSQL its ``pg_notify``, delivered at commit);
-3. ``e``, ``k``: the events (``INSERT ... SELECT FROM unnest(...)``, offsets from
-   ``s``) and the idempotency keys;
+   mode, status, metadata);
+3. ``e``, ``k``: the events (``INSERT ... SELECT FROM jsonb_to_recordset(...)``,
+   offsets from ``s``) and the idempotency keys;
 4. ``sv``, ``cv``: the session's and the customer's variable upserts;
 5. ``u``: the usage deltas, one row keyed by the new version.
 
@@ -23,17 +23,22 @@ The statement returns one row: the session's columns, its new version, and what 
 database made of the events (:data:`EVENT_STORED`, as arrays in offset order). A
 statement whose chain stopped at ``v`` returns no row; :func:`diagnosis` then says why
 (no session, another version, a journey or state that is not the agent's, no customer).
+Its ``NOTIFY`` is a statement of its own, sent after it (:data:`NOTIFY`).
 
-On Citus (``citus``) the statement is a router query on the session's shard: the
-agent's lock and the ``NOTIFY`` are statements of their own on the coordinator, and
-the variables (reference tables) are upserted by statements of their own, all in one
-transaction (see :mod:`.sharding`). Every distributed table in it is pinned by the
-session's id as a parameter, which is what Citus routes by.
+On Citus (``citus``) the statement holds ``v`` and ``s`` alone: Citus routes a chain of
+``UPDATE``s to the session's shard, but plans one holding an ``INSERT`` as subplans
+pulled through the coordinator. The events, keys, variables (reference tables) and
+usage are statements of their own there, with the agent's lock and the ``NOTIFY`` on
+the coordinator, all in one transaction (see :mod:`.sharding`); and the version row of
+a session without one is made before it (``v`` is then always an ``UPDATE``). Every
+distributed table in the statement is pinned by the session's id as a parameter,
+which is what Citus routes by.
 
 Parameters are positional (``$1``...), numbered as the text is built; :class:`Shape`
 says which parts a statement has, and :func:`turn_statement` gives the text and the
-names of its parameters in order (``tests/storage/test_pg_turn.py`` checks the
-statement against the generic path's result on every shape).
+names of its parameters in order (``tests/storage/test_pg_turn.py`` has PostgreSQL
+prepare the statement of every shape; the conformance suite and the agreement machine
+check what it does).
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ class Shape:
     connection, per shape)."""
 
     first: bool
-    """Computed at version 0: the session may have no version row yet."""
+    """Computed at version 0: the session may have no version row yet (never on Citus)."""
     events: bool
     keys: bool
     """Some event carries an idempotency key."""
@@ -96,7 +101,7 @@ class Shape:
     customer_variables: bool
     usage: bool
     citus: bool
-    """Citus: no lock, no ``NOTIFY``, no variables in the statement (see the module)."""
+    """Citus: ``v`` and ``s`` alone, without the lock (see the module)."""
 
 
 class _Parameters:
