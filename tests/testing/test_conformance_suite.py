@@ -51,7 +51,7 @@ def test_a_store_that_keeps_the_contract_passes_the_whole_suite(pytester: pytest
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0, result.stdout.str()
     assert outcomes.get("errors", 0) == 0, result.stdout.str()
-    assert outcomes["passed"] == 89  # every test of the suite, with its parameters
+    assert outcomes["passed"] == 90  # every test of the suite, with its parameters
 
 
 def test_a_store_that_breaks_the_contract_fails_the_tests_that_say_so(
