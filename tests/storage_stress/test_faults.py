@@ -39,7 +39,6 @@ from uuid import UUID
 import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parlant_runtime.model import EventType, Session
 from parlant_runtime.storage import publishing
