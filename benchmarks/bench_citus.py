@@ -12,7 +12,9 @@ sessions and events sharded, definitions replicated) and drops them at the end.
 A turn is what the runtime stores per message: the session read
 (:meth:`SqlStore.get_session`), then :meth:`SqlStore.commit_turn` with two events (the
 customer's message with an idempotency key, the agent's reply), a move to a state of a
-journey and a usage delta. Measured on each database:
+journey and a usage delta. Three kinds of turn: that alone, that and a session
+variable set, that and a customer variable set (the session has a customer). Measured
+on each database, for each kind:
 
 - latency: turns one after another on one session; median and p99 per turn;
 - throughput: ``--tasks`` tasks (8), each on its own session, for a few seconds;
@@ -46,12 +48,14 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import sqlalchemy as sa
 
 from parlant_runtime.bundle.schema import AgentBundle
-from parlant_runtime.model import EventType
+from parlant_runtime.model import EventType, VariableScope
 from parlant_runtime.storage import migrate
-from parlant_runtime.storage.port import NewEvent, SessionStart, TurnCommit
+from parlant_runtime.storage.port import NewEvent, SessionStart, TurnCommit, VariableChange
 from parlant_runtime.storage.sql.store import SqlStore
 
 WS = "bench"
+KINDS = ("no variable", "session variable", "customer variable")
+"""The turns measured: what each sets besides its events, state and usage."""
 SINGLE = "postgresql://postgres@127.0.0.1:5432/postgres"
 CITUS = "postgresql://postgres@127.0.0.1:9700/postgres"
 
@@ -158,7 +162,15 @@ async def prepare(url: str) -> Target:
     )
 
 
-async def one_turn(target: Target, session_id: UUID, number: int) -> None:
+def _variables(kind: str, number: int) -> list[VariableChange]:
+    if kind == "session variable":
+        return [VariableChange(key="day", value=f"day {number}")]
+    if kind == "customer variable":
+        return [VariableChange(key="tier", value=f"tier {number}", scope=VariableScope.CUSTOMER)]
+    return []
+
+
+async def one_turn(target: Target, session_id: UUID, number: int, kind: str = KINDS[0]) -> None:
     session = await target.store.get_session(WS, session_id)
     await target.store.commit_turn(
         WS,
@@ -176,25 +188,27 @@ async def one_turn(target: Target, session_id: UUID, number: int) -> None:
             current_journey_id=target.journey_id,
             current_state_id=target.state_ids[number % len(target.state_ids)],
             usage={f"guideline:{target.guideline_id}:match_count": 1},
+            variables=_variables(kind, number),
         ),
     )
 
 
 async def new_session(target: Target) -> UUID:
-    return (await target.store.create_session(WS, SessionStart(agent_id=target.agent_id))).id
+    start = SessionStart(agent_id=target.agent_id, customer_id=f"c-{secrets.token_hex(4)}")
+    return (await target.store.create_session(WS, start)).id
 
 
-async def latency(target: Target, turns: int) -> list[float]:
+async def latency(target: Target, turns: int, kind: str = KINDS[0]) -> list[float]:
     session = await new_session(target)
     samples = []
     for number in range(turns):
         started = time.perf_counter()
-        await one_turn(target, session, number)
+        await one_turn(target, session, number, kind)
         samples.append(time.perf_counter() - started)
     return samples
 
 
-async def throughput(target: Target, tasks: int, seconds: float) -> float:
+async def throughput(target: Target, tasks: int, seconds: float, kind: str = KINDS[0]) -> float:
     sessions = [await new_session(target) for _ in range(tasks)]
     done = 0
     deadline = time.perf_counter() + seconds
@@ -203,7 +217,7 @@ async def throughput(target: Target, tasks: int, seconds: float) -> float:
         nonlocal done
         number = 0
         while time.perf_counter() < deadline:
-            await one_turn(target, session, number)
+            await one_turn(target, session, number, kind)
             number += 1
             done += 1
 
@@ -217,27 +231,35 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-async def run(settings: Settings, single: str, citus: str) -> dict[str, Any]:
+async def run(settings: Settings, single: str, citus: str) -> dict[str, dict[str, Any]]:
+    """``{database: {kind: figures}}``."""
     async with throwaway(single, citus=False) as one, throwaway(citus, citus=True) as many:
         targets = {"single server": await prepare(one), "citus (3 nodes)": await prepare(many)}
+        keys = [(name, kind) for name in targets for kind in KINDS]
         try:
-            for target in targets.values():  # warm both: connections, compiled statements
-                await latency(target, 5)
-            samples: dict[str, list[float]] = {name: [] for name in targets}
-            rates: dict[str, list[float]] = {name: [] for name in targets}
+            for name, kind in keys:  # warm both: connections, compiled statements
+                await latency(targets[name], 5, kind)
+            samples: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
+            rates: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
             for _ in range(settings.rounds):
-                for name, target in targets.items():
-                    samples[name] += await latency(target, settings.turns)
-                    rates[name].append(await throughput(target, settings.tasks, settings.seconds))
+                for name, kind in keys:
+                    target = targets[name]
+                    samples[name, kind] += await latency(target, settings.turns, kind)
+                    rates[name, kind].append(
+                        await throughput(target, settings.tasks, settings.seconds, kind)
+                    )
         finally:
             for target in targets.values():
                 await target.store.close()
     return {
         name: {
-            "median_ms": statistics.median(samples[name]) * 1000,
-            "p99_ms": p99(samples[name]) * 1000,
-            "turns_per_s": statistics.median(rates[name]),
-            "turns": len(samples[name]),
+            kind: {
+                "median_ms": statistics.median(samples[name, kind]) * 1000,
+                "p99_ms": p99(samples[name, kind]) * 1000,
+                "turns_per_s": statistics.median(rates[name, kind]),
+                "turns": len(samples[name, kind]),
+            }
+            for kind in KINDS
         }
         for name in targets
     }
@@ -262,19 +284,32 @@ def main() -> None:
         return
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {load:.1f}")
-    print(f"{'':18} {'median ms':>10} {'p99 ms':>10} {'turns/s':>10}  ({options.tasks} sessions)")
-    base = results["single server"]
-    for name, figures in results.items():
-        print(
-            f"{name:18} {figures['median_ms']:10.2f} {figures['p99_ms']:10.2f} "
-            f"{figures['turns_per_s']:10.0f}"
-        )
-    other = results["citus (3 nodes)"]
     print(
-        f"citus / single: latency x{other['median_ms'] / base['median_ms']:.2f} (median), "
-        f"x{other['p99_ms'] / base['p99_ms']:.2f} (p99); throughput "
-        f"x{other['turns_per_s'] / base['turns_per_s']:.2f}"
+        f"{'':18} {'turn sets':18} {'median ms':>10} {'p99 ms':>10} {'turns/s':>10}"
+        f"  ({options.tasks} sessions)"
     )
+    for name, kinds in results.items():
+        for kind, figures in kinds.items():
+            print(
+                f"{name:18} {kind:18} {figures['median_ms']:10.2f} {figures['p99_ms']:10.2f} "
+                f"{figures['turns_per_s']:10.0f}"
+            )
+    base, other = results["single server"], results["citus (3 nodes)"]
+    for kind in KINDS:
+        many, one = other[kind], base[kind]
+        print(
+            f"citus / single, {kind}: latency x{many['median_ms'] / one['median_ms']:.2f}"
+            f" (median), x{many['p99_ms'] / one['p99_ms']:.2f} (p99); throughput "
+            f"x{many['turns_per_s'] / one['turns_per_s']:.2f}"
+        )
+    for name, kinds in results.items():
+        plain = kinds[KINDS[0]]
+        for kind in KINDS[1:]:
+            print(
+                f"{name}, {kind} / no variable: latency "
+                f"x{kinds[kind]['median_ms'] / plain['median_ms']:.2f} (median); throughput "
+                f"x{kinds[kind]['turns_per_s'] / plain['turns_per_s']:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import tomllib
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,8 +49,9 @@ EXTENSIONS = "0002_runtime_extensions"
 EVENT_LOG = "0003_event_log_keeps_positions"
 OWN = "0004_runtime_schema"
 SESSION_SIDE = "0005_runtime_session_state"
-HEAD = SESSION_SIDE
-REVISIONS = [SEED, EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE]
+SESSION_VALUES = "0006_runtime_session_variables"
+HEAD = SESSION_VALUES
+REVISIONS = [SEED, EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE, SESSION_VALUES]
 HOST_TABLES = set(schema.HOST_TABLES)
 RUNTIME = schema.RUNTIME_SCHEMA
 
@@ -175,7 +177,7 @@ def test_step_by_step_the_seed_comes_first(database: str) -> None:
     assert run(migrate.current_revision(database)) == SEED
     assert "parlant_usage" not in table_names(database)
     assert "version" not in column_names(database, "parlant_agent")
-    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, OWN, HEAD]
+    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE, HEAD]
     assert run(migrate.differences(database)) == []
 
 
@@ -295,9 +297,15 @@ def test_rows_survive_0002_up_and_down(database: str) -> None:
 
     # On SQLite batch mode rebuilds the tables: with foreign keys on, dropping the
     # old parlant_journey_state would have cleared the references to it.
-    assert run(migrate.downgrade(database, SEED)) == [HEAD, OWN, EVENT_LOG, EXTENSIONS]
+    assert run(migrate.downgrade(database, SEED)) == [
+        HEAD,
+        SESSION_SIDE,
+        OWN,
+        EVENT_LOG,
+        EXTENSIONS,
+    ]
     assert on_database(database, _session_row) == (STATE, STATE)
-    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, OWN, HEAD]
+    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE, HEAD]
     assert on_database(database, _session_row) == (STATE, STATE)
 
 
@@ -312,9 +320,9 @@ def test_events_keep_a_removed_state_from_0003_and_lose_it_below(database: str) 
     on_database(database, remove_state)
     # the session's position is cleared (its foreign key); the event keeps its record
     assert on_database(database, _session_row) == (None, STATE)
-    assert run(migrate.downgrade(database, EXTENSIONS)) == [HEAD, OWN, EVENT_LOG]
+    assert run(migrate.downgrade(database, EXTENSIONS)) == [HEAD, SESSION_SIDE, OWN, EVENT_LOG]
     assert on_database(database, _session_row) == (None, None)  # as SET NULL would have
-    assert run(migrate.upgrade(database)) == [EVENT_LOG, OWN, HEAD]
+    assert run(migrate.upgrade(database)) == [EVENT_LOG, OWN, SESSION_SIDE, HEAD]
     assert run(migrate.differences(database)) == []
 
 
@@ -444,7 +452,7 @@ def test_0005_moves_the_session_state_off_the_platform_tables_and_back(database:
     on_database(database, _runtime_state_of_0003)
     run(migrate.upgrade(database, OWN))
 
-    assert run(migrate.upgrade(database)) == [SESSION_SIDE]
+    assert run(migrate.upgrade(database, SESSION_SIDE)) == [SESSION_SIDE]
     assert on_database(database, _runtime_state) == (
         7,
         ("m-1", 0),
@@ -470,7 +478,72 @@ def test_0005_moves_the_session_state_off_the_platform_tables_and_back(database:
         )
 
     assert on_database(database, back) == (7, "m-1", ("c-1", "tier"), 5)
-    assert run(migrate.upgrade(database)) == [SESSION_SIDE]
+    assert run(migrate.upgrade(database)) == [SESSION_SIDE, SESSION_VALUES]
+    assert run(migrate.differences(database)) == []
+
+
+def _values_of_0005(connection: sa.Connection) -> None:
+    """An agent's definition and two session values, where turns wrote them before 0006."""
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {"session_id": None, "key": "day", "value": "monday"},  # the definition
+        {"session_id": SESSION, "key": "day", "value": "friday"},
+        {"session_id": SESSION, "key": "mood", "value": "calm"},
+    ]
+    for row in rows:
+        connection.execute(
+            sa.insert(schema.variable).values(
+                id=uuid.uuid4(), agent_id=AGENT, scope="session", updated_at=long_ago, **row
+            )
+        )
+
+
+def _variable_rows(connection: sa.Connection, table: sa.Table) -> set[tuple[Any, ...]]:
+    session = table.c.session_id if "session_id" in table.c else sa.null()
+    return {
+        tuple(row) for row in connection.execute(sa.select(session, table.c.key, table.c.value))
+    }
+
+
+def test_0006_moves_session_values_off_the_platform_table_and_back(database: str) -> None:
+    run(migrate.upgrade(database, SEED))
+    on_database(database, _insert_seed_rows)
+    run(migrate.upgrade(database, SESSION_SIDE))
+    on_database(database, _values_of_0005)
+
+    assert run(migrate.upgrade(database)) == [SESSION_VALUES]
+    assert on_database(database, lambda c: _variable_rows(c, schema.session_variable)) == {
+        (SESSION, "day", "friday"),
+        (SESSION, "mood", "calm"),
+    }
+    # the platform's table keeps the definition only
+    assert on_database(database, lambda c: _variable_rows(c, schema.variable)) == {
+        (None, "day", "monday")
+    }
+
+    def platform_writes(connection: sa.Connection) -> None:
+        """After the upgrade the platform sets "day" on the session itself (newer)."""
+        connection.execute(
+            sa.insert(schema.variable).values(
+                id=uuid.uuid4(),
+                agent_id=AGENT,
+                session_id=SESSION,
+                key="day",
+                scope="session",
+                value="sunday",
+                updated_at=datetime.now(UTC),
+            )
+        )
+
+    on_database(database, platform_writes)
+    assert run(migrate.downgrade(database, SESSION_SIDE)) == [SESSION_VALUES]
+    assert "session_variable" not in table_names(database)
+    assert on_database(database, lambda c: _variable_rows(c, schema.variable)) == {
+        (None, "day", "monday"),
+        (SESSION, "day", "sunday"),  # the platform's newer value stays
+        (SESSION, "mood", "calm"),  # the runtime's comes back
+    }
+    assert run(migrate.upgrade(database)) == [SESSION_VALUES]
     assert run(migrate.differences(database)) == []
 
 
@@ -688,7 +761,9 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 def test_db_upgrade_reports_each_revision_then_nothing_to_do(sqlite_url: str) -> None:
     first = invoke("upgrade", "--database-url", sqlite_url)
     assert first.exit_code == 0, first.output
-    assert first.stdout.splitlines()[:5] == [f"applied {revision}" for revision in REVISIONS]
+    assert first.stdout.splitlines()[: len(REVISIONS)] == [
+        f"applied {revision}" for revision in REVISIONS
+    ]
     assert first.stdout.rstrip().endswith(f"is at {HEAD}")
 
     again = invoke("upgrade", "--database-url", sqlite_url)

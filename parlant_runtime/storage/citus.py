@@ -8,8 +8,9 @@ again after each upgrade and lays out whatever table a new migration created.
 The layout (see "Scaling out on Citus" in ``docs/operations.md`` for the reasons):
 
 - sessions and their events are distributed by the session id and co-located
-  (``parlant_session.id``, ``parlant_event.session_id``): a turn's statements touch
-  one shard, on one worker;
+  (``parlant_session.id``, ``parlant_event.session_id``), with the runtime's
+  session-side tables (version, idempotency keys, usage deltas, the session values
+  turns set): a turn's statements touch one shard, on one worker;
 - usage deltas are distributed by their workspace (they carry no session);
 - agent definitions, variables and the host's workspace, user, tool and
   knowledge-base tables are reference tables, a copy on every node: a publish stays
@@ -63,6 +64,8 @@ DISTRIBUTED: dict[str, Distributed] = {
     "parlant_runtime.session_state": Distributed("session_id", colocate_with="parlant_session"),
     "parlant_runtime.event_key": Distributed("session_id", colocate_with="parlant_session"),
     "parlant_runtime.usage_delta": Distributed("session_id", colocate_with="parlant_session"),
+    # the session values turns set (0006): a turn that sets one stays on one shard
+    "parlant_runtime.session_variable": Distributed("session_id", colocate_with="parlant_session"),
     # before 0005: usage deltas carry no session, only their workspace
     "parlant_usage": Distributed("workspace_id"),
 }
@@ -86,7 +89,9 @@ REFERENCE: tuple[str, ...] = (
     "parlant_journey_guideline",
     "parlant_agent_knowledge_base",
     # an agent's variable definitions have no session (session_id NULL), and Citus
-    # refuses NULL in a distribution column: the table cannot be sharded by session
+    # refuses NULL in a distribution column: the table cannot be sharded by session.
+    # Turns set session values in parlant_runtime.session_variable (0006), sharded;
+    # only what the platform itself writes lands here
     "parlant_variable",
     # the runtime's own definitions side (schema parlant_runtime, migration 0004)
     "parlant_runtime.agent_state",

@@ -181,8 +181,44 @@ def test_every_statement_of_a_turn_is_a_router_query(laid_out: str) -> None:
         assert "INSERT" not in chain
         for table in ("parlant_event", "parlant_runtime.event_key", "parlant_runtime.usage_delta"):
             assert any(s.startswith(f"INSERT INTO {table} ") for s in routed), table
+        # on one worker, the session's
+        nodes = {n for _, plan in plans for n in re.findall(r"Node: host=\S+ port=(\d+)", plan)}
+        assert len(nodes) == 1, nodes
+        # and every table the turn writes is sharded beside the session: no reference
+        # table (a write to one is a write on every node, a two-phase commit)
+        written = {_written(s) for s, _ in recorded.statements} - {None}
+        assert "parlant_runtime.session_variable" in written, written  # the variable
+        assert await _placement(laid_out, written) == {"co-located with the sessions"}
 
     asyncio.run(body())
+
+
+def _written(statement: str) -> str | None:
+    """The table an ``INSERT`` or ``UPDATE`` writes."""
+    found = re.match(r"\s*(?:INSERT INTO|UPDATE) ([\w.]+)", statement)
+    return found.group(1) if found else None
+
+
+async def _placement(url: str, tables: set[str]) -> set[str]:
+    """How Citus holds each of ``tables``: co-located with the sessions, or otherwise."""
+    connection = await asyncpg.connect(_raw(url))
+    try:
+        rows = await connection.fetch(
+            "SELECT p.partmethod::text AS method, "
+            "p.colocationid = (SELECT colocationid FROM pg_dist_partition "
+            "WHERE logicalrelid = 'parlant_session'::regclass) AS beside "
+            "FROM unnest($1::text[]) AS t(name) "
+            "LEFT JOIN pg_dist_partition p ON p.logicalrelid = t.name::regclass",
+            sorted(tables),
+        )
+    finally:
+        await connection.close()
+    return {
+        "co-located with the sessions"
+        if row["method"] == "h" and row["beside"]
+        else f"{row['method'] or 'local'} table"
+        for row in rows
+    }
 
 
 async def _explain(url: str, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:

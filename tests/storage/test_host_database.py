@@ -28,7 +28,7 @@ from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.cli import cli
 from parlant_runtime.storage import migrate
 from parlant_runtime.storage.adopt import NEEDED_INDEXES
-from parlant_runtime.storage.port import InvalidData
+from parlant_runtime.storage.port import InvalidData, TurnCommit, VariableChange
 from parlant_runtime.storage.publishing import from_workspace
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql.schema import RUNTIME_TABLES
@@ -440,6 +440,61 @@ def test_the_platforms_own_rows_run_in_the_runtime(adopted_url: str) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Stay calm." in result.output
+
+
+def test_session_values_of_both_writers_are_read_and_the_newer_wins(adopted_url: str) -> None:
+    """Turns set session values in the runtime's own table; a value the platform
+    writes to its ``parlant_variable`` for the session is read too, the newer winning."""
+    agent, session = platform_agent_and_session(adopted_url)
+
+    def platform_sets(value: str, later: int) -> None:
+        sql(
+            adopted_url,
+            """INSERT INTO parlant_variable (agent_id, session_id, key, value, value_type,
+                updated_at) VALUES ($1, $2, 'day', to_jsonb($3::text), 'string',
+                now() + make_interval(secs => $4::int))
+            ON CONFLICT (session_id, key) DO UPDATE
+            SET value = excluded.value, updated_at = excluded.updated_at""",
+            agent,
+            session,
+            value,
+            later,
+        )
+
+    async def day() -> object:
+        store = SqlStore.open(adopted_url)
+        try:
+            values = {v.key: v.value for v in await store.get_variables(WS, session)}
+            return values.get("day")
+        finally:
+            await store.close()
+
+    async def turn_sets(value: str) -> None:
+        store = SqlStore.open(adopted_url)
+        try:
+            current = await store.get_session(WS, session)
+            await store.commit_turn(
+                WS,
+                TurnCommit(
+                    session_id=session,
+                    expected_version=current.version,
+                    variables=[VariableChange(key="day", value=value)],
+                ),
+            )
+        finally:
+            await store.close()
+
+    platform_sets("monday", 0)
+    assert asyncio.run(day()) == "monday"
+    asyncio.run(turn_sets("friday"))
+    assert asyncio.run(day()) == "friday"
+    # the turn wrote the runtime's table, not the platform's
+    assert sql(adopted_url, "SELECT value #>> '{}' FROM parlant_variable") == [("monday",)]
+    assert sql(adopted_url, "SELECT key, value #>> '{}' FROM parlant_runtime.session_variable") == [
+        ("day", "friday")
+    ]
+    platform_sets("sunday", 60)  # the platform's later value
+    assert asyncio.run(day()) == "sunday"
 
 
 def test_a_host_row_the_runtime_cannot_use_is_named(adopted_url: str) -> None:

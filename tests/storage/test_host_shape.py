@@ -168,6 +168,7 @@ def test_an_adopted_database_keeps_the_platforms_shape_through_publishing(
             "event_key",
             "row_order",
             "session_state",
+            "session_variable",  # 0006: the session values turns set
             "usage_delta",
         ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -97,27 +98,43 @@ def _merged_variables(
     rows: Sequence[Sequence[Any]], columns: Sequence[str] | None = None
 ) -> list[Variable]:
     """The variables of :func:`_variables_of_session`'s rows, by key: the session's value
-    wins over the customer's, which wins over the definition. ``columns``: the rows'
+    wins over the customer's, which wins over the definition. A session value the
+    runtime set (``session_variable``) and one the platform wrote to ``parlant_variable``
+    for the same key: the newer wins, the runtime's on a tie. ``columns``: the rows'
     column names, when they are not SQLAlchemy rows (which know them)."""
     if not rows:
         return []
     names = columns if columns is not None else rows[0]._fields  # type: ignore[attr-defined]
     picks = [(i, name[2:]) for i, name in enumerate(names) if name.startswith("v_")]
-    merged: dict[str, tuple[int, Variable]] = {}
+    # rows without it (the SQLite and PostgreSQL turn reads) are parlant_variable's alone
+    flag = list(names).index("runtime_row") if "runtime_row" in names else None
+    merged: dict[str, tuple[tuple[int, datetime, int], Variable]] = {}
     for row in rows:
         data = {name: row[index] for index, name in picks}
         if data["key"] is None:  # the row that stands for the session alone
             continue
         rank = 2 if data["session_id"] is not None else 1 if data["customer_id"] is not None else 0
+        runtime_row = 0 if flag is None else int(row[flag])
+        order = (rank, _utc(data["updated_at"]) if rank == 2 else _EPOCH, runtime_row)
         variable = _VARIABLE(data)
-        if variable.key not in merged or merged[variable.key][0] <= rank:
-            merged[variable.key] = (rank, variable)
+        if variable.key not in merged or merged[variable.key][0] <= order:
+            merged[variable.key] = (order, variable)
     return [merged[key][1] for key in sorted(merged)]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A timestamp comparable with any other: one without a zone (the platform's
+    ``timestamp`` columns, SQLite) is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # Statements of the hot path, built once: SQLAlchemy then finds their compiled form in
 # its cache by a memoised key instead of building and hashing a new statement per call.
 _STATE, _KEYS, _CUSTOMER = t.session_state, t.event_key, t.customer_variable
+_SESSION_VALUES = t.session_variable
 _DELTAS = t.usage_delta
 # a session's version is in the runtime's own table; no row there (the platform created
 # the session, or no turn was committed yet) is version 0
@@ -150,11 +167,12 @@ _VARIABLE_FIELDS = (
 
 def _variables_of_session(*session_columns: Any) -> Any:
     """The variables a session sees, found through its own row in one statement: the
-    agent's definitions and the session's values (``parlant_variable``), then its
-    customer's (``customer_variable``); ``session_columns`` come with every row, and a
-    last row of them without a variable makes sure the session is there even without
-    variables (no row at all: no such session)."""
-    s, v, c = t.session, t.variable, _CUSTOMER
+    agent's definitions and the values the platform wrote for the session
+    (``parlant_variable``), the values turns set (``session_variable``, beside the
+    session), then its customer's (``customer_variable``); ``session_columns`` come with
+    every row, and a last row of them without a variable makes sure the session is
+    there even without variables (no row at all: no such session)."""
+    s, v, c, o = t.session, t.variable, _CUSTOMER, _SESSION_VALUES
     where = (s.c.id == sa.bindparam("sid"), s.c.workspace_id == sa.bindparam("ws"))
     null_text, null_uuid = sa.cast(sa.null(), sa.Text), sa.cast(sa.null(), t.UUID)
     labels = [f"v_{name}" for name in _VARIABLE_FIELDS]
@@ -171,6 +189,20 @@ def _variables_of_session(*session_columns: Any) -> Any:
         v.c.description,
         v.c.created_at,
         v.c.updated_at,
+    ]
+    own = [
+        o.c.id,
+        s.c.agent_id,
+        o.c.session_id,
+        null_text,
+        o.c.key,
+        sa.literal(VariableScope.SESSION.value, sa.Text),
+        o.c.value,
+        o.c.value_type,
+        o.c.is_private,
+        null_text,
+        o.c.created_at,
+        o.c.updated_at,
     ]
     customer = [
         c.c.id,
@@ -201,16 +233,21 @@ def _variables_of_session(*session_columns: Any) -> Any:
         sa.cast(sa.null(), sa.DateTime(timezone=True)),
     ]
 
-    def branch(columns: list[Any]) -> Any:
+    def branch(columns: list[Any], runtime_row: int = 0) -> Any:
         return sa.select(
             *session_columns,
             *(column.label(label) for column, label in zip(columns, labels, strict=True)),
+            sa.literal(runtime_row, sa.Integer).label("runtime_row"),
         )
 
     return sa.union_all(
         branch(defined)
         .select_from(_session_scope().join(v, v.c.agent_id == s.c.agent_id))
         .where(*where, sa.or_(v.c.session_id == s.c.id, v.c.session_id.is_(None))),
+        # pinned by the parameter, not the session's column: Citus routes each table so
+        branch(own, runtime_row=1)
+        .select_from(_session_scope().join(o, o.c.session_id == s.c.id))
+        .where(*where, o.c.session_id == sa.bindparam("sid")),
         branch(customer)
         .select_from(
             _session_scope().join(

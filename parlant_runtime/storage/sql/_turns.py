@@ -37,6 +37,7 @@ from parlant_runtime.storage.sql._statements import (
     _INSERT_EVENTS,
     _INSERT_KEYS,
     _MESSAGES,
+    _SESSION_VALUES,
     _STATE,
     _check_workspace,
     _event,
@@ -248,17 +249,15 @@ class _Turns(_Sessions):
         for change in turn.variables:
             row = {
                 "id": uuid.uuid4(),
-                "agent_id": session.agent_id,
                 "key": change.key,
-                "scope": change.scope.value,
                 "value": change.value,
                 "value_type": change.value_type.value,
                 "is_private": change.is_private,
             }
             if change.scope is VariableScope.CUSTOMER:  # commit_turn checked it has a customer
+                row["agent_id"] = session.agent_id
                 row["customer_id"] = session.customer_id
-                del row["scope"]  # the table holds customer values only
-            else:
+            else:  # beside the session (the agent is the session's)
                 row["session_id"] = session.id
             by_scope.setdefault(change.scope, []).append(row)
         for scope, rows in by_scope.items():
@@ -275,7 +274,7 @@ class _Turns(_Sessions):
             table = _CUSTOMER
             conflict: dict[str, Any] = {"index_elements": ["agent_id", "customer_id", "key"]}
         else:
-            table = t.variable
+            table = _SESSION_VALUES
             conflict = {"index_elements": ["session_id", "key"]}
         statement = self._insert(table)
         return statement.on_conflict_do_update(

@@ -24,7 +24,10 @@ main file), so that the platform's tables keep exactly the platform's shape
 ``event_key`` (idempotency keys), ``customer_variable`` (customer-scoped values) and
 ``usage_delta`` (a turn's usage deltas in one row, rolled up into the counter columns).
 Each session-scoped one has the session id in its primary key, so that a distributed
-database can keep it beside its session.
+database can keep it beside its session. ``session_variable`` (migration 0006) holds
+the session values a turn sets: ``parlant_variable`` keeps an agent's definitions and
+what the platform itself writes, and a table that holds definitions (no session)
+cannot be kept beside a session.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ RUNTIME_TABLES = (
     "event_key",
     "customer_variable",
     "usage_delta",
+    "session_variable",
 )
 """Tables of the runtime's own (in :data:`RUNTIME_SCHEMA`), which no host schema has."""
 
@@ -541,6 +545,20 @@ customer_variable = sa.Table(
         primary_key=True,
     ),
     sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("id", UUID, nullable=False),
+    sa.Column("value", JSON),
+    sa.Column("value_type", sa.Text, nullable=False, server_default="string"),
+    sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
+    *_timestamps(),
+    schema=RUNTIME_SCHEMA,
+)
+
+session_variable = sa.Table(
+    "session_variable",
+    metadata,
+    # the session values turns set (0006): beside their session, where a turn writes
+    _session_key(),
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("id", UUID, nullable=False),
     sa.Column("value", JSON),
