@@ -485,7 +485,7 @@ def test_0005_moves_the_session_state_off_the_platform_tables_and_back(database:
 def _values_of_0005(connection: sa.Connection) -> None:
     """An agent's definition and two session values, where turns wrote them before 0006."""
     long_ago = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"session_id": None, "key": "day", "value": "monday"},  # the definition
         {"session_id": SESSION, "key": "day", "value": "friday"},
         {"session_id": SESSION, "key": "mood", "value": "calm"},
@@ -847,6 +847,7 @@ def test_migrations_are_frozen_snapshots() -> None:
                 imported.add(node.module or "")
         assert imported <= {
             "__future__",
+            "datetime",
             "typing",
             "sqlalchemy",
             "alembic",

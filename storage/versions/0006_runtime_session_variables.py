@@ -22,6 +22,9 @@ Create Date: 2026-12-04
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -72,22 +75,77 @@ def upgrade() -> None:
     op.execute("DELETE FROM parlant_variable WHERE session_id IS NOT NULL")
 
 
+def _utc(moment: datetime) -> datetime:
+    """A timestamp comparable with any other (the platform's columns and SQLite's have
+    no zone: UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def downgrade() -> None:
-    prefix = f"{_schema()}." if _schema() else ""
-    same = "s.session_id = parlant_variable.session_id AND s.key = parlant_variable.key"
-    # the platform's own later value of a key stays only when it is the newer one
-    op.execute(
-        "DELETE FROM parlant_variable WHERE session_id IS NOT NULL AND EXISTS "  # constants only
-        f"(SELECT 1 FROM {prefix}session_variable s WHERE {same} "
-        "AND s.updated_at >= parlant_variable.updated_at)"
+    # in Python rather than one statement: Citus refuses a write to a reference table
+    # (parlant_variable) that reads a distributed one (session_variable)
+    schema = _schema()
+    bind = op.get_bind()
+    when = sa.DateTime(timezone=True)
+    own = sa.table(
+        "session_variable",
+        *(sa.column(name, sa.Uuid()) for name in ("session_id", "id")),
+        sa.column("key", sa.Text()),
+        sa.column("value", JSON),
+        sa.column("value_type", sa.Text()),
+        sa.column("is_private", sa.Boolean()),
+        sa.column("created_at", when),
+        sa.column("updated_at", when),
+        schema=schema,
     )
-    op.execute(
-        "INSERT INTO parlant_variable (id, agent_id, session_id, key, scope, value, value_type, "
-        "is_private, created_at, updated_at) "
-        "SELECT s.id, p.agent_id, s.session_id, s.key, 'session', s.value, s.value_type, "
-        f"s.is_private, s.created_at, s.updated_at FROM {prefix}session_variable s "
-        "JOIN parlant_session p ON p.id = s.session_id "
-        "WHERE NOT EXISTS (SELECT 1 FROM parlant_variable v "
-        "WHERE v.session_id = s.session_id AND v.key = s.key)"
+    platform = sa.table(
+        "parlant_variable",
+        *(sa.column(name, sa.Uuid()) for name in ("id", "agent_id", "session_id")),
+        sa.column("key", sa.Text()),
+        sa.column("scope", sa.Text()),
+        sa.column("value", JSON),
+        sa.column("value_type", sa.Text()),
+        sa.column("is_private", sa.Boolean()),
+        sa.column("created_at", when),
+        sa.column("updated_at", when),
     )
-    op.drop_table("session_variable", schema=_schema())
+    sessions = sa.table(
+        "parlant_session", sa.column("id", sa.Uuid()), sa.column("agent_id", sa.Uuid())
+    )
+    theirs = {
+        (row.session_id, row.key): (row.id, row.updated_at)
+        for row in bind.execute(
+            sa.select(
+                platform.c.id, platform.c.session_id, platform.c.key, platform.c.updated_at
+            ).where(platform.c.session_id.is_not(None))
+        )
+    }
+    stale: list[Any] = []
+    back: list[dict[str, Any]] = []
+    for row in bind.execute(
+        sa.select(own, sessions.c.agent_id).join(sessions, sessions.c.id == own.c.session_id)
+    ):
+        found = theirs.get((row.session_id, row.key))
+        if found is not None:
+            if _utc(found[1]) > _utc(row.updated_at):
+                continue  # the platform's own later value of the key stays
+            stale.append(found[0])
+        back.append(
+            {
+                "id": row.id,
+                "agent_id": row.agent_id,
+                "session_id": row.session_id,
+                "key": row.key,
+                "scope": "session",
+                "value": row.value,
+                "value_type": row.value_type,
+                "is_private": row.is_private,
+                "created_at": row.created_at,
+                "updated_at": row.updated_at,
+            }
+        )
+    for start in range(0, len(stale), 1000):
+        bind.execute(sa.delete(platform).where(platform.c.id.in_(stale[start : start + 1000])))
+    if back:
+        bind.execute(sa.insert(platform), back)
+    op.drop_table("session_variable", schema=schema)

@@ -116,6 +116,61 @@ def test_distribute_refuses_a_host_unique_index_without_the_session_and_changes_
         asyncio.run(body())
 
 
+@pytest.mark.citus
+def test_session_values_move_to_their_shards_in_0006_and_back() -> None:
+    """A cluster laid out at 0005 (session values in the replicated parlant_variable)
+    upgrades to 0006: the values land beside their sessions, and come back down."""
+    with citus_url() as url:
+
+        async def values(session_id: Any) -> dict[str, Any]:
+            store = SqlStore.open(url)
+            try:
+                return {v.key: v.value for v in await store.get_variables(WS, session_id)}
+            finally:
+                await store.close()
+
+        async def body() -> None:
+            await migrate.upgrade(url, "0005_runtime_session_state")
+            store = SqlStore.open(url)
+            try:
+                agent = await setup_agent(store)
+                session = await store.create_session(WS, SessionStart(agent_id=agent))
+            finally:
+                await store.close()
+            connection = await asyncpg.connect(_raw(url))
+            try:  # where a turn set a session value before 0006
+                await connection.execute(
+                    "INSERT INTO parlant_variable (id, agent_id, session_id, key, scope, value, "
+                    "value_type) VALUES (gen_random_uuid(), $1, $2, 'day', 'session', "
+                    "'\"friday\"', 'string')",
+                    agent,
+                    session.id,
+                )
+                assert await migrate.upgrade(url) == ["0006_runtime_session_variables"]
+                assert await _placement(url, {"parlant_runtime.session_variable"}) == {
+                    "co-located with the sessions"
+                }
+                assert (await values(session.id))["day"] == "friday"
+                assert (
+                    await connection.fetchval(
+                        "SELECT count(*) FROM parlant_variable WHERE session_id IS NOT NULL"
+                    )
+                    == 0
+                )
+                await migrate.downgrade(url, "0005_runtime_session_state")
+                assert (
+                    await connection.fetchval(
+                        "SELECT value #>> '{}' FROM parlant_variable WHERE session_id = $1",
+                        session.id,
+                    )
+                    == "friday"
+                )
+            finally:
+                await connection.close()
+
+        asyncio.run(body())
+
+
 class Recorded:
     """The statements (and their parameters) the store's writer sends."""
 
@@ -186,7 +241,7 @@ def test_every_statement_of_a_turn_is_a_router_query(laid_out: str) -> None:
         assert len(nodes) == 1, nodes
         # and every table the turn writes is sharded beside the session: no reference
         # table (a write to one is a write on every node, a two-phase commit)
-        written = {_written(s) for s, _ in recorded.statements} - {None}
+        written = {table for s, _ in recorded.statements if (table := _written(s))}
         assert "parlant_runtime.session_variable" in written, written  # the variable
         assert await _placement(laid_out, written) == {"co-located with the sessions"}
 
