@@ -18,9 +18,13 @@ on each database, for each kind:
 
 - latency: turns one after another on one session; median and p99 per turn;
 - throughput: ``--tasks`` tasks (8), each on its own session, for a few seconds;
-  turns/s.
+  turns/s;
+- and the session read alone (median), what one more router query per turn costs
+  (the price of keeping a customer's values anywhere but beside the session or on
+  every node: a turn would read them in a statement of their own).
 
-Blocks of the two alternate, so that drift in the machine hits both. The cluster's
+Blocks of the two alternate, and the kinds of turn alternate turn by turn (latency)
+or block by block (throughput), so that drift in the machine hits all alike. The cluster's
 three nodes share the machine's cores with the single server and the benchmark: on
 one machine the cluster can only cost (each turn crosses one more connection, the
 coordinator's to a worker, and a turn that writes a reference table commits on every
@@ -198,13 +202,16 @@ async def new_session(target: Target) -> UUID:
     return (await target.store.create_session(WS, start)).id
 
 
-async def latency(target: Target, turns: int, kind: str = KINDS[0]) -> list[float]:
-    session = await new_session(target)
-    samples = []
+async def latency(target: Target, turns: int) -> dict[str, list[float]]:
+    """Turns of every kind in turn, each kind on a session of its own: drift in the
+    machine's load hits the kinds alike."""
+    sessions = {kind: await new_session(target) for kind in KINDS}
+    samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for number in range(turns):
-        started = time.perf_counter()
-        await one_turn(target, session, number, kind)
-        samples.append(time.perf_counter() - started)
+        for kind, session in sessions.items():
+            started = time.perf_counter()
+            await one_turn(target, session, number, kind)
+            samples[kind].append(time.perf_counter() - started)
     return samples
 
 
@@ -226,6 +233,16 @@ async def throughput(target: Target, tasks: int, seconds: float, kind: str = KIN
     return done / (time.perf_counter() - started)
 
 
+async def reads(target: Target, count: int) -> list[float]:
+    session = await new_session(target)
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await target.store.get_session(WS, session)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 def p99(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -237,29 +254,36 @@ async def run(settings: Settings, single: str, citus: str) -> dict[str, dict[str
         targets = {"single server": await prepare(one), "citus (3 nodes)": await prepare(many)}
         keys = [(name, kind) for name in targets for kind in KINDS]
         try:
-            for name, kind in keys:  # warm both: connections, compiled statements
-                await latency(targets[name], 5, kind)
+            for target in targets.values():  # warm both: connections, compiled statements
+                await latency(target, 5)
             samples: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
             rates: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
+            read: dict[str, list[float]] = {name: [] for name in targets}
             for _ in range(settings.rounds):
-                for name, kind in keys:
-                    target = targets[name]
-                    samples[name, kind] += await latency(target, settings.turns, kind)
-                    rates[name, kind].append(
-                        await throughput(target, settings.tasks, settings.seconds, kind)
-                    )
+                for name, target in targets.items():
+                    read[name] += await reads(target, settings.turns)
+                    for kind, found in (await latency(target, settings.turns)).items():
+                        samples[name, kind] += found
+                for kind in KINDS:
+                    for name, target in targets.items():
+                        rates[name, kind].append(
+                            await throughput(target, settings.tasks, settings.seconds, kind)
+                        )
         finally:
             for target in targets.values():
                 await target.store.close()
     return {
         name: {
-            kind: {
-                "median_ms": statistics.median(samples[name, kind]) * 1000,
-                "p99_ms": p99(samples[name, kind]) * 1000,
-                "turns_per_s": statistics.median(rates[name, kind]),
-                "turns": len(samples[name, kind]),
-            }
-            for kind in KINDS
+            **{
+                kind: {
+                    "median_ms": statistics.median(samples[name, kind]) * 1000,
+                    "p99_ms": p99(samples[name, kind]) * 1000,
+                    "turns_per_s": statistics.median(rates[name, kind]),
+                    "turns": len(samples[name, kind]),
+                }
+                for kind in KINDS
+            },
+            "session read": {"median_ms": statistics.median(read[name]) * 1000},
         }
         for name in targets
     }
@@ -274,7 +298,7 @@ def main() -> None:
     settings = (
         Settings(rounds=1, turns=20, seconds=2.0, tasks=options.tasks)
         if options.quick
-        else Settings(rounds=3, turns=100, seconds=5.0, tasks=options.tasks)
+        else Settings(rounds=5, turns=60, seconds=3.0, tasks=options.tasks)
     )
     single = os.environ.get("PARLANT_BENCH_POSTGRES_URL", SINGLE)
     citus = os.environ.get("PARLANT_BENCH_CITUS_URL", CITUS)
@@ -289,7 +313,8 @@ def main() -> None:
         f"  ({options.tasks} sessions)"
     )
     for name, kinds in results.items():
-        for kind, figures in kinds.items():
+        for kind in KINDS:
+            figures = kinds[kind]
             print(
                 f"{name:18} {kind:18} {figures['median_ms']:10.2f} {figures['p99_ms']:10.2f} "
                 f"{figures['turns_per_s']:10.0f}"
@@ -301,6 +326,10 @@ def main() -> None:
             f"citus / single, {kind}: latency x{many['median_ms'] / one['median_ms']:.2f}"
             f" (median), x{many['p99_ms'] / one['p99_ms']:.2f} (p99); throughput "
             f"x{many['turns_per_s'] / one['turns_per_s']:.2f}"
+        )
+    for name, kinds in results.items():
+        print(
+            f"{name}: the session read alone {kinds['session read']['median_ms']:.2f} ms (median)"
         )
     for name, kinds in results.items():
         plain = kinds[KINDS[0]]
