@@ -181,6 +181,9 @@ def lay_out(connection: sa.Connection) -> list[str]:
         if new_key is not None and _primary_key(connection, name) != new_key:
             _replace_primary_key(connection, name, new_key)
             steps.append(f"primary key of {name} is now ({', '.join(new_key)})")
+    if _SESSION_VALUES in pending and "parlant_session" in pending:
+        moved = _move_session_values(connection)
+        steps.append(f"{moved} session values moved from parlant_variable to {_SESSION_VALUES}")
     for name in to_reference:
         connection.execute(
             sa.text("SELECT create_reference_table(CAST(:t AS regclass))"), {"t": _quote(name)}
@@ -211,6 +214,28 @@ def lay_out(connection: sa.Connection) -> list[str]:
             )
         )
     return steps
+
+
+_SESSION_VALUES = "parlant_runtime.session_variable"
+
+
+def _move_session_values(connection: sa.Connection) -> int:
+    """Before the tables are distributed (plain local tables still): the session values
+    of the platform's ``parlant_variable`` move beside their sessions, into
+    ``session_variable`` (where turns write them on Citus); how many moved."""
+    columns = "session_id, key, id, value, value_type, is_private, created_at, updated_at"
+    moved = connection.execute(
+        sa.text(
+            f"INSERT INTO {_SESSION_VALUES} ({columns}) "  # constants only
+            f"SELECT {columns} FROM parlant_variable WHERE session_id IS NOT NULL "
+            "ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value, "
+            "value_type = excluded.value_type, is_private = excluded.is_private, "
+            "updated_at = excluded.updated_at "
+            f"WHERE excluded.updated_at > {_SESSION_VALUES}.updated_at"
+        )
+    ).rowcount
+    connection.execute(sa.text("DELETE FROM parlant_variable WHERE session_id IS NOT NULL"))
+    return int(moved)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,24 @@
-"""The session values turns set move off ``parlant_variable`` into a table of the runtime's own.
+"""A table of the runtime's own for session values, which hold them on a database laid out for Citus.
 
 ``parlant_variable`` holds an agent's definitions (rows without a session) and session
 values (rows with one). A table that holds rows without a session cannot be kept
 beside the sessions on a distributed database (Citus refuses NULL in a distribution
 column), so it is replicated to every node there, and a turn that set a session
-variable wrote every node. The session values move to
-``parlant_runtime.session_variable (session_id, key, id, value, value_type,
-is_private, created_at, updated_at)``, keyed by the session id first (a distributed
-database keeps it beside its session); the agent is the session's. Their rows in
-``parlant_variable`` are deleted, so that each value has one home;
-``parlant_variable`` keeps the definitions and whatever the platform writes there
-later. On SQLite the table sits in the main file.
+variable wrote every node. This creates ``parlant_runtime.session_variable
+(session_id, key, id, value, value_type, is_private, created_at, updated_at)``, keyed
+by the session id first (Citus keeps it beside its session); the agent is the
+session's. On SQLite the table sits in the main file.
 
-The downgrade puts the values back: a value the platform wrote to ``parlant_variable``
-after the upgrade stays when it is newer than the runtime's for the same key.
+Only where the sessions are already sharded (a Citus cluster laid out at 0005) do the
+session values move into it (copied, their ``parlant_variable`` rows deleted), and
+turns write there from then on. Everywhere else (SQLite, one PostgreSQL: the main
+case) the table stays empty and the platform's ``parlant_variable`` keeps its session
+values, where the host reads them; converting such a database to Citus
+(``parlant_runtime.storage.citus.lay_out``) moves them then.
+
+The downgrade puts moved values back: a value the platform wrote to
+``parlant_variable`` after the upgrade stays when it is newer than the runtime's for
+the same key. Where nothing was moved it only drops the table.
 
 Revision ID: 0006_runtime_session_variables
 Revises: 0005_runtime_session_state
@@ -42,6 +47,23 @@ def _schema() -> str | None:
     return RUNTIME_SCHEMA if op.get_bind().dialect.name == "postgresql" else None
 
 
+def _sharded() -> bool:
+    """Whether the database is laid out for Citus (the sessions are a distributed table)."""
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql" or not bind.scalar(
+        sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+    ):
+        return False
+    return bool(
+        bind.scalar(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM pg_dist_partition "
+                "WHERE logicalrelid = 'parlant_session'::regclass AND partmethod = 'h')"
+            )
+        )
+    )
+
+
 def upgrade() -> None:
     schema = _schema()
     op.create_table(
@@ -67,6 +89,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("session_id", "key", name=op.f("session_variable_pkey")),
         schema=schema,
     )
+    if not _sharded():
+        return  # the platform's table keeps the session values (where the host reads them)
     prefix = f"{schema}." if schema else ""
     op.execute(
         f"INSERT INTO {prefix}session_variable ({COLUMNS}) "  # constants only
@@ -85,6 +109,9 @@ def downgrade() -> None:
     # in Python rather than one statement: Citus refuses a write to a reference table
     # (parlant_variable) that reads a distributed one (session_variable)
     schema = _schema()
+    if not _sharded():  # the upgrade moved nothing: nothing comes back
+        op.drop_table("session_variable", schema=schema)
+        return
     bind = op.get_bind()
     when = sa.DateTime(timezone=True)
     own = sa.table(

@@ -171,6 +171,65 @@ def test_session_values_move_to_their_shards_in_0006_and_back() -> None:
         asyncio.run(body())
 
 
+@pytest.mark.citus
+def test_a_converted_database_moves_its_session_values_beside_the_sessions() -> None:
+    """Unsharded, a turn's session value is in the platform's parlant_variable; the
+    layout step moves it into session_variable, where a later turn finds and sets it."""
+    with citus_url() as url:
+
+        async def count(connection: Any, query: str) -> int:
+            return int(await connection.fetchval(query))
+
+        async def body() -> None:
+            await migrate.upgrade(url, citus=False)  # one server's layout, at head
+            store = SqlStore.open(url)
+            try:
+                agent = await setup_agent(store)
+                session = await store.create_session(WS, SessionStart(agent_id=agent))
+                session = await store.commit_turn(
+                    WS, turn(session, variables=[VariableChange(key="day", value="friday")])
+                )
+            finally:
+                await store.close()
+            connection = await asyncpg.connect(_raw(url))
+            try:
+                in_platform = "SELECT count(*) FROM parlant_variable WHERE session_id IS NOT NULL"
+                in_runtime = "SELECT count(*) FROM parlant_runtime.session_variable"
+                assert await count(connection, in_platform) == 1  # where the host reads it
+                assert await count(connection, in_runtime) == 0
+                steps = await migrate.distribute(url, required=True)
+                assert steps is not None
+                assert (
+                    "1 session values moved from parlant_variable to "
+                    "parlant_runtime.session_variable" in steps
+                )
+                assert await count(connection, in_platform) == 0
+                assert await count(connection, in_runtime) == 1
+                store = SqlStore.open(url)
+                try:
+                    values = {v.key: v.value for v in await store.get_variables(WS, session.id)}
+                    assert values["day"] == "friday"
+                    session = await store.get_session(WS, session.id)
+                    await store.commit_turn(
+                        WS, turn(session, variables=[VariableChange(key="day", value="monday")])
+                    )
+                    values = {v.key: v.value for v in await store.get_variables(WS, session.id)}
+                    assert values["day"] == "monday"
+                finally:
+                    await store.close()
+                assert await count(connection, in_platform) == 0  # the turn wrote the shard
+                assert (
+                    await connection.fetchval(
+                        "SELECT value #>> '{}' FROM parlant_runtime.session_variable"
+                    )
+                    == "monday"
+                )
+            finally:
+                await connection.close()
+
+        asyncio.run(body())
+
+
 class Recorded:
     """The statements (and their parameters) the store's writer sends."""
 

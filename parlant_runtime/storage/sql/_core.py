@@ -106,7 +106,7 @@ class _SqlCore:
         )
         self._updates: dict[_TurnShape, Any] = {}
         self._busy = 0  # operations holding a connection (close waits for them)
-        self._upserts: dict[VariableScope, Any] = {}
+        self._upserts: dict[tuple[VariableScope, bool], Any] = {}
         self._bump: Any = None  # the compare-and-set upsert of the session's version
         self._live: LiveColumns | None = None  # the publish tables' constraints, reflected once
         self._sharded: bool | None = None  # whether Citus shards the tables (found once)

@@ -245,6 +245,9 @@ class _Turns(_Sessions):
     async def _write_variables(
         self, conn: AsyncConnection, session: sa.Row[Any], turn: TurnCommit
     ) -> None:
+        # a session value lives in the platform's parlant_variable (where the host reads
+        # it), except on Citus: there beside its session, in session_variable (0006)
+        sharded = await self._on_citus(conn)
         by_scope: dict[VariableScope, list[dict[str, Any]]] = {}
         for change in turn.variables:
             row = {
@@ -257,24 +260,30 @@ class _Turns(_Sessions):
             if change.scope is VariableScope.CUSTOMER:  # commit_turn checked it has a customer
                 row["agent_id"] = session.agent_id
                 row["customer_id"] = session.customer_id
-            else:  # beside the session (the agent is the session's)
+            else:
                 row["session_id"] = session.id
+                if not sharded:  # the platform's table (the agent is the session's)
+                    row["agent_id"] = session.agent_id
+                    row["scope"] = change.scope.value
             by_scope.setdefault(change.scope, []).append(row)
         for scope, rows in by_scope.items():
             # in key order: two turns of one customer's sessions lock its rows in one order
             rows.sort(key=lambda row: str(row["key"]))
-            statement = self._upserts.get(scope)
+            key = (scope, sharded and scope is not VariableScope.CUSTOMER)
+            statement = self._upserts.get(key)
             if statement is None:
-                statement = self._upserts[scope] = self._variable_upsert(scope)
+                statement = self._upserts[key] = self._variable_upsert(*key)
             await conn.execute(statement, rows)
 
-    def _variable_upsert(self, scope: VariableScope) -> Any:
-        """``INSERT ... ON CONFLICT DO UPDATE`` of one scope's variable rows (built once)."""
+    def _variable_upsert(self, scope: VariableScope, sharded: bool) -> Any:
+        """``INSERT ... ON CONFLICT DO UPDATE`` of one scope's variable rows (built once):
+        a session's go to ``session_variable`` when ``sharded`` (Citus), otherwise to
+        the platform's ``parlant_variable``."""
         if scope is VariableScope.CUSTOMER:
             table = _CUSTOMER
             conflict: dict[str, Any] = {"index_elements": ["agent_id", "customer_id", "key"]}
         else:
-            table = _SESSION_VALUES
+            table = _SESSION_VALUES if sharded else t.variable
             conflict = {"index_elements": ["session_id", "key"]}
         statement = self._insert(table)
         return statement.on_conflict_do_update(
