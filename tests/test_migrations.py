@@ -505,44 +505,27 @@ def _variable_rows(connection: sa.Connection, table: sa.Table) -> set[tuple[Any,
     }
 
 
-def test_0006_moves_session_values_off_the_platform_table_and_back(database: str) -> None:
+def test_0006_leaves_the_session_values_in_the_platform_table_on_one_server(
+    database: str,
+) -> None:
+    """SQLite and one PostgreSQL: the runtime's table is created empty and the host keeps
+    its sessions' values in its own parlant_variable (Citus moves them: test_citus)."""
     run(migrate.upgrade(database, SEED))
     on_database(database, _insert_seed_rows)
     run(migrate.upgrade(database, SESSION_SIDE))
     on_database(database, _values_of_0005)
-
-    assert run(migrate.upgrade(database)) == [SESSION_VALUES]
-    assert on_database(database, lambda c: _variable_rows(c, schema.session_variable)) == {
+    everything = {
+        (None, "day", "monday"),
         (SESSION, "day", "friday"),
         (SESSION, "mood", "calm"),
     }
-    # the platform's table keeps the definition only
-    assert on_database(database, lambda c: _variable_rows(c, schema.variable)) == {
-        (None, "day", "monday")
-    }
 
-    def platform_writes(connection: sa.Connection) -> None:
-        """After the upgrade the platform sets "day" on the session itself (newer)."""
-        connection.execute(
-            sa.insert(schema.variable).values(
-                id=uuid.uuid4(),
-                agent_id=AGENT,
-                session_id=SESSION,
-                key="day",
-                scope="session",
-                value="sunday",
-                updated_at=datetime.now(UTC),
-            )
-        )
-
-    on_database(database, platform_writes)
+    assert run(migrate.upgrade(database)) == [SESSION_VALUES]
+    assert on_database(database, lambda c: _variable_rows(c, schema.session_variable)) == set()
+    assert on_database(database, lambda c: _variable_rows(c, schema.variable)) == everything
     assert run(migrate.downgrade(database, SESSION_SIDE)) == [SESSION_VALUES]
     assert "session_variable" not in table_names(database)
-    assert on_database(database, lambda c: _variable_rows(c, schema.variable)) == {
-        (None, "day", "monday"),
-        (SESSION, "day", "sunday"),  # the platform's newer value stays
-        (SESSION, "mood", "calm"),  # the runtime's comes back
-    }
+    assert on_database(database, lambda c: _variable_rows(c, schema.variable)) == everything
     assert run(migrate.upgrade(database)) == [SESSION_VALUES]
     assert run(migrate.differences(database)) == []
 

@@ -442,23 +442,24 @@ def test_the_platforms_own_rows_run_in_the_runtime(adopted_url: str) -> None:
     assert "Stay calm." in result.output
 
 
-def test_session_values_of_both_writers_are_read_and_the_newer_wins(adopted_url: str) -> None:
-    """Turns set session values in the runtime's own table; a value the platform
-    writes to its ``parlant_variable`` for the session is read too, the newer winning."""
+def test_a_turns_session_value_is_in_the_platforms_table_where_the_host_reads_it(
+    adopted_url: str,
+) -> None:
+    """One PostgreSQL: a turn sets a session value in the platform's ``parlant_variable``
+    (one row per session and key), the platform's own writes there are read back, and
+    the runtime's ``session_variable`` (for Citus) stays empty."""
     agent, session = platform_agent_and_session(adopted_url)
 
-    def platform_sets(value: str, later: int) -> None:
+    def platform_sets(value: str) -> None:
         sql(
             adopted_url,
-            """INSERT INTO parlant_variable (agent_id, session_id, key, value, value_type,
-                updated_at) VALUES ($1, $2, 'day', to_jsonb($3::text), 'string',
-                now() + make_interval(secs => $4::int))
+            """INSERT INTO parlant_variable (agent_id, session_id, key, value, value_type)
+            VALUES ($1, $2, 'day', to_jsonb($3::text), 'string')
             ON CONFLICT (session_id, key) DO UPDATE
-            SET value = excluded.value, updated_at = excluded.updated_at""",
+            SET value = excluded.value, updated_at = now()""",
             agent,
             session,
             value,
-            later,
         )
 
     async def day() -> object:
@@ -484,16 +485,16 @@ def test_session_values_of_both_writers_are_read_and_the_newer_wins(adopted_url:
         finally:
             await store.close()
 
-    platform_sets("monday", 0)
+    platform_sets("monday")
     assert asyncio.run(day()) == "monday"
     asyncio.run(turn_sets("friday"))
     assert asyncio.run(day()) == "friday"
-    # the turn wrote the runtime's table, not the platform's
-    assert sql(adopted_url, "SELECT value #>> '{}' FROM parlant_variable") == [("monday",)]
-    assert sql(adopted_url, "SELECT key, value #>> '{}' FROM parlant_runtime.session_variable") == [
-        ("day", "friday")
-    ]
-    platform_sets("sunday", 60)  # the platform's later value
+    # the turn updated the platform's row of the key: the host sees the value
+    assert sql(
+        adopted_url, "SELECT session_id, key, value #>> '{}', scope FROM parlant_variable"
+    ) == [(session, "day", "friday", "session")]
+    assert sql(adopted_url, "SELECT count(*) FROM parlant_runtime.session_variable") == [(0,)]
+    platform_sets("sunday")
     assert asyncio.run(day()) == "sunday"
 
 
