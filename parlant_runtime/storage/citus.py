@@ -20,7 +20,9 @@ Citus requires the distribution column in every primary key and unique index of 
 distributed table, so ``parlant_event``'s primary key becomes ``(session_id, id)``.
 Foreign keys between the tables are dropped for the conversion and added again, except
 those Citus cannot keep (from a reference table to a distributed one), which are
-listed in the steps returned.
+listed in the steps returned. When the sessions are distributed by this step (a
+database converted), the session values of ``parlant_variable`` move into
+``parlant_runtime.session_variable`` first, where turns set them on Citus.
 
 Everything runs in the caller's transaction: a failure leaves the database as it was.
 """
@@ -90,8 +92,9 @@ REFERENCE: tuple[str, ...] = (
     "parlant_agent_knowledge_base",
     # an agent's variable definitions have no session (session_id NULL), and Citus
     # refuses NULL in a distribution column: the table cannot be sharded by session.
-    # Turns set session values in parlant_runtime.session_variable (0006), sharded;
-    # only what the platform itself writes lands here
+    # On Citus turns set session values in parlant_runtime.session_variable (0006),
+    # sharded (the layout moves a converted database's there); only what the platform
+    # itself writes lands here
     "parlant_variable",
     # the runtime's own definitions side (schema parlant_runtime, migration 0004)
     "parlant_runtime.agent_state",

@@ -1,4 +1,4 @@
-"""A table of the runtime's own for session values, which hold them on a database laid out for Citus.
+"""A runtime table for session values, which hold them on a database laid out for Citus.
 
 ``parlant_variable`` holds an agent's definitions (rows without a session) and session
 values (rows with one). A table that holds rows without a session cannot be kept

@@ -12,6 +12,7 @@ import subprocess
 from typing import Any
 from uuid import UUID
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pytest
 import sqlalchemy as sa
 
@@ -117,18 +118,69 @@ def test_a_single_server_database_dumped_into_a_coordinator_keeps_every_conversa
         assert laid is not None
         assert "parlant_session: distributed by id" in laid
 
+        assert (
+            "5 session values moved from parlant_variable to parlant_runtime.session_variable"
+            in laid
+        )
+
         after = asyncio.run(_everything(distributed, agent, sessions))
         assert after == before
+        # the session values now live beside their sessions, none left in the platform's table
+        assert _scalar(distributed, "SELECT count(*) FROM parlant_runtime.session_variable") == 5
+        assert (
+            _scalar(
+                distributed, "SELECT count(*) FROM parlant_variable WHERE session_id IS NOT NULL"
+            )
+            == 0
+        )
 
         async def go_on() -> None:  # a converted conversation takes its next turn
             store = SqlStore.open(distributed)
             try:
                 session = await store.get_session(WS, sessions[0])
-                done = await store.commit_turn(WS, turn(session, events=[message("after")]))
+                done = await store.commit_turn(
+                    WS,
+                    turn(
+                        session,
+                        events=[message("after")],
+                        variables=[VariableChange(key="day", value="after")],
+                    ),
+                )
                 assert done.event_count == session.event_count + 1
+                values = {v.key: v.value for v in await store.get_variables(WS, sessions[0])}
+                assert values["day"] == "after"  # the converted value found and set
+                kept = {v.key: v.value for v in await store.get_variables(WS, sessions[1])}
+                assert kept["day"] == "day 2"
                 with pytest.raises(Exception, match="already recorded"):
                     await store.commit_turn(WS, turn(done, events=[message("again", key="k-0-0")]))
             finally:
                 await store.close()
 
         asyncio.run(go_on())
+        assert (
+            _scalar(
+                distributed,
+                "SELECT value #>> '{}' FROM parlant_runtime.session_variable "
+                f"WHERE session_id = '{sessions[0]}'",
+            )
+            == "after"
+        )
+        assert (
+            _scalar(
+                distributed, "SELECT count(*) FROM parlant_variable WHERE session_id IS NOT NULL"
+            )
+            == 0
+        )
+
+
+def _scalar(url: str, query: str) -> Any:
+    """One value of a query, on a connection of its own."""
+
+    async def ask() -> Any:
+        connection = await asyncpg.connect(_dsn(url))
+        try:
+            return await connection.fetchval(query)
+        finally:
+            await connection.close()
+
+    return asyncio.run(ask())

@@ -98,10 +98,11 @@ def _merged_variables(
     rows: Sequence[Sequence[Any]], columns: Sequence[str] | None = None
 ) -> list[Variable]:
     """The variables of :func:`_variables_of_session`'s rows, by key: the session's value
-    wins over the customer's, which wins over the definition. A session value the
-    runtime set (``session_variable``) and one the platform wrote to ``parlant_variable``
-    for the same key: the newer wins, the runtime's on a tie. ``columns``: the rows'
-    column names, when they are not SQLAlchemy rows (which know them)."""
+    wins over the customer's, which wins over the definition. A session value in
+    ``session_variable`` (turns on Citus) and one in ``parlant_variable`` (turns
+    elsewhere, the platform) for the same key: the newer wins, ``session_variable``'s
+    on a tie. ``columns``: the rows' column names, when they are not SQLAlchemy rows
+    (which know them)."""
     if not rows:
         return []
     names = columns if columns is not None else rows[0]._fields  # type: ignore[attr-defined]
@@ -167,11 +168,12 @@ _VARIABLE_FIELDS = (
 
 def _variables_of_session(*session_columns: Any) -> Any:
     """The variables a session sees, found through its own row in one statement: the
-    agent's definitions and the values the platform wrote for the session
-    (``parlant_variable``), the values turns set (``session_variable``, beside the
-    session), then its customer's (``customer_variable``); ``session_columns`` come with
-    every row, and a last row of them without a variable makes sure the session is
-    there even without variables (no row at all: no such session)."""
+    agent's definitions and the session's values (``parlant_variable``: the platform's,
+    and those turns set on an unsharded database), the values turns set on Citus
+    (``session_variable``, beside the session; empty elsewhere), then its customer's
+    (``customer_variable``); ``session_columns`` come with every row, and a last row of
+    them without a variable makes sure the session is there even without variables (no
+    row at all: no such session)."""
     s, v, c, o = t.session, t.variable, _CUSTOMER, _SESSION_VALUES
     where = (s.c.id == sa.bindparam("sid"), s.c.workspace_id == sa.bindparam("ws"))
     null_text, null_uuid = sa.cast(sa.null(), sa.Text), sa.cast(sa.null(), t.UUID)

@@ -25,9 +25,10 @@ main file), so that the platform's tables keep exactly the platform's shape
 ``usage_delta`` (a turn's usage deltas in one row, rolled up into the counter columns).
 Each session-scoped one has the session id in its primary key, so that a distributed
 database can keep it beside its session. ``session_variable`` (migration 0006) holds
-the session values a turn sets: ``parlant_variable`` keeps an agent's definitions and
-what the platform itself writes, and a table that holds definitions (no session)
-cannot be kept beside a session.
+the session values a turn sets on a database laid out for Citus only: there
+``parlant_variable``, which holds an agent's definitions (no session), cannot be kept
+beside a session. Elsewhere turns set them in ``parlant_variable``, where a host
+platform reads them, and ``session_variable`` stays empty.
 """
 
 from __future__ import annotations
