@@ -300,7 +300,7 @@ def test_every_statement_of_a_turn_is_a_router_query(laid_out: str) -> None:
         assert len(nodes) == 1, nodes
         # and every table the turn writes is sharded beside the session: no reference
         # table (a write to one is a write on every node, a two-phase commit)
-        written = {table for s, _ in recorded.statements if (table := _written(s))}
+        written = {name for s, _ in recorded.statements if (name := _written(s))}
         assert "parlant_runtime.session_variable" in written, written  # the variable
         assert await _placement(laid_out, written) == {"co-located with the sessions"}
 
