@@ -6,6 +6,7 @@ round trip; the memory and SQL adapters share them so that they refuse alike.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -104,41 +105,59 @@ def _path(what: str, trail: _Trail) -> str:
     return what + "".join(reversed(parts))
 
 
-def _plainly_fine(value: Any) -> bool:
+_TEXT_BYTES = 6
+"""Most bytes one character of text takes in compact JSON: ``\\u001f``; UTF-8 needs 4 at most."""
+_NUMBER_BYTES = 24
+"""Most bytes of a number in JSON: a float's ``repr`` (``-2.2250738585072014e-308``)."""
+
+
+def _plainly_fine(value: Any) -> int | None:
     """The common case, fast: plain JSON types only, every rule of :func:`check_value`
-    kept. ``False`` means "look closely" (a fault, or a type only the walk decides on)."""
+    kept; the answer is then a bound never below the bytes of the value as compact JSON
+    (what :func:`json_size` counts), so that a value well within a limit is never
+    encoded to be measured. ``None`` means "look closely" (a fault, or a type only the
+    walk decides on)."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     pop, push = stack.pop, stack.append
+    size = 0
     while stack:
         item, depth = pop()
         kind = type(item)
         if kind is str:
             # ASCII text (the usual) holds no surrogate: the search is for the rest only
             if "\x00" in item or (not item.isascii() and _SURROGATE.search(item)):
-                return False
+                return None
+            size += len(item) * _TEXT_BYTES + 2
         elif kind is dict:
             if depth >= MAX_VALUE_DEPTH:
-                return False
+                return None
+            size += 2
             for key, child in item.items():
                 if type(key) is not str or "\x00" in key:
-                    return False
+                    return None
                 if not key.isascii() and _SURROGATE.search(key):
-                    return False
+                    return None
+                size += len(key) * _TEXT_BYTES + 4  # quotes, colon, comma
                 push((child, depth + 1))
         elif kind is list or kind is tuple:  # a tuple is a JSON array too (the walk agrees)
             if depth >= MAX_VALUE_DEPTH:
-                return False
+                return None
+            size += 2 + len(item)  # brackets, commas
             for child in item:
                 push((child, depth + 1))
         elif kind is int:
             if not -MAX_INTEGER - 1 <= item <= MAX_INTEGER:
-                return False
+                return None
+            size += _NUMBER_BYTES
         elif kind is float:
             if not math.isfinite(item):
-                return False
-        elif not (item is None or kind is bool):
-            return False
-    return True
+                return None
+            size += _NUMBER_BYTES
+        elif item is None or kind is bool:
+            size += 5
+        else:
+            return None
+    return size
 
 
 def check_value(value: Any, what: str, *, models: bool = False) -> None:
@@ -154,7 +173,7 @@ def check_value(value: Any, what: str, *, models: bool = False) -> None:
     Raises:
         InvalidData: naming ``what`` and where in it (``metadata.notes[2]``).
     """
-    if not _plainly_fine(value):
+    if _plainly_fine(value) is None:
         _walk(value, what, models=models)
 
 
@@ -218,14 +237,21 @@ def _json_text(value: Any) -> str:
         raise InvalidData(f"not JSON data: {exc}") from exc
 
 
-def json_size(value: Any, what: str = "the data") -> int:
-    """Bytes of the value as compact JSON (what the database stores).
+def json_size(value: Any, what: str = "the data", *, within: int | None = None) -> int:
+    """Bytes of the value as compact JSON (what the database stores). With ``within``,
+    a value that surely fits that many bytes may be answered with a bound instead (at
+    most ``within``, never below the true size), without building its JSON: compare
+    the answer with the same limit.
 
     Raises:
         InvalidData: the value breaks a rule of :func:`check_value`; the message names
             ``what`` and where.
     """
-    check_value(value, what)
+    bound = _plainly_fine(value)
+    if bound is None:
+        _walk(value, what, models=False)
+    elif within is not None and bound <= within:
+        return bound
     return len(_json_text(value).encode())
 
 
@@ -284,7 +310,7 @@ def check_variable(key: str, value: Any, what: str | None = None) -> None:
         shown = key if isinstance(key, str) and _text_fault(key) is None else "given"
         raise InvalidData(f"variable key {shown!r} is not an identifier")
     label = what or f"variable {key!r}"
-    size = json_size(value, label)
+    size = json_size(value, label, within=MAX_VARIABLE_BYTES)
     if size > MAX_VARIABLE_BYTES:
         raise InvalidData(f"{label} is {size:,} bytes of JSON, more than {MAX_VARIABLE_BYTES:,}")
 
@@ -300,8 +326,11 @@ def counters_of(entity: str) -> frozenset[str]:
     return USAGE_COUNTERS[entity]
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_usage_key(key: str) -> tuple[str, UUID, str]:
-    """``"<entity>:<uuid>:<counter>"`` -> its parts, checked.
+    """``"<entity>:<uuid>:<counter>"`` -> its parts, checked. Remembered: an agent's
+    turns bump the same few counters, and a turn's key is parsed by the check and by
+    the writer (a refused key is not remembered).
 
     Raises:
         InvalidData: the key is malformed or names no known counter.
@@ -331,7 +360,9 @@ def check_turn(turn: TurnCommit) -> None:
     keys: set[str] = set()
     for index, event in enumerate(turn.events):
         what = f"event {index} ({event.event_type.value})"
-        size = json_size({"content": event.content, "metadata": event.metadata}, what)
+        size = json_size(
+            {"content": event.content, "metadata": event.metadata}, what, within=MAX_EVENT_BYTES
+        )
         if size > MAX_EVENT_BYTES:
             raise InvalidData(
                 f"event {index} ({event.event_type.value}) is {size:,} bytes of JSON, "
@@ -345,7 +376,10 @@ def check_turn(turn: TurnCommit) -> None:
             keys.add(event.idempotency_key)
     for key in turn.usage:
         parse_usage_key(key)
-    if turn.metadata is not None and json_size(turn.metadata, "session metadata") > MAX_EVENT_BYTES:
+    if (
+        turn.metadata is not None
+        and json_size(turn.metadata, "session metadata", within=MAX_EVENT_BYTES) > MAX_EVENT_BYTES
+    ):
         raise InvalidData(f"session metadata is larger than {MAX_EVENT_BYTES:,} bytes of JSON")
     for change in turn.variables:
         if change.scope is VariableScope.GLOBAL:
@@ -380,7 +414,7 @@ def check_session_start(start: SessionStart) -> None:
     check_text(start.customer_id, "the customer id")
     check_text(start.user_id, "the user id")
     check_text(start.title, "the session title", MAX_TITLE_LENGTH)
-    if json_size(start.metadata, "session metadata") > MAX_EVENT_BYTES:
+    if json_size(start.metadata, "session metadata", within=MAX_EVENT_BYTES) > MAX_EVENT_BYTES:
         raise InvalidData(f"session metadata is larger than {MAX_EVENT_BYTES:,} bytes of JSON")
 
 
