@@ -4,6 +4,7 @@ hot path, built once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,9 +107,7 @@ def _merged_variables(
     if not rows:
         return []
     names = columns if columns is not None else rows[0]._fields  # type: ignore[attr-defined]
-    picks = [(i, name[2:]) for i, name in enumerate(names) if name.startswith("v_")]
-    # rows without it (the SQLite and PostgreSQL turn reads) are parlant_variable's alone
-    flag = list(names).index("runtime_row") if "runtime_row" in names else None
+    picks, flag = _variable_columns(tuple(names))
     merged: dict[str, tuple[tuple[int, datetime, int], Variable]] = {}
     for row in rows:
         data = {name: row[index] for index, name in picks}
@@ -121,6 +120,15 @@ def _merged_variables(
         if variable.key not in merged or merged[variable.key][0] <= order:
             merged[variable.key] = (order, variable)
     return [merged[key][1] for key in sorted(merged)]
+
+
+@functools.lru_cache(maxsize=64)
+def _variable_columns(names: tuple[str, ...]) -> tuple[tuple[tuple[int, str], ...], int | None]:
+    """Where a variable row's fields are among ``names`` (``v_<field>``), and where its
+    ``runtime_row`` flag is: rows without it (the SQLite and PostgreSQL turn reads) are
+    ``parlant_variable``'s alone. Once per shape of row (a read per turn asks)."""
+    picks = tuple((i, name[2:]) for i, name in enumerate(names) if name.startswith("v_"))
+    return picks, names.index("runtime_row") if "runtime_row" in names else None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
