@@ -50,8 +50,9 @@ EVENT_LOG = "0003_event_log_keeps_positions"
 OWN = "0004_runtime_schema"
 SESSION_SIDE = "0005_runtime_session_state"
 SESSION_VALUES = "0006_runtime_session_variables"
-HEAD = SESSION_VALUES
-REVISIONS = [SEED, EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE, SESSION_VALUES]
+EVENT_KEYS = "0007_runtime_event_key_offset"
+HEAD = EVENT_KEYS
+REVISIONS = [SEED, EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE, SESSION_VALUES, EVENT_KEYS]
 HOST_TABLES = set(schema.HOST_TABLES)
 RUNTIME = schema.RUNTIME_SCHEMA
 
@@ -177,7 +178,14 @@ def test_step_by_step_the_seed_comes_first(database: str) -> None:
     assert run(migrate.current_revision(database)) == SEED
     assert "parlant_usage" not in table_names(database)
     assert "version" not in column_names(database, "parlant_agent")
-    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE, HEAD]
+    assert run(migrate.upgrade(database)) == [
+        EXTENSIONS,
+        EVENT_LOG,
+        OWN,
+        SESSION_SIDE,
+        SESSION_VALUES,
+        HEAD,
+    ]
     assert run(migrate.differences(database)) == []
 
 
@@ -299,13 +307,21 @@ def test_rows_survive_0002_up_and_down(database: str) -> None:
     # old parlant_journey_state would have cleared the references to it.
     assert run(migrate.downgrade(database, SEED)) == [
         HEAD,
+        SESSION_VALUES,
         SESSION_SIDE,
         OWN,
         EVENT_LOG,
         EXTENSIONS,
     ]
     assert on_database(database, _session_row) == (STATE, STATE)
-    assert run(migrate.upgrade(database)) == [EXTENSIONS, EVENT_LOG, OWN, SESSION_SIDE, HEAD]
+    assert run(migrate.upgrade(database)) == [
+        EXTENSIONS,
+        EVENT_LOG,
+        OWN,
+        SESSION_SIDE,
+        SESSION_VALUES,
+        HEAD,
+    ]
     assert on_database(database, _session_row) == (STATE, STATE)
 
 
@@ -320,9 +336,15 @@ def test_events_keep_a_removed_state_from_0003_and_lose_it_below(database: str) 
     on_database(database, remove_state)
     # the session's position is cleared (its foreign key); the event keeps its record
     assert on_database(database, _session_row) == (None, STATE)
-    assert run(migrate.downgrade(database, EXTENSIONS)) == [HEAD, SESSION_SIDE, OWN, EVENT_LOG]
+    assert run(migrate.downgrade(database, EXTENSIONS)) == [
+        HEAD,
+        SESSION_VALUES,
+        SESSION_SIDE,
+        OWN,
+        EVENT_LOG,
+    ]
     assert on_database(database, _session_row) == (None, None)  # as SET NULL would have
-    assert run(migrate.upgrade(database)) == [EVENT_LOG, OWN, SESSION_SIDE, HEAD]
+    assert run(migrate.upgrade(database)) == [EVENT_LOG, OWN, SESSION_SIDE, SESSION_VALUES, HEAD]
     assert run(migrate.differences(database)) == []
 
 
@@ -478,7 +500,7 @@ def test_0005_moves_the_session_state_off_the_platform_tables_and_back(database:
         )
 
     assert on_database(database, back) == (7, "m-1", ("c-1", "tier"), 5)
-    assert run(migrate.upgrade(database)) == [SESSION_SIDE, SESSION_VALUES]
+    assert run(migrate.upgrade(database)) == [SESSION_SIDE, SESSION_VALUES, EVENT_KEYS]
     assert run(migrate.differences(database)) == []
 
 
@@ -520,14 +542,47 @@ def test_0006_leaves_the_session_values_in_the_platform_table_on_one_server(
         (SESSION, "mood", "calm"),
     }
 
-    assert run(migrate.upgrade(database)) == [SESSION_VALUES]
+    assert run(migrate.upgrade(database, SESSION_VALUES)) == [SESSION_VALUES]
     assert on_database(database, lambda c: _variable_rows(c, schema.session_variable)) == set()
     assert on_database(database, lambda c: _variable_rows(c, schema.variable)) == everything
     assert run(migrate.downgrade(database, SESSION_SIDE)) == [SESSION_VALUES]
     assert "session_variable" not in table_names(database)
     assert on_database(database, lambda c: _variable_rows(c, schema.variable)) == everything
-    assert run(migrate.upgrade(database)) == [SESSION_VALUES]
+    assert run(migrate.upgrade(database)) == [SESSION_VALUES, EVENT_KEYS]
     assert run(migrate.differences(database)) == []
+
+
+def _event_key_indexes(connection: sa.Connection) -> dict[str, list[str | None]]:
+    schema_name = RUNTIME if connection.dialect.name == "postgresql" else None
+    return {
+        str(index["name"]): list(index["column_names"])
+        for index in sa.inspect(connection).get_indexes("event_key", schema=schema_name)
+    }
+
+
+def test_0007_indexes_the_keys_by_their_event_and_drops_the_index_below(database: str) -> None:
+    run(migrate.upgrade(database, SEED))
+    on_database(database, _insert_seed_rows)
+    run(migrate.upgrade(database, EVENT_LOG))
+    on_database(database, _runtime_state_of_0003)  # a keyed message, moved by 0005
+    run(migrate.upgrade(database, SESSION_VALUES))
+    assert on_database(database, _event_key_indexes) == {}
+
+    assert run(migrate.upgrade(database)) == [EVENT_KEYS]
+    index = {"event_key_session_id_offset_idx": ["session_id", "offset"]}
+    assert on_database(database, _event_key_indexes) == index
+    assert run(migrate.differences(database)) == []
+    assert run(migrate.downgrade(database, SESSION_VALUES)) == [EVENT_KEYS]
+    assert on_database(database, _event_key_indexes) == {}
+    keys = on_database(
+        database,
+        lambda c: c.execute(
+            sa.select(schema.event_key.c.idempotency_key, schema.event_key.c.offset)
+        ).all(),
+    )
+    assert [tuple(row) for row in keys] == [("m-1", 0)]  # the keys stay
+    assert run(migrate.upgrade(database)) == [EVENT_KEYS]
+    assert on_database(database, _event_key_indexes) == index
 
 
 HOST_DDL = [

@@ -146,7 +146,9 @@ def test_session_values_move_to_their_shards_in_0006_and_back() -> None:
                     agent,
                     session.id,
                 )
-                assert await migrate.upgrade(url) == ["0006_runtime_session_variables"]
+                assert await migrate.upgrade(url, "0006_runtime_session_variables") == [
+                    "0006_runtime_session_variables"
+                ]
                 assert await _placement(url, {"parlant_runtime.session_variable"}) == {
                     "co-located with the sessions"
                 }

@@ -532,6 +532,9 @@ event_key = sa.Table(
     # a customer message retried with the same key is recorded once
     sa.Column("idempotency_key", sa.Text, primary_key=True),
     sa.Column("offset", sa.Integer, nullable=False),
+    # the key of an event, looked up by the events' listing (0007): without it each
+    # listed event scanned every key of its session
+    sa.Index(None, "session_id", "offset"),
     schema=RUNTIME_SCHEMA,
 )
 
