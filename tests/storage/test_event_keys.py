@@ -1,11 +1,13 @@
 """Listing a session's events when its messages carry idempotency keys (``event_key``).
 
-The listing joins each event to its key on the session id and the offset; migration
-0007 indexes ``event_key`` by exactly those, so that each event's key is one lookup
-rather than a scan of every key of the session. What must not change: a session whose
+The listing finds each event's key by the session id and the offset; migration 0007
+indexes ``event_key`` by exactly those, so that each event's key is one lookup rather
+than a scan of every key of the session. What must not change: a session whose
 messages carry keys lists the same events, in the same order and pages, as one whose
 messages carry none, each keyed message with its own key. And on SQLite and
-PostgreSQL the database's own plan looks the key up by the index.
+PostgreSQL the database's own plan of the store's statement looks the key up by the
+index and both columns, on PostgreSQL even in a generic plan made without statistics
+of the session's rows (where an outer join was planned as a scan of all its keys).
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ PER_COMMIT = 25
 INDEX = "event_key_session_id_offset_idx"
 
 
-def _events(commit: int, *, keyed: bool) -> list[NewEvent]:
+def _events(commit: int, *, keyed: bool, size: int = PER_COMMIT) -> list[NewEvent]:
     """A commit's events: customer messages (keyed ones with keys that sort against
     their offsets, so that the key's order is not the log's) between agent replies."""
     events = []
-    for i in range(PER_COMMIT):
-        n = commit * PER_COMMIT + i
+    for i in range(size):
+        n = commit * size + i
         if i % 3 == 2:
             events.append(NewEvent(event_type=EventType.AGENT_MESSAGE, content={"text": f"r{n}"}))
         else:
@@ -45,10 +47,13 @@ def _events(commit: int, *, keyed: bool) -> list[NewEvent]:
     return events
 
 
-async def _session(store: Store, agent: UUID, *, keyed: bool) -> UUID:
+async def _session(
+    store: Store, agent: UUID, *, keyed: bool, commits: int = COMMITS, size: int = PER_COMMIT
+) -> UUID:
     session = await store.create_session(WS, SessionStart(agent_id=agent))
-    for commit in range(COMMITS):
-        session = await store.commit_turn(WS, turn(session, events=_events(commit, keyed=keyed)))
+    for commit in range(commits):
+        events = _events(commit, keyed=keyed, size=size)
+        session = await store.commit_turn(WS, turn(session, events=events))
     return session.id
 
 
@@ -115,16 +120,26 @@ def listing() -> Iterator[_Listing]:
     sa.event.remove(sa.Engine, "before_cursor_execute", caught)
 
 
+def _literal(value: Any) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 async def _plan(url: str, statement: str, parameters: Any) -> str:
     if url.startswith("sqlite"):
         with sqlite3.connect(sa.make_url(url).database or "") as connection:
             rows = connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
         return "\n".join(str(row[-1]) for row in rows)
     raw = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(raw)
+    connection = await asyncpg.connect(raw, statement_cache_size=0)
     try:
-        await connection.execute("ANALYZE")
-        rows = await connection.fetch(f"EXPLAIN {statement}", *parameters)
+        # the worst case: a plan for any session (as a prepared statement gets after five
+        # runs), from statistics taken before the session's events were written
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE listing AS {statement}")
+        arguments = ", ".join(_literal(value) for value in parameters)
+        rows = await connection.fetch(f"EXPLAIN EXECUTE listing({arguments})")
         return "\n".join(row[0] for row in rows)
     finally:
         await connection.close()
@@ -138,17 +153,22 @@ def test_the_listing_looks_each_events_key_up_by_the_index(
 
     async def body() -> str:
         agent = await setup_agent(store)
-        session = await _session(store, agent, keyed=True)
+        # enough keys that a plan scanning them all costs more than looking one up
+        session = await _session(store, agent, keyed=True, commits=50, size=200)
         await store.list_events(WS, session, after=100, limit=20)
         assert listing.statement is not None
         return await _plan(url, listing.statement, listing.parameters)
 
     plan = run(body())
-    # SQLite: "SEARCH event_key USING INDEX ..."; PostgreSQL: "Index Scan using ... on event_key"
-    scans = [
-        line
-        for line in plan.splitlines()
+    lines = plan.splitlines()
+    # SQLite: "SEARCH event_key USING INDEX i (session_id=? AND offset=?)"; PostgreSQL:
+    # "Index Scan using i on event_key", its condition on the next line
+    at = [
+        i
+        for i, line in enumerate(lines)
         if re.search(r"(SEARCH|SCAN|on) (main\.)?event_key\b", line)
     ]
-    assert len(scans) == 1, plan
-    assert INDEX in scans[0], plan
+    assert len(at) == 1, plan
+    step = " ".join(lines[at[0] : at[0] + 2])
+    assert INDEX in step, plan
+    assert re.search(r'offset"? ?= ?(\?|parlant_event\."offset")', step), plan

@@ -68,7 +68,6 @@ from parlant_runtime.storage.sql._pg_statements import (
 )
 from parlant_runtime.storage.sql._statements import (
     _EVENT,
-    _KEYS,
     _SESSION,
     _STATE,
     _TURN_READ,
@@ -189,8 +188,7 @@ class _PgTurns(_Turns):
         if self._pg_reads is None:
             dialect = self._writer.dialect
             ws, sid = cast(Any, sa.bindparam("ws")), cast(Any, sa.bindparam("sid", type_=t.UUID))
-            by_key = self._events_query(ws, sid)
-            by_key = by_key.where(_KEYS.c.idempotency_key == sa.bindparam("key"))
+            by_key = self._keyed_event_query(ws, sid, sa.bindparam("key"))
             self._pg_reads = (_Reads(_TURN_READ, dialect), _Reads(by_key, dialect))
         return self._pg_reads
 
