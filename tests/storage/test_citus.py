@@ -443,3 +443,87 @@ def test_upgrade_on_a_coordinator_lays_the_tables_out_and_says_so() -> None:
         skipped = CliRunner().invoke(cli, ["db", "upgrade", "--no-citus", "--database-url", url])
         assert skipped.exit_code == 0, skipped.output
         assert "citus:" not in skipped.output
+
+
+_KEY_INDEX_ON_SHARDS = (
+    "SELECT result FROM run_command_on_shards('parlant_runtime.event_key', "
+    "$cmd$SELECT count(*) FROM pg_index WHERE indrelid = '%s'::regclass "
+    "AND NOT indisprimary$cmd$)"
+)
+"""Per shard of ``event_key``, how many indexes it has besides its primary key."""
+
+
+@pytest.mark.citus
+def test_a_laid_out_database_goes_below_0005_and_back_with_its_rows() -> None:
+    """0007, 0006 and 0005 down on a cluster laid out at the newest revision (their
+    statements mix distributed, reference and coordinator tables), then up again: the
+    runtime's rows land in the platform's tables and come back, 0007's index is on
+    every shard of event_key and off it, and the store finds everything afterwards."""
+    with citus_url() as url:
+
+        async def body() -> None:
+            await migrate.upgrade(url)
+            store = SqlStore.open(url)
+            try:
+                agent = await setup_agent(store)
+                start = SessionStart(agent_id=agent, customer_id="c-1")
+                session = await store.create_session(WS, start)
+                tier = VariableChange(key="tier", value="gold", scope=VariableScope.CUSTOMER)
+                changes = [VariableChange(key="day", value="friday"), tier]
+                usage = {usage_key("agent", agent, "total_messages"): 3}
+                session = await store.commit_turn(
+                    WS,
+                    turn(session, events=[message("hi", "k-1")], variables=changes, usage=usage),
+                )
+            finally:
+                await store.close()
+            connection = await asyncpg.connect(_raw(url))
+            try:
+                assert {r[0] for r in await connection.fetch(_KEY_INDEX_ON_SHARDS)} == {"1"}
+                assert await migrate.downgrade(url, "0004_runtime_schema") == [
+                    "0007_runtime_event_key_offset",
+                    "0006_runtime_session_variables",
+                    "0005_runtime_session_state",
+                ]
+                assert await connection.fetchval("SELECT version FROM parlant_session") == 1
+                assert await connection.fetchval("SELECT idempotency_key FROM parlant_event") == (
+                    "k-1"
+                )
+                values = await connection.fetch(
+                    "SELECT key, value #>> '{}' AS value, session_id IS NOT NULL AS of_session, "
+                    "customer_id FROM parlant_variable WHERE session_id IS NOT NULL "
+                    "OR customer_id IS NOT NULL ORDER BY key"
+                )
+                assert [tuple(row) for row in values] == [
+                    ("day", "friday", True, None),
+                    ("tier", "gold", False, "c-1"),
+                ]
+                assert (
+                    await connection.fetchval(
+                        "SELECT sum(delta) FROM parlant_usage WHERE counter = 'total_messages'"
+                    )
+                    == 3
+                )
+                assert await migrate.upgrade(url) == [
+                    "0005_runtime_session_state",
+                    "0006_runtime_session_variables",
+                    "0007_runtime_event_key_offset",
+                ]
+                assert {r[0] for r in await connection.fetch(_KEY_INDEX_ON_SHARDS)} == {"1"}
+                beside = {f"parlant_runtime.{name}" for name in ("session_state", "event_key")}
+                beside |= {"parlant_runtime.usage_delta", "parlant_runtime.session_variable"}
+                assert await _placement(url, beside) == {"co-located with the sessions"}
+            finally:
+                await connection.close()
+            store = SqlStore.open(url)
+            try:
+                (event,) = await store.list_events(WS, session.id)
+                assert event.idempotency_key == "k-1"
+                assert await store.find_message(WS, session.id, "k-1") == event
+                found = {v.key: v.value for v in await store.get_variables(WS, session.id)}
+                assert (found["day"], found["tier"]) == ("friday", "gold")
+                assert (await store.get_session(WS, session.id)).version == 1
+            finally:
+                await store.close()
+
+        asyncio.run(body())
