@@ -20,6 +20,20 @@ The ratio is long / new: flat in session length means about 1 at every length. I
 found the memory store's ``list_events`` with a ``limit`` slicing the rest of the log
 before applying the limit: the first page of a 100,000-event session cost 5.6 times
 that of a new one (0.31 against 0.05 ms; now 1.0x).
+
+Then idempotency keys, on the SQL stores: two sessions of the same length in one
+store, every customer message of one carrying a key and none of the other's, and
+both pages of ``list_events`` on each, alternating blocks. The ratio is keyed /
+unkeyed, wall time per call (on PostgreSQL the join runs in the server, which the
+client's CPU does not see): about 1 when a page's cost does not depend on the keys.
+It found the listing's join to ``event_key`` scanning every key of the session for
+each listed event (SQLite) or sorting them all (PostgreSQL), fixed by migration
+0007's index; ``--at 0006_runtime_session_variables`` measures a database without it.
+
+Options: ``--keys-only`` runs only the keys comparison, ``--postgres`` adds a
+PostgreSQL database to it (``$PARLANT_BENCH_POSTGRES_URL``, else
+``$PARLANT_TEST_POSTGRES_URL``, else the local server; a throwaway database),
+``--at REV`` migrates the SQL databases to that revision instead of the newest.
 """
 
 from __future__ import annotations
@@ -36,13 +50,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from persisted_turn import ring_agent  # a sibling script module
+from bench_storage import admin_url, throwaway_postgres  # a sibling script module
+from persisted_turn import ring_agent
 
 from parlant_runtime import Runtime
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import EventType
 from parlant_runtime.storage.memory import MemoryStore
-from parlant_runtime.storage.migrate import upgrade
+from parlant_runtime.storage.migrate import downgrade, upgrade
 from parlant_runtime.storage.port import NewEvent, Store, TurnCommit
 from parlant_runtime.storage.sql.store import SqlStore
 
@@ -54,8 +69,9 @@ BLOCK = 50  # calls per block
 BLOCKS = 6
 
 
-async def grow(store: Store, session_id: UUID, events: int) -> None:
-    """Commit events to the session until it holds at least ``events``."""
+async def grow(store: Store, session_id: UUID, events: int, *, keyed: bool = True) -> None:
+    """Commit events to the session until it holds at least ``events`` (customer
+    messages, each with an idempotency key unless ``keyed`` is false)."""
     session = await store.get_session(WS, session_id)
     while session.event_count < events:
         first = session.event_count
@@ -68,7 +84,7 @@ async def grow(store: Store, session_id: UUID, events: int) -> None:
                     NewEvent(
                         event_type=EventType.CUSTOMER_MESSAGE,
                         content={"text": f"message {first + i}"},
-                        idempotency_key=f"key-{first + i}",
+                        idempotency_key=f"key-{first + i}" if keyed else None,
                     )
                     for i in range(GROWTH)
                 ],
@@ -78,9 +94,10 @@ async def grow(store: Store, session_id: UUID, events: int) -> None:
         )
 
 
-def operations(
-    store: Store, runtime: Runtime, session_id: UUID, count: int
-) -> dict[str, Callable[[], Awaitable[object]]]:
+Call = Callable[[], Awaitable[object]]
+
+
+def operations(store: Store, runtime: Runtime, session_id: UUID, count: int) -> dict[str, Call]:
     key = "key-0" if count >= GROWTH else None
     tail = max(count - 21, -1)
 
@@ -108,11 +125,25 @@ def operations(
     }
 
 
-async def cpu_per_call(call: Callable[[], Awaitable[object]]) -> float:
+async def cpu_per_call(call: Call) -> float:
     began = time.process_time()
     for _ in range(BLOCK):
         await call()
     return (time.process_time() - began) / BLOCK
+
+
+async def alternating(
+    sides: tuple[str, str],
+    call_of: Callable[[str], Awaitable[Call]],
+    per_call: Callable[[Call], Awaitable[float]],
+) -> dict[str, float]:
+    """Milliseconds per call on each side (the median of its blocks), the two sides
+    measured in alternating blocks, each going first every other block."""
+    samples: dict[str, list[float]] = {side: [] for side in sides}
+    for block in range(BLOCKS):
+        for side in sides if block % 2 else sides[::-1]:
+            samples[side].append(await per_call(await call_of(side)))
+    return {side: statistics.median(found) * 1e3 for side, found in samples.items()}
 
 
 async def measure(store: Store, lengths: tuple[int, ...]) -> dict[str, Any]:
@@ -126,59 +157,148 @@ async def measure(store: Store, lengths: tuple[int, ...]) -> dict[str, Any]:
         new = (await runtime.start_session(WS, agent_id)).id
         await grow(store, new, GROWTH)  # a key to find, a page to list
         for name in operations(store, runtime, long, length):
-            samples: dict[str, list[float]] = {"long": [], "new": []}
-            for block in range(BLOCKS):
-                for which in ("long", "new") if block % 2 else ("new", "long"):
-                    session_id = long if which == "long" else new
-                    count = (await store.get_session(WS, session_id)).event_count
-                    call = operations(store, runtime, session_id, count)[name]
-                    samples[which].append(await cpu_per_call(call))
-            long_ms = statistics.median(samples["long"]) * 1e3
-            new_ms = statistics.median(samples["new"]) * 1e3
+
+            async def call_of(side: str, name: str = name, new: UUID = new) -> Call:
+                session_id = long if side == "long" else new
+                count = (await store.get_session(WS, session_id)).event_count  # turns add
+                return operations(store, runtime, session_id, count)[name]
+
+            ms = await alternating(("long", "new"), call_of, cpu_per_call)
             found.setdefault(name, {})[str(length)] = {
-                "long_ms": long_ms,
-                "new_ms": new_ms,
-                "ratio": long_ms / new_ms,
+                "long_ms": ms["long"],
+                "new_ms": ms["new"],
+                "ratio": ms["long"] / ms["new"],
             }
     return found
 
 
-async def run(lengths: tuple[int, ...]) -> dict[str, Any]:
-    results = {"memory": await measure(MemoryStore(), lengths)}
+KEY_BLOCK = 10  # calls per block of the keys comparison (a keyed page was 100 ms)
+
+
+def pages(store: Store, session_id: UUID, count: int) -> dict[str, Call]:
+    async def first_page() -> object:
+        return await store.list_events(WS, session_id, limit=20)
+
+    async def last_page() -> object:
+        return await store.list_events(WS, session_id, after=count - 21, limit=20)
+
+    return {"list_events, first page": first_page, "list_events, last page": last_page}
+
+
+async def wall_per_call(call: Call) -> float:
+    began = time.perf_counter()
+    for _ in range(KEY_BLOCK):
+        await call()
+    return (time.perf_counter() - began) / KEY_BLOCK
+
+
+async def measure_keys(store: Store, lengths: tuple[int, ...]) -> dict[str, Any]:
+    """``list_events`` on a session whose messages carry keys / on one whose do not."""
+    await store.ensure_workspace(WS)
+    agent_id = (await store.publish(WS, AgentBundle.model_validate(ring_agent()))).agent_id
+    runtime = Runtime(store)
+    sessions = {
+        "keyed": (await runtime.start_session(WS, agent_id)).id,
+        "unkeyed": (await runtime.start_session(WS, agent_id)).id,
+    }
+    found: dict[str, Any] = {}
+    for length in lengths:
+        for which, session_id in sessions.items():
+            await grow(store, session_id, length, keyed=which == "keyed")
+        counts = {w: (await store.get_session(WS, s)).event_count for w, s in sessions.items()}
+        for name in pages(store, sessions["keyed"], counts["keyed"]):
+
+            async def call_of(side: str, name: str = name, at: dict[str, int] = counts) -> Call:
+                return pages(store, sessions[side], at[side])[name]
+
+            ms = await alternating(("keyed", "unkeyed"), call_of, wall_per_call)
+            found.setdefault(name, {})[str(length)] = {
+                "keyed_ms": ms["keyed"],
+                "unkeyed_ms": ms["unkeyed"],
+                "ratio": ms["keyed"] / ms["unkeyed"],
+            }
+    return found
+
+
+async def on_sql(url: str, at: str | None, work: Callable[[Store], Awaitable[Any]]) -> Any:
+    """``work`` on a store of the database at ``url``, at the newest revision or ``at``."""
+    await upgrade(url)
+    if at is not None:
+        await downgrade(url, at)
+    store = SqlStore.open(url)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+async def run(
+    lengths: tuple[int, ...], *, keys_only: bool, postgres: bool, at: str | None
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    keys: dict[str, Any] = {}
+    if not keys_only:
+        results["memory"] = await measure(MemoryStore(), lengths)
     with tempfile.TemporaryDirectory(prefix="parlant-bench-") as folder:
         url = f"sqlite:///{Path(folder) / 'length.db'}"
-        await upgrade(url)
-        store = SqlStore.open(url)
-        try:
-            results["sqlite"] = await measure(store, lengths)
-        finally:
-            await store.close()
-    return results
+        if not keys_only:
+            results["sqlite"] = await on_sql(url, at, lambda store: measure(store, lengths))
+        url = f"sqlite:///{Path(folder) / 'keys.db'}"
+        keys["sqlite"] = await on_sql(url, at, lambda store: measure_keys(store, lengths))
+    if postgres:
+        async with throwaway_postgres(admin_url()) as url:
+            keys["postgresql"] = await on_sql(url, at, lambda store: measure_keys(store, lengths))
+    return {"long_against_new": results, "keyed_against_unkeyed": keys}
 
 
 def print_table(results: dict[str, Any], lengths: tuple[int, ...]) -> None:
-    print(
-        "turn cost against session length: client CPU per call on a long session / on a "
-        "new one (same store, same run); flat = about 1.0"
+    tables = (
+        (
+            "long_against_new",
+            "long_ms",
+            "turn cost against session length: client CPU per call on a long session / on "
+            "a new one (same store, same run); flat = about 1.0",
+        ),
+        (
+            "keyed_against_unkeyed",
+            "keyed_ms",
+            "list_events with idempotency keys: wall time per call on a session whose "
+            "messages carry keys / on one of the same length whose do not (same store, "
+            "same run); about 1.0 = keys cost nothing",
+        ),
     )
-    for adapter, found in results.items():
-        print(f"\n{adapter}")
-        print(f"  {'':26}" + "".join(f"{f'{n:,} events':>22}" for n in lengths))
-        for name, by_length in found.items():
-            cells = "".join(
-                f"{by_length[str(n)]['long_ms']:>9.3f} ms {by_length[str(n)]['ratio']:>6.2f}x"
-                for n in lengths
-            )
-            print(f"  {name:26}{cells}")
+    for part, shown, title in tables:
+        if not results[part]:
+            continue
+        print(title)
+        for adapter, found in results[part].items():
+            print(f"\n{adapter}")
+            print(f"  {'':26}" + "".join(f"{f'{n:,} events':>22}" for n in lengths))
+            for name, by_length in found.items():
+                cells = "".join(
+                    f"{by_length[str(n)][shown]:>9.3f} ms {by_length[str(n)]['ratio']:>6.2f}x"
+                    for n in lengths
+                )
+                print(f"  {name:26}{cells}")
+        print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="sessions up to 10,000 events")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--keys-only", action="store_true", help="only list_events with keys against without"
+    )
+    parser.add_argument(
+        "--postgres", action="store_true", help="the keys comparison on PostgreSQL too"
+    )
+    parser.add_argument("--at", metavar="REV", help="the schema revision (default: the newest)")
     args = parser.parse_args()
     lengths = QUICK if args.quick else FULL
-    results = asyncio.run(run(lengths))
+    results = asyncio.run(
+        run(lengths, keys_only=args.keys_only, postgres=args.postgres, at=args.at)
+    )
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()

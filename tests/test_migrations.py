@@ -178,14 +178,7 @@ def test_step_by_step_the_seed_comes_first(database: str) -> None:
     assert run(migrate.current_revision(database)) == SEED
     assert "parlant_usage" not in table_names(database)
     assert "version" not in column_names(database, "parlant_agent")
-    assert run(migrate.upgrade(database)) == [
-        EXTENSIONS,
-        EVENT_LOG,
-        OWN,
-        SESSION_SIDE,
-        SESSION_VALUES,
-        HEAD,
-    ]
+    assert run(migrate.upgrade(database)) == REVISIONS[1:]
     assert run(migrate.differences(database)) == []
 
 
@@ -305,23 +298,9 @@ def test_rows_survive_0002_up_and_down(database: str) -> None:
 
     # On SQLite batch mode rebuilds the tables: with foreign keys on, dropping the
     # old parlant_journey_state would have cleared the references to it.
-    assert run(migrate.downgrade(database, SEED)) == [
-        HEAD,
-        SESSION_VALUES,
-        SESSION_SIDE,
-        OWN,
-        EVENT_LOG,
-        EXTENSIONS,
-    ]
+    assert run(migrate.downgrade(database, SEED)) == REVISIONS[:0:-1]
     assert on_database(database, _session_row) == (STATE, STATE)
-    assert run(migrate.upgrade(database)) == [
-        EXTENSIONS,
-        EVENT_LOG,
-        OWN,
-        SESSION_SIDE,
-        SESSION_VALUES,
-        HEAD,
-    ]
+    assert run(migrate.upgrade(database)) == REVISIONS[1:]
     assert on_database(database, _session_row) == (STATE, STATE)
 
 
