@@ -220,12 +220,17 @@ async def run_in_transaction(url: str, work: Callable[[sa.Connection], T], *, do
 async def downgrade(url: str, revision: str) -> list[str]:
     """Revert the migrations down to ``revision`` (``"base"``: all of them), in one transaction.
 
-    The host tables (workspace, user, knowledge_base, custom_tools) are kept.
+    The host tables (workspace, user, knowledge_base, custom_tools) are kept. On a
+    Citus coordinator the distributed layout follows, as after an upgrade: a table the
+    downgrade creates again (0005's ``parlant_usage``) is laid out as it was at its
+    revision rather than left on the coordinator alone.
 
     Returns:
         The revisions reverted, newest first.
     """
-    return await _run(url, lambda config: command.downgrade(config, revision), "the downgrade")
+    reverted = await _run(url, lambda config: command.downgrade(config, revision), "the downgrade")
+    await distribute(url)
+    return reverted
 
 
 async def current_revision(url: str) -> str | None:

@@ -458,7 +458,8 @@ def test_a_laid_out_database_goes_below_0005_and_back_with_its_rows() -> None:
     """0007, 0006 and 0005 down on a cluster laid out at the newest revision (their
     statements mix distributed, reference and coordinator tables), then up again: the
     runtime's rows land in the platform's tables and come back, 0007's index is on
-    every shard of event_key and off it, and the store finds everything afterwards."""
+    every shard of event_key and off it, the recreated parlant_usage is distributed
+    again, and the store finds everything afterwards."""
     with citus_url() as url:
 
         async def body() -> None:
@@ -485,6 +486,8 @@ def test_a_laid_out_database_goes_below_0005_and_back_with_its_rows() -> None:
                     "0006_runtime_session_variables",
                     "0005_runtime_session_state",
                 ]
+                # created again by 0005's downgrade, and laid out as at 0004
+                assert await _placement(url, {"parlant_usage"}) == {"h table"}
                 assert await connection.fetchval("SELECT version FROM parlant_session") == 1
                 assert await connection.fetchval("SELECT idempotency_key FROM parlant_event") == (
                     "k-1"
