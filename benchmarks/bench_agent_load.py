@@ -14,9 +14,11 @@ database, in rounds that alternate the two so that drift in the machine hits bot
 - ``store``: :meth:`SqlStore.load_agent` on a warm store (the same store again: its
   connections are open and its statements compiled and prepared);
 - ``raw``: the statements that very load ran (captured from the store with their
-  parameters, as the driver got them) on a warm raw connection: ``asyncpg`` with the
-  store's JSON codecs; the standard library's ``sqlite3``, decoding the JSON columns
-  as the store must. Rows fetched, nothing built from them.
+  parameters, as the driver got them) on a warm raw connection, in one read
+  transaction as the store runs them (one snapshot: ``REPEATABLE READ READ ONLY`` on
+  PostgreSQL, ``BEGIN`` ... ``COMMIT`` on SQLite): ``asyncpg`` with the store's JSON
+  codecs; the standard library's ``sqlite3``, decoding the JSON columns as the store
+  must. Rows fetched, nothing built from them.
 
 Each is timed as wall time and as this process's CPU time (which holds better when
 the machine is busy); the figures are medians of the rounds and the ratios store /
@@ -121,8 +123,9 @@ class _PostgresReplay:
 
         async def replay() -> int:
             rows = 0
-            for statement, parameters in self.statements:
-                rows += len(await self.connection.fetch(statement, *parameters))
+            async with self.connection.transaction(isolation="repeatable_read", readonly=True):
+                for statement, parameters in self.statements:
+                    rows += len(await self.connection.fetch(statement, *parameters))
             return rows
 
         return replay
@@ -140,6 +143,7 @@ class _SqliteReplay:
 
         async def replay() -> int:
             rows = 0
+            self.connection.execute("BEGIN")
             for statement, parameters in self.statements:
                 fetched = self.connection.execute(statement, parameters).fetchall()
                 rows += len(fetched)
@@ -147,6 +151,7 @@ class _SqliteReplay:
                     for value in row:
                         if isinstance(value, str) and value[:1] in "[{":
                             json.loads(value)
+            self.connection.execute("COMMIT")
             return rows
 
         return replay

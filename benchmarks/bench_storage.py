@@ -38,8 +38,9 @@ guideline links each) and 100 guidelines from PostgreSQL (:meth:`SqlStore.load_a
 - connect: opening a store and running one small query, no load (part of cold).
 
 References: ``driver``, the same twelve statements (captured from the store) run on
-a warm raw connection; ``model``, ``AgentBundle.model_validate`` of the bundle's data
-(the pydantic floor of building the bundle). (c) is (b) on SQLite, the reference
+a warm raw connection, in one read transaction as the store runs them; ``model``,
+``AgentBundle.model_validate`` of the bundle's data (the pydantic floor of building
+the bundle). (c) is (b) on SQLite, the reference
 driver being the standard library's ``sqlite3``.
 
 Figures are medians of several runs (and p99 for turn latency). The machine line
@@ -402,11 +403,14 @@ async def statements_of_a_turn(store: SqlStore, target: TurnTarget) -> list[str]
 
 
 async def captured_load(store: SqlStore, agent_id: UUID) -> list[tuple[str, Any]]:
-    """The statements (and parameters, as the driver gets them) of one ``load_agent``."""
+    """The statements (and parameters, as the driver gets them) of one ``load_agent``:
+    its ``SELECT`` statements, without the ``BEGIN`` of its read transaction (a replay
+    runs them in a read transaction of its own, as the store does)."""
     captured: list[tuple[str, Any]] = []
 
     def hook(*args: Any) -> None:
-        captured.append((str(args[2]), args[3]))
+        if str(args[2]).lstrip().upper().startswith("SELECT"):
+            captured.append((str(args[2]), args[3]))
 
     sa.event.listen(store.engine.sync_engine, "before_cursor_execute", hook)
     try:
@@ -492,9 +496,10 @@ def postgres_driver(url: str) -> Callable[[list[tuple[str, Any]], int], Awaitabl
         try:
             await _json_codecs(connection)
 
-            async def load() -> None:
-                for statement, parameters in statements:
-                    await connection.fetch(statement, *parameters)
+            async def load() -> None:  # one snapshot, as the store reads it
+                async with connection.transaction(isolation="repeatable_read", readonly=True):
+                    for statement, parameters in statements:
+                        await connection.fetch(statement, *parameters)
 
             await load()  # prepares the statements, as the store's connection has
             return [await timed(load) for _ in range(runs)]
@@ -510,14 +515,14 @@ def sqlite_driver(path: str) -> Callable[[list[tuple[str, Any]], int], Awaitable
         try:
 
             def load() -> None:
+                connection.execute("BEGIN")  # one snapshot, as the store reads it
                 for statement, parameters in statements:
                     rows = connection.execute(statement, parameters).fetchall()
                     for row in rows:  # the JSON columns, decoded as the store must
                         for value in row:
                             if isinstance(value, str) and value[:1] in "[{":
                                 json.loads(value)
-                if connection.in_transaction:
-                    connection.rollback()
+                connection.execute("COMMIT")
 
             load()
             samples = []

@@ -104,6 +104,14 @@ class _SqlCore:
             if self.dialect == "postgresql"
             else engine.execution_options(**{READS_ONLY: True})
         )
+        # reads of several statements that must agree (an agent's definitions): one
+        # read-only transaction, one snapshot (on SQLite the engine's deferred BEGIN: a
+        # WAL reader's snapshot is taken at its first SELECT and kept to the end)
+        self._snapshots = (
+            engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            if self.dialect == "postgresql"
+            else engine
+        )
         self._updates: dict[_TurnShape, Any] = {}
         self._busy = 0  # operations holding a connection (close waits for them)
         self._upserts: dict[tuple[VariableScope, bool], Any] = {}
@@ -255,12 +263,18 @@ class _SqlCore:
             attempt += 1
 
     @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def _read(self, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
         """A connection for reads; on PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips).
+
+        ``snapshot``: the statements run in one read-only transaction, so that they all
+        see the database as it was at the first of them, whatever commits meanwhile
+        (``REPEATABLE READ READ ONLY`` on PostgreSQL, a deferred ``BEGIN`` on SQLite);
+        for reads of several statements whose rows must agree, as an agent's load.
 
         Getting the connection is retried like a write's (a server restarting refuses
         connections for a moment); a read that fails midway is :class:`StorageError`.
         """
+        engine = self._snapshots if snapshot else self._reader
         last: BaseException | None = None
         for attempt in range(faults.ATTEMPTS):
             if attempt:
@@ -268,7 +282,7 @@ class _SqlCore:
                 await asyncio.sleep(faults.pause(attempt - 1))
             self._check_open()
             try:
-                conn = await self._reader.connect()
+                conn = await engine.connect()
             except Exception as exc:  # the driver's raw errors too
                 last = exc
                 continue
@@ -277,6 +291,8 @@ class _SqlCore:
             raise _unavailable(last) from last
         self._busy += 1
         try:
+            if snapshot:
+                await conn.begin()  # ended (rolled back) by _release
             yield conn
         except (DBAPIError, OSError) as exc:
             if faults.node_unreachable(exc):

@@ -176,9 +176,10 @@ class _Publishing(_SqlCore):
         return version
 
     async def load_agent(self, workspace_id: str, agent_id: UUID) -> StoredAgent:
-        """Everything the runtime needs of an agent, in twelve queries."""
+        """Everything the runtime needs of an agent, in twelve queries of one snapshot: a
+        publish committing meanwhile is seen whole or not at all."""
         _check_workspace(workspace_id)
-        async with self._read() as conn:
+        async with self._read(snapshot=True) as conn:
             stored = await read_stored_bundle(conn, workspace_id, agent_id)
         return StoredAgent(
             workspace_id, agent_id, stored.version, stored.bundle, stored.host_written

@@ -1,0 +1,81 @@
+"""An agent's load reads one snapshot: a publish committing in the middle of it is not seen.
+
+A load is a dozen statements (the agent row with its version, then its tools, guidelines,
+journeys, states, transitions...). Run one by one in autocommit, each saw the database
+as it was when it ran, so a publish committing between two of them gave an agent of two
+versions: the old version number with the new journeys, a transition to a state that the
+states read before did not have. Here the publish is run, deterministically, right after
+the load's first statement (a hook on the store's engine that awaits the publish before
+the load goes on), against the real database; the load must give the agent as it was
+when it began, whole, with its version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.util import await_only
+
+from parlant_runtime.storage.port import StoredAgent
+from parlant_runtime.storage.sql.store import SqlStore
+from tests.storage.conftest import BACKENDS
+from tests.storage.support import WS, Run, make_bundle, publish, setup_agent
+
+OLD = make_bundle(("ask", "confirm", "done"), {"greet": "Say hello"}, day="monday")
+NEW = make_bundle(
+    ("ask", "check", "confirm", "pay", "done"),
+    {"greet": "Say hello warmly", "close": "Say goodbye"},
+    day="tuesday",
+    journeys=("Book", "Cancel"),
+)
+
+
+@pytest.fixture(params=[b for b in BACKENDS if getattr(b, "values", (b,))[0] != "memory"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The SQL adapters: a memory store's load copies the agent under the store's lock,
+    with no await in between, so no publish can land in its middle."""
+    name: str = request.param
+    return name
+
+
+def _after_first_select(store: SqlStore, meanwhile: Callable[[], Awaitable[Any]]) -> list[str]:
+    """Run ``meanwhile()`` (to its end) once, right after the next ``SELECT`` the store's
+    engine executes, before that statement's caller goes on; the statements that
+    triggered it are listed in the returned list."""
+    fired: list[str] = []
+
+    def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if fired or not statement.lstrip().upper().startswith("SELECT"):
+            return
+        fired.append(statement)
+        await_only(meanwhile())  # the load waits in its statement; the publish runs
+
+    sa.event.listen(store.engine.sync_engine, "after_cursor_execute", after)
+    return fired
+
+
+def test_a_publish_committed_during_a_load_is_not_seen_by_it(store: SqlStore, run: Run) -> None:
+    async def body() -> tuple[StoredAgent, StoredAgent, StoredAgent, list[str]]:
+        agent_id = await setup_agent(store, OLD)
+        before = await store.load_agent(WS, agent_id)
+        assert before.version == 1
+
+        async def republish() -> None:  # the same agent (its id is derived from its name)
+            report = await publish(store, WS, NEW)
+            assert (report.agent_id, report.written, report.version) == (agent_id, True, 2)
+
+        fired = _after_first_select(store, republish)
+        during = await store.load_agent(WS, agent_id)
+        after = await store.load_agent(WS, agent_id)
+        return before, during, after, fired
+
+    before, during, after, fired = run(body())
+    assert len(fired) == 1, "the publish did not run in the middle of the load"
+    assert after.version == 2
+    assert len(after.bundle.journeys) == 2  # the publish landed
+    # the load began before the publish committed: the old agent, whole, and its version
+    assert (during.version, during.bundle) == (before.version, before.bundle)
+    assert during.bundle != after.bundle
