@@ -81,6 +81,7 @@ from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import EventType
 from parlant_runtime.storage.migrate import upgrade
 from parlant_runtime.storage.port import NewEvent, SessionStart, TurnCommit
+from parlant_runtime.storage.sql._sqlite_load import SqliteLoad
 from parlant_runtime.storage.sql.store import SqlStore
 
 WS = "bench"
@@ -405,7 +406,11 @@ async def statements_of_a_turn(store: SqlStore, target: TurnTarget) -> list[str]
 async def captured_load(store: SqlStore, agent_id: UUID) -> list[tuple[str, Any]]:
     """The statements (and parameters, as the driver gets them) of one ``load_agent``:
     its ``SELECT`` statements, without the ``BEGIN`` of its read transaction (a replay
-    runs them in a read transaction of its own, as the store does)."""
+    runs them in a read transaction of its own, as the store does). On a SQLite file the
+    store runs them on ``sqlite3`` itself (:mod:`._sqlite_load`): they are its statements."""
+    if store.dialect == "sqlite":
+        load = SqliteLoad(store.engine.dialect)
+        return [(sql, parameters) for _, sql, parameters in load.statements(WS, agent_id)]
     captured: list[tuple[str, Any]] = []
 
     def hook(*args: Any) -> None:

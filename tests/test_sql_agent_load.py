@@ -7,8 +7,6 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from parlant_runtime import bundle_from_data
 from parlant_runtime.storage.migrate import upgrade
 from parlant_runtime.storage.sql.store import SqlStore
@@ -45,13 +43,12 @@ def count_load_queries(url: str, journeys: int) -> int:
             await store.ensure_workspace("ws")
             report = await store.publish("ws", agent_with(journeys))
             statements: list[str] = []
-
-            def record(*args: Any) -> None:
-                statements.append(str(args[2]))
-
-            sa.event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+            # on a SQLite file a load runs in the reader's thread on sqlite3 itself
+            # (storage/sql/_sqlite_load.py): its connection's trace callback sees them
+            reader, _, _ = store._threads()
+            await reader.call(lambda c: c.set_trace_callback(statements.append))
             stored = await store.load_agent("ws", report.agent_id)
-            sa.event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+            await reader.call(lambda c: c.set_trace_callback(None))
             assert len(stored.bundle.journeys) == journeys
             return sum(1 for s in statements if s.lstrip().upper().startswith("SELECT"))
         finally:

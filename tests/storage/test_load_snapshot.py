@@ -12,7 +12,8 @@ when it began, whole, with its version.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -41,20 +42,40 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def _after_first_select(store: SqlStore, meanwhile: Callable[[], Awaitable[Any]]) -> list[str]:
-    """Run ``meanwhile()`` (to its end) once, right after the next ``SELECT`` the store's
-    engine executes, before that statement's caller goes on; the statements that
-    triggered it are listed in the returned list."""
-    fired: list[str] = []
+async def _after_first_select(
+    store: SqlStore, meanwhile: Callable[[], Coroutine[Any, Any, Any]]
+) -> list[str]:
+    """Run ``meanwhile()`` (to its end) once, between the first ``SELECT`` of the store's
+    next load and its second, while the load waits; the ``SELECT`` statements seen are
+    listed in the returned list.
+
+    On PostgreSQL a load runs through the store's engine: a hook after each statement
+    awaits ``meanwhile()`` there. On a SQLite file it runs in the reader's thread on
+    ``sqlite3`` (``_sqlite_load``): the connection's trace callback, called as each
+    statement starts, runs ``meanwhile()`` on the test's loop and waits for its end."""
+    seen: list[str] = []
+    if store.dialect == "sqlite":
+        loop = asyncio.get_running_loop()
+        reader, _, _ = store._threads()
+
+        def trace(statement: str) -> None:
+            if statement.lstrip().upper().startswith("SELECT"):
+                seen.append(statement)
+                if len(seen) == 2:
+                    asyncio.run_coroutine_threadsafe(meanwhile(), loop).result()
+
+        await reader.call(lambda connection: connection.set_trace_callback(trace))
+        return seen
 
     def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if fired or not statement.lstrip().upper().startswith("SELECT"):
+        if not statement.lstrip().upper().startswith("SELECT"):
             return
-        fired.append(statement)
-        await_only(meanwhile())  # the load waits in its statement; the publish runs
+        seen.append(statement)
+        if len(seen) == 1:
+            await_only(meanwhile())  # the load waits in its statement; the publish runs
 
     sa.event.listen(store.engine.sync_engine, "after_cursor_execute", after)
-    return fired
+    return seen
 
 
 def test_a_publish_committed_during_a_load_is_not_seen_by_it(store: SqlStore, run: Run) -> None:
@@ -67,13 +88,20 @@ def test_a_publish_committed_during_a_load_is_not_seen_by_it(store: SqlStore, ru
             report = await publish(store, WS, NEW)
             assert (report.agent_id, report.written, report.version) == (agent_id, True, 2)
 
-        fired = _after_first_select(store, republish)
-        during = await store.load_agent(WS, agent_id)
-        after = await store.load_agent(WS, agent_id)
-        return before, during, after, fired
+        published = asyncio.Event()
 
-    before, during, after, fired = run(body())
-    assert len(fired) == 1, "the publish did not run in the middle of the load"
+        async def republish_once() -> None:
+            await republish()
+            published.set()
+
+        seen = await _after_first_select(store, republish_once)
+        during = await store.load_agent(WS, agent_id)
+        assert published.is_set(), "the publish did not run in the middle of the load"
+        assert len(seen) >= 2  # it ran between two of the load's statements
+        after = await store.load_agent(WS, agent_id)
+        return before, during, after, seen
+
+    before, during, after, _ = run(body())
     assert after.version == 2
     assert len(after.bundle.journeys) == 2  # the publish landed
     # the load began before the publish committed: the old agent, whole, and its version

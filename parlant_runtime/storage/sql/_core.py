@@ -40,6 +40,7 @@ from parlant_runtime.storage.sql._statements import (
     T,
     _TurnShape,
 )
+from parlant_runtime.storage.sql.agents import StoredRows, read_stored_bundle
 from parlant_runtime.storage.sql.columns import LiveColumns
 from parlant_runtime.storage.sql.engine import READS_ONLY
 from parlant_runtime.storage.sql.notify import EventNotifier
@@ -301,6 +302,12 @@ class _SqlCore:
         finally:
             await _release(conn)
             self._busy -= 1
+
+    async def _load_stored(self, ws: str, agent_id: UUID) -> StoredRows:
+        """The agent's rows, read in one snapshot (see :meth:`_read`) and built; the SQLite
+        and PostgreSQL driver paths override it."""
+        async with self._read(snapshot=True) as conn:
+            return await read_stored_bundle(conn, ws, agent_id)
 
     async def close(self) -> None:
         """Stop listening and release every connection."""

@@ -179,8 +179,7 @@ class _Publishing(_SqlCore):
         """Everything the runtime needs of an agent, in twelve queries of one snapshot: a
         publish committing meanwhile is seen whole or not at all."""
         _check_workspace(workspace_id)
-        async with self._read(snapshot=True) as conn:
-            stored = await read_stored_bundle(conn, workspace_id, agent_id)
+        stored = await self._load_stored(workspace_id, agent_id)
         return StoredAgent(
             workspace_id, agent_id, stored.version, stored.bundle, stored.host_written
         )

@@ -55,6 +55,7 @@ from parlant_runtime.storage.port import (
 )
 from parlant_runtime.storage.sql import faults
 from parlant_runtime.storage.sql._core import _unavailable
+from parlant_runtime.storage.sql._sqlite_load import SqliteLoad
 from parlant_runtime.storage.sql._sqlite_statements import (
     _AGENT_AT,
     _BUMP,
@@ -93,6 +94,7 @@ from parlant_runtime.storage.sql._statements import (
     _stored_content,
 )
 from parlant_runtime.storage.sql._turns import _Turns
+from parlant_runtime.storage.sql.agents import StoredRows
 
 T = TypeVar("T")
 
@@ -130,6 +132,7 @@ class _SqliteTurns(_Turns):
         self._sqlite_codecs = _Codecs(engine) if self._sqlite_opener is not None else None
         self._sqlite_reader: SqliteThread | None = None
         self._sqlite_writer: SqliteThread | None = None
+        self._sqlite_load: SqliteLoad | None = None  # the load's statements, compiled once
 
     def _threads(self) -> tuple[SqliteThread, SqliteThread, _Codecs]:
         """The reader and the writer, started at first use (on a SQLite file only)."""
@@ -236,6 +239,19 @@ class _SqliteTurns(_Turns):
             values = codecs.rows(message, codecs.event)
             event = _event(_row(_EventRow, [*values, message[-1]]))
         return TurnRead(_session(row), int(row.agent_version), merged, event)
+
+    async def _load_stored(self, ws: str, agent_id: UUID) -> StoredRows:
+        """An agent's load in one call into the reader's thread, in one read transaction
+        (see :mod:`._sqlite_load`)."""
+        if self._sqlite_opener is None:
+            return await super()._load_stored(ws, agent_id)
+        reader, _, _ = self._threads()
+        if self._sqlite_load is None:
+            self._sqlite_load = SqliteLoad(self.engine.dialect)
+        load = self._sqlite_load
+        work = load.work(ws, agent_id)
+        raw = await self._in_thread(lambda: reader.call(work), what="read")
+        return load.stored(ws, agent_id, raw)
 
     # ------------------------------------------------------------------ the commit
 

@@ -8,7 +8,7 @@ deletes and upserts in dependency order inside the caller's transaction.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 from uuid import UUID, SafeUUID, uuid5
@@ -40,6 +40,7 @@ from parlant_runtime.storage.sql.trusted import (
 )
 
 __all__ = [
+    "LOAD_STATEMENTS",
     "VERSION",
     "WITH_STATE",
     "StoredRows",
@@ -48,6 +49,7 @@ __all__ = [
     "delete_stale",
     "read_stored_bundle",
     "refuse_ids_of_others",
+    "stored_rows",
     "upsert_bundle",
 ]
 
@@ -344,9 +346,10 @@ def _listed(entity: EntityMap, *more: Any, linked_by: sa.Table | None = None) ->
     ).select_from(source.outerjoin(t.row_order, t.row_order.c.row_id == keyed.c.id))
 
 
-# The twelve statements of a load, built once (bound parameters ``agent``, ``ws`` and
-# the expanding ``tools``), each selecting only the columns the bundle is built from:
-# no counters to decode.
+# The twelve statements of a load, built once (bound parameters ``agent`` and ``ws``),
+# each selecting only the columns the bundle is built from: no counters to decode. None
+# depends on another's result, so they may run one after the other in any order (in one
+# snapshot: see "A load reads one snapshot" in docs/storage.md).
 _AGENT_ID: sa.BindParameter[Any] = sa.bindparam("agent")
 _JOURNEYS_OF_AGENT = sa.select(t.journey.c.id).where(t.journey.c.agent_id == _AGENT_ID)
 _LOAD: dict[str, Any] = {
@@ -362,7 +365,11 @@ _LOAD: dict[str, Any] = {
     ),
     "tool_integration": _listed(
         ENTITIES["tool_integration"], t.tool_integration.c.parlant_tool_id
-    ).where(t.tool_integration.c.parlant_tool_id.in_(sa.bindparam("tools", expanding=True))),
+    ).where(
+        t.tool_integration.c.parlant_tool_id.in_(
+            sa.select(t.agent_tool.c.tool_id).where(t.agent_tool.c.agent_id == _AGENT_ID)
+        )
+    ),
     "guideline": _listed(ENTITIES["guideline"]).where(t.guideline.c.agent_id == _AGENT_ID),
     "canned_response": _listed(ENTITIES["canned_response"]).where(
         t.canned_response.c.agent_id == _AGENT_ID
@@ -425,6 +432,10 @@ def _on_sqlite(statement: Any) -> Any:
 
 
 _LOAD_ON_SQLITE = {name: _on_sqlite(statement) for name, statement in _LOAD.items()}
+LOAD_STATEMENTS = {"postgresql": _LOAD, "sqlite": _LOAD_ON_SQLITE}
+"""The load's statements for each dialect, by name, ``"agent"`` first (bound parameters
+``agent`` and ``ws``; the others take ``agent`` alone); :func:`stored_rows` builds the
+agent from their rows."""
 
 
 def _reference(dialect: str) -> Callable[[UUID], Any]:
@@ -452,27 +463,30 @@ class StoredRows(NamedTuple):
 
 
 async def read_stored_bundle(conn: AsyncConnection, ws: str, agent_id: UUID) -> StoredRows:
-    """The agent as a bundle (with the stored ids) and its version; a fixed query count."""
+    """The agent as a bundle (with the stored ids) and its version; a fixed query count.
+
+    The statements run one after the other on ``conn``: give one in a read transaction
+    (or a write transaction), so that they see one snapshot."""
     dialect = conn.dialect.name
     statements = _LOAD if dialect == "postgresql" else _LOAD_ON_SQLITE
     agent_row = (await conn.execute(statements["agent"], {"agent": agent_id, "ws": ws})).first()
     if agent_row is None:
         raise NotFound(f"no agent {agent_id} in workspace {ws!r}")
     of_agent = {"agent": agent_id}
-
-    async def select(name: str, parameters: dict[str, Any] = of_agent) -> Sequence[sa.Row[Any]]:
-        return (await conn.execute(statements[name], parameters)).all()
-
-    tool_rows = await select("tool")
     fetched = {
-        "tool": tool_rows,
-        "tool_integration": await select(
-            "tool_integration", {"tools": [row.id for row in tool_rows]}
-        ),
+        kind: (await conn.execute(statement, of_agent)).all()
+        for kind, statement in statements.items()
+        if kind != "agent"
     }
-    for kind in _LOAD:
-        if kind not in fetched and kind != "agent":
-            fetched[kind] = await select(kind)
+    return stored_rows(agent_row, fetched, dialect)
+
+
+def stored_rows(
+    agent_row: Any, fetched: Mapping[str, Sequence[Any]], dialect: str = "postgresql"
+) -> StoredRows:
+    """The agent built from the rows of the load's statements (:data:`LOAD_STATEMENTS`:
+    ``agent_row`` of ``"agent"``, ``fetched`` the rows of each other one, by name), as
+    ``dialect`` gives them; rows may be any named tuples with the statements' columns."""
     host_written = any(  # a row with no place in row_order: the platform wrote it
         None in map(itemgetter(rows[0]._fields.index("order_position")), rows)
         for rows in fetched.values()
@@ -595,7 +609,7 @@ class _Builder:
 
 def _assemble(
     agent_row: sa.Row[Any],
-    fetched: dict[str, Sequence[sa.Row[Any]]],
+    fetched: Mapping[str, Sequence[sa.Row[Any]]],
     host_written: bool,
     ref: Callable[[UUID], Any] = _same_id,
 ) -> AgentBundle:
