@@ -81,7 +81,7 @@ from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import EventType
 from parlant_runtime.storage.migrate import upgrade
 from parlant_runtime.storage.port import NewEvent, SessionStart, TurnCommit
-from parlant_runtime.storage.sql._sqlite_load import SqliteLoad
+from parlant_runtime.storage.sql._driver_load import CompiledLoad
 from parlant_runtime.storage.sql.store import SqlStore
 
 WS = "bench"
@@ -405,24 +405,12 @@ async def statements_of_a_turn(store: SqlStore, target: TurnTarget) -> list[str]
 
 async def captured_load(store: SqlStore, agent_id: UUID) -> list[tuple[str, Any]]:
     """The statements (and parameters, as the driver gets them) of one ``load_agent``:
-    its ``SELECT`` statements, without the ``BEGIN`` of its read transaction (a replay
-    runs them in a read transaction of its own, as the store does). On a SQLite file the
-    store runs them on ``sqlite3`` itself (:mod:`._sqlite_load`): they are its statements."""
-    if store.dialect == "sqlite":
-        load = SqliteLoad(store.engine.dialect)
-        return [(sql, parameters) for _, sql, parameters in load.statements(WS, agent_id)]
-    captured: list[tuple[str, Any]] = []
-
-    def hook(*args: Any) -> None:
-        if str(args[2]).lstrip().upper().startswith("SELECT"):
-            captured.append((str(args[2]), args[3]))
-
-    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", hook)
-    try:
-        await store.load_agent(WS, agent_id)
-    finally:
-        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", hook)
-    return captured
+    its ``SELECT`` statements, without the transaction around them (a replay runs them
+    in a read transaction of its own, as the store does). The store runs them on the
+    driver itself (:mod:`._driver_load`): they are its statements, compiled as it
+    compiles them."""
+    load = CompiledLoad(store.engine.dialect)
+    return [(sql, parameters) for _, sql, parameters in load.statements(WS, agent_id)]
 
 
 async def timed(action: Callable[[], Awaitable[object]]) -> float:

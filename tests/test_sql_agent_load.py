@@ -44,7 +44,7 @@ def count_load_queries(url: str, journeys: int) -> int:
             report = await store.publish("ws", agent_with(journeys))
             statements: list[str] = []
             # on a SQLite file a load runs in the reader's thread on sqlite3 itself
-            # (storage/sql/_sqlite_load.py): its connection's trace callback sees them
+            # (storage/sql/_driver_load.py): its connection's trace callback sees them
             reader, _, _ = store._threads()
             await reader.call(lambda c: c.set_trace_callback(statements.append))
             stored = await store.load_agent("ws", report.agent_id)

@@ -13,14 +13,13 @@ when it began, whole, with its version.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.util import await_only
 
 from parlant_runtime.storage.port import StoredAgent
+from parlant_runtime.storage.sql import _pg_turns
 from parlant_runtime.storage.sql.store import SqlStore
 from tests.storage.conftest import BACKENDS
 from tests.storage.support import WS, Run, make_bundle, publish, setup_agent
@@ -43,16 +42,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 async def _after_first_select(
-    store: SqlStore, meanwhile: Callable[[], Coroutine[Any, Any, Any]]
+    store: SqlStore, meanwhile: Callable[[], Coroutine[Any, Any, Any]], patch: pytest.MonkeyPatch
 ) -> list[str]:
-    """Run ``meanwhile()`` (to its end) once, between the first ``SELECT`` of the store's
-    next load and its second, while the load waits; the ``SELECT`` statements seen are
+    """Run ``meanwhile()`` (to its end) once, between the first statement of the store's
+    next load and its second, while the load waits; the load's statements seen are
     listed in the returned list.
 
-    On PostgreSQL a load runs through the store's engine: a hook after each statement
-    awaits ``meanwhile()`` there. On a SQLite file it runs in the reader's thread on
-    ``sqlite3`` (``_sqlite_load``): the connection's trace callback, called as each
-    statement starts, runs ``meanwhile()`` on the test's loop and waits for its end."""
+    A load runs on the driver itself (``_driver_load``). On PostgreSQL its statements
+    are fetched one by one through ``_pg_turns._fetch``: a wrapper awaits
+    ``meanwhile()`` after the first. On a SQLite file they run in the reader's thread
+    on ``sqlite3``: the connection's trace callback, called as each statement starts,
+    runs ``meanwhile()`` on the test's loop and waits for its end."""
     seen: list[str] = []
     if store.dialect == "sqlite":
         loop = asyncio.get_running_loop()
@@ -67,18 +67,22 @@ async def _after_first_select(
         await reader.call(lambda connection: connection.set_trace_callback(trace))
         return seen
 
-    def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith("SELECT"):
-            return
-        seen.append(statement)
-        if len(seen) == 1:
-            await_only(meanwhile())  # the load waits in its statement; the publish runs
+    fetch = _pg_turns._fetch
 
-    sa.event.listen(store.engine.sync_engine, "after_cursor_execute", after)
+    async def fetch_then_wait(driver: Any, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        rows = await fetch(driver, sql, arguments)
+        seen.append(sql)
+        if len(seen) == 1:
+            await meanwhile()  # the load waits after its first statement; the publish runs
+        return rows
+
+    patch.setattr(_pg_turns, "_fetch", fetch_then_wait)
     return seen
 
 
-def test_a_publish_committed_during_a_load_is_not_seen_by_it(store: SqlStore, run: Run) -> None:
+def test_a_publish_committed_during_a_load_is_not_seen_by_it(
+    store: SqlStore, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def body() -> tuple[StoredAgent, StoredAgent, StoredAgent, list[str]]:
         agent_id = await setup_agent(store, OLD)
         before = await store.load_agent(WS, agent_id)
@@ -94,7 +98,7 @@ def test_a_publish_committed_during_a_load_is_not_seen_by_it(store: SqlStore, ru
             await republish()
             published.set()
 
-        seen = await _after_first_select(store, republish_once)
+        seen = await _after_first_select(store, republish_once, monkeypatch)
         during = await store.load_agent(WS, agent_id)
         assert published.is_set(), "the publish did not run in the middle of the load"
         assert len(seen) >= 2  # it ran between two of the load's statements

@@ -56,6 +56,7 @@ from parlant_runtime.storage.port import (
 from parlant_runtime.storage.sql import faults, sharding
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql._core import _kind, _log, _unavailable
+from parlant_runtime.storage.sql._driver_load import CompiledLoad, on_asyncpg
 from parlant_runtime.storage.sql._held import HeldConnections
 from parlant_runtime.storage.sql._pg_statements import (
     EVENT_STORED,
@@ -78,6 +79,7 @@ from parlant_runtime.storage.sql._statements import (
     _storable,
 )
 from parlant_runtime.storage.sql._turns import _Turns
+from parlant_runtime.storage.sql.agents import StoredRows
 
 __all__: list[str] = []
 
@@ -124,6 +126,7 @@ class _PgTurns(_Turns):
     PostgreSQL (see the module docstring); other databases take the generic path."""
 
     _pg_reads: tuple[_Reads, _Reads] | None = None
+    _pg_load: CompiledLoad | None = None  # the load's statements, compiled once
     _held_connections: HeldConnections | None = None
     _notifying: set[asyncio.Task[None]] | None = None  # the NOTIFYs sent after their calls
 
@@ -183,6 +186,18 @@ class _PgTurns(_Turns):
             message = _as_read(_EVENT.picked(found, _EVENT.picks(tuple(found.keys()))))
         agent_version = int(first[columns.index("agent_version")])
         return TurnRead(session, agent_version, _merged_variables(rows, columns), message)
+
+    async def _load_stored(self, ws: str, agent_id: UUID) -> StoredRows:
+        """An agent's load on the driver, in one read-only transaction of one snapshot
+        (see :mod:`._driver_load`)."""
+        if not self._on_asyncpg():
+            return await super()._load_stored(ws, agent_id)
+        if self._pg_load is None:
+            self._pg_load = CompiledLoad(self._writer.dialect)
+        load = self._pg_load
+        calls = load.statements(ws, agent_id)
+        raw = await self._on_driver(lambda driver: on_asyncpg(driver, calls, _fetch))
+        return load.stored(ws, agent_id, raw)
 
     def _reads(self) -> tuple[_Reads, _Reads]:
         if self._pg_reads is None:

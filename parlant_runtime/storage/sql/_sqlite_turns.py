@@ -55,7 +55,7 @@ from parlant_runtime.storage.port import (
 )
 from parlant_runtime.storage.sql import faults
 from parlant_runtime.storage.sql._core import _unavailable
-from parlant_runtime.storage.sql._sqlite_load import SqliteLoad
+from parlant_runtime.storage.sql._driver_load import CompiledLoad, in_sqlite_thread
 from parlant_runtime.storage.sql._sqlite_statements import (
     _AGENT_AT,
     _BUMP,
@@ -132,7 +132,7 @@ class _SqliteTurns(_Turns):
         self._sqlite_codecs = _Codecs(engine) if self._sqlite_opener is not None else None
         self._sqlite_reader: SqliteThread | None = None
         self._sqlite_writer: SqliteThread | None = None
-        self._sqlite_load: SqliteLoad | None = None  # the load's statements, compiled once
+        self._sqlite_load: CompiledLoad | None = None  # the load's statements, compiled once
 
     def _threads(self) -> tuple[SqliteThread, SqliteThread, _Codecs]:
         """The reader and the writer, started at first use (on a SQLite file only)."""
@@ -242,14 +242,14 @@ class _SqliteTurns(_Turns):
 
     async def _load_stored(self, ws: str, agent_id: UUID) -> StoredRows:
         """An agent's load in one call into the reader's thread, in one read transaction
-        (see :mod:`._sqlite_load`)."""
+        (see :mod:`._driver_load`)."""
         if self._sqlite_opener is None:
             return await super()._load_stored(ws, agent_id)
         reader, _, _ = self._threads()
         if self._sqlite_load is None:
-            self._sqlite_load = SqliteLoad(self.engine.dialect)
+            self._sqlite_load = CompiledLoad(self.engine.dialect)
         load = self._sqlite_load
-        work = load.work(ws, agent_id)
+        work = in_sqlite_thread(load.statements(ws, agent_id))
         raw = await self._in_thread(lambda: reader.call(work), what="read")
         return load.stored(ws, agent_id, raw)
 
