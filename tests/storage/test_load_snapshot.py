@@ -5,9 +5,9 @@ journeys, states, transitions...). Run one by one in autocommit, each saw the da
 as it was when it ran, so a publish committing between two of them gave an agent of two
 versions: the old version number with the new journeys, a transition to a state that the
 states read before did not have. Here the publish is run, deterministically, right after
-the load's first statement (a hook on the store's engine that awaits the publish before
-the load goes on), against the real database; the load must give the agent as it was
-when it began, whole, with its version.
+the load's first statement (a hook on the load's statements that runs the publish to
+its commit before the load goes on), against the real database; the load must give
+the agent as it was when it began, whole, with its version.
 """
 
 from __future__ import annotations
