@@ -8,6 +8,9 @@ states read before did not have. Here the publish is run, deterministically, rig
 the load's first statement (a hook on the load's statements that runs the publish to
 its commit before the load goes on), against the real database; the load must give
 the agent as it was when it began, whole, with its version.
+
+``usage`` is such a read too (the stored total, then the pending deltas): a roll-up
+committing between its two statements is run the same way.
 """
 
 from __future__ import annotations
@@ -17,12 +20,23 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.util import await_only
 
-from parlant_runtime.storage.port import StoredAgent
+from parlant_runtime.storage.port import SessionStart, StoredAgent
 from parlant_runtime.storage.sql import _pg_turns
 from parlant_runtime.storage.sql.store import SqlStore
 from tests.storage.conftest import BACKENDS
-from tests.storage.support import WS, Run, make_bundle, publish, setup_agent
+from tests.storage.support import (
+    WS,
+    Run,
+    make_bundle,
+    publish,
+    setup_agent,
+    turn,
+    usage_key,
+    xfail_on,
+)
 
 OLD = make_bundle(("ask", "confirm", "done"), {"greet": "Say hello"}, day="monday")
 NEW = make_bundle(
@@ -111,3 +125,57 @@ def test_a_publish_committed_during_a_load_is_not_seen_by_it(
     # the load began before the publish committed: the old agent, whole, and its version
     assert (during.version, during.bundle) == (before.version, before.bundle)
     assert during.bundle != after.bundle
+
+
+def test_a_roll_up_committed_during_a_usage_read_is_not_seen_by_it(
+    store: SqlStore, run: Run, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """``usage`` reads the stored total, then the pending deltas: a roll-up folding the
+    deltas into the total in between made them count nowhere."""
+    xfail_on(
+        request,
+        backend,
+        ["citus"],
+        "the totals are in reference tables read on the coordinator, the pending deltas "
+        "sharded on a worker: Citus keeps no snapshot across nodes",
+    )
+
+    async def body() -> tuple[dict[str, int], dict[str, int], list[str]]:
+        agent_id = await setup_agent(store, OLD)
+        guideline = (await store.load_agent(WS, agent_id)).bundle.guidelines[0].id
+        session = await store.create_session(WS, SessionStart(agent_id=agent_id))
+        deltas = {usage_key("guideline", guideline, "match_count"): 3}
+        await store.commit_turn(WS, turn(session, usage=deltas))
+        assert await store.usage(WS, "guideline", guideline) == {"match_count": 3}
+        rolled: list[int] = []
+
+        async def roll_up() -> None:
+            rolled.append(await store.roll_up_usage())
+
+        seen = _after_first_statement(store, roll_up)
+        during = await store.usage(WS, "guideline", guideline)
+        assert len(rolled) == 1 and rolled[0] >= 1, "no roll-up ran in the middle of the read"
+        return during, await store.usage(WS, "guideline", guideline), seen
+
+    during, after, seen = run(body())
+    assert len(seen) >= 2  # the roll-up ran between the read's two statements
+    assert during == after == {"match_count": 3}
+
+
+def _after_first_statement(
+    store: SqlStore, meanwhile: Callable[[], Coroutine[Any, Any, Any]]
+) -> list[str]:
+    """Run ``meanwhile()`` (to its end) once, right after the next ``SELECT`` that the
+    store's engine runs, before its caller goes on (a read through SQLAlchemy); the
+    ``SELECT`` statements seen are listed in the returned list."""
+    seen: list[str] = []
+
+    def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith("SELECT"):
+            return
+        seen.append(statement)
+        if len(seen) == 1:
+            await_only(meanwhile())  # the read waits in its statement; meanwhile() runs
+
+    sa.event.listen(store.engine.sync_engine, "after_cursor_execute", after)
+    return seen

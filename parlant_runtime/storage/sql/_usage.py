@@ -55,10 +55,11 @@ class _Usage(_SqlCore):
         )
 
     async def usage(self, workspace_id: str, entity: str, entity_id: UUID) -> dict[str, int]:
-        """Stored totals plus the deltas not yet rolled up."""
+        """Stored totals plus the deltas not yet rolled up, read in one snapshot: a roll-up
+        committing meanwhile (deltas moved into the totals) is seen whole or not at all."""
         table, counters = _usage_table(entity)  # an unknown kind is InvalidData first
         _check_workspace(workspace_id)
-        async with self._read() as conn:
+        async with self._read(snapshot=True) as conn:
             row = (
                 await conn.execute(
                     sa.select(*(table.c[c] for c in sorted(counters))).where(
