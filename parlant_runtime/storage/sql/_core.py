@@ -71,6 +71,11 @@ async def _release(conn: AsyncConnection) -> None:
         await conn.close()
 
 
+class _Retry(Exception):
+    """An attempt of :meth:`_SqlCore._retried` failed transiently (its cause says how):
+    nothing was written, it runs again."""
+
+
 def _unavailable(last: BaseException | None) -> StorageError:
     """The error of a write or read that gave up: :class:`DatabaseUnavailable` when a
     node of a Citus cluster holding the rows cannot be reached, else :class:`StorageError`."""
@@ -202,20 +207,14 @@ class _SqlCore:
         error becomes :class:`StorageError`. Either way the transaction is rolled back
         and nothing is written.
         """
-        last: BaseException | None = None
-        for attempt in range(faults.ATTEMPTS):
-            if attempt:
-                _log.info("write retried (attempt %d): %s", attempt + 1, _kind(last))
-                await asyncio.sleep(faults.pause(attempt - 1))
-            self._check_open()
-            self._busy += 1
+
+        async def attempt() -> T:
+            try:
+                conn = await self._writer.connect()
+            except Exception as exc:  # the driver's raw errors too
+                raise _Retry from exc
             committing = False
             try:
-                try:
-                    conn = await self._writer.connect()
-                except Exception as exc:  # the driver's raw errors too
-                    last = exc
-                    continue
                 try:
                     await conn.begin()
                     if self.dialect == "postgresql":
@@ -231,13 +230,50 @@ class _SqlCore:
                     await explain(exc)
                 raise InvalidData(f"{refused}: {_reason(exc)}") from exc
             except (DBAPIError, OSError) as exc:
-                last = exc
                 if faults.conflict(exc) or faults.node_unreachable(exc):
-                    continue
+                    raise _Retry from exc
                 if not faults.disconnected(exc):
                     raise StorageError(f"the database refused the write: {_reason(exc)}") from exc
                 if committing and committed is not None and await self._resolve(committed, exc):
                     return result
+                raise _Retry from exc
+
+        async with self._writing():
+            return await self._retried("write", attempt)
+
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """What a write through the engine holds for all its attempts: nothing here (a
+        SQLite file's store holds its writer thread, see :mod:`._sqlite_turns`)."""
+        return contextlib.nullcontext()
+
+    async def _retried(
+        self,
+        what: str,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        transient: type[Exception] = _Retry,
+    ) -> T:
+        """``attempt()``, run again while it fails transiently: the one place that retries
+        an operation on a lost or unavailable connection (the engine's and the driver's).
+
+        An attempt that raises ``transient`` (:class:`_Retry`, whose cause is the failure,
+        unless another class is given) runs again after :func:`faults.pause`, logged as
+        ``what`` retried, up to :data:`faults.ATTEMPTS` attempts; then the last failure
+        becomes the error of :func:`_unavailable`. Each attempt finds the store open and
+        counts as an operation under way (:meth:`close` waits for it); any other error is
+        the operation's.
+        """
+        last: BaseException | None = None
+        for n in range(faults.ATTEMPTS):
+            if n:
+                _log.info("%s retried (attempt %d): %s", what, n + 1, _kind(last))
+                await asyncio.sleep(faults.pause(n - 1))
+            self._check_open()
+            self._busy += 1
+            try:
+                return await attempt()
+            except transient as exc:
+                last = exc.__cause__ if isinstance(exc, _Retry) else exc
             finally:
                 self._busy -= 1
         raise _unavailable(last) from last
@@ -276,20 +312,8 @@ class _SqlCore:
         connections for a moment); a read that fails midway is :class:`StorageError`.
         """
         engine = self._snapshots if snapshot else self._reader
-        last: BaseException | None = None
-        for attempt in range(faults.ATTEMPTS):
-            if attempt:
-                _log.info("read connection retried (attempt %d): %s", attempt + 1, _kind(last))
-                await asyncio.sleep(faults.pause(attempt - 1))
-            self._check_open()
-            try:
-                conn = await engine.connect()
-            except Exception as exc:  # the driver's raw errors too
-                last = exc
-                continue
-            break
-        else:
-            raise _unavailable(last) from last
+        # every failure to connect is retried (the driver's raw errors too)
+        conn = await self._retried("read connection", engine.connect, transient=Exception)
         self._busy += 1
         try:
             if snapshot:

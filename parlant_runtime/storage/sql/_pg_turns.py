@@ -55,7 +55,7 @@ from parlant_runtime.storage.port import (
 )
 from parlant_runtime.storage.sql import faults, sharding
 from parlant_runtime.storage.sql import schema as t
-from parlant_runtime.storage.sql._core import _kind, _log, _unavailable
+from parlant_runtime.storage.sql._core import _kind, _log, _Retry, _unavailable
 from parlant_runtime.storage.sql._driver_load import CompiledLoad, on_asyncpg
 from parlant_runtime.storage.sql._held import HeldConnections
 from parlant_runtime.storage.sql._pg_statements import (
@@ -210,20 +210,8 @@ class _PgTurns(_Turns):
     async def _on_driver(self, read: Callable[[Any], Awaitable[Any]]) -> Any:
         """``read`` on the driver's connection of a pooled connection (autocommit: no
         transaction is begun); getting the connection is retried as :meth:`_read` does."""
-        last: BaseException | None = None
-        for attempt in range(faults.ATTEMPTS):
-            if attempt:
-                _log.info("read connection retried (attempt %d): %s", attempt + 1, _kind(last))
-                await asyncio.sleep(faults.pause(attempt - 1))
-            self._check_open()
-            try:
-                raw = await self._held().take()
-            except Exception as exc:  # the driver's raw errors too
-                last = exc
-                continue
-            break
-        else:
-            raise _unavailable(last) from last
+        # every failure to connect is retried (the driver's raw errors too)
+        raw = await self._retried("read connection", self._held().take, transient=Exception)
         self._busy += 1
         try:
             return await read(raw.driver_connection)
@@ -274,47 +262,42 @@ class _PgTurns(_Turns):
         values: dict[str, Any],
         event_ids: list[UUID],
     ) -> CommittedTurn:
-        """The turn's one statement in autocommit, retried as :meth:`_transact` retries
-        (see the module docstring for a connection lost under it)."""
+        """The turn's one statement in autocommit, retried by :meth:`_retried` as
+        :meth:`_transact` is (see the module docstring for a connection lost under it)."""
         sql, names = turn_statement(shape)
         arguments = [values[name] for name in names]
-        last: BaseException | None = None
         unsure = False  # an attempt's connection died under it: it may have landed
-        for attempt in range(faults.ATTEMPTS):
-            if attempt:
-                _log.info("write retried (attempt %d): %s", attempt + 1, _kind(last))
-                await asyncio.sleep(faults.pause(attempt - 1))
-            self._check_open()
-            self._busy += 1
+
+        async def attempt() -> CommittedTurn:
+            nonlocal unsure
             try:
                 return await self._attempt(ws, turn, (sql, arguments), values, event_ids)
-            except _NoConnection as exc:
-                last = exc.__cause__
             except _Lost as exc:  # the outcome is unknown: did it land?
                 lost = exc.__cause__ or exc
-                last, unsure = _dressed(lost, lost=True), True
-                if await self._resolve(lambda: self._landed(ws, turn, event_ids), lost):
+                unsure = True
+                if await self._resolve(lambda: self._landed(turn, event_ids), lost):
                     return await self._read_back(ws, turn, event_ids)
+                raise _Retry from _dressed(lost, lost=True)
             except (ConcurrentUpdate, DuplicateMessage):
-                if unsure and await self._landed(ws, turn, event_ids):
+                if unsure and await self._landed(turn, event_ids):
                     return await self._read_back(ws, turn, event_ids)
                 raise
-            except StorageError:
+            except (StorageError, _Retry):
                 raise
             except Exception as exc:
                 state = _sqlstate(exc)
                 if state is None:
                     raise  # not the database's: a bug, raised as it is
                 if state.startswith("23"):  # a constraint: nothing was written
-                    if unsure and await self._landed(ws, turn, event_ids):
+                    if unsure and await self._landed(turn, event_ids):
                         return await self._read_back(ws, turn, event_ids)
                     await self._explain_integrity_error(ws, turn, _integrity(exc, sql))
-                last = _dressed(exc)
-                if not (faults.conflict(last) or faults.node_unreachable(last)):
-                    raise StorageError(f"the database refused the write: {_message(exc)}") from exc
-            finally:
-                self._busy -= 1
-        raise _unavailable(last) from last
+                dressed = _dressed(exc)
+                if faults.conflict(dressed) or faults.node_unreachable(dressed):
+                    raise _Retry from dressed
+                raise StorageError(f"the database refused the write: {_message(exc)}") from exc
+
+        return await self._retried("write", attempt)
 
     async def _attempt(
         self,
@@ -328,13 +311,13 @@ class _PgTurns(_Turns):
         ``NOTIFY`` follows once the call has returned).
 
         Raises:
-            _NoConnection: no connection could be had.
+            _Retry: no connection could be had.
             _Lost: the connection died under the statement.
         """
         try:
             raw = await self._held().take()
         except Exception as exc:  # the driver's raw errors too
-            raise _NoConnection from exc
+            raise _Retry from exc
         driver = raw.driver_connection
         given = False  # whether the connection went to the NOTIFY sent after the call
         try:
@@ -413,7 +396,7 @@ class _PgTurns(_Turns):
             await self._explain_integrity_error(ws, turn, exc)
 
         return await self._transact(
-            work, committed=lambda: self._landed(ws, turn, event_ids), explain=explain
+            work, committed=lambda: self._landed(turn, event_ids), explain=explain
         )
 
     async def _diagnose(
@@ -450,21 +433,6 @@ class _PgTurns(_Turns):
             f"session {turn.session_id} changed while the turn was committed; reload the "
             "session and retry"
         )
-
-    async def _landed(self, ws: str, turn: TurnCommit, event_ids: list[UUID]) -> bool:
-        """Whether the turn landed: its first event is in the log (a turn without
-        events: the session's version moved past the one it was computed at)."""
-        del ws
-        async with self._read() as conn:
-            if event_ids:
-                found = await conn.scalar(
-                    sa.select(t.event.c.id).where(t.event.c.id == event_ids[0])
-                )
-                return found is not None
-            version = await conn.scalar(
-                sa.select(_STATE.c.version).where(_STATE.c.session_id == turn.session_id)
-            )
-            return version is not None and version > turn.expected_version
 
     async def _read_back(self, ws: str, turn: TurnCommit, event_ids: list[UUID]) -> CommittedTurn:
         """A turn that landed while its connection died: the session as it now is and
@@ -542,10 +510,6 @@ def _fetchrow(driver: Any) -> Callable[[str, Sequence[Any]], Awaitable[Any]]:
         return await driver.fetchrow(sql, *arguments)
 
     return fetchrow
-
-
-class _NoConnection(Exception):
-    """No connection could be had (its cause says why)."""
 
 
 class _Lost(Exception):

@@ -31,15 +31,14 @@ A database in memory (``sqlite://``) is one connection SQLAlchemy keeps (its
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parlant_runtime.model import Event, Session, VariableScope
 from parlant_runtime.storage.checks import check_turn, parse_usage_key
@@ -53,8 +52,7 @@ from parlant_runtime.storage.port import (
     TurnCommit,
     TurnRead,
 )
-from parlant_runtime.storage.sql import faults
-from parlant_runtime.storage.sql._core import _unavailable
+from parlant_runtime.storage.sql._core import _Retry
 from parlant_runtime.storage.sql._driver_load import CompiledLoad, in_sqlite_thread
 from parlant_runtime.storage.sql._sqlite_statements import (
     _AGENT_AT,
@@ -99,8 +97,8 @@ from parlant_runtime.storage.sql.agents import StoredRows
 T = TypeVar("T")
 
 
-class _CannotOpen(Exception):
-    """The connection could not be opened (no such folder, no permission)."""
+class _CannotOpen(_Retry):
+    """The connection could not be opened (no such folder, no permission): tried again."""
 
 
 def _opener(engine: AsyncEngine) -> Callable[[], sqlite3.Connection] | None:
@@ -151,24 +149,16 @@ class _SqliteTurns(_Turns):
         connection that cannot be opened is tried again (then :func:`_unavailable`), a
         constraint the work did not explain is :class:`InvalidData`, any other driver
         error :class:`StorageError`; the library's own errors pass through."""
-        last: BaseException | None = None
-        for attempt in range(faults.ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(faults.pause(attempt - 1))
-            self._check_open()
-            self._busy += 1
+
+        async def attempt() -> T:
             try:
                 return await run()
-            except _CannotOpen as exc:
-                last = exc.__cause__ or exc
-                continue
             except sqlite3.IntegrityError as exc:
                 raise InvalidData(f"the {what} breaks a database constraint: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StorageError(f"the database refused the {what}: {exc}") from exc
-            finally:
-                self._busy -= 1
-        raise _unavailable(last) from last
+
+        return await self._retried(what, attempt)
 
     # ------------------------------------------------------------------ reads
 
@@ -271,27 +261,15 @@ class _SqliteTurns(_Turns):
 
     # ------------------------------------------------------------------ other writes
 
-    async def _transact(
-        self,
-        work: Callable[[AsyncConnection], Awaitable[T]],
-        *,
-        committed: Callable[[], Awaitable[bool]] | None = None,
-        refused: str = "the write breaks a database constraint",
-        explain: Callable[[IntegrityError], Awaitable[NoReturn]] | None = None,
-    ) -> T:
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """A write through the engine (a publish, a session's creation, a roll-up) waits
         for the writer thread's transaction under way and holds the thread until it is
         done: this process's writes take the file's write lock one after another, in
         order (see :mod:`._sqlite_thread`)."""
         writer = self._sqlite_writer
         if writer is None or writer.closed:
-            return await super()._transact(
-                work, committed=committed, refused=refused, explain=explain
-            )
-        async with writer.paused():
-            return await super()._transact(
-                work, committed=committed, refused=refused, explain=explain
-            )
+            return super()._writing()
+        return writer.paused()
 
     async def close(self) -> None:
         """Stop listening, release every connection and end the SQLite threads."""

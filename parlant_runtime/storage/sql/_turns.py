@@ -80,26 +80,29 @@ class _Turns(_Sessions):
             await self._record_usage(conn, workspace_id, turn.session_id, version, turn.usage)
             return _session(row, version=version), events
 
-        async def committed() -> bool:
-            """Whether the turn landed: its first event is in the log (a turn without
-            events: the session's version moved past the one it was computed at)."""
-            async with self._read() as conn:
-                if event_ids:
-                    found = await conn.scalar(
-                        sa.select(t.event.c.id).where(t.event.c.id == event_ids[0])
-                    )
-                    return found is not None
-                version = await conn.scalar(
-                    sa.select(_STATE.c.version).where(_STATE.c.session_id == turn.session_id)
-                )
-                return version is not None and version > turn.expected_version
-
         async def explain(exc: IntegrityError) -> NoReturn:
             await self._explain_integrity_error(workspace_id, turn, exc)
 
-        session, events = await self._transact(work, committed=committed, explain=explain)
+        session, events = await self._transact(
+            work, committed=lambda: self._landed(turn, event_ids), explain=explain
+        )
         self._notifier.local_commit(turn.session_id)
         return CommittedTurn(session, events)
+
+    async def _landed(self, turn: TurnCommit, event_ids: list[UUID]) -> bool:
+        """Whether the turn, whose events were given ``event_ids``, landed: its first event
+        is in the log (a turn without events: the session's version moved past the one it
+        was computed at)."""
+        async with self._read() as conn:
+            if event_ids:
+                found = await conn.scalar(
+                    sa.select(t.event.c.id).where(t.event.c.id == event_ids[0])
+                )
+                return found is not None
+            version = await conn.scalar(
+                sa.select(_STATE.c.version).where(_STATE.c.session_id == turn.session_id)
+            )
+            return version is not None and version > turn.expected_version
 
     async def _append_events(
         self, conn: AsyncConnection, turn: TurnCommit, event_count: int, ids: list[UUID]
