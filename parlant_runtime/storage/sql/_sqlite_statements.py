@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parlant_runtime.model import VariableScope
 from parlant_runtime.storage.sql import schema as t
+from parlant_runtime.storage.sql._statements import _VARIABLE_FIELDS
 
 _S, _E, _V = t.session, t.event, t.variable
 _STATE, _KEYS, _CUSTOMER, _USAGE = t.session_state, t.event_key, t.customer_variable, t.usage_delta
@@ -34,20 +35,6 @@ def _columns(table: sa.Table, alias: str) -> str:
     return ", ".join(f"{alias}.{_q(c.name)}" for c in table.c)
 
 
-_VARIABLE_FIELDS = (
-    "id",
-    "agent_id",
-    "session_id",
-    "customer_id",
-    "key",
-    "scope",
-    "value",
-    "value_type",
-    "is_private",
-    "description",
-    "created_at",
-    "updated_at",
-)
 # rows as the conversions of _statements take them (fields by name, values by index)
 _SessionRow = namedtuple("_SessionRow", [*(c.key for c in _S.c), "version", "agent_version"])  # type: ignore[misc]
 _UpdatedRow = namedtuple("_UpdatedRow", [c.key for c in _S.c])  # type: ignore[misc]

@@ -158,6 +158,8 @@ def _sessions() -> Any:
 _SESSION_BY_ID = _sessions().where(
     t.session.c.id == sa.bindparam("sid"), t.session.c.workspace_id == sa.bindparam("ws")
 )
+# a variable's fields as every read of the variables gives them (the engine's statements
+# and SQLite's text alike): parlant_variable's columns and, after the session's, the customer's
 _VARIABLE_FIELDS = (
     "id",
     "agent_id",
