@@ -50,11 +50,13 @@ from uuid import UUID
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
 import sqlalchemy as sa
+import timing  # a sibling script module
+from _setup import commit_next, message  # a sibling script module
 
 from parlant_runtime.bundle.schema import AgentBundle
 from parlant_runtime.model import EventType, VariableScope
 from parlant_runtime.storage import migrate
-from parlant_runtime.storage.port import NewEvent, SessionStart, TurnCommit, VariableChange
+from parlant_runtime.storage.port import NewEvent, SessionStart, VariableChange
 from parlant_runtime.storage.sql.store import SqlStore
 
 WS = "bench"
@@ -175,25 +177,18 @@ def _variables(kind: str, number: int) -> list[VariableChange]:
 
 
 async def one_turn(target: Target, session_id: UUID, number: int, kind: str = KINDS[0]) -> None:
-    session = await target.store.get_session(WS, session_id)
-    await target.store.commit_turn(
+    await commit_next(
+        target.store,
         WS,
-        TurnCommit(
-            session_id=session_id,
-            expected_version=session.version,
-            events=[
-                NewEvent(
-                    event_type=EventType.CUSTOMER_MESSAGE,
-                    content={"text": f"message {number}"},
-                    idempotency_key=f"m-{number}",
-                ),
-                NewEvent(event_type=EventType.AGENT_MESSAGE, content={"text": "noted"}),
-            ],
-            current_journey_id=target.journey_id,
-            current_state_id=target.state_ids[number % len(target.state_ids)],
-            usage={f"guideline:{target.guideline_id}:match_count": 1},
-            variables=_variables(kind, number),
-        ),
+        session_id,
+        [
+            message(f"message {number}", f"m-{number}"),
+            NewEvent(event_type=EventType.AGENT_MESSAGE, content={"text": "noted"}),
+        ],
+        current_journey_id=target.journey_id,
+        current_state_id=target.state_ids[number % len(target.state_ids)],
+        usage={f"guideline:{target.guideline_id}:match_count": 1},
+        variables=_variables(kind, number),
     )
 
 
@@ -217,20 +212,11 @@ async def latency(target: Target, turns: int) -> dict[str, list[float]]:
 
 async def throughput(target: Target, tasks: int, seconds: float, kind: str = KINDS[0]) -> float:
     sessions = [await new_session(target) for _ in range(tasks)]
-    done = 0
-    deadline = time.perf_counter() + seconds
 
-    async def worker(session: UUID) -> None:
-        nonlocal done
-        number = 0
-        while time.perf_counter() < deadline:
-            await one_turn(target, session, number, kind)
-            number += 1
-            done += 1
+    async def turn(session: UUID, number: int) -> None:
+        await one_turn(target, session, number, kind)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(s) for s in sessions))
-    return done / (time.perf_counter() - started)
+    return await timing.throughput(turn, sessions, seconds)
 
 
 async def reads(target: Target, count: int) -> list[float]:

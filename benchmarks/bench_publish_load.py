@@ -44,6 +44,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from _setup import commit_next, message  # a sibling script module
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -55,7 +56,6 @@ from parlant_runtime.storage.port import (
     ConcurrentUpdate,
     NewEvent,
     SessionStart,
-    TurnCommit,
     VariableChange,
 )
 from parlant_runtime.storage.sql.store import SqlStore
@@ -152,39 +152,33 @@ async def _worker(role: str, url: str, sessions: int, turns: int, seconds: float
             journey_id, state_id = positions[number % len(positions)]
             for _ in range(20):
                 try:
-                    session = await store.get_session(WS, session_id)
-                    await store.commit_turn(
+                    await commit_next(
+                        store,
                         WS,
-                        TurnCommit(
-                            session_id=session_id,
-                            expected_version=session.version,
-                            events=[
-                                NewEvent(
-                                    event_type=EventType.CUSTOMER_MESSAGE,
-                                    content={"text": f"turn {number}"},
-                                ),
-                                NewEvent(
-                                    event_type=EventType.JOURNEY_TRANSITION,
-                                    content={"to": str(state_id)},
-                                    journey_id=journey_id,
-                                    state_id=state_id,
-                                ),
-                                NewEvent(
-                                    event_type=EventType.AGENT_MESSAGE,
-                                    content={"text": f"answer {number}"},
-                                    journey_id=journey_id,
-                                    state_id=state_id,
-                                ),
-                            ],
-                            current_journey_id=journey_id,
-                            current_state_id=state_id,
-                            variables=[
-                                VariableChange(key="turn", value=str(number)),
-                                VariableChange(
-                                    key="seen", value=str(number), scope=VariableScope.CUSTOMER
-                                ),
-                            ],
-                        ),
+                        session_id,
+                        [
+                            message(f"turn {number}"),
+                            NewEvent(
+                                event_type=EventType.JOURNEY_TRANSITION,
+                                content={"to": str(state_id)},
+                                journey_id=journey_id,
+                                state_id=state_id,
+                            ),
+                            NewEvent(
+                                event_type=EventType.AGENT_MESSAGE,
+                                content={"text": f"answer {number}"},
+                                journey_id=journey_id,
+                                state_id=state_id,
+                            ),
+                        ],
+                        current_journey_id=journey_id,
+                        current_state_id=state_id,
+                        variables=[
+                            VariableChange(key="turn", value=str(number)),
+                            VariableChange(
+                                key="seen", value=str(number), scope=VariableScope.CUSTOMER
+                            ),
+                        ],
                     )
                 except ConcurrentUpdate:
                     continue

@@ -53,15 +53,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from _setup import commit_next, message  # a sibling script module
 from bench_storage import admin_url, throwaway_postgres  # a sibling script module
-from persisted_turn import ring_agent
+from persisted_turn import ring_agent  # a sibling script module
 
 from parlant_runtime import Runtime
 from parlant_runtime.bundle.schema import AgentBundle
-from parlant_runtime.model import EventType
 from parlant_runtime.storage.memory import MemoryStore
 from parlant_runtime.storage.migrate import downgrade, upgrade
-from parlant_runtime.storage.port import NewEvent, Store, TurnCommit
+from parlant_runtime.storage.port import Store
 from parlant_runtime.storage.sql.store import SqlStore
 
 WS = "bench-length"
@@ -78,22 +78,16 @@ async def grow(store: Store, session_id: UUID, events: int, *, keyed: bool = Tru
     session = await store.get_session(WS, session_id)
     while session.event_count < events:
         first = session.event_count
-        session = await store.commit_turn(
+        session = await commit_next(
+            store,
             WS,
-            TurnCommit(
-                session_id=session_id,
-                expected_version=session.version,
-                events=[
-                    NewEvent(
-                        event_type=EventType.CUSTOMER_MESSAGE,
-                        content={"text": f"message {first + i}"},
-                        idempotency_key=f"key-{first + i}" if keyed else None,
-                    )
-                    for i in range(GROWTH)
-                ],
-                current_journey_id=session.current_journey_id,
-                current_state_id=session.current_state_id,
-            ),
+            session_id,
+            [
+                message(f"message {first + i}", f"key-{first + i}" if keyed else None)
+                for i in range(GROWTH)
+            ],
+            current_journey_id=session.current_journey_id,
+            current_state_id=session.current_state_id,
         )
 
 

@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +54,23 @@ def _counting(on: bool) -> None:
     )
 
 
+async def _measured(turn: Callable[[int], Awaitable[object]], turns: int) -> None:
+    """:data:`WARM_UP` turns, then ``turns`` turns with the instructions counted."""
+    for number in range(WARM_UP):
+        await turn(number)
+    _counting(True)
+    for number in range(turns):
+        await turn(number)
+    _counting(False)
+
+
 async def _runtime(url: str, turns: int) -> None:
     from persisted_turn import WS, _runtime_side  # noqa: PLC0415  (the worker's own imports)
 
     store, runtime, new_session = await _runtime_side(url)
     try:
         session_id = await new_session()
-        for number in range(WARM_UP):
-            await runtime.process_message(WS, session_id, f"message {number}")
-        _counting(True)
-        for number in range(turns):
-            await runtime.process_message(WS, session_id, f"message {number}")
-        _counting(False)
+        await _measured(lambda n: runtime.process_message(WS, session_id, f"message {n}"), turns)
     finally:
         await store.close()
 
@@ -107,12 +113,7 @@ async def _engine_alone(url: str, turns: int) -> None:
         del store.record_turn
         answering = _Answering(store, await store.read_turn(WS, session_id), recorded[-1])
         runtime = Runtime(answering)
-        for number in range(WARM_UP):
-            await runtime.process_message(WS, session_id, f"message {number}")
-        _counting(True)
-        for number in range(turns):
-            await runtime.process_message(WS, session_id, f"message {number}")
-        _counting(False)
+        await _measured(lambda n: runtime.process_message(WS, session_id, f"message {n}"), turns)
     finally:
         await store.close()
 
@@ -126,12 +127,7 @@ async def _raw(url: str, turns: int) -> None:
     raw = await PostgresRawTurn.open(dsn, 2)
     try:
         session_id = await raw.new_session()
-        for number in range(WARM_UP):
-            await raw.turn(session_id, number)
-        _counting(True)
-        for number in range(turns):
-            await raw.turn(session_id, number)
-        _counting(False)
+        await _measured(lambda n: raw.turn(session_id, n), turns)
     finally:
         await raw.close()
 

@@ -1,7 +1,7 @@
 """Timing of turns for the benchmarks: wall time per turn with the client's CPU time,
 turns per second over concurrent sessions, and the 99th percentile.
 
-A sibling script module, imported by ``bench_storage`` and ``persisted_turn``.
+A sibling script module, imported by ``bench_storage``, ``persisted_turn`` and ``bench_citus``.
 """
 
 from __future__ import annotations
