@@ -25,10 +25,10 @@ from parlant_runtime.storage.checks import (
 from parlant_runtime.storage.port import (
     DatabaseUnavailable,
     InvalidData,
-    NotFound,
     StorageError,
 )
 from parlant_runtime.storage.sql import faults, sharding
+from parlant_runtime.storage.sql._refusals import no_session
 from parlant_runtime.storage.sql._statements import (
     _AGENT_OF_SESSION,
     _CLOSE_GRACE,
@@ -357,7 +357,7 @@ class _SqlCore:
     async def _session_row(self, conn: AsyncConnection, ws: str, sid: UUID) -> sa.Row[Any]:
         row = (await conn.execute(_SESSION_BY_ID, {"sid": sid, "ws": ws})).first()
         if row is None:
-            raise NotFound(f"no session {sid} in workspace {ws!r}")
+            raise no_session(sid, ws)
         return row
 
     async def _lock_publishing(self, conn: AsyncConnection, ws: str) -> None:

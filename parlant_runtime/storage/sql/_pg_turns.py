@@ -47,8 +47,6 @@ from parlant_runtime.storage.port import (
     CommittedTurn,
     ConcurrentUpdate,
     DuplicateMessage,
-    InvalidData,
-    NotFound,
     StorageError,
     TurnCommit,
     TurnRead,
@@ -66,6 +64,13 @@ from parlant_runtime.storage.sql._pg_statements import (
     diagnosis,
     turn_arguments,
     turn_statement,
+)
+from parlant_runtime.storage.sql._refusals import (
+    changed_meanwhile,
+    foreign_position,
+    no_customer,
+    no_session,
+    stale_version,
 )
 from parlant_runtime.storage.sql._statements import (
     _EVENT,
@@ -177,7 +182,7 @@ class _PgTurns(_Turns):
 
         rows, found = await self._on_driver(read)
         if not rows:
-            raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+            raise no_session(session_id, workspace_id)
         first = rows[0]
         columns = turn_read.located(first)
         session = _SESSION.picked(first, turn_read.session)
@@ -411,28 +416,15 @@ class _PgTurns(_Turns):
         sql, names = diagnosis(customer=customer)
         row = await fetchrow(sql, [values[name] for name in names])
         if row is None:
-            raise NotFound(f"no session {turn.session_id} in workspace {ws!r}")
+            raise no_session(turn.session_id, ws)
         version, fits, has_customer = row[0], row[1], row[2]
         if version != turn.expected_version:
-            raise ConcurrentUpdate(
-                f"session {turn.session_id} is at version {version}, the turn was "
-                f"computed at {turn.expected_version}; reload the session and retry"
-            )
+            raise stale_version(turn, version)
         if not fits:
-            raise InvalidData(
-                f"state {turn.current_state_id} of journey {turn.current_journey_id}, or a "
-                "journey or state an event names, is not a state of the session's agent"
-            )
+            raise foreign_position(turn)
         if not has_customer:
-            key = next(c.key for c in turn.variables if c.scope.value == "customer")
-            raise InvalidData(
-                f"variable {key!r} is customer-scoped, but the session has no customer"
-            )
-        # everything fits now: the session moved on while the statement ran
-        raise ConcurrentUpdate(
-            f"session {turn.session_id} changed while the turn was committed; reload the "
-            "session and retry"
-        )
+            raise no_customer(turn)
+        raise changed_meanwhile(turn)
 
     async def _read_back(self, ws: str, turn: TurnCommit, event_ids: list[UUID]) -> CommittedTurn:
         """A turn that landed while its connection died: the session as it now is and

@@ -31,6 +31,7 @@ from parlant_runtime.storage.port import (
 )
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql._core import _SqlCore
+from parlant_runtime.storage.sql._refusals import no_session
 from parlant_runtime.storage.sql._statements import (
     _KEYS,
     _TURN_READ,
@@ -240,7 +241,7 @@ class _Sessions(_SqlCore):
                 await conn.execute(_VARIABLES_OF_SESSION, {"sid": session_id, "ws": workspace_id})
             ).all()
         if not rows:
-            raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+            raise no_session(session_id, workspace_id)
         return _merged_variables(rows)
 
     async def read_turn(
@@ -252,7 +253,7 @@ class _Sessions(_SqlCore):
         async with self._read() as conn:
             rows = (await conn.execute(_TURN_READ, {"sid": session_id, "ws": workspace_id})).all()
             if not rows:
-                raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+                raise no_session(session_id, workspace_id)
             message = None
             if idempotency_key is not None and _storable(idempotency_key):
                 query = self._keyed_event_query(workspace_id, session_id, idempotency_key)

@@ -44,16 +44,21 @@ from parlant_runtime.model import Event, Session, VariableScope
 from parlant_runtime.storage.checks import check_turn, parse_usage_key
 from parlant_runtime.storage.port import (
     CommittedTurn,
-    ConcurrentUpdate,
-    DuplicateMessage,
     InvalidData,
-    NotFound,
     StorageError,
     TurnCommit,
     TurnRead,
 )
 from parlant_runtime.storage.sql._core import _Retry
 from parlant_runtime.storage.sql._driver_load import CompiledLoad, in_sqlite_thread
+from parlant_runtime.storage.sql._refusals import (
+    duplicate_message,
+    foreign_position,
+    no_customer,
+    no_session,
+    offset_taken,
+    stale_version,
+)
 from parlant_runtime.storage.sql._sqlite_statements import (
     _AGENT_AT,
     _BUMP,
@@ -175,7 +180,7 @@ class _SqliteTurns(_Turns):
 
         raw = await self._in_thread(lambda: reader.call(work), what="read")
         if raw is None:
-            raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+            raise no_session(session_id, workspace_id)
         return _session(self._sqlite_session(codecs, raw))
 
     @staticmethod
@@ -219,7 +224,7 @@ class _SqliteTurns(_Turns):
 
         found, variables, message = await self._in_thread(lambda: reader.call(work), what="read")
         if found is None:
-            raise NotFound(f"no session {session_id} in workspace {workspace_id!r}")
+            raise no_session(session_id, workspace_id)
         row = self._sqlite_session(codecs, found)
         merged = _merged_variables(
             [_row(_VariableRow, codecs.rows(raw, codecs.variable)) for raw in variables]
@@ -404,23 +409,14 @@ class _Commit:
         if row is None:
             current = connection.execute(_VERSION_NOW, (sid, self.workspace_id)).fetchone()
             if current is None:
-                raise NotFound(f"no session {turn.session_id} in workspace {self.workspace_id!r}")
+                raise no_session(turn.session_id, self.workspace_id)
             if current[0] != turn.expected_version:
-                raise ConcurrentUpdate(
-                    f"session {turn.session_id} is at version {current[0]}, the turn was "
-                    f"computed at {turn.expected_version}; reload the session and retry"
-                )
-            raise InvalidData(
-                f"state {turn.current_state_id} of journey {turn.current_journey_id}, or a "
-                "journey or state an event names, is not a state of the session's agent"
-            )
+                raise stale_version(turn, current[0])
+            raise foreign_position(turn)
         version = self._bump(connection)
         customer = row[_CUSTOMER_AT]
         if customer is None and self.customer_values:
-            key = next(c.key for c in turn.variables if c.scope is VariableScope.CUSTOMER)
-            raise InvalidData(
-                f"variable {key!r} is customer-scoped, but the session has no customer"
-            )
+            raise no_customer(turn)
         base = row[_COUNT_AT] - len(self.event_rows)
         try:
             self._write(connection, row, version, base)
@@ -436,10 +432,7 @@ class _Commit:
             found = connection.execute(_FIRST, (sid,)).fetchone()
         if found is None:
             current = connection.execute(_VERSION_OF_STATE, (sid,)).fetchone()
-            raise ConcurrentUpdate(
-                f"session {turn.session_id} is at version {current[0] if current else 0}, the "
-                f"turn was computed at {turn.expected_version}; reload the session and retry"
-            )
+            raise stale_version(turn, current[0] if current else 0)
         return int(found[0])
 
     def _write(self, connection: sqlite3.Connection, row: Any, version: int, base: int) -> None:
@@ -487,18 +480,11 @@ class _Commit:
         :meth:`_Turns._explain_integrity_error`, asked inside the transaction)."""
         turn = self.turn
         if "offset" in str(exc):
-            raise ConcurrentUpdate(
-                f"another writer appended to session {turn.session_id} while the turn was "
-                "committed; reload the session and retry"
-            ) from exc
+            raise offset_taken(turn) from exc
         for _, key in self.keys:
             found = connection.execute(_KEY_OFFSET, (self.sid, key, base)).fetchone()
             if found is not None:
-                raise DuplicateMessage(
-                    f"a message with idempotency key {key!r} is already recorded at offset "
-                    f"{found[0]}",
-                    offset=int(found[0]),
-                ) from exc
+                raise duplicate_message(key, int(found[0])) from exc
         raise InvalidData(f"the turn breaks a database constraint: {exc}") from exc
 
     def events(self) -> list[Event]:

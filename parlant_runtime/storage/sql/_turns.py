@@ -23,13 +23,18 @@ from parlant_runtime.storage.checks import (
 )
 from parlant_runtime.storage.port import (
     CommittedTurn,
-    ConcurrentUpdate,
-    DuplicateMessage,
     InvalidData,
     TurnCommit,
 )
 from parlant_runtime.storage.sql import schema as t
 from parlant_runtime.storage.sql import sharding
+from parlant_runtime.storage.sql._refusals import (
+    duplicate_message,
+    foreign_position,
+    no_customer,
+    offset_taken,
+    stale_version,
+)
 from parlant_runtime.storage.sql._sessions import _Sessions
 from parlant_runtime.storage.sql._statements import (
     _CUSTOMER,
@@ -71,10 +76,7 @@ class _Turns(_Sessions):
             if row.customer_id is None and any(
                 change.scope is VariableScope.CUSTOMER for change in turn.variables
             ):  # before the events: a duplicate key must not hide this error
-                key = next(c.key for c in turn.variables if c.scope is VariableScope.CUSTOMER)
-                raise InvalidData(
-                    f"variable {key!r} is customer-scoped, but the session has no customer"
-                )
+                raise no_customer(turn)
             events = await self._append_events(conn, turn, row.event_count, event_ids)
             await self._write_variables(conn, row, turn)
             await self._record_usage(conn, workspace_id, turn.session_id, version, turn.usage)
@@ -175,10 +177,7 @@ class _Turns(_Sessions):
             current = await conn.scalar(
                 sa.select(_STATE.c.version).where(_STATE.c.session_id == turn.session_id)
             )
-            raise ConcurrentUpdate(
-                f"session {turn.session_id} is at version {current or 0}, the turn was "
-                f"computed at {turn.expected_version}; reload the session and retry"
-            )
+            raise stale_version(turn, current or 0)
         return int(version)
 
     async def _advance_session(
@@ -231,14 +230,8 @@ class _Turns(_Sessions):
         if row is None:
             current = await self._session_row(conn, ws, turn.session_id)  # NotFound if gone
             if current.version != turn.expected_version:
-                raise ConcurrentUpdate(
-                    f"session {turn.session_id} is at version {current.version}, the turn was "
-                    f"computed at {turn.expected_version}; reload the session and retry"
-                )
-            raise InvalidData(
-                f"state {turn.current_state_id} of journey {turn.current_journey_id}, or a "
-                "journey or state an event names, is not a state of the session's agent"
-            )
+                raise stale_version(turn, current.version)
+            raise foreign_position(turn)
         if citus:
             self._session_agents.remember(row.id, row.agent_id)
             if turn.events:  # from the coordinator, where the listeners are
@@ -302,20 +295,11 @@ class _Turns(_Sessions):
     async def _explain_integrity_error(
         self, ws: str, turn: TurnCommit, exc: IntegrityError
     ) -> NoReturn:
-        if "offset" in str(exc.orig):
-            # another writer (the host platform numbers its events MAX(offset) + 1) took
-            # an offset between this turn's count and its insert: nothing was written
-            raise ConcurrentUpdate(
-                f"another writer appended to session {turn.session_id} while the turn was "
-                "committed; reload the session and retry"
-            ) from exc
+        if "offset" in str(exc.orig):  # nothing was written
+            raise offset_taken(turn) from exc
         for event in turn.events:
             if event.idempotency_key is not None:
                 found = await self.find_message(ws, turn.session_id, event.idempotency_key)
                 if found is not None:
-                    raise DuplicateMessage(
-                        f"a message with idempotency key {event.idempotency_key!r} is already "
-                        f"recorded at offset {found.offset}",
-                        offset=found.offset,
-                    ) from exc
+                    raise duplicate_message(event.idempotency_key, found.offset) from exc
         raise InvalidData(f"the turn breaks a database constraint: {exc.orig}") from exc

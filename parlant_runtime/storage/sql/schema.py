@@ -105,6 +105,16 @@ def _timestamps() -> list[sa.Column[Any]]:
     ]
 
 
+def _value_columns() -> list[sa.Column[Any]]:
+    """A variable's value as every table of values holds it (the platform's, the
+    runtime's customer and session values)."""
+    return [
+        sa.Column("value", JSON),
+        sa.Column("value_type", sa.Text, nullable=False, server_default="string"),
+        sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
+    ]
+
+
 def _priority(name: str = "priority") -> sa.Column[Any]:
     return sa.Column(name, sa.Integer, nullable=False, server_default="100")
 
@@ -423,9 +433,7 @@ variable = sa.Table(
     _fk("session_id", "parlant_session.id", nullable=True),
     sa.Column("key", sa.Text, nullable=False),
     sa.Column("scope", sa.Text, nullable=False, server_default="session"),
-    sa.Column("value", JSON),
-    sa.Column("value_type", sa.Text, nullable=False, server_default="string"),
-    sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
+    *_value_columns(),
     sa.Column("description", sa.Text),
     *_timestamps(),
     sa.Index(None, "session_id", "key", unique=True),
@@ -551,9 +559,7 @@ customer_variable = sa.Table(
     sa.Column("customer_id", sa.Text, primary_key=True),
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("id", UUID, nullable=False),
-    sa.Column("value", JSON),
-    sa.Column("value_type", sa.Text, nullable=False, server_default="string"),
-    sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
+    *_value_columns(),
     *_timestamps(),
     schema=RUNTIME_SCHEMA,
 )
@@ -565,9 +571,7 @@ session_variable = sa.Table(
     _session_key(),
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("id", UUID, nullable=False),
-    sa.Column("value", JSON),
-    sa.Column("value_type", sa.Text, nullable=False, server_default="string"),
-    sa.Column("is_private", sa.Boolean, nullable=False, server_default=sa.false()),
+    *_value_columns(),
     *_timestamps(),
     schema=RUNTIME_SCHEMA,
 )
